@@ -1,0 +1,131 @@
+//! `pytorrent-tracker`: flags -> validated [`Config`] -> [`Tracker::run`].
+
+use getopts::Options;
+use pytorrent::cli::{init_stderr_logging, parse_in_range, resolve, EXIT_FAILURE, EXIT_USAGE};
+use pytorrent::tracker::{Config, Tracker};
+use std::io::Write;
+use std::process::ExitCode;
+
+const DEFAULT_BIND: &str = "0.0.0.0:17380";
+
+fn options() -> Options {
+    let mut o = Options::new();
+    o.optopt(
+        "b",
+        "bind",
+        &format!("UDP address to listen on (default {DEFAULT_BIND}); IPv6 as [::]:17380"),
+        "ADDR",
+    );
+    o.optopt(
+        "i",
+        "interval",
+        "keep-alive interval in seconds; peers silent for 3 intervals expire (default 30)",
+        "SECS",
+    );
+    o.optopt(
+        "",
+        "max-peers",
+        "most peers registered at once (default 10000)",
+        "N",
+    );
+    o.optopt(
+        "",
+        "max-files",
+        "most distinct files tracked at once (default 1000000)",
+        "N",
+    );
+    o.optopt(
+        "",
+        "id-lifetime",
+        "seconds a connection id stays valid, at least (default 120)",
+        "SECS",
+    );
+    o.optflag("q", "quiet", "log warnings and errors only (RUST_LOG overrides)");
+    o.optflag("h", "help", "print this help and exit");
+    o.optflag("V", "version", "print the version and exit");
+    o
+}
+
+fn usage(o: &Options) -> String {
+    o.usage("Usage: pytorrent-tracker [options]\n\nThe PyTorrent tracker: a UDP server that knows which peers are online\nand which files they share.")
+}
+
+enum Parsed {
+    Run(Config, bool),
+    Exit(ExitCode),
+}
+
+fn parse(args: &[String]) -> Result<Parsed, String> {
+    let o = options();
+    let m = o.parse(args).map_err(|e| e.to_string())?;
+    if m.opt_present("help") {
+        println!("{}", usage(&o));
+        return Ok(Parsed::Exit(ExitCode::SUCCESS));
+    }
+    if m.opt_present("version") {
+        println!("pytorrent-tracker {}", env!("CARGO_PKG_VERSION"));
+        return Ok(Parsed::Exit(ExitCode::SUCCESS));
+    }
+    if let Some(extra) = m.free.first() {
+        return Err(format!(
+            "unexpected argument '{}'",
+            pytorrent::names::escape(extra)
+        ));
+    }
+    let num = |flag: &str, default: u32, max: u32| -> Result<u32, String> {
+        m.opt_str(flag)
+            .map_or(Ok(default), |v| parse_in_range(flag, &v, 1, max))
+    };
+    let config = Config {
+        bind: resolve("bind", &m.opt_str("bind").unwrap_or_else(|| DEFAULT_BIND.into()))?,
+        interval_secs: num("interval", 30, 3600)?,
+        max_peers: num("max-peers", 10_000, 10_000_000)? as usize,
+        max_files: num("max-files", 1_000_000, 100_000_000)? as usize,
+        id_lifetime_secs: num("id-lifetime", 120, 3600)?,
+    };
+    Ok(Parsed::Run(config, m.opt_present("quiet")))
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (config, quiet) = match parse(&args) {
+        Ok(Parsed::Run(config, quiet)) => (config, quiet),
+        Ok(Parsed::Exit(code)) => return code,
+        Err(e) => {
+            eprintln!("pytorrent-tracker: {e}\n\n{}", usage(&options()));
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    init_stderr_logging(if quiet { "warn" } else { "info" });
+    let mut tracker = match Tracker::bind(&config) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("pytorrent-tracker: cannot listen on udp {}: {e}", config.bind);
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
+    let bound = match tracker.local_addr() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("pytorrent-tracker: {e}");
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
+    println!(
+        "pytorrent-tracker {} listening on udp {bound} (keep-alive {} s, up to {} peers)",
+        env!("CARGO_PKG_VERSION"),
+        config.interval_secs,
+        config.max_peers
+    );
+    let _ = std::io::stdout().flush();
+    match tracker.run() {
+        Ok(signal) => {
+            println!("pytorrent-tracker: signal {signal} received, goodbye");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("pytorrent-tracker: {e}");
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
+}

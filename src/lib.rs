@@ -1,0 +1,20 @@
+//! PyTorrent: a small peer-to-peer file-sharing system.
+//!
+//! A tracker (UDP, [`tracker`]) knows which peers are online and which files
+//! they share; clients seed files over TCP and download them in verified
+//! chunks from several seeders at once. Data flows one way: bytes ->
+//! [`wire`] decode -> a pure state machine that takes `now` -> actions the
+//! event loop performs. Only the loops do I/O, so every decision is testable
+//! without sockets and every decoder is fuzzable without a network.
+//!
+//! - [`wire`]: message types and codecs (no I/O).
+//! - [`names`]: validation and safe display of names from the network.
+//! - [`tracker`]: the tracker's registry and its mio loop.
+//! - [`rand`]: OS randomness for keys, a fast PRNG for shuffles.
+//! - [`cli`]: small helpers shared by the binaries' command lines.
+
+pub mod cli;
+pub mod names;
+pub mod rand;
+pub mod tracker;
+pub mod wire;

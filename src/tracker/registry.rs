@@ -1,0 +1,705 @@
+//! The tracker's state: who is online and which files they hold. Pure: no
+//! sockets, no clock; time comes in as `now` (whole seconds since the
+//! tracker started).
+//!
+//! Invariants:
+//! - A peer is identified by the UDP address it talks from; registering again
+//!   from the same address updates the one entry, never adds a second.
+//! - Every file record has at least one holder; the last holder leaving
+//!   (withdraw, disconnect, expiry) removes the record.
+//! - `peers[p].files` and `files[f].holders` mirror each other, and each
+//!   side records the other's position, so removing a holder is O(1) even
+//!   for a file with 100,000 holders (swap-remove, then fix the moved entry).
+//! - Everything is bounded: peers by `max_peers`, file records by
+//!   `max_files`, files per peer by [`MAX_FILES_PER_PEER`].
+
+use crate::names;
+use crate::rand::Rng;
+use crate::wire::tracker::{
+    error_reply, ErrorCode, FileEntry, FileInfo, Page, PeerInfo, ReplyBody, RequestBody, Role,
+    MAX_PEERS_PER_REPLY,
+};
+use crate::wire::FileId;
+use slab::Slab;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+/// Most files one peer may announce.
+pub const MAX_FILES_PER_PEER: usize = 4096;
+
+/// Limits and timing the registry enforces.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_peers: usize,
+    pub max_files: usize,
+    /// Keep-alive interval; a peer silent for three of them expires.
+    pub interval_secs: u32,
+}
+
+/// A holder of a file: the peer's slab key, whether it holds every chunk,
+/// and where this file sits in that peer's `files` list.
+#[derive(Debug, Clone, Copy)]
+struct Holder {
+    peer: u32,
+    complete: bool,
+    slot_in_peer: u32,
+}
+
+/// A file a peer holds, and where the peer sits in that file's `holders`.
+#[derive(Debug, Clone, Copy)]
+struct Held {
+    file: u32,
+    slot_in_file: u32,
+}
+
+#[derive(Debug)]
+struct Peer {
+    addr: SocketAddr,
+    username: Box<str>,
+    tcp_port: u16,
+    role: Role,
+    last_seen: u32,
+    files: Vec<Held>,
+}
+
+#[derive(Debug)]
+struct FileRecord {
+    id: FileId,
+    name: Box<str>,
+    size: u64,
+    holders: Vec<Holder>,
+    /// How many of `holders` are complete (kept so listing is O(1) a row).
+    complete: u32,
+}
+
+/// Who is online and what they share.
+#[derive(Debug)]
+pub struct Registry {
+    limits: Limits,
+    peers: Slab<Peer>,
+    peer_by_addr: HashMap<SocketAddr, u32>,
+    files: Slab<FileRecord>,
+    file_by_id: HashMap<FileId, u32>,
+    rng: Rng,
+}
+
+impl Registry {
+    pub fn new(limits: Limits, rng: Rng) -> Registry {
+        Registry {
+            limits,
+            peers: Slab::new(),
+            peer_by_addr: HashMap::new(),
+            files: Slab::new(),
+            file_by_id: HashMap::new(),
+            rng,
+        }
+    }
+
+    pub fn peer_count(&self) -> usize {
+        self.peers.len()
+    }
+
+    pub fn file_count(&self) -> usize {
+        self.files.len()
+    }
+
+    /// Answers one authenticated request from `from`. (`Connect` is the
+    /// server's business; it never reaches here.)
+    pub fn handle(&mut self, from: SocketAddr, body: RequestBody, now: u32) -> ReplyBody {
+        if let RequestBody::Register { username, port, role } = body {
+            return self.register(from, &username, port, role, now);
+        }
+        let Some(&key) = self.peer_by_addr.get(&from) else {
+            return error_reply(ErrorCode::NotRegistered, "not registered: register first");
+        };
+        self.peers[key as usize].last_seen = now;
+        match body {
+            RequestBody::Connect { .. } | RequestBody::Register { .. } => {
+                error_reply(ErrorCode::BadRequest, "unexpected request")
+            }
+            RequestBody::Announce { files } => self.announce(key, &files),
+            RequestBody::Withdraw { ids } => {
+                let removed = ids.iter().filter(|id| self.withdraw(key, id)).count();
+                ReplyBody::Withdrawn {
+                    removed: removed as u32,
+                }
+            }
+            RequestBody::ListPeers { cursor } => self.list_peers(key, cursor),
+            RequestBody::ListFiles { cursor } => self.list_files(cursor),
+            RequestBody::GetPeers { id } => self.get_peers(key, id),
+            RequestBody::KeepAlive => ReplyBody::Ok,
+            RequestBody::ChangeUsername { username } => match names::check_username(&username) {
+                Ok(()) => {
+                    self.peers[key as usize].username = username.into_boxed_str();
+                    ReplyBody::Ok
+                }
+                Err(e) => error_reply(ErrorCode::BadUsername, &format!("username {e}")),
+            },
+            RequestBody::Disconnect => {
+                self.remove_peer(key);
+                ReplyBody::Ok
+            }
+        }
+    }
+
+    /// Removes every peer silent for three keep-alive intervals; returns how
+    /// many went.
+    pub fn expire(&mut self, now: u32) -> usize {
+        let limit = self.limits.interval_secs.saturating_mul(3);
+        let stale: Vec<u32> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| now.saturating_sub(p.last_seen) >= limit)
+            .map(|(k, _)| k as u32)
+            .collect();
+        for &key in &stale {
+            self.remove_peer(key);
+        }
+        stale.len()
+    }
+
+    fn register(&mut self, from: SocketAddr, username: &str, port: u16, role: Role, now: u32) -> ReplyBody {
+        if let Err(e) = names::check_username(username) {
+            return error_reply(ErrorCode::BadUsername, &format!("username {e}"));
+        }
+        if port == 0 {
+            return error_reply(ErrorCode::BadRequest, "TCP port 0 is not a serving port");
+        }
+        let interval_secs = self.limits.interval_secs;
+        if let Some(&key) = self.peer_by_addr.get(&from) {
+            let peer = &mut self.peers[key as usize];
+            peer.username = username.into();
+            peer.tcp_port = port;
+            peer.role = role;
+            peer.last_seen = now;
+            return ReplyBody::Registered { interval_secs };
+        }
+        if self.peers.len() >= self.limits.max_peers {
+            return error_reply(
+                ErrorCode::TrackerFull,
+                &format!(
+                    "tracker is full ({} peers); try again later",
+                    self.limits.max_peers
+                ),
+            );
+        }
+        let key = self.peers.insert(Peer {
+            addr: from,
+            username: username.into(),
+            tcp_port: port,
+            role,
+            last_seen: now,
+            files: Vec::new(),
+        });
+        self.peer_by_addr.insert(from, key as u32);
+        ReplyBody::Registered { interval_secs }
+    }
+
+    fn announce(&mut self, peer: u32, entries: &[FileEntry]) -> ReplyBody {
+        for (i, entry) in entries.iter().enumerate() {
+            if let Err(e) = names::check_file_name(&entry.name) {
+                return error_reply(
+                    ErrorCode::BadFileName,
+                    &format!("file {} of this announce: name {e}", i + 1),
+                );
+            }
+        }
+        let mut accepted = 0u32;
+        for entry in entries {
+            match self.add_holder(peer, entry) {
+                Ok(()) => accepted += 1,
+                Err(limit) => {
+                    return error_reply(
+                        ErrorCode::TooManyFiles,
+                        &format!("accepted {accepted} of {}: {limit}", entries.len()),
+                    )
+                }
+            }
+        }
+        ReplyBody::Announced { accepted }
+    }
+
+    /// Makes `peer` a holder of `entry`, creating the file record if needed.
+    /// A file already known under another name or size is not added (the id
+    /// covers both, so the announcer is wrong) but is not an error either.
+    fn add_holder(&mut self, peer: u32, entry: &FileEntry) -> Result<(), String> {
+        let file = match self.file_by_id.get(&entry.id) {
+            Some(&f) => {
+                let rec = &mut self.files[f as usize];
+                if *rec.name != *entry.name || rec.size != entry.size {
+                    return Ok(());
+                }
+                if let Some(h) = rec.holders.iter_mut().find(|h| h.peer == peer) {
+                    if h.complete != entry.complete {
+                        h.complete = entry.complete;
+                        if entry.complete {
+                            rec.complete += 1;
+                        } else {
+                            rec.complete -= 1;
+                        }
+                    }
+                    return Ok(());
+                }
+                f
+            }
+            None => {
+                if self.files.len() >= self.limits.max_files {
+                    return Err(format!(
+                        "the tracker holds its limit of {} files",
+                        self.limits.max_files
+                    ));
+                }
+                if self.peers[peer as usize].files.len() >= MAX_FILES_PER_PEER {
+                    return Err(format!("a peer may share at most {MAX_FILES_PER_PEER} files"));
+                }
+                let f = self.files.insert(FileRecord {
+                    id: entry.id,
+                    name: entry.name.as_str().into(),
+                    size: entry.size,
+                    holders: Vec::new(),
+                    complete: 0,
+                }) as u32;
+                self.file_by_id.insert(entry.id, f);
+                f
+            }
+        };
+        let p = &mut self.peers[peer as usize];
+        if p.files.len() >= MAX_FILES_PER_PEER {
+            return Err(format!("a peer may share at most {MAX_FILES_PER_PEER} files"));
+        }
+        let rec = &mut self.files[file as usize];
+        p.files.push(Held {
+            file,
+            slot_in_file: rec.holders.len() as u32,
+        });
+        rec.holders.push(Holder {
+            peer,
+            complete: entry.complete,
+            slot_in_peer: (p.files.len() - 1) as u32,
+        });
+        rec.complete += u32::from(entry.complete);
+        Ok(())
+    }
+
+    /// Stops `peer` holding file `id`; true if it did hold it.
+    fn withdraw(&mut self, peer: u32, id: &FileId) -> bool {
+        let Some(&file) = self.file_by_id.get(id) else {
+            return false;
+        };
+        match self.peers[peer as usize]
+            .files
+            .iter()
+            .position(|h| h.file == file)
+        {
+            Some(slot) => {
+                self.unlink(peer, slot);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Removes entry `slot` of `peer`'s files and the matching holder entry,
+    /// fixing the positions of whatever the two swap-removes moved.
+    fn unlink(&mut self, peer: u32, slot: usize) {
+        let held = self.peers[peer as usize].files.swap_remove(slot);
+        if let Some(moved) = self.peers[peer as usize].files.get(slot).copied() {
+            self.files[moved.file as usize].holders[moved.slot_in_file as usize].slot_in_peer = slot as u32;
+        }
+        let rec = &mut self.files[held.file as usize];
+        let gone = rec.holders.swap_remove(held.slot_in_file as usize);
+        rec.complete -= u32::from(gone.complete);
+        if let Some(moved) = rec.holders.get(held.slot_in_file as usize).copied() {
+            self.peers[moved.peer as usize].files[moved.slot_in_peer as usize].slot_in_file =
+                held.slot_in_file;
+        }
+        if rec.holders.is_empty() {
+            let rec = self.files.remove(held.file as usize);
+            self.file_by_id.remove(&rec.id);
+        }
+    }
+
+    fn remove_peer(&mut self, peer: u32) {
+        while let Some(last) = self.peers[peer as usize].files.len().checked_sub(1) {
+            self.unlink(peer, last);
+        }
+        let p = self.peers.remove(peer as usize);
+        self.peer_by_addr.remove(&p.addr);
+    }
+
+    fn list_peers(&self, asker: u32, cursor: u32) -> ReplyBody {
+        let mut page = Page::new();
+        let mut next = None;
+        for key in cursor as usize..self.peers.capacity() {
+            let Some(p) = self.peers.get(key) else { continue };
+            let row = PeerInfo {
+                username: p.username.to_string(),
+                addr: SocketAddr::new(p.addr.ip(), p.tcp_port),
+                role: p.role,
+                files: p.files.len() as u32,
+                is_you: key == asker as usize,
+            };
+            if page.try_push(row).is_err() {
+                next = Some(key as u32);
+                break;
+            }
+        }
+        ReplyBody::PeerList {
+            peers: page.into_items(),
+            next,
+        }
+    }
+
+    fn list_files(&self, cursor: u32) -> ReplyBody {
+        let mut page = Page::new();
+        let mut next = None;
+        for key in cursor as usize..self.files.capacity() {
+            let Some(f) = self.files.get(key) else { continue };
+            let row = FileInfo {
+                id: f.id,
+                name: f.name.to_string(),
+                size: f.size,
+                seeders: f.complete,
+                partial: f.holders.len() as u32 - f.complete,
+            };
+            if page.try_push(row).is_err() {
+                next = Some(key as u32);
+                break;
+            }
+        }
+        ReplyBody::FileList {
+            files: page.into_items(),
+            next,
+        }
+    }
+
+    /// A shuffled sample of up to [`MAX_PEERS_PER_REPLY`] holders of `id`,
+    /// not counting the asker. Floyd's algorithm picks the sample in
+    /// O(k²) whatever the number of holders.
+    fn get_peers(&mut self, asker: u32, id: FileId) -> ReplyBody {
+        let holders: &[Holder] = match self.file_by_id.get(&id) {
+            Some(&f) => &self.files[f as usize].holders,
+            None => &[],
+        };
+        let n = holders.len();
+        let k = n.min(MAX_PEERS_PER_REPLY + 1);
+        let mut picked: Vec<usize> = Vec::with_capacity(k);
+        for j in n - k..n {
+            let t = self.rng.below(j + 1);
+            picked.push(if picked.contains(&t) { j } else { t });
+        }
+        self.rng.shuffle(&mut picked);
+        let peers: Vec<SocketAddr> = picked
+            .into_iter()
+            .map(|i| holders[i].peer)
+            .filter(|&p| p != asker)
+            .take(MAX_PEERS_PER_REPLY)
+            .map(|p| {
+                let peer = &self.peers[p as usize];
+                SocketAddr::new(peer.addr.ip(), peer.tcp_port)
+            })
+            .collect();
+        ReplyBody::Peers { id, peers }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{IpAddr, Ipv4Addr};
+
+    fn addr(n: u16) -> SocketAddr {
+        SocketAddr::new(
+            IpAddr::V4(Ipv4Addr::new(10, 0, (n >> 8) as u8, n as u8)),
+            40000 + n,
+        )
+    }
+
+    fn registry(max_peers: usize) -> Registry {
+        Registry::new(
+            Limits {
+                max_peers,
+                max_files: 1000,
+                interval_secs: 10,
+            },
+            Rng::seeded(7),
+        )
+    }
+
+    fn register(r: &mut Registry, n: u16, now: u32) -> ReplyBody {
+        r.handle(
+            addr(n),
+            RequestBody::Register {
+                username: format!("user{n}"),
+                port: 7000 + n,
+                role: Role::Seeder,
+            },
+            now,
+        )
+    }
+
+    fn entry(i: u8) -> FileEntry {
+        FileEntry {
+            id: [i; 32],
+            name: format!("file{i}"),
+            size: u64::from(i) * 100,
+            complete: true,
+        }
+    }
+
+    fn announce(r: &mut Registry, n: u16, files: Vec<FileEntry>) -> ReplyBody {
+        r.handle(addr(n), RequestBody::Announce { files }, 0)
+    }
+
+    fn all_files(r: &mut Registry, asker: u16) -> Vec<FileInfo> {
+        let mut out = Vec::new();
+        let mut cursor = 0;
+        loop {
+            match r.handle(addr(asker), RequestBody::ListFiles { cursor }, 0) {
+                ReplyBody::FileList { files, next } => {
+                    out.extend(files);
+                    match next {
+                        Some(c) => cursor = c,
+                        None => return out,
+                    }
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn register_twice_counts_once_and_limit_refuses() {
+        let mut r = registry(2);
+        assert_eq!(
+            register(&mut r, 1, 0),
+            ReplyBody::Registered { interval_secs: 10 }
+        );
+        assert_eq!(
+            register(&mut r, 1, 1),
+            ReplyBody::Registered { interval_secs: 10 }
+        );
+        assert_eq!(
+            register(&mut r, 2, 1),
+            ReplyBody::Registered { interval_secs: 10 }
+        );
+        assert_eq!(r.peer_count(), 2);
+        assert!(matches!(
+            register(&mut r, 3, 1),
+            ReplyBody::Error {
+                code: ErrorCode::TrackerFull,
+                ..
+            }
+        ));
+        // A known peer re-registering at the limit is fine.
+        assert_eq!(
+            register(&mut r, 2, 2),
+            ReplyBody::Registered { interval_secs: 10 }
+        );
+    }
+
+    #[test]
+    fn unregistered_and_bad_names_are_refused() {
+        let mut r = registry(10);
+        assert!(matches!(
+            r.handle(addr(1), RequestBody::KeepAlive, 0),
+            ReplyBody::Error {
+                code: ErrorCode::NotRegistered,
+                ..
+            }
+        ));
+        let bad = r.handle(
+            addr(1),
+            RequestBody::Register {
+                username: "two words".into(),
+                port: 1,
+                role: Role::Leecher,
+            },
+            0,
+        );
+        assert!(matches!(
+            bad,
+            ReplyBody::Error {
+                code: ErrorCode::BadUsername,
+                ..
+            }
+        ));
+        register(&mut r, 1, 0);
+        let mut evil = entry(1);
+        evil.name = "../../etc/passwd".into();
+        assert!(matches!(
+            announce(&mut r, 1, vec![entry(2), evil]),
+            ReplyBody::Error {
+                code: ErrorCode::BadFileName,
+                ..
+            }
+        ));
+        assert_eq!(r.file_count(), 0, "a refused announce adds nothing");
+    }
+
+    #[test]
+    fn one_file_two_seeders_is_one_entry_and_last_holder_removes_it() {
+        let mut r = registry(10);
+        register(&mut r, 1, 0);
+        register(&mut r, 2, 0);
+        assert_eq!(
+            announce(&mut r, 1, vec![entry(1), entry(2)]),
+            ReplyBody::Announced { accepted: 2 }
+        );
+        assert_eq!(
+            announce(&mut r, 2, vec![entry(1)]),
+            ReplyBody::Announced { accepted: 1 }
+        );
+        // Same name, other content: a second entry.
+        let mut twin = entry(3);
+        twin.name = "file1".into();
+        announce(&mut r, 2, vec![twin]);
+        let files = all_files(&mut r, 1);
+        assert_eq!(files.len(), 3);
+        assert_eq!(files.iter().find(|f| f.id == [1; 32]).unwrap().seeders, 2);
+
+        assert_eq!(
+            r.handle(
+                addr(1),
+                RequestBody::Withdraw {
+                    ids: vec![[1; 32], [9; 32]]
+                },
+                0
+            ),
+            ReplyBody::Withdrawn { removed: 1 }
+        );
+        assert_eq!(
+            all_files(&mut r, 1)
+                .iter()
+                .find(|f| f.id == [1; 32])
+                .unwrap()
+                .seeders,
+            1
+        );
+        assert_eq!(r.handle(addr(2), RequestBody::Disconnect, 0), ReplyBody::Ok);
+        let ids: Vec<FileId> = all_files(&mut r, 1).iter().map(|f| f.id).collect();
+        assert_eq!(ids, vec![[2; 32]]);
+        assert_eq!(r.peer_count(), 1);
+    }
+
+    #[test]
+    fn expiry_removes_silent_peers_and_their_files() {
+        let mut r = registry(10);
+        register(&mut r, 1, 0);
+        register(&mut r, 2, 0);
+        announce(&mut r, 1, vec![entry(1)]);
+        r.handle(addr(2), RequestBody::KeepAlive, 25);
+        assert_eq!(r.expire(29), 0);
+        assert_eq!(r.expire(30), 1);
+        assert_eq!(r.peer_count(), 1);
+        assert_eq!(r.file_count(), 0);
+        assert_eq!(r.expire(54), 0);
+        assert_eq!(r.expire(55), 1);
+    }
+
+    #[test]
+    fn get_peers_samples_without_the_asker_and_without_repeats() {
+        let mut r = registry(1000);
+        for n in 1..=200 {
+            register(&mut r, n, 0);
+            announce(&mut r, n, vec![entry(5)]);
+        }
+        match r.handle(addr(1), RequestBody::GetPeers { id: [5; 32] }, 0) {
+            ReplyBody::Peers { peers, .. } => {
+                assert_eq!(peers.len(), MAX_PEERS_PER_REPLY);
+                let mut uniq = peers.clone();
+                uniq.sort();
+                uniq.dedup();
+                assert_eq!(uniq.len(), peers.len());
+                assert!(!peers.contains(&SocketAddr::new(addr(1).ip(), 7001)));
+                assert!(peers.iter().all(|a| a.port() > 7001 && a.port() <= 7200));
+            }
+            other => panic!("{other:?}"),
+        }
+        // Few holders: all of them but the asker.
+        register(&mut r, 300, 0);
+        announce(&mut r, 300, vec![entry(6)]);
+        announce(&mut r, 2, vec![entry(6)]);
+        match r.handle(addr(300), RequestBody::GetPeers { id: [6; 32] }, 0) {
+            ReplyBody::Peers { peers, .. } => assert_eq!(peers, vec![SocketAddr::new(addr(2).ip(), 7002)]),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            r.handle(addr(1), RequestBody::GetPeers { id: [99; 32] }, 0),
+            ReplyBody::Peers { peers, .. } if peers.is_empty()
+        ));
+    }
+
+    #[test]
+    fn paging_lists_everything_once() {
+        let mut r = registry(1000);
+        for n in 1..=100 {
+            register(&mut r, n, 0);
+        }
+        for i in 0..200u8 {
+            announce(&mut r, u16::from(i % 100) + 1, vec![entry(i)]);
+        }
+        let files = all_files(&mut r, 1);
+        assert_eq!(files.len(), 200);
+        let mut ids: Vec<FileId> = files.iter().map(|f| f.id).collect();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), 200);
+
+        let mut seen = 0;
+        let mut cursor = 0;
+        let mut pages = 0;
+        loop {
+            let ReplyBody::PeerList { peers, next } = r.handle(addr(5), RequestBody::ListPeers { cursor }, 0)
+            else {
+                panic!()
+            };
+            pages += 1;
+            seen += peers.len();
+            assert_eq!(
+                peers.iter().filter(|p| p.is_you).count(),
+                usize::from(peers.iter().any(|p| p.username == "user5"))
+            );
+            match next {
+                Some(c) => cursor = c,
+                None => break,
+            }
+        }
+        assert_eq!(seen, 100);
+        assert!(pages > 1);
+    }
+
+    #[test]
+    fn holder_positions_stay_consistent_under_churn() {
+        let mut r = registry(100);
+        let mut rng = Rng::seeded(3);
+        for n in 1..=20 {
+            register(&mut r, n, 0);
+        }
+        for _ in 0..3000 {
+            let n = rng.below(20) as u16 + 1;
+            let f = rng.below(10) as u8;
+            if rng.below(2) == 0 {
+                let mut e = entry(f);
+                e.complete = rng.below(2) == 0;
+                announce(&mut r, n, vec![e]);
+            } else {
+                r.handle(addr(n), RequestBody::Withdraw { ids: vec![[f; 32]] }, 0);
+            }
+            // Check the mirror invariant.
+            for (pk, p) in r.peers.iter() {
+                for (slot, held) in p.files.iter().enumerate() {
+                    let h = r.files[held.file as usize].holders[held.slot_in_file as usize];
+                    assert_eq!((h.peer as usize, h.slot_in_peer as usize), (pk, slot));
+                }
+            }
+            for (_, f) in r.files.iter() {
+                assert!(!f.holders.is_empty());
+                assert_eq!(
+                    f.complete as usize,
+                    f.holders.iter().filter(|h| h.complete).count()
+                );
+            }
+        }
+    }
+}
