@@ -1,17 +1,24 @@
 //! The one bincode codec every message goes through.
 //!
-//! Invariant: encode and decode use the same configuration (bincode's
-//! standard varint encoding) and the same explicit byte limit `N`, so what
-//! one side may send the other may read, and a hostile length field inside a
-//! message is refused by bincode before it allocates more than `N` bytes.
+//! Invariants: encode and decode use the same configuration (bincode's
+//! standard varint encoding). Two limits apply to every message: its size on
+//! the wire (`max_wire`, checked on both sides) and the memory decoding it
+//! may claim (`ALLOC`, enforced by bincode *before* it allocates: a hostile
+//! length field cannot make us reserve more). bincode counts containers at
+//! their in-memory size, which is up to about 6x their wire size for our
+//! types (a 32-byte `SocketAddr` can travel in 6 bytes), so callers set
+//! `ALLOC` to [`ALLOC_PER_WIRE_BYTE`] times the wire limit.
 
 use super::DecodeError;
 use bincode::config::{self, Config};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-fn config<const N: usize>() -> impl Config {
-    config::standard().with_limit::<N>()
+/// Memory a decoded message may claim per byte of its wire limit.
+pub const ALLOC_PER_WIRE_BYTE: usize = 8;
+
+fn decode_config<const ALLOC: usize>() -> impl Config {
+    config::standard().with_limit::<ALLOC>()
 }
 
 /// A message that cannot be encoded within its limit.
@@ -29,15 +36,16 @@ impl std::fmt::Display for EncodeError {
 
 impl std::error::Error for EncodeError {}
 
-/// Appends `msg` to `out`. On error `out` is left as it was.
-pub fn encode<T: Serialize, const N: usize>(msg: &T, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+/// Appends `msg` to `out` if it encodes to at most `max_wire` bytes. On
+/// error `out` is left as it was.
+pub fn encode<T: Serialize>(msg: &T, out: &mut Vec<u8>, max_wire: usize) -> Result<(), EncodeError> {
     let start = out.len();
-    let written = bincode::serde::encode_into_std_write(msg, out, config::<N>());
+    let written = bincode::serde::encode_into_std_write(msg, out, config::standard());
     match written {
-        Ok(n) if n <= N => Ok(()),
+        Ok(n) if n <= max_wire => Ok(()),
         _ => {
             out.truncate(start);
-            Err(EncodeError { max: N })
+            Err(EncodeError { max: max_wire })
         }
     }
 }
@@ -52,27 +60,31 @@ pub fn encoded_len<T: Serialize>(msg: &T) -> usize {
     }
 }
 
-/// Decodes exactly one `T` that must fill the whole of `buf`.
-pub fn decode_exact<T: DeserializeOwned, const N: usize>(buf: &[u8]) -> Result<T, DecodeError> {
-    if buf.len() > N {
+/// Decodes exactly one `T` that must fill the whole of `buf` (at most
+/// `max_wire` bytes) and may claim at most `ALLOC` bytes of memory.
+pub fn decode_exact<T: DeserializeOwned, const ALLOC: usize>(
+    buf: &[u8],
+    max_wire: usize,
+) -> Result<T, DecodeError> {
+    if buf.len() > max_wire {
         return Err(DecodeError::TooLarge {
             len: buf.len(),
-            max: N,
+            max: max_wire,
         });
     }
-    let (msg, used) = bincode::serde::decode_from_slice::<T, _>(buf, config::<N>())
-        .map_err(|e| map_error(e, buf.len(), N))?;
+    let (msg, used) =
+        bincode::serde::decode_from_slice::<T, _>(buf, decode_config::<ALLOC>()).map_err(map_error)?;
     if used != buf.len() {
         return Err(DecodeError::Malformed("trailing bytes after message"));
     }
     Ok(msg)
 }
 
-fn map_error(e: bincode::error::DecodeError, len: usize, max: usize) -> DecodeError {
+fn map_error(e: bincode::error::DecodeError) -> DecodeError {
     use bincode::error::DecodeError as B;
     match e {
         B::UnexpectedEnd { .. } => DecodeError::Truncated,
-        B::LimitExceeded => DecodeError::TooLarge { len, max },
+        B::LimitExceeded => DecodeError::Malformed("declares more data than its limit allows"),
         B::UnexpectedVariant { .. } => DecodeError::Malformed("unknown message or field variant"),
         B::Utf8 { .. } | B::InvalidCharEncoding(_) => DecodeError::Malformed("text is not UTF-8"),
         B::InvalidIntegerType { .. } | B::OutsideUsizeRange(_) => {
@@ -91,23 +103,23 @@ mod tests {
     fn round_trip_and_limits() {
         let msg = (7u32, String::from("héllo"), vec![1u16, 2, 3]);
         let mut out = vec![0xAA];
-        encode::<_, 64>(&msg, &mut out).unwrap();
+        encode(&msg, &mut out, 64).unwrap();
         assert_eq!(out[0], 0xAA);
         assert_eq!(encoded_len(&msg), out.len() - 1);
-        let back: (u32, String, Vec<u16>) = decode_exact::<_, 64>(&out[1..]).unwrap();
+        let back: (u32, String, Vec<u16>) = decode_exact::<_, 512>(&out[1..], 64).unwrap();
         assert_eq!(back, msg);
 
         // Too large to encode: output untouched.
         let big = vec![0u8; 100];
         let mut out2 = vec![1, 2];
-        assert_eq!(encode::<_, 64>(&big, &mut out2), Err(EncodeError { max: 64 }));
+        assert_eq!(encode(&big, &mut out2, 64), Err(EncodeError { max: 64 }));
         assert_eq!(out2, vec![1, 2]);
 
         // Trailing bytes are refused.
         let mut extra = out[1..].to_vec();
         extra.push(0);
         assert!(matches!(
-            decode_exact::<(u32, String, Vec<u16>), 64>(&extra),
+            decode_exact::<(u32, String, Vec<u16>), 512>(&extra, 64),
             Err(DecodeError::Malformed(_))
         ));
     }
@@ -119,21 +131,26 @@ mod tests {
         // A Vec<u8> claiming u64::MAX elements: varint tag 253 + 8 bytes.
         let mut buf = vec![253u8];
         buf.extend_from_slice(&u64::MAX.to_le_bytes());
-        let r = decode_exact::<Vec<u8>, 1232>(&buf);
+        let r = decode_exact::<Vec<u8>, 4096>(&buf, 1232);
         assert!(
-            matches!(r, Err(DecodeError::TooLarge { .. }) | Err(DecodeError::Truncated)),
+            matches!(r, Err(DecodeError::Malformed(_)) | Err(DecodeError::Truncated)),
             "{r:?}"
         );
         // A String claiming 1 GiB.
         let mut buf = vec![252u8];
         buf.extend_from_slice(&(1u32 << 30).to_le_bytes());
-        let r = decode_exact::<String, 1232>(&buf);
+        let r = decode_exact::<String, 4096>(&buf, 1232);
         assert!(
-            matches!(r, Err(DecodeError::TooLarge { .. }) | Err(DecodeError::Truncated)),
+            matches!(r, Err(DecodeError::Malformed(_)) | Err(DecodeError::Truncated)),
             "{r:?}"
         );
+        // More elements than the memory limit allows, all present on the wire.
+        let mut buf = vec![100u8];
+        buf.extend_from_slice(&[7u8; 100]);
+        let r = decode_exact::<Vec<u64>, 256>(&buf, 4096);
+        assert!(matches!(r, Err(DecodeError::Malformed(_))), "{r:?}");
         // Input longer than the limit is refused before bincode sees it.
-        let r = decode_exact::<Vec<u8>, 16>(&[0u8; 17]);
+        let r = decode_exact::<Vec<u8>, 4096>(&[0u8; 17], 16);
         assert_eq!(r, Err(DecodeError::TooLarge { len: 17, max: 16 }));
     }
 }

@@ -25,6 +25,8 @@ pub type ConnId = [u8; 8];
 pub const REQUEST_HEADER_LEN: usize = PREFIX_LEN + 4 + 8;
 /// Bytes of fixed header before a reply body: prefix, tx.
 pub const REPLY_HEADER_LEN: usize = PREFIX_LEN + 4;
+/// Memory one decoded datagram may claim.
+const DATAGRAM_ALLOC: usize = MAX_DATAGRAM * codec::ALLOC_PER_WIRE_BYTE;
 /// Padding in a `Connect` request that keeps it at least as large as the
 /// reply it causes.
 pub const CONNECT_PADDING: usize = 16;
@@ -220,8 +222,7 @@ pub fn encode_request(req: &Request, out: &mut Vec<u8>) -> Result<(), EncodeErro
     put_prefix(out);
     out.extend_from_slice(&req.tx.to_be_bytes());
     out.extend_from_slice(&req.conn);
-    codec::encode::<_, { MAX_DATAGRAM - REQUEST_HEADER_LEN }>(&req.body, out)
-        .inspect_err(|_| out.truncate(start))
+    codec::encode(&req.body, out, MAX_DATAGRAM - REQUEST_HEADER_LEN).inspect_err(|_| out.truncate(start))
 }
 
 /// Appends one reply datagram to `out`.
@@ -229,8 +230,7 @@ pub fn encode_reply(reply: &Reply, out: &mut Vec<u8>) -> Result<(), EncodeError>
     let start = out.len();
     put_prefix(out);
     out.extend_from_slice(&reply.tx.to_be_bytes());
-    codec::encode::<_, { MAX_DATAGRAM - REPLY_HEADER_LEN }>(&reply.body, out)
-        .inspect_err(|_| out.truncate(start))
+    codec::encode(&reply.body, out, MAX_DATAGRAM - REPLY_HEADER_LEN).inspect_err(|_| out.truncate(start))
 }
 
 /// Reads the fixed header of a request: its transaction and connection ids.
@@ -250,9 +250,7 @@ pub fn peek_request_header(buf: &[u8]) -> Result<(u32, ConnId), DecodeError> {
 /// Decodes one whole request datagram.
 pub fn decode_request(buf: &[u8]) -> Result<Request, DecodeError> {
     let (tx, conn) = peek_request_header(buf)?;
-    let body = codec::decode_exact::<RequestBody, { MAX_DATAGRAM - REQUEST_HEADER_LEN }>(
-        &buf[REQUEST_HEADER_LEN..],
-    )?;
+    let body = codec::decode_exact::<RequestBody, DATAGRAM_ALLOC>(&buf[REQUEST_HEADER_LEN..], MAX_DATAGRAM)?;
     Ok(Request { tx, conn, body })
 }
 
@@ -264,8 +262,7 @@ pub fn decode_reply(buf: &[u8]) -> Result<Reply, DecodeError> {
         .get(PREFIX_LEN..REPLY_HEADER_LEN)
         .ok_or(DecodeError::Truncated)?;
     let tx = u32::from_be_bytes([head[0], head[1], head[2], head[3]]);
-    let body =
-        codec::decode_exact::<ReplyBody, { MAX_DATAGRAM - REPLY_HEADER_LEN }>(&buf[REPLY_HEADER_LEN..])?;
+    let body = codec::decode_exact::<ReplyBody, DATAGRAM_ALLOC>(&buf[REPLY_HEADER_LEN..], MAX_DATAGRAM)?;
     Ok(Reply { tx, body })
 }
 
@@ -593,6 +590,7 @@ mod tests {
         let mut buf = Vec::new();
         encode_reply(&reply, &mut buf).unwrap();
         assert!(buf.len() <= MAX_DATAGRAM);
+        assert_eq!(decode_reply(&buf), Ok(reply));
 
         let peers: Vec<PeerInfo> = (0..100)
             .map(|i| PeerInfo {
@@ -614,6 +612,7 @@ mod tests {
         };
         buf.clear();
         encode_reply(&reply, &mut buf).unwrap();
+        assert_eq!(decode_reply(&buf), Ok(reply));
 
         let entries: Vec<FileEntry> = (0..50)
             .map(|i| FileEntry {
@@ -633,6 +632,39 @@ mod tests {
         };
         buf.clear();
         encode_request(&req, &mut buf).unwrap();
+        assert_eq!(decode_request(&buf), Ok(req));
+
+        // The densest lists: the most addresses, the shortest peer rows.
+        let reply = Reply {
+            tx: 0,
+            body: ReplyBody::Peers {
+                id: [0; 32],
+                peers: vec![SocketAddr::from((Ipv4Addr::LOCALHOST, 1)); MAX_PEERS_PER_REPLY],
+            },
+        };
+        buf.clear();
+        encode_reply(&reply, &mut buf).unwrap();
+        assert_eq!(decode_reply(&buf), Ok(reply));
+        let short: Vec<PeerInfo> = (0..200)
+            .map(|_| PeerInfo {
+                username: String::new(),
+                addr: SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)),
+                role: Role::Seeder,
+                files: 0,
+                is_you: false,
+            })
+            .collect();
+        let n = fill(short.clone());
+        let reply = Reply {
+            tx: 0,
+            body: ReplyBody::PeerList {
+                peers: short[..n].to_vec(),
+                next: None,
+            },
+        };
+        buf.clear();
+        encode_reply(&reply, &mut buf).unwrap();
+        assert_eq!(decode_reply(&buf), Ok(reply));
     }
 
     #[test]
