@@ -22,7 +22,7 @@ use crate::wire::tracker::{
 use crate::wire::FileId;
 use slab::Slab;
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
 /// Most files one peer may announce.
 pub const MAX_FILES_PER_PEER: usize = 4096;
@@ -52,9 +52,50 @@ struct Held {
     slot_in_file: u32,
 }
 
+/// A peer's UDP address in 18 bytes (IPv4 as IPv4-mapped IPv6) instead of
+/// `SocketAddr`'s 32: it is stored twice per peer (entry and index), and
+/// the tracker's memory per peer is a target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct PeerAddr {
+    ip: [u8; 16],
+    port: u16,
+}
+
+impl PeerAddr {
+    fn new(addr: SocketAddr) -> PeerAddr {
+        let ip = match addr.ip() {
+            IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
+            IpAddr::V6(v6) => v6.octets(),
+        };
+        PeerAddr {
+            ip,
+            port: addr.port(),
+        }
+    }
+
+    /// The peer's IP with another port (its TCP serving port).
+    fn with_port(&self, port: u16) -> SocketAddr {
+        let v6 = Ipv6Addr::from(self.ip);
+        match v6.to_ipv4_mapped() {
+            Some(v4) => SocketAddr::new(IpAddr::V4(v4), port),
+            None => SocketAddr::new(IpAddr::V6(v6), port),
+        }
+    }
+}
+
+/// Pushes onto a list that is usually of length one, without `Vec`'s
+/// default first allocation of four slots (most peers share few files, most
+/// files have few holders, and this is per-peer memory).
+fn push_small<T>(list: &mut Vec<T>, item: T) {
+    if list.capacity() == 0 {
+        list.reserve_exact(1);
+    }
+    list.push(item);
+}
+
 #[derive(Debug)]
 struct Peer {
-    addr: SocketAddr,
+    addr: PeerAddr,
     username: Box<str>,
     tcp_port: u16,
     role: Role,
@@ -77,7 +118,7 @@ struct FileRecord {
 pub struct Registry {
     limits: Limits,
     peers: Slab<Peer>,
-    peer_by_addr: HashMap<SocketAddr, u32>,
+    peer_by_addr: HashMap<PeerAddr, u32>,
     files: Slab<FileRecord>,
     file_by_id: HashMap<FileId, u32>,
     rng: Rng,
@@ -109,7 +150,7 @@ impl Registry {
         if let RequestBody::Register { username, port, role } = body {
             return self.register(from, &username, port, role, now);
         }
-        let Some(&key) = self.peer_by_addr.get(&from) else {
+        let Some(&key) = self.peer_by_addr.get(&PeerAddr::new(from)) else {
             return error_reply(ErrorCode::NotRegistered, "not registered: register first");
         };
         self.peers[key as usize].last_seen = now;
@@ -166,6 +207,7 @@ impl Registry {
             return error_reply(ErrorCode::BadRequest, "TCP port 0 is not a serving port");
         }
         let interval_secs = self.limits.interval_secs;
+        let from = PeerAddr::new(from);
         if let Some(&key) = self.peer_by_addr.get(&from) {
             let peer = &mut self.peers[key as usize];
             peer.username = username.into();
@@ -268,15 +310,21 @@ impl Registry {
             return Err(format!("a peer may share at most {MAX_FILES_PER_PEER} files"));
         }
         let rec = &mut self.files[file as usize];
-        p.files.push(Held {
-            file,
-            slot_in_file: rec.holders.len() as u32,
-        });
-        rec.holders.push(Holder {
-            peer,
-            complete: entry.complete,
-            slot_in_peer: (p.files.len() - 1) as u32,
-        });
+        push_small(
+            &mut p.files,
+            Held {
+                file,
+                slot_in_file: rec.holders.len() as u32,
+            },
+        );
+        push_small(
+            &mut rec.holders,
+            Holder {
+                peer,
+                complete: entry.complete,
+                slot_in_peer: (p.files.len() - 1) as u32,
+            },
+        );
         rec.complete += u32::from(entry.complete);
         Ok(())
     }
@@ -334,7 +382,7 @@ impl Registry {
             let Some(p) = self.peers.get(key) else { continue };
             let row = PeerInfo {
                 username: p.username.to_string(),
-                addr: SocketAddr::new(p.addr.ip(), p.tcp_port),
+                addr: p.addr.with_port(p.tcp_port),
                 role: p.role,
                 files: p.files.len() as u32,
                 is_you: key == asker as usize,
@@ -396,7 +444,7 @@ impl Registry {
             .take(MAX_PEERS_PER_REPLY)
             .map(|p| {
                 let peer = &self.peers[p as usize];
-                SocketAddr::new(peer.addr.ip(), peer.tcp_port)
+                peer.addr.with_port(peer.tcp_port)
             })
             .collect();
         ReplyBody::Peers { id, peers }
