@@ -12,8 +12,11 @@
 //!
 //! - [`tracker`]: the client <-> tracker datagrams (each at most
 //!   [`MAX_DATAGRAM`] bytes, so they cross any IPv6 path unfragmented).
+//! - [`frame`]: length-prefixed TCP frames (a serde header plus a raw
+//!   payload) for the peer protocol.
 
 pub mod codec;
+pub mod frame;
 pub mod tracker;
 
 use std::fmt;

@@ -1,0 +1,239 @@
+//! TCP framing for the peer protocol: how one message is cut out of a byte
+//! stream.
+//!
+//! A frame is `MAGIC | VERSION | body length: u32 BE | header length: u16 BE
+//! | bincode(header) | payload`. The header is a serde message; the payload
+//! is raw bytes (chunk data) that never pass through serde, so they can be
+//! hashed and written straight from the receive buffer.
+//!
+//! Invariants: the body length is checked against the caller's maximum as
+//! soon as the 9-byte prefix is in, before any of the body is buffered; a
+//! partial frame decodes to `Ok(None)` ("need more bytes"), never to an
+//! error, so a stream can be fed in pieces of any size.
+
+use super::codec::{self, EncodeError, ALLOC_PER_WIRE_BYTE};
+use super::{check_prefix, put_prefix, DecodeError, PREFIX_LEN};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+/// Bytes before the body: magic, version, body length.
+pub const FRAME_PREFIX_LEN: usize = PREFIX_LEN + 4;
+/// Largest serde header in a frame.
+pub const MAX_HEADER: usize = 4096;
+
+/// One decoded frame: its header message and its raw payload.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Frame<'a, T> {
+    pub header: T,
+    pub payload: &'a [u8],
+    /// Bytes of the input this frame took.
+    pub len: usize,
+}
+
+/// Appends one frame (`header`, then `payload`) to `out`. Refuses a frame
+/// whose body would exceed `max_body`; on error `out` is unchanged.
+pub fn encode_frame<T: Serialize>(
+    header: &T,
+    payload: &[u8],
+    max_body: usize,
+    out: &mut Vec<u8>,
+) -> Result<(), EncodeError> {
+    let start = out.len();
+    put_prefix(out);
+    out.extend_from_slice(&[0; 4 + 2]); // lengths, filled in below
+    let header_start = out.len();
+    if let Err(e) = codec::encode(header, out, MAX_HEADER) {
+        out.truncate(start);
+        return Err(e);
+    }
+    let header_len = out.len() - header_start;
+    let body_len = 2 + header_len + payload.len();
+    if body_len > max_body {
+        out.truncate(start);
+        return Err(EncodeError { max: max_body });
+    }
+    out.extend_from_slice(payload);
+    out[start + PREFIX_LEN..start + FRAME_PREFIX_LEN].copy_from_slice(&(body_len as u32).to_be_bytes());
+    out[header_start - 2..header_start].copy_from_slice(&(header_len as u16).to_be_bytes());
+    Ok(())
+}
+
+/// How long the frame at the start of `buf` is in all, once its prefix is
+/// in: lets a reader size its next read. `Ok(None)` while the prefix is
+/// incomplete; an error for a foreign prefix or a body over `max_body`.
+pub fn frame_len(buf: &[u8], max_body: usize) -> Result<Option<usize>, DecodeError> {
+    match check_prefix(buf) {
+        Ok(()) => {}
+        Err(DecodeError::Truncated) => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    let Some(len) = buf.get(PREFIX_LEN..FRAME_PREFIX_LEN) else {
+        return Ok(None);
+    };
+    let body = u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize;
+    if body > max_body {
+        return Err(DecodeError::TooLarge {
+            len: body,
+            max: max_body,
+        });
+    }
+    if body < 2 {
+        return Err(DecodeError::Malformed(
+            "frame body shorter than its header length",
+        ));
+    }
+    Ok(Some(FRAME_PREFIX_LEN + body))
+}
+
+/// Decodes the frame at the start of `buf`: `Ok(None)` if more bytes are
+/// needed, else the frame (which may be followed by more bytes in `buf`).
+pub fn decode_frame<T: DeserializeOwned>(
+    buf: &[u8],
+    max_body: usize,
+) -> Result<Option<Frame<'_, T>>, DecodeError> {
+    let Some(total) = frame_len(buf, max_body)? else {
+        return Ok(None);
+    };
+    let Some(body) = buf.get(FRAME_PREFIX_LEN..total) else {
+        return Ok(None);
+    };
+    let header_len = usize::from(u16::from_be_bytes([body[0], body[1]]));
+    if header_len > MAX_HEADER {
+        return Err(DecodeError::TooLarge {
+            len: header_len,
+            max: MAX_HEADER,
+        });
+    }
+    let Some(header_bytes) = body.get(2..2 + header_len) else {
+        return Err(DecodeError::Malformed("header longer than the frame"));
+    };
+    let header = codec::decode_exact::<T, { MAX_HEADER * ALLOC_PER_WIRE_BYTE }>(header_bytes, MAX_HEADER)
+        .map_err(|e| match e {
+            // The frame is complete, so a short header is a lie, not a wait.
+            DecodeError::Truncated => DecodeError::Malformed("header truncated inside a complete frame"),
+            other => other,
+        })?;
+    Ok(Some(Frame {
+        header,
+        payload: &body[2 + header_len..],
+        len: total,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+    enum Msg {
+        Hello { name: String },
+        Data { chunk: u32, offset: u32 },
+        Bye,
+    }
+
+    const MAX: usize = 1 << 16;
+
+    fn samples() -> Vec<(Msg, Vec<u8>)> {
+        vec![
+            (Msg::Hello { name: "ñame".into() }, vec![]),
+            (
+                Msg::Data {
+                    chunk: 7,
+                    offset: 65536,
+                },
+                (0..=255u8).cycle().take(40_000).collect(),
+            ),
+            (Msg::Bye, vec![1, 2, 3]),
+        ]
+    }
+
+    fn stream() -> Vec<u8> {
+        let mut out = Vec::new();
+        for (msg, payload) in samples() {
+            encode_frame(&msg, &payload, MAX, &mut out).unwrap();
+        }
+        out
+    }
+
+    /// Decodes every frame from a stream fed in pieces of `step` bytes.
+    fn decode_in_pieces(stream: &[u8], step: usize) -> Vec<(Msg, Vec<u8>)> {
+        let mut buf = Vec::new();
+        let mut got = Vec::new();
+        for piece in stream.chunks(step) {
+            buf.extend_from_slice(piece);
+            while let Some(f) = decode_frame::<Msg>(&buf, MAX).unwrap() {
+                got.push((f.header, f.payload.to_vec()));
+                let len = f.len;
+                buf.drain(..len);
+            }
+        }
+        assert!(buf.is_empty());
+        got
+    }
+
+    #[test]
+    fn round_trip_whole_and_in_pieces() {
+        let s = stream();
+        assert_eq!(decode_in_pieces(&s, s.len()), samples());
+        for step in [1, 2, 7, 9, 1000] {
+            assert_eq!(decode_in_pieces(&s, step), samples(), "step {step}");
+        }
+    }
+
+    #[test]
+    fn every_prefix_needs_more_and_two_halves_decode_the_same() {
+        for (msg, payload) in samples() {
+            let mut one = Vec::new();
+            encode_frame(&msg, &payload, MAX, &mut one).unwrap();
+            for cut in 0..one.len() {
+                assert_eq!(decode_frame::<Msg>(&one[..cut], MAX), Ok(None), "cut {cut}");
+                let mut joined = one[..cut].to_vec();
+                joined.extend_from_slice(&one[cut..]);
+                let f = decode_frame::<Msg>(&joined, MAX).unwrap().unwrap();
+                assert_eq!((&f.header, f.payload), (&msg, payload.as_slice()));
+            }
+        }
+    }
+
+    #[test]
+    fn oversized_length_is_refused_before_the_body_arrives() {
+        let mut prefix = Vec::new();
+        put_prefix(&mut prefix);
+        prefix.extend_from_slice(&u32::MAX.to_be_bytes());
+        assert_eq!(
+            decode_frame::<Msg>(&prefix, MAX),
+            Err(DecodeError::TooLarge {
+                len: u32::MAX as usize,
+                max: MAX
+            })
+        );
+        let mut out = Vec::new();
+        assert!(encode_frame(&Msg::Bye, &vec![0; MAX], MAX, &mut out).is_err());
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn lies_inside_a_complete_frame_are_malformed() {
+        let mut f = Vec::new();
+        encode_frame(&Msg::Hello { name: "x".into() }, &[], MAX, &mut f).unwrap();
+        let mut long_header = f.clone();
+        long_header[FRAME_PREFIX_LEN + 1] = 200; // header longer than the body
+        assert!(matches!(
+            decode_frame::<Msg>(&long_header, MAX),
+            Err(DecodeError::Malformed(_))
+        ));
+        let mut bad_variant = f.clone();
+        bad_variant[FRAME_PREFIX_LEN + 2] = 99;
+        assert!(matches!(
+            decode_frame::<Msg>(&bad_variant, MAX),
+            Err(DecodeError::Malformed(_))
+        ));
+        let mut other_version = f;
+        other_version[4] = 2;
+        assert_eq!(
+            decode_frame::<Msg>(&other_version, MAX),
+            Err(DecodeError::UnsupportedVersion(2))
+        );
+    }
+}
