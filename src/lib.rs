@@ -8,12 +8,14 @@
 //! without sockets and every decoder is fuzzable without a network.
 //!
 //! - [`wire`]: message types and codecs (no I/O).
+//! - [`meta`]: file metadata (chunk hashes) and the content-derived file id.
 //! - [`names`]: validation and safe display of names from the network.
 //! - [`tracker`]: the tracker's registry and its mio loop.
 //! - [`rand`]: OS randomness for keys, a fast PRNG for shuffles.
 //! - [`cli`]: small helpers shared by the binaries' command lines.
 
 pub mod cli;
+pub mod meta;
 pub mod names;
 pub mod rand;
 pub mod tracker;
