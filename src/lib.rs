@@ -12,9 +12,11 @@
 //! - [`names`]: validation and safe display of names from the network.
 //! - [`tracker`]: the tracker's registry and its mio loop.
 //! - [`rand`]: OS randomness for keys, a fast PRNG for shuffles.
+//! - [`config`]: the client's `config/config.txt`: parse, validate, write back.
 //! - [`cli`]: small helpers shared by the binaries' command lines.
 
 pub mod cli;
+pub mod config;
 pub mod meta;
 pub mod names;
 pub mod rand;
