@@ -265,34 +265,44 @@ impl Registry {
     /// A file already known under another name or size is not added (the id
     /// covers both, so the announcer is wrong) but is not an error either.
     fn add_holder(&mut self, peer: u32, entry: &FileEntry) -> Result<(), String> {
-        let file = match self.file_by_id.get(&entry.id) {
-            Some(&f) => {
-                let rec = &mut self.files[f as usize];
-                if *rec.name != *entry.name || rec.size != entry.size {
-                    return Ok(());
-                }
-                if let Some(h) = rec.holders.iter_mut().find(|h| h.peer == peer) {
-                    if h.complete != entry.complete {
-                        h.complete = entry.complete;
-                        if entry.complete {
-                            rec.complete += 1;
-                        } else {
-                            rec.complete -= 1;
-                        }
-                    }
-                    return Ok(());
-                }
-                f
+        let existing = self.file_by_id.get(&entry.id).copied();
+        if let Some(f) = existing {
+            let rec = &self.files[f as usize];
+            if *rec.name != *entry.name || rec.size != entry.size {
+                return Ok(());
             }
+            // Already a holder: only its completeness may change. Search the
+            // peer's own list (short), not the file's holders (maybe 100,000).
+            let held = self.peers[peer as usize]
+                .files
+                .iter()
+                .find(|h| h.file == f)
+                .copied();
+            if let Some(held) = held {
+                let rec = &mut self.files[f as usize];
+                let h = &mut rec.holders[held.slot_in_file as usize];
+                if h.complete != entry.complete {
+                    h.complete = entry.complete;
+                    if entry.complete {
+                        rec.complete += 1;
+                    } else {
+                        rec.complete -= 1;
+                    }
+                }
+                return Ok(());
+            }
+        }
+        if self.peers[peer as usize].files.len() >= MAX_FILES_PER_PEER {
+            return Err(format!("a peer may share at most {MAX_FILES_PER_PEER} files"));
+        }
+        let file = match existing {
+            Some(f) => f,
             None => {
                 if self.files.len() >= self.limits.max_files {
                     return Err(format!(
                         "the tracker holds its limit of {} files",
                         self.limits.max_files
                     ));
-                }
-                if self.peers[peer as usize].files.len() >= MAX_FILES_PER_PEER {
-                    return Err(format!("a peer may share at most {MAX_FILES_PER_PEER} files"));
                 }
                 let f = self.files.insert(FileRecord {
                     id: entry.id,
@@ -306,9 +316,6 @@ impl Registry {
             }
         };
         let p = &mut self.peers[peer as usize];
-        if p.files.len() >= MAX_FILES_PER_PEER {
-            return Err(format!("a peer may share at most {MAX_FILES_PER_PEER} files"));
-        }
         let rec = &mut self.files[file as usize];
         push_small(
             &mut p.files,
@@ -749,5 +756,50 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn a_full_peer_can_still_update_a_file_it_holds() {
+        use sha2::{Digest, Sha256};
+        let mut r = Registry::new(
+            Limits {
+                max_peers: 2,
+                max_files: 2 * MAX_FILES_PER_PEER,
+                interval_secs: 10,
+            },
+            Rng::seeded(7),
+        );
+        register(&mut r, 1, 0);
+        let many = |n: usize, complete: bool| -> Vec<FileEntry> {
+            (0..n)
+                .map(|i| FileEntry {
+                    id: Sha256::digest(i.to_le_bytes()).into(),
+                    name: format!("f{i}"),
+                    size: 1,
+                    complete,
+                })
+                .collect()
+        };
+        for page in many(MAX_FILES_PER_PEER, false).chunks(100) {
+            announce(&mut r, 1, page.to_vec());
+        }
+        assert_eq!(r.file_count(), MAX_FILES_PER_PEER);
+        // Finishing a download re-announces the file as complete: allowed.
+        let done = many(1, true);
+        assert_eq!(announce(&mut r, 1, done), ReplyBody::Announced { accepted: 1 });
+        assert_eq!(all_files(&mut r, 1).iter().filter(|f| f.seeders == 1).count(), 1);
+        // A new file past the limit is still refused.
+        let mut extra = many(MAX_FILES_PER_PEER + 1, true);
+        let reply = announce(&mut r, 1, vec![extra.pop().unwrap()]);
+        assert!(
+            matches!(
+                reply,
+                ReplyBody::Error {
+                    code: ErrorCode::TooManyFiles,
+                    ..
+                }
+            ),
+            "{reply:?}"
+        );
     }
 }
