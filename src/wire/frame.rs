@@ -38,6 +38,21 @@ pub fn encode_frame<T: Serialize>(
     max_body: usize,
     out: &mut Vec<u8>,
 ) -> Result<(), EncodeError> {
+    encode_frame_head(header, payload.len(), max_body, out)?;
+    out.extend_from_slice(payload);
+    Ok(())
+}
+
+/// Appends everything of a frame but its payload, which must be
+/// `payload_len` bytes that the caller appends next (a seeder reads chunk
+/// bytes from disk straight into its send buffer this way, with no copy in
+/// between). On error `out` is unchanged.
+pub fn encode_frame_head<T: Serialize>(
+    header: &T,
+    payload_len: usize,
+    max_body: usize,
+    out: &mut Vec<u8>,
+) -> Result<(), EncodeError> {
     let start = out.len();
     put_prefix(out);
     out.extend_from_slice(&[0; 4 + 2]); // lengths, filled in below
@@ -47,12 +62,11 @@ pub fn encode_frame<T: Serialize>(
         return Err(e);
     }
     let header_len = out.len() - header_start;
-    let body_len = 2 + header_len + payload.len();
+    let body_len = 2 + header_len + payload_len;
     if body_len > max_body {
         out.truncate(start);
         return Err(EncodeError { max: max_body });
     }
-    out.extend_from_slice(payload);
     out[start + PREFIX_LEN..start + FRAME_PREFIX_LEN].copy_from_slice(&(body_len as u32).to_be_bytes());
     out[header_start - 2..header_start].copy_from_slice(&(header_len as u16).to_be_bytes());
     Ok(())

@@ -13,10 +13,12 @@
 //! - [`tracker`]: the client <-> tracker datagrams (each at most
 //!   [`MAX_DATAGRAM`] bytes, so they cross any IPv6 path unfragmented).
 //! - [`frame`]: length-prefixed TCP frames (a serde header plus a raw
-//!   payload) for the peer protocol.
+//!   payload), the framing of the peer protocol.
+//! - [`peer`]: the peer protocol between a leecher and a seeder (TCP).
 
 pub mod codec;
 pub mod frame;
+pub mod peer;
 pub mod tracker;
 
 use std::fmt;

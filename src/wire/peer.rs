@@ -1,0 +1,193 @@
+//! The peer protocol: what a downloading peer (the leecher) asks a serving
+//! peer (the seeder) over TCP, and what comes back. Every message travels
+//! as one [`frame`](super::frame): a [`PeerMsg`] header plus a raw payload.
+//!
+//! A connection carries requests one way and replies the other, strictly in
+//! order: the seeder answers requests in the order they arrived, so the
+//! leecher matches replies to its queue of requests without ids, and may
+//! keep several requests in flight (pipelining).
+//!
+//! - `GetMeta { id }` is answered by `MetaPiece` frames that together carry
+//!   the file's encoded [`FileMeta`](crate::meta::FileMeta), in order.
+//! - `GetChunk { id, index }` is answered by `Block` frames that together
+//!   carry the chunk's bytes, in order, each at most [`BLOCK_SIZE`].
+//! - Either may instead be answered by one `Refused`.
+//!
+//! Invariants (checked by [`decode_peer_msg`], so every caller can rely on
+//! them): a frame body is at most [`MAX_PEER_BODY`] bytes, so a connection
+//! never buffers more than one block; only `MetaPiece` and `Block` carry a
+//! payload, of 1 to [`BLOCK_SIZE`] bytes.
+
+use super::codec::EncodeError;
+use super::frame::{decode_frame, encode_frame_head, MAX_HEADER};
+use super::{DecodeError, FileId};
+use serde::{Deserialize, Serialize};
+
+/// Most payload bytes in one frame: chunks and metadata travel in blocks
+/// of this size, so buffers stay small whatever the chunk size.
+pub const BLOCK_SIZE: usize = 256 * 1024;
+/// Largest frame body: header-length field, a header, a block.
+pub const MAX_PEER_BODY: usize = 2 + MAX_HEADER + BLOCK_SIZE;
+/// Most requests a leecher keeps in flight on one connection; a seeder
+/// stops reading a connection that has this many waiting (back-pressure).
+pub const MAX_PIPELINE: usize = 8;
+
+/// Why a seeder refused a request.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The seeder does not share a file with this id.
+    NoSuchFile,
+    /// The file has no chunk with this index.
+    NoSuchChunk,
+    /// The seeder could not read the file (changed or removed on disk).
+    Unavailable,
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Refusal::NoSuchFile => "the peer does not share this file",
+            Refusal::NoSuchChunk => "the file has no such chunk",
+            Refusal::Unavailable => "the peer cannot read the file",
+        })
+    }
+}
+
+/// One peer-protocol message (a frame's header).
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub enum PeerMsg {
+    /// Leecher -> seeder: send the metadata of file `id`.
+    GetMeta { id: FileId },
+    /// Leecher -> seeder: send chunk `index` of file `id`.
+    GetChunk { id: FileId, index: u32 },
+    /// Seeder -> leecher: the payload is the encoded metadata's bytes from
+    /// `offset`; `total` is its whole length.
+    MetaPiece { offset: u32, total: u32 },
+    /// Seeder -> leecher: the payload is chunk `index`'s bytes from `offset`.
+    Block { index: u32, offset: u32 },
+    /// Seeder -> leecher: the oldest outstanding request is not served.
+    Refused { reason: Refusal },
+}
+
+impl PeerMsg {
+    /// Whether this message travels with a payload.
+    pub fn has_payload(&self) -> bool {
+        matches!(self, PeerMsg::MetaPiece { .. } | PeerMsg::Block { .. })
+    }
+}
+
+/// A decoded message and its payload; `len` is the bytes of input it took.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Decoded<'a> {
+    pub msg: PeerMsg,
+    pub payload: &'a [u8],
+    pub len: usize,
+}
+
+/// Decodes the message at the start of `buf`: `Ok(None)` until the whole
+/// frame is in. Enforces the invariants in the module header.
+pub fn decode_peer_msg(buf: &[u8]) -> Result<Option<Decoded<'_>>, DecodeError> {
+    let Some(frame) = decode_frame::<PeerMsg>(buf, MAX_PEER_BODY)? else {
+        return Ok(None);
+    };
+    let payload_ok = if frame.header.has_payload() {
+        (1..=BLOCK_SIZE).contains(&frame.payload.len())
+    } else {
+        frame.payload.is_empty()
+    };
+    if !payload_ok {
+        return Err(DecodeError::Malformed("payload size does not suit the message"));
+    }
+    Ok(Some(Decoded {
+        msg: frame.header,
+        payload: frame.payload,
+        len: frame.len,
+    }))
+}
+
+/// Appends `msg` with its `payload` to `out`.
+pub fn encode_peer_msg(msg: &PeerMsg, payload: &[u8], out: &mut Vec<u8>) -> Result<(), EncodeError> {
+    encode_peer_head(msg, payload.len(), out)?;
+    out.extend_from_slice(payload);
+    Ok(())
+}
+
+/// Appends `msg` without its payload of `payload_len` bytes, which the
+/// caller appends next (read from disk straight into `out`).
+pub fn encode_peer_head(msg: &PeerMsg, payload_len: usize, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+    if payload_len > BLOCK_SIZE {
+        return Err(EncodeError { max: BLOCK_SIZE });
+    }
+    encode_frame_head(msg, payload_len, MAX_PEER_BODY, out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn samples() -> Vec<(PeerMsg, Vec<u8>)> {
+        vec![
+            (PeerMsg::GetMeta { id: [3; 32] }, vec![]),
+            (
+                PeerMsg::GetChunk {
+                    id: [4; 32],
+                    index: u32::MAX,
+                },
+                vec![],
+            ),
+            (PeerMsg::MetaPiece { offset: 0, total: 5 }, b"hello".to_vec()),
+            (
+                PeerMsg::Block {
+                    index: 9,
+                    offset: 262_144,
+                },
+                (0..BLOCK_SIZE).map(|i| i as u8).collect(),
+            ),
+            (
+                PeerMsg::Refused {
+                    reason: Refusal::NoSuchFile,
+                },
+                vec![],
+            ),
+        ]
+    }
+
+    #[test]
+    fn round_trip_whole_and_in_two_halves() {
+        for (msg, payload) in samples() {
+            let mut buf = Vec::new();
+            encode_peer_msg(&msg, &payload, &mut buf).unwrap();
+            let d = decode_peer_msg(&buf).unwrap().unwrap();
+            assert_eq!((&d.msg, d.payload, d.len), (&msg, &payload[..], buf.len()));
+            for cut in [0, 1, 8, 9, 12, buf.len() / 2, buf.len() - 1] {
+                assert_eq!(decode_peer_msg(&buf[..cut]), Ok(None), "cut {cut}");
+            }
+        }
+    }
+
+    #[test]
+    fn payload_rules_are_enforced() {
+        let mut out = Vec::new();
+        assert!(encode_peer_msg(
+            &PeerMsg::Block { index: 0, offset: 0 },
+            &vec![0; BLOCK_SIZE + 1],
+            &mut out
+        )
+        .is_err());
+        assert!(out.is_empty());
+        // A request with a payload, and a block without one, are lies.
+        let mut lie = Vec::new();
+        crate::wire::frame::encode_frame(&PeerMsg::GetMeta { id: [0; 32] }, b"x", MAX_PEER_BODY, &mut lie)
+            .unwrap();
+        assert!(matches!(decode_peer_msg(&lie), Err(DecodeError::Malformed(_))));
+        lie.clear();
+        crate::wire::frame::encode_frame(
+            &PeerMsg::Block { index: 0, offset: 0 },
+            b"",
+            MAX_PEER_BODY,
+            &mut lie,
+        )
+        .unwrap();
+        assert!(matches!(decode_peer_msg(&lie), Err(DecodeError::Malformed(_))));
+    }
+}
