@@ -16,6 +16,7 @@
 //! - [`cli`]: small helpers shared by the binaries' command lines.
 
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod meta;
 pub mod names;
