@@ -99,37 +99,73 @@ pub fn frame_len(buf: &[u8], max_body: usize) -> Result<Option<usize>, DecodeErr
     Ok(Some(FRAME_PREFIX_LEN + body))
 }
 
-/// Decodes the frame at the start of `buf`: `Ok(None)` if more bytes are
-/// needed, else the frame (which may be followed by more bytes in `buf`).
-pub fn decode_frame<T: DeserializeOwned>(
+/// The start of a frame whose header has arrived: enough to act on it while
+/// its payload is still streaming in.
+#[derive(Debug, PartialEq, Eq)]
+pub struct FrameHead<T> {
+    pub header: T,
+    /// Bytes before the payload (prefix, lengths, header).
+    pub head_len: usize,
+    /// Bytes of payload that follow the head.
+    pub payload_len: usize,
+}
+
+/// Decodes the head of the frame at the start of `buf`: `Ok(None)` until
+/// the prefix and the whole header are in; the payload need not be.
+pub fn decode_frame_head<T: DeserializeOwned>(
     buf: &[u8],
     max_body: usize,
-) -> Result<Option<Frame<'_, T>>, DecodeError> {
+) -> Result<Option<FrameHead<T>>, DecodeError> {
     let Some(total) = frame_len(buf, max_body)? else {
         return Ok(None);
     };
-    let Some(body) = buf.get(FRAME_PREFIX_LEN..total) else {
+    let Some(len) = buf.get(FRAME_PREFIX_LEN..FRAME_PREFIX_LEN + 2) else {
         return Ok(None);
     };
-    let header_len = usize::from(u16::from_be_bytes([body[0], body[1]]));
+    let header_len = usize::from(u16::from_be_bytes([len[0], len[1]]));
     if header_len > MAX_HEADER {
         return Err(DecodeError::TooLarge {
             len: header_len,
             max: MAX_HEADER,
         });
     }
-    let Some(header_bytes) = body.get(2..2 + header_len) else {
+    let head_len = FRAME_PREFIX_LEN + 2 + header_len;
+    if head_len > total {
         return Err(DecodeError::Malformed("header longer than the frame"));
+    }
+    let Some(header_bytes) = buf.get(FRAME_PREFIX_LEN + 2..head_len) else {
+        return Ok(None);
     };
     let header = codec::decode_exact::<T, { MAX_HEADER * ALLOC_PER_WIRE_BYTE }>(header_bytes, MAX_HEADER)
         .map_err(|e| match e {
-            // The frame is complete, so a short header is a lie, not a wait.
-            DecodeError::Truncated => DecodeError::Malformed("header truncated inside a complete frame"),
+            // The header's length is known and all of it is here, so a short
+            // header is a lie, not a wait.
+            DecodeError::Truncated => DecodeError::Malformed("header truncated inside its declared length"),
             other => other,
         })?;
-    Ok(Some(Frame {
+    Ok(Some(FrameHead {
         header,
-        payload: &body[2 + header_len..],
+        head_len,
+        payload_len: total - head_len,
+    }))
+}
+
+/// Decodes the frame at the start of `buf`: `Ok(None)` if more bytes are
+/// needed, else the frame (which may be followed by more bytes in `buf`).
+pub fn decode_frame<T: DeserializeOwned>(
+    buf: &[u8],
+    max_body: usize,
+) -> Result<Option<Frame<'_, T>>, DecodeError> {
+    let Some(head) = decode_frame_head::<T>(buf, max_body)? else {
+        return Ok(None);
+    };
+    let total = head.head_len + head.payload_len;
+    let Some(payload) = buf.get(head.head_len..total) else {
+        return Ok(None);
+    };
+    Ok(Some(Frame {
+        header: head.header,
+        payload,
         len: total,
     }))
 }

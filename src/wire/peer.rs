@@ -19,7 +19,7 @@
 //! payload, of 1 to [`BLOCK_SIZE`] bytes.
 
 use super::codec::EncodeError;
-use super::frame::{decode_frame, encode_frame_head, MAX_HEADER};
+use super::frame::{decode_frame_head, encode_frame_head, FrameHead, MAX_HEADER};
 use super::{DecodeError, FileId};
 use serde::{Deserialize, Serialize};
 
@@ -84,24 +84,41 @@ pub struct Decoded<'a> {
     pub len: usize,
 }
 
-/// Decodes the message at the start of `buf`: `Ok(None)` until the whole
-/// frame is in. Enforces the invariants in the module header.
-pub fn decode_peer_msg(buf: &[u8]) -> Result<Option<Decoded<'_>>, DecodeError> {
-    let Some(frame) = decode_frame::<PeerMsg>(buf, MAX_PEER_BODY)? else {
+/// A message whose payload may still be arriving.
+pub type Head = FrameHead<PeerMsg>;
+
+/// Decodes the message at the start of `buf` once its head is in, without
+/// waiting for its payload (a leecher hashes and writes block bytes as they
+/// stream in). Enforces the invariants in the module header.
+pub fn decode_peer_head(buf: &[u8]) -> Result<Option<Head>, DecodeError> {
+    let Some(head) = decode_frame_head::<PeerMsg>(buf, MAX_PEER_BODY)? else {
         return Ok(None);
     };
-    let payload_ok = if frame.header.has_payload() {
-        (1..=BLOCK_SIZE).contains(&frame.payload.len())
+    let payload_ok = if head.header.has_payload() {
+        (1..=BLOCK_SIZE).contains(&head.payload_len)
     } else {
-        frame.payload.is_empty()
+        head.payload_len == 0
     };
     if !payload_ok {
         return Err(DecodeError::Malformed("payload size does not suit the message"));
     }
+    Ok(Some(head))
+}
+
+/// Decodes the whole message at the start of `buf`: `Ok(None)` until the
+/// whole frame is in.
+pub fn decode_peer_msg(buf: &[u8]) -> Result<Option<Decoded<'_>>, DecodeError> {
+    let Some(head) = decode_peer_head(buf)? else {
+        return Ok(None);
+    };
+    let len = head.head_len + head.payload_len;
+    let Some(payload) = buf.get(head.head_len..len) else {
+        return Ok(None);
+    };
     Ok(Some(Decoded {
-        msg: frame.header,
-        payload: frame.payload,
-        len: frame.len,
+        msg: head.header,
+        payload,
+        len,
     }))
 }
 
@@ -162,6 +179,9 @@ mod tests {
             for cut in [0, 1, 8, 9, 12, buf.len() / 2, buf.len() - 1] {
                 assert_eq!(decode_peer_msg(&buf[..cut]), Ok(None), "cut {cut}");
             }
+            // The head alone is enough to learn the message and its payload size.
+            let head = decode_peer_head(&buf[..d.len - payload.len()]).unwrap().unwrap();
+            assert_eq!((head.header, head.payload_len), (msg, payload.len()));
         }
     }
 
