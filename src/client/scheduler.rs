@@ -63,6 +63,14 @@ impl Scheduler {
         self.chunks.get(index) == Some(&State::Done)
     }
 
+    /// Fetches of `index` in flight.
+    pub fn fetchers(&self, index: u32) -> u8 {
+        match self.chunks.get(index as usize) {
+            Some(State::InFlight { fetchers }) => *fetchers,
+            _ => 0,
+        }
+    }
+
     /// The next chunk for a peer already fetching `busy` and that must not
     /// be given any of `avoid` (chunks it sent bad data for). `None` when
     /// there is nothing useful for it to do.

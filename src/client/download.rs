@@ -1,0 +1,409 @@
+//! One download: its metadata, its `.part` file, which chunks are verified,
+//! the peers known to have it, and the final whole-file check.
+//!
+//! Invariants:
+//! - Metadata is trusted only after its SHA-256 equals the file id asked
+//!   for; its name then passed [`crate::names::check_file_name`], so the
+//!   `.part` and final paths are always directly inside the downloads
+//!   directory.
+//! - Bytes reach the `.part` file only through [`Download::write`], with
+//!   positioned writes, and never over a chunk already verified.
+//! - A chunk counts as verified only once the bytes on disk are the bytes
+//!   that hashed right: a chunk that two peers fetched at once (end-game)
+//!   is read back and hashed again, since the other peer's writes may have
+//!   landed in between.
+//! - The final file appears only after the whole-file SHA-256 of the
+//!   `.part` file matched and its data was synced; it is created with a
+//!   hard link, which fails rather than replace an existing file.
+
+use super::scheduler::Scheduler;
+use crate::meta::{decode_meta, FileMeta, Hash};
+use crate::names;
+use crate::wire::FileId;
+use sha2::{Digest, Sha256};
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::net::SocketAddr;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Most peer addresses remembered per download.
+pub const MAX_KNOWN_PEERS: usize = 64;
+/// Bad chunks a peer may send before it is dropped for the file.
+pub const MAX_STRIKES: u8 = 2;
+
+/// Where a download stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Phase {
+    /// Waiting for (verified) metadata.
+    Meta,
+    /// Fetching chunks.
+    Chunks,
+    /// Every chunk verified; hashing the whole file.
+    Checking,
+    /// Verified and in place at this path.
+    Done(PathBuf),
+    /// Stopped for good; the message is safe to print.
+    Failed(String),
+}
+
+/// What became of metadata a peer sent.
+#[derive(Debug, PartialEq, Eq)]
+pub enum MetaOutcome {
+    /// Verified: chunks can be fetched.
+    Accepted,
+    /// Another peer's copy was accepted first.
+    AlreadyKnown,
+    /// The peer sent metadata that is not the file asked for.
+    Bad(&'static str),
+    /// The download cannot go on (see its phase).
+    Failed,
+}
+
+/// A peer known to have the file.
+#[derive(Debug, Clone)]
+pub struct PeerRec {
+    pub addr: SocketAddr,
+    /// Key of our connection to it, if any.
+    pub conn: Option<usize>,
+    pub strikes: u8,
+    /// Dropped for this file (bad data twice, or it refused the file).
+    pub banned: bool,
+    /// No new connection before this time.
+    pub retry_at: Instant,
+    /// Connection failures in a row (backs off the retries).
+    pub failures: u32,
+}
+
+/// One download's state.
+#[derive(Debug)]
+pub struct Download {
+    pub id: FileId,
+    /// What the user asked for, safe to print.
+    pub label: String,
+    pub meta: Option<FileMeta>,
+    /// The connection fetching the metadata, if any.
+    pub meta_conn: Option<usize>,
+    pub sched: Scheduler,
+    /// Chunks that had two fetchers at once since they were last missing.
+    shared: Vec<u32>,
+    dir: PathBuf,
+    part: Option<File>,
+    part_path: PathBuf,
+    whole: Sha256,
+    /// Next chunk to feed the whole-file hash.
+    whole_next: u32,
+    pub phase: Phase,
+    pub peers: Vec<PeerRec>,
+    pub verified_bytes: u64,
+    pub started: Instant,
+    /// Last time a connection to a peer was up (for giving up).
+    pub last_connected: Instant,
+    /// When to ask the tracker for peers again.
+    pub next_query: Instant,
+}
+
+impl Download {
+    pub fn new(id: FileId, label: String, dir: &Path, now: Instant) -> Download {
+        Download {
+            id,
+            label,
+            meta: None,
+            meta_conn: None,
+            sched: Scheduler::new(0),
+            shared: Vec::new(),
+            dir: dir.to_path_buf(),
+            part: None,
+            part_path: PathBuf::new(),
+            whole: Sha256::new(),
+            whole_next: 0,
+            phase: Phase::Meta,
+            peers: Vec::new(),
+            verified_bytes: 0,
+            started: now,
+            last_connected: now,
+            next_query: now,
+        }
+    }
+
+    /// A name for messages: the file's name once known, else the label.
+    pub fn display_name(&self) -> String {
+        match &self.meta {
+            Some(m) => names::escape(&m.name),
+            None => self.label.clone(),
+        }
+    }
+
+    pub fn is_finished(&self) -> bool {
+        matches!(self.phase, Phase::Done(_) | Phase::Failed(_))
+    }
+
+    pub fn fail(&mut self, why: String) {
+        if !self.is_finished() {
+            self.phase = Phase::Failed(why);
+        }
+    }
+
+    /// Adds peer addresses from the tracker (up to [`MAX_KNOWN_PEERS`]).
+    pub fn add_peers(&mut self, addrs: &[SocketAddr], now: Instant) {
+        for &addr in addrs {
+            if self.peers.len() >= MAX_KNOWN_PEERS {
+                break;
+            }
+            if !self.peers.iter().any(|p| p.addr == addr) {
+                self.peers.push(PeerRec {
+                    addr,
+                    conn: None,
+                    strikes: 0,
+                    banned: false,
+                    retry_at: now,
+                    failures: 0,
+                });
+            }
+        }
+    }
+
+    pub fn peer_mut(&mut self, addr: SocketAddr) -> Option<&mut PeerRec> {
+        self.peers.iter_mut().find(|p| p.addr == addr)
+    }
+
+    /// Peers worth a new connection now.
+    pub fn connectable(&self, now: Instant) -> Vec<SocketAddr> {
+        self.peers
+            .iter()
+            .filter(|p| p.conn.is_none() && !p.banned && p.retry_at <= now)
+            .map(|p| p.addr)
+            .collect()
+    }
+
+    /// Peers that are neither banned nor backing off for long: whether
+    /// waiting still makes sense.
+    pub fn usable_peers(&self) -> usize {
+        self.peers.iter().filter(|p| !p.banned).count()
+    }
+
+    /// A connection to `addr` ended; back off before the next one.
+    pub fn peer_disconnected(&mut self, addr: SocketAddr, now: Instant, failed: bool) {
+        if let Some(p) = self.peer_mut(addr) {
+            p.conn = None;
+            if failed {
+                p.failures = p.failures.saturating_add(1);
+                let secs = 1u64 << p.failures.min(5);
+                p.retry_at = now + Duration::from_secs(secs);
+            } else {
+                p.retry_at = now + Duration::from_secs(1);
+            }
+        }
+    }
+
+    /// Checks metadata a peer sent against the file id and prepares the
+    /// `.part` file.
+    pub fn accept_meta(&mut self, bytes: &[u8]) -> MetaOutcome {
+        if self.meta.is_some() {
+            return MetaOutcome::AlreadyKnown;
+        }
+        let Ok(meta) = decode_meta(bytes) else {
+            return MetaOutcome::Bad("undecodable metadata");
+        };
+        if meta.id() != self.id {
+            return MetaOutcome::Bad("metadata does not match the file id");
+        }
+        match self.create_part(&meta) {
+            Ok(()) => {
+                self.sched = Scheduler::new(meta.chunks.len());
+                self.meta = Some(meta);
+                self.phase = Phase::Chunks;
+                MetaOutcome::Accepted
+            }
+            Err(why) => {
+                self.meta = Some(meta);
+                self.fail(why);
+                MetaOutcome::Failed
+            }
+        }
+    }
+
+    fn create_part(&mut self, meta: &FileMeta) -> Result<(), String> {
+        let shown = names::escape(&meta.name);
+        let final_path = self.dir.join(&meta.name);
+        if fs::symlink_metadata(&final_path).is_ok() {
+            return Err(format!(
+                "'{shown}' already exists in {}; move it away to download it again",
+                self.dir.display()
+            ));
+        }
+        fs::create_dir_all(&self.dir).map_err(|e| format!("cannot create {}: {e}", self.dir.display()))?;
+        let part_path = self.dir.join(format!("{}.part", meta.name));
+        let part = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&part_path)
+            .map_err(|e| format!("cannot create '{shown}.part': {e}"))?;
+        part.set_len(meta.size)
+            .map_err(|e| format!("cannot make room for '{shown}' ({} bytes): {e}", meta.size))?;
+        self.part = Some(part);
+        self.part_path = part_path;
+        Ok(())
+    }
+
+    /// The chunk for a connection busy with `busy` that must avoid `avoid`.
+    pub fn next_chunk(&mut self, busy: &[u32], avoid: &[u32]) -> Option<u32> {
+        if self.phase != Phase::Chunks {
+            return None;
+        }
+        let index = self.sched.next_for(busy, avoid)?;
+        if self.sched.fetchers(index) > 1 && !self.shared.contains(&index) {
+            self.shared.push(index);
+        }
+        Some(index)
+    }
+
+    /// Length of chunk `index` (0 before the metadata is known).
+    pub fn chunk_len(&self, index: u32) -> u64 {
+        self.meta.as_ref().map_or(0, |m| m.chunk_len(index as usize))
+    }
+
+    pub fn chunk_hash(&self, index: u32) -> Option<Hash> {
+        self.meta.as_ref()?.chunks.get(index as usize).copied()
+    }
+
+    /// Writes bytes of chunk `index` at `offset` within it, unless the
+    /// chunk is already verified (a late end-game duplicate).
+    pub fn write(&mut self, index: u32, offset: u64, data: &[u8]) -> io::Result<()> {
+        if self.sched.is_done(index as usize) {
+            return Ok(());
+        }
+        let (Some(part), Some(meta)) = (&self.part, &self.meta) else {
+            return Ok(());
+        };
+        part.write_all_at(data, u64::from(index) * u64::from(meta.chunk_size) + offset)
+    }
+
+    /// A fetch of `index` delivered bytes that hashed right. Returns true
+    /// if this made the chunk verified.
+    pub fn chunk_fetched(&mut self, index: u32) -> bool {
+        if self.sched.is_done(index as usize) {
+            return false;
+        }
+        if let Some(pos) = self.shared.iter().position(|&c| c == index) {
+            // Two fetchers wrote this chunk: trust only what is on disk.
+            if self.read_back_matches(index) != Some(true) {
+                self.sched.release(index);
+                return false;
+            }
+            self.shared.swap_remove(pos);
+        }
+        if self.sched.complete(index) {
+            self.verified_bytes += self.chunk_len(index);
+        }
+        if self.sched.is_complete() {
+            self.phase = Phase::Checking;
+        }
+        true
+    }
+
+    /// A fetch of `index` ended without a verified chunk.
+    pub fn chunk_abandoned(&mut self, index: u32) {
+        self.sched.release(index);
+        if !self.sched.is_done(index as usize) && self.sched.fetchers(index) == 0 {
+            self.shared.retain(|&c| c != index);
+        }
+    }
+
+    fn read_back_matches(&self, index: u32) -> Option<bool> {
+        let (part, meta) = (self.part.as_ref()?, self.meta.as_ref()?);
+        let mut hasher = Sha256::new();
+        let mut buf = vec![0u8; 64 * 1024];
+        let start = u64::from(index) * u64::from(meta.chunk_size);
+        let mut left = meta.chunk_len(index as usize);
+        let mut at = start;
+        while left > 0 {
+            let n = left.min(buf.len() as u64) as usize;
+            part.read_exact_at(&mut buf[..n], at).ok()?;
+            hasher.update(&buf[..n]);
+            at += n as u64;
+            left -= n as u64;
+        }
+        Some(<Hash>::from(hasher.finalize()) == meta.chunks[index as usize])
+    }
+
+    /// Feeds verified chunks, in order, to the whole-file hash, reading
+    /// about `budget` bytes from the `.part` file into `buf`; when all are
+    /// in and the hash matches, syncs and moves the file into place.
+    /// Returns true if there is more to do now.
+    pub fn advance_whole(&mut self, buf: &mut [u8], budget: u64) -> bool {
+        let (Some(part), Some(meta)) = (&self.part, &self.meta) else {
+            return false;
+        };
+        let mut spent = 0u64;
+        let count = meta.chunks.len() as u32;
+        while self.whole_next < count && self.sched.is_done(self.whole_next as usize) {
+            if spent >= budget {
+                return true;
+            }
+            let index = self.whole_next;
+            let mut at = u64::from(index) * u64::from(meta.chunk_size);
+            let mut left = meta.chunk_len(index as usize);
+            while left > 0 {
+                let n = left.min(buf.len() as u64) as usize;
+                if let Err(e) = part.read_exact_at(&mut buf[..n], at) {
+                    let why = format!("cannot read back '{}.part': {e}", names::escape(&meta.name));
+                    self.fail(why);
+                    return false;
+                }
+                self.whole.update(&buf[..n]);
+                at += n as u64;
+                left -= n as u64;
+                spent += n as u64;
+            }
+            self.whole_next += 1;
+        }
+        if self.whole_next == count && self.phase == Phase::Checking {
+            self.finish();
+        }
+        false
+    }
+
+    fn finish(&mut self) {
+        let (Some(part), Some(meta)) = (self.part.take(), &self.meta) else {
+            return;
+        };
+        let shown = names::escape(&meta.name);
+        let sha: Hash = std::mem::take(&mut self.whole).finalize().into();
+        if sha != meta.sha256 {
+            // Every chunk matched but the whole does not: the disk returned
+            // other bytes than were written. Nothing here can fix that.
+            self.fail(format!("'{shown}' failed its whole-file SHA-256 check; the .part file is kept"));
+            return;
+        }
+        if let Err(e) = part.sync_data() {
+            self.fail(format!("cannot sync '{shown}.part': {e}"));
+            return;
+        }
+        let final_path = self.dir.join(&meta.name);
+        if let Err(e) = fs::hard_link(&self.part_path, &final_path) {
+            let why = if e.kind() == io::ErrorKind::AlreadyExists {
+                format!("'{shown}' appeared in the downloads directory meanwhile; the verified data stays in '{shown}.part'")
+            } else {
+                format!("cannot move '{shown}.part' into place: {e}")
+            };
+            self.fail(why);
+            return;
+        }
+        let _ = fs::remove_file(&self.part_path);
+        self.phase = Phase::Done(final_path);
+    }
+
+    /// Hex SHA-256 of the whole file (once the metadata is known).
+    pub fn sha256_hex(&self) -> String {
+        self.meta.as_ref().map_or_else(String::new, |m| hex(&m.sha256))
+    }
+}
+
+/// Lower-case hex of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,362 @@
+//! One outbound connection to a peer that has a file we download: send
+//! requests, stream the replies into the download.
+//!
+//! Invariants:
+//! - Several requests are in flight (pipelining); replies arrive in request
+//!   order, so each reply belongs to the oldest request in [`Fetch::queue`].
+//!   A reply that does not fit that request (another chunk, a wrong offset,
+//!   too many bytes) is a protocol error and ends the connection.
+//! - Block bytes are hashed and written as they arrive, straight from the
+//!   fixed input buffer: memory does not grow with the chunk size.
+//! - Every chunk this connection was given is either verified, or handed
+//!   back to the scheduler when the fetch fails or the connection ends
+//!   ([`Fetch::abandon`]), so no chunk is ever lost.
+//! - A request with no byte of progress for the request timeout ends the
+//!   connection (the loop checks [`Fetch::deadline`]).
+
+use super::buf::Buf;
+use super::download::{Download, MetaOutcome, MAX_STRIKES};
+use super::serve::Close;
+use super::Flow;
+use crate::meta::{Hash, MAX_META_LEN};
+use crate::wire::peer::{decode_peer_head, encode_peer_msg, PeerMsg, Refusal, BLOCK_SIZE, MAX_PIPELINE};
+use sha2::{Digest, Sha256};
+use std::collections::VecDeque;
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+/// Inbound buffer: one block and its head, twice, so a read can be large.
+pub const IN_CAP: usize = 2 * (BLOCK_SIZE + 64);
+/// Bytes of chunks a connection tries to keep requested, which sets its
+/// pipeline depth from the chunk size.
+const BYTES_IN_FLIGHT: u64 = 4 << 20;
+
+/// Why a fetch connection ended, beyond transport errors.
+#[derive(Debug)]
+pub enum FetchEnd {
+    Close(Close),
+    /// The peer refused a request.
+    Refused(Refusal),
+    /// The peer sent bad data too often, or metadata that is not the file.
+    BadPeer(&'static str),
+    /// No progress within the request timeout.
+    Stalled,
+    /// The download stopped (finished, failed); nothing left to ask.
+    Done,
+}
+
+impl std::fmt::Display for FetchEnd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FetchEnd::Close(c) => write!(f, "{c}"),
+            FetchEnd::Refused(r) => write!(f, "refused: {r}"),
+            FetchEnd::BadPeer(why) => write!(f, "dropped: {why}"),
+            FetchEnd::Stalled => write!(f, "stalled: no data within the request timeout"),
+            FetchEnd::Done => write!(f, "no longer needed"),
+        }
+    }
+}
+
+impl From<Close> for FetchEnd {
+    fn from(c: Close) -> Self {
+        FetchEnd::Close(c)
+    }
+}
+
+#[derive(Debug)]
+enum Req {
+    Meta { bytes: Vec<u8>, total: usize },
+    Chunk { index: u32, len: u64, got: u64, hasher: Sha256 },
+}
+
+/// What happened while driving a connection, for the loop's log and
+/// interface.
+#[derive(Debug, Default)]
+pub struct Report {
+    /// Chunks this connection delivered and verified.
+    pub verified: Vec<u32>,
+    /// Chunks that failed their hash.
+    pub bad: Vec<u32>,
+    /// The metadata was accepted (other connections can start).
+    pub meta_accepted: bool,
+}
+
+/// An outbound connection's protocol state.
+#[derive(Debug)]
+pub struct Fetch {
+    /// Key of the download this connection serves.
+    pub download: usize,
+    pub addr: SocketAddr,
+    /// False until the TCP connect completes.
+    pub connected: bool,
+    input: Buf,
+    output: Buf,
+    queue: VecDeque<Req>,
+    /// Payload bytes still to come for the frame at the head of the queue.
+    payload_left: usize,
+    /// Chunks this peer sent bad data for: never asked of it again.
+    avoid: Vec<u32>,
+    strikes: u8,
+    /// The connect or the oldest request must make progress by then.
+    pub deadline: Instant,
+    timeout: Duration,
+    /// Chunk bytes received on this connection.
+    pub received: u64,
+}
+
+impl Fetch {
+    pub fn new(download: usize, addr: SocketAddr, now: Instant, timeout: Duration) -> Fetch {
+        Fetch {
+            download,
+            addr,
+            connected: false,
+            input: Buf::new(IN_CAP),
+            output: Buf::new(MAX_PIPELINE * 128),
+            queue: VecDeque::new(),
+            payload_left: 0,
+            avoid: Vec::new(),
+            strikes: 0,
+            deadline: now + timeout,
+            timeout,
+            received: 0,
+        }
+    }
+
+    /// Whether this connection is fetching the metadata.
+    pub fn wants_meta(&self) -> bool {
+        matches!(self.queue.front(), Some(Req::Meta { .. }))
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// The connect completed: ask for the metadata if nobody is, else for
+    /// chunks.
+    pub fn on_connected(&mut self, key: usize, dl: &mut Download, now: Instant) {
+        self.connected = true;
+        self.deadline = now + self.timeout;
+        if dl.meta.is_none() && dl.meta_conn.is_none() {
+            dl.meta_conn = Some(key);
+            self.request(
+                &PeerMsg::GetMeta { id: dl.id },
+                Req::Meta {
+                    bytes: Vec::new(),
+                    total: 0,
+                },
+            );
+        }
+        self.refill(dl, now);
+    }
+
+    /// Tops the pipeline up with chunk requests.
+    pub fn refill(&mut self, dl: &mut Download, now: Instant) {
+        if !self.connected || dl.meta.is_none() {
+            return;
+        }
+        let depth = match dl.meta.as_ref() {
+            Some(m) => (BYTES_IN_FLIGHT / u64::from(m.chunk_size)).clamp(2, MAX_PIPELINE as u64) as usize,
+            None => return,
+        };
+        let was_idle = self.queue.is_empty();
+        while self.queue.len() < depth {
+            let busy: Vec<u32> = self
+                .queue
+                .iter()
+                .filter_map(|r| match r {
+                    Req::Chunk { index, .. } => Some(*index),
+                    Req::Meta { .. } => None,
+                })
+                .collect();
+            let Some(index) = dl.next_chunk(&busy, &self.avoid) else {
+                break;
+            };
+            self.request(
+                &PeerMsg::GetChunk { id: dl.id, index },
+                Req::Chunk {
+                    index,
+                    len: dl.chunk_len(index),
+                    got: 0,
+                    hasher: Sha256::new(),
+                },
+            );
+        }
+        if was_idle && !self.queue.is_empty() {
+            self.deadline = now + self.timeout;
+        }
+    }
+
+    fn request(&mut self, msg: &PeerMsg, req: Req) {
+        let mut frame = Vec::with_capacity(64);
+        // A request is a few dozen bytes and the output buffer holds a full
+        // pipeline of them, so neither step can fail.
+        if encode_peer_msg(msg, &[], &mut frame).is_ok() && self.output.push(&frame) {
+            self.queue.push_back(req);
+        }
+    }
+
+    /// Writes queued requests and reads replies until the socket would
+    /// block, or `budget` bytes were read ([`Flow::Again`]).
+    pub fn drive<S: Read + Write>(
+        &mut self,
+        s: &mut S,
+        dl: &mut Download,
+        now: Instant,
+        budget: usize,
+        report: &mut Report,
+    ) -> Result<Flow, FetchEnd> {
+        let mut got = 0;
+        loop {
+            while !self.output.is_empty() {
+                match self.output.write_to(s) {
+                    Ok(_) => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(Close::Io(e).into()),
+                }
+            }
+            match self.input.read_from(s) {
+                Ok(0) => return Err(Close::Eof.into()),
+                Ok(n) => {
+                    got += n;
+                    self.deadline = now + self.timeout;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.process(dl, now, report)?;
+                    return Ok(Flow::Idle);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(Close::Io(e).into()),
+            }
+            self.process(dl, now, report)?;
+            if dl.is_finished() {
+                return Err(FetchEnd::Done);
+            }
+            if got >= budget {
+                return Ok(Flow::Again);
+            }
+        }
+    }
+
+    /// Handles every complete head and every payload byte in the input.
+    fn process(&mut self, dl: &mut Download, now: Instant, report: &mut Report) -> Result<(), FetchEnd> {
+        loop {
+            if self.payload_left > 0 {
+                let take = self.payload_left.min(self.input.len());
+                if take == 0 {
+                    return Ok(());
+                }
+                let data = &self.input.filled()[..take];
+                match self.queue.front_mut() {
+                    Some(Req::Meta { bytes, .. }) => bytes.extend_from_slice(data),
+                    Some(Req::Chunk { index, got, hasher, .. }) => {
+                        hasher.update(data);
+                        dl.write(*index, *got, data).map_err(|e| {
+                            let why = format!("cannot write to the .part file: {e}");
+                            dl.fail(why);
+                            FetchEnd::Done
+                        })?;
+                        *got += take as u64;
+                        self.received += take as u64;
+                    }
+                    None => return Err(Close::Unexpected("payload without a request").into()),
+                }
+                self.input.consume(take);
+                self.payload_left -= take;
+                if self.payload_left == 0 {
+                    self.frame_done(dl, now, report)?;
+                }
+                continue;
+            }
+            let head = match decode_peer_head(self.input.filled()) {
+                Ok(Some(head)) => head,
+                Ok(None) => return Ok(()),
+                Err(e) => return Err(Close::Protocol(e).into()),
+            };
+            self.input.consume(head.head_len);
+            self.check_head(&head.header, head.payload_len)?;
+            if let PeerMsg::Refused { reason } = head.header {
+                return Err(FetchEnd::Refused(reason));
+            }
+            self.payload_left = head.payload_len;
+        }
+    }
+
+    /// Checks that a reply fits the oldest request.
+    fn check_head(&mut self, msg: &PeerMsg, payload: usize) -> Result<(), FetchEnd> {
+        let fits = match (msg, self.queue.front_mut()) {
+            (PeerMsg::Refused { .. }, Some(_)) => true,
+            (PeerMsg::MetaPiece { offset, total }, Some(Req::Meta { bytes, total: want })) => {
+                let total = *total as usize;
+                if bytes.is_empty() && *want == 0 && total <= MAX_META_LEN {
+                    *want = total;
+                    // Reserve once: the total is bounded by MAX_META_LEN.
+                    bytes.reserve_exact(total);
+                }
+                total == *want && *offset as usize == bytes.len() && bytes.len() + payload <= total
+            }
+            (PeerMsg::Block { index, offset }, Some(Req::Chunk { index: want, len, got, .. })) => {
+                index == want && u64::from(*offset) == *got && *got + payload as u64 <= *len
+            }
+            _ => false,
+        };
+        if fits {
+            Ok(())
+        } else {
+            Err(Close::Unexpected("a reply that does not match the request").into())
+        }
+    }
+
+    /// The payload of the head request's latest frame is all in.
+    fn frame_done(&mut self, dl: &mut Download, now: Instant, report: &mut Report) -> Result<(), FetchEnd> {
+        let complete = match self.queue.front() {
+            Some(Req::Meta { bytes, total }) => bytes.len() == *total,
+            Some(Req::Chunk { len, got, .. }) => got == len,
+            None => false,
+        };
+        if !complete {
+            return Ok(());
+        }
+        match self.queue.pop_front() {
+            Some(Req::Meta { bytes, .. }) => match dl.accept_meta(&bytes) {
+                MetaOutcome::Accepted => report.meta_accepted = true,
+                MetaOutcome::AlreadyKnown => {}
+                MetaOutcome::Bad(why) => return Err(FetchEnd::BadPeer(why)),
+                MetaOutcome::Failed => return Err(FetchEnd::Done),
+            },
+            Some(Req::Chunk { index, hasher, .. }) => {
+                let hash: Hash = hasher.finalize().into();
+                if Some(hash) == dl.chunk_hash(index) {
+                    if dl.chunk_fetched(index) {
+                        report.verified.push(index);
+                    }
+                } else {
+                    dl.chunk_abandoned(index);
+                    report.bad.push(index);
+                    self.avoid.push(index);
+                    self.strikes += 1;
+                    if self.strikes >= MAX_STRIKES {
+                        return Err(FetchEnd::BadPeer("sent chunks that failed their SHA-256 twice"));
+                    }
+                }
+            }
+            None => {}
+        }
+        self.refill(dl, now);
+        Ok(())
+    }
+
+    /// Hands every chunk still requested back to the scheduler (the
+    /// connection is ending).
+    pub fn abandon(&mut self, key: usize, dl: &mut Download) {
+        for req in self.queue.drain(..) {
+            if let Req::Chunk { index, .. } = req {
+                dl.chunk_abandoned(index);
+            }
+        }
+        if dl.meta_conn == Some(key) {
+            dl.meta_conn = None;
+        }
+    }
+}

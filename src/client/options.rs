@@ -1,0 +1,259 @@
+//! The client's command line: flags (getopts) over the config file over the
+//! defaults, validated into one [`Options`] before anything runs.
+//!
+//! Invariants: every value in an [`Options`] is valid (addresses resolved,
+//! username checked, chunk size in range); a mistake is reported as an
+//! [`ArgsError`] naming the flag or the config line, never a panic.
+
+use crate::cli::{parse_in_range, resolve};
+use crate::config::{self, ClientConfig, MAX_CONFIG_BYTES};
+use crate::names;
+use getopts::Matches;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub const DEFAULT_CONFIG: &str = "config/config.txt";
+pub const DEFAULT_LOG: &str = "logs/download.log";
+
+/// What the client was asked to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mode {
+    /// The interactive terminal client.
+    Interactive,
+    /// Without a person at the keyboard.
+    Headless {
+        /// Index, announce and serve the shared files until a signal.
+        seed: bool,
+        /// Download this file (a name or a 64-hex-digit file id).
+        get: Option<String>,
+        /// Print the files on the network and exit.
+        list: bool,
+        /// Print the peers on the network and exit.
+        peers: bool,
+    },
+}
+
+/// Everything the client needs to start.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub mode: Mode,
+    pub config_path: PathBuf,
+    pub username: Option<String>,
+    pub tracker: SocketAddr,
+    pub listen: SocketAddr,
+    pub shared_dir: PathBuf,
+    pub download_dir: PathBuf,
+    pub chunk_size: u32,
+    pub log_file: PathBuf,
+    pub max_inbound: usize,
+    pub idle_timeout: Duration,
+    pub request_timeout: Duration,
+    /// How long a headless download waits with no peer before giving up.
+    pub peer_wait: Duration,
+}
+
+/// A bad command line or config file (exit code 2).
+#[derive(Debug)]
+pub struct ArgsError(pub String);
+
+/// What the command line asks for.
+#[derive(Debug)]
+pub enum Parsed {
+    Run(Box<Options>),
+    Help,
+    Version,
+}
+
+pub fn flags() -> getopts::Options {
+    let mut o = getopts::Options::new();
+    o.optflag("", "seed", "share the files in the shared directory until SIGINT/SIGTERM");
+    o.optopt("", "get", "download one file by name (unique on the network) or file id, then exit (with --seed: keep seeding)", "NAME_OR_ID");
+    o.optflag("", "list", "print the files on the network and exit");
+    o.optflag("", "peers", "print the peers on the network and exit");
+    o.optopt("c", "config", &format!("config file (default {DEFAULT_CONFIG})"), "FILE");
+    o.optopt("t", "tracker", "tracker address (default 127.0.0.1:17380)", "HOST:PORT");
+    o.optopt("u", "username", "your name on the network (1-32 characters, no spaces)", "NAME");
+    o.optopt("s", "shared", "directory of files to share (default user/shared_files)", "DIR");
+    o.optopt("d", "downloads", "directory downloads land in (default user/downloads)", "DIR");
+    o.optopt("l", "listen", "TCP address to serve chunks on (default 0.0.0.0:0: any port)", "ADDR");
+    o.optopt("", "log", &format!("log file (default {DEFAULT_LOG})"), "FILE");
+    o.optopt("", "chunk-size-kib", "chunk size for files you share, 16-65536 (default 1024)", "KIB");
+    o.optopt("", "max-inbound", "most peers served at once (default 128)", "N");
+    o.optopt("", "idle-timeout", "seconds before an idle inbound connection is closed (default 60)", "SECS");
+    o.optopt("", "request-timeout", "seconds a peer may stall a request before its chunks go elsewhere (default 10)", "SECS");
+    o.optopt("", "peer-wait", "seconds --get waits with no peer before giving up (default 60)", "SECS");
+    o.optflag("h", "help", "print this help and exit");
+    o.optflag("V", "version", "print the version and exit");
+    o
+}
+
+pub fn usage() -> String {
+    flags().usage(
+        "Usage: pytorrent [--seed] [--get NAME_OR_ID] [--list] [--peers] [options]\n\n\
+         The PyTorrent client. Without a mode flag it starts the interactive client;\n\
+         --seed, --get, --list and --peers run without a person at the keyboard.",
+    )
+}
+
+/// Parses the command line (without the program name) and the config file.
+/// Returns the config file's warnings (unknown keys) beside the options.
+pub fn parse(args: &[String]) -> Result<(Parsed, Vec<String>), ArgsError> {
+    let m = flags().parse(args).map_err(|e| ArgsError(e.to_string()))?;
+    if m.opt_present("help") {
+        return Ok((Parsed::Help, Vec::new()));
+    }
+    if m.opt_present("version") {
+        return Ok((Parsed::Version, Vec::new()));
+    }
+    if let Some(extra) = m.free.first() {
+        return Err(ArgsError(format!("unexpected argument '{}'", names::escape(extra))));
+    }
+    let config_path = PathBuf::from(m.opt_str("config").unwrap_or_else(|| DEFAULT_CONFIG.into()));
+    let (file, warnings) = read_config(&config_path, m.opt_present("config"))?;
+    let opts = merge(&m, file, config_path)?;
+    Ok((Parsed::Run(Box::new(opts)), warnings))
+}
+
+/// Reads the config file; a missing file is fine unless it was named.
+fn read_config(path: &Path, named: bool) -> Result<(ClientConfig, Vec<String>), ArgsError> {
+    let shown = path.display();
+    let text = match std::fs::metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !named => return Ok((ClientConfig::default(), Vec::new())),
+        Err(e) => return Err(ArgsError(format!("cannot read {shown}: {e}"))),
+        Ok(m) if m.len() > MAX_CONFIG_BYTES as u64 => {
+            return Err(ArgsError(format!("{shown}: larger than {MAX_CONFIG_BYTES} bytes")))
+        }
+        Ok(_) => std::fs::read(path).map_err(|e| ArgsError(format!("cannot read {shown}: {e}")))?,
+    };
+    let text = String::from_utf8(text).map_err(|_| ArgsError(format!("{shown}: not UTF-8 text")))?;
+    match config::parse(&text) {
+        Ok(p) => Ok((p.config, p.warnings.iter().map(|w| format!("{shown}: {w}")).collect())),
+        Err(errors) => {
+            let lines: Vec<String> = errors.iter().map(|e| format!("{shown}: {e}")).collect();
+            Err(ArgsError(lines.join("\n")))
+        }
+    }
+}
+
+fn merge(m: &Matches, file: ClientConfig, config_path: PathBuf) -> Result<Options, ArgsError> {
+    let err = ArgsError;
+    let username = match m.opt_str("username") {
+        Some(u) => {
+            names::check_username(&u).map_err(|e| err(format!("--username: the username {e}")))?;
+            Some(u)
+        }
+        None => file.username,
+    };
+    let tracker = resolve("tracker", &m.opt_str("tracker").unwrap_or(file.tracker)).map_err(err)?;
+    let listen = match m.opt_str("listen") {
+        Some(l) => l
+            .parse()
+            .map_err(|_| err(format!("--listen: expected an address like 0.0.0.0:0, found '{}'", names::escape(&l))))?,
+        None => file.listen,
+    };
+    let kib = match m.opt_str("chunk-size-kib") {
+        Some(v) => parse_in_range("chunk-size-kib", &v, 16, 65536).map_err(err)?,
+        None => file.chunk_size_kib,
+    };
+    let secs = |flag: &str, default: u64| -> Result<Duration, ArgsError> {
+        m.opt_str(flag).map_or(Ok(Duration::from_secs(default)), |v| {
+            parse_in_range(flag, &v, 1, 86_400).map(Duration::from_secs).map_err(ArgsError)
+        })
+    };
+    let get = m.opt_str("get");
+    if let Some(g) = &get {
+        if g.is_empty() {
+            return Err(err("--get: give a file name or id".into()));
+        }
+    }
+    let (seed, list, peers) = (m.opt_present("seed"), m.opt_present("list"), m.opt_present("peers"));
+    if (list || peers) && (seed || get.is_some()) || (list && peers) {
+        return Err(err("--list and --peers run alone, without --seed, --get or each other".into()));
+    }
+    let mode = if seed || get.is_some() || list || peers {
+        Mode::Headless { seed, get, list, peers }
+    } else {
+        Mode::Interactive
+    };
+    let max_inbound = match m.opt_str("max-inbound") {
+        Some(v) => parse_in_range("max-inbound", &v, 1usize, 10_000).map_err(err)?,
+        None => 128,
+    };
+    Ok(Options {
+        mode,
+        config_path,
+        username,
+        tracker,
+        listen,
+        shared_dir: m.opt_str("shared").map_or(file.shared_dir, PathBuf::from),
+        download_dir: m.opt_str("downloads").map_or(file.download_dir, PathBuf::from),
+        chunk_size: kib * 1024,
+        log_file: PathBuf::from(m.opt_str("log").unwrap_or_else(|| DEFAULT_LOG.into())),
+        max_inbound,
+        idle_timeout: secs("idle-timeout", 60)?,
+        request_timeout: secs("request-timeout", 10)?,
+        peer_wait: secs("peer-wait", 60)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn run(list: &[&str]) -> Result<Options, String> {
+        match parse(&args(list)) {
+            Ok((Parsed::Run(o), _)) => Ok(*o),
+            Ok(other) => Err(format!("{other:?}")),
+            Err(ArgsError(e)) => Err(e),
+        }
+    }
+
+    fn temp_config(text: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("pytorrent-opts-{}-{}", std::process::id(), text.len()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("config.txt");
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    #[test]
+    fn flags_override_the_config_file() {
+        let path = temp_config("username=alice\nchunk_size_kib=64\ntracker=127.0.0.1:9\n");
+        let p = path.to_str().unwrap();
+        let o = run(&["-c", p, "--seed"]).unwrap();
+        assert_eq!(o.username.as_deref(), Some("alice"));
+        assert_eq!(o.chunk_size, 64 * 1024);
+        assert_eq!(o.tracker.port(), 9);
+        let o = run(&["-c", p, "-u", "bob", "--chunk-size-kib", "16", "-t", "127.0.0.1:10", "--get", "x"]).unwrap();
+        assert_eq!(o.username.as_deref(), Some("bob"));
+        assert_eq!(o.chunk_size, 16 * 1024);
+        assert_eq!(o.tracker.port(), 10);
+        assert_eq!(
+            o.mode,
+            Mode::Headless {
+                seed: false,
+                get: Some("x".into()),
+                list: false,
+                peers: false
+            }
+        );
+    }
+
+    #[test]
+    fn mistakes_are_named() {
+        let path = temp_config("username=a b\nchunk_size_kib=3\n");
+        let e = run(&["-c", path.to_str().unwrap()]).unwrap_err();
+        assert!(e.contains("line 1") && e.contains("line 2"), "{e}");
+        assert!(run(&["-c", "/nonexistent/pytorrent.txt"]).unwrap_err().contains("cannot read"));
+        assert!(run(&["-u", "has space"]).unwrap_err().contains("--username"));
+        assert!(run(&["--listen", "nowhere"]).unwrap_err().contains("--listen"));
+        assert!(run(&["--list", "--seed"]).unwrap_err().contains("alone"));
+        assert!(run(&["--max-inbound", "0"]).unwrap_err().contains("max-inbound"));
+        assert!(run(&["stray"]).unwrap_err().contains("unexpected"));
+    }
+}
