@@ -29,6 +29,7 @@ use crate::wire::codec::{self, ALLOC_PER_WIRE_BYTE};
 use crate::wire::tracker::FileEntry;
 use crate::wire::FileId;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::fs::{self, File, Metadata, OpenOptions};
 use std::io::{self, Read, Write};
@@ -47,8 +48,13 @@ pub const MAX_SHARED_FILES: usize = crate::tracker::registry::MAX_FILES_PER_PEER
 const INDEX_TMP: &str = ".pytorrent-index.tmp";
 /// Start of the cache file: magic and format version, checked before the
 /// body is decoded so another version is recognised, not called corrupt.
+/// Then the SHA-256 of the body: a flipped bit in a cached hash would
+/// otherwise decode fine and make us serve metadata that no longer matches
+/// the file.
 const CACHE_MAGIC: &[u8; 7] = b"PYTIDX\0";
 const CACHE_VERSION: u8 = 1;
+/// Magic, version, body digest.
+const CACHE_HEADER: usize = CACHE_MAGIC.len() + 1 + 32;
 /// Largest cache body. Metadata of about 2 million chunks; entries that do
 /// not fit are left out of the cache (and rehashed at the next start).
 const MAX_CACHE_LEN: usize = 64 * 1024 * 1024;
@@ -495,9 +501,14 @@ impl Library {
         }
         let mut out = CACHE_MAGIC.to_vec();
         out.push(CACHE_VERSION);
+        out.extend_from_slice(&[0; 32]);
         let result = codec::encode(&entries, &mut out, MAX_CACHE_LEN)
             .map_err(|e| io::Error::other(e.to_string()))
-            .and_then(|()| write_atomically(&self.dir, &out));
+            .and_then(|()| {
+                let digest = Sha256::digest(&out[CACHE_HEADER..]);
+                out[CACHE_HEADER - 32..CACHE_HEADER].copy_from_slice(&digest);
+                write_atomically(&self.dir, &out)
+            });
         match result {
             Ok(()) => {
                 self.cache_dirty = false;
@@ -547,7 +558,7 @@ fn load_cache(
 ) -> (HashMap<String, CacheEntry>, bool) {
     let mut map = HashMap::new();
     let path = dir.join(INDEX_FILE);
-    let header = CACHE_MAGIC.len() + 1;
+    let header = CACHE_HEADER;
     let md = match fs::symlink_metadata(&path) {
         Ok(md) => md,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return (map, false),
@@ -583,6 +594,9 @@ fn load_cache(
     }
     if bytes[CACHE_MAGIC.len()] != CACHE_VERSION {
         return ignore("written by another version");
+    }
+    if bytes[header - 32..header] != Sha256::digest(&bytes[header..])[..] {
+        return ignore("corrupt: checksum mismatch");
     }
     let entries: Vec<CacheEntry> =
         match codec::decode_exact::<_, CACHE_ALLOC>(&bytes[header..], MAX_CACHE_LEN) {
@@ -677,4 +691,409 @@ fn list_dir(dir: &Path, warnings: &mut Vec<String>) -> io::Result<Vec<(String, S
         ));
     }
     Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    const CHUNK: u32 = meta::MIN_CHUNK_SIZE;
+    const SIZES: [(&str, usize); 4] = [
+        ("empty", 0),
+        ("one", 1),
+        ("chunk", CHUNK as usize),
+        ("three and a bit", 3 * CHUNK as usize + 1),
+    ];
+
+    /// A unique directory under the system temp dir, removed on drop.
+    struct TempDir(PathBuf);
+
+    impl TempDir {
+        fn new(tag: &str) -> TempDir {
+            static N: AtomicU32 = AtomicU32::new(0);
+            let n = N.fetch_add(1, Ordering::Relaxed);
+            let path =
+                std::env::temp_dir().join(format!("pytorrent-library-{}-{tag}-{n}", std::process::id()));
+            let _ = fs::remove_dir_all(&path);
+            fs::create_dir_all(&path).unwrap();
+            TempDir(path)
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn data(len: usize, seed: u8) -> Vec<u8> {
+        (0..len).map(|i| (i * 31 % 251) as u8 ^ seed).collect()
+    }
+
+    /// Writes a file with an mtime `age_secs` in the past, so it is not
+    /// "racy" and can be cached.
+    fn put(dir: &Path, name: &str, bytes: &[u8], age_secs: u64) {
+        let path = dir.join(name);
+        fs::write(&path, bytes).unwrap();
+        let f = OpenOptions::new().write(true).open(&path).unwrap();
+        f.set_modified(SystemTime::now() - Duration::from_secs(age_secs))
+            .unwrap();
+    }
+
+    fn populate(dir: &Path) {
+        for (i, (name, len)) in SIZES.iter().enumerate() {
+            put(dir, name, &data(*len, i as u8), 3600);
+        }
+    }
+
+    fn expected(dir: &Path, name: &str) -> FileMeta {
+        FileMeta::from_reader(name, File::open(dir.join(name)).unwrap(), CHUNK).unwrap()
+    }
+
+    /// Steps until indexing is done; returns (steps, ready ids, warnings).
+    fn index_all(lib: &mut Library, budget: u64) -> (usize, Vec<FileId>, Vec<String>) {
+        let (mut steps, mut ready, mut warnings) = (0, Vec::new(), Vec::new());
+        while lib.is_indexing() {
+            let step = lib.index_step(budget);
+            steps += 1;
+            ready.extend(step.ready);
+            warnings.extend(step.warnings);
+            assert!(steps < 100_000, "indexing does not end");
+        }
+        (steps, ready, warnings)
+    }
+
+    fn names_of(lib: &Library) -> Vec<String> {
+        lib.files().map(|f| f.meta.name.clone()).collect()
+    }
+
+    fn check_matches_disk(lib: &Library, dir: &Path) {
+        for f in lib.files() {
+            let want = expected(dir, &f.meta.name);
+            assert_eq!(f.meta, want, "{}", f.meta.name);
+            assert_eq!(f.id, want.id());
+            assert_eq!(meta::decode_meta(&f.encoded_meta).unwrap(), want);
+            assert_eq!(lib.get(&f.id), Some(f));
+            assert_eq!(f.path, dir.join(&f.meta.name));
+        }
+    }
+
+    #[test]
+    fn indexes_in_slices_and_matches_from_reader() {
+        let tmp = TempDir::new("slices");
+        populate(&tmp.0);
+        let (mut lib, warnings) = Library::open(&tmp.0, CHUNK).unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert!(lib.is_indexing() && lib.is_empty());
+        let total: u64 = SIZES.iter().map(|(_, len)| *len as u64).sum();
+        assert_eq!(lib.pending(), (4, total));
+
+        // A small budget: the largest file alone takes several steps, and
+        // the bytes left only go down.
+        let mut left = total;
+        let mut steps = 0;
+        let mut ready = Vec::new();
+        while lib.is_indexing() {
+            let step = lib.index_step(5000);
+            assert!(step.warnings.is_empty(), "{:?}", step.warnings);
+            ready.extend(step.ready);
+            let (_, now_left) = lib.pending();
+            assert!(now_left <= left);
+            left = now_left;
+            steps += 1;
+        }
+        assert!(steps >= (total / 5000) as usize, "only {steps} steps");
+        assert_eq!(lib.pending(), (0, 0));
+        assert_eq!(lib.len(), 4);
+        assert_eq!(ready.len(), 4);
+        let mut sorted: Vec<String> = SIZES.iter().map(|(n, _)| n.to_string()).collect();
+        sorted.sort();
+        assert_eq!(names_of(&lib), sorted);
+        check_matches_disk(&lib, &tmp.0);
+        assert!(tmp.0.join(INDEX_FILE).is_file());
+        assert!(!tmp.0.join(INDEX_TMP).exists());
+
+        // A big budget does it in one step.
+        let (mut again, _) = Library::open(&tmp.0, CHUNK * 2).unwrap();
+        assert_eq!(index_all(&mut again, u64::MAX).0, 1);
+        assert_eq!(again.len(), 4);
+    }
+
+    #[test]
+    fn reopening_an_unchanged_dir_hashes_nothing() {
+        let tmp = TempDir::new("reopen");
+        populate(&tmp.0);
+        let (mut lib, _) = Library::open(&tmp.0, CHUNK).unwrap();
+        index_all(&mut lib, 1 << 20);
+        let before: Vec<SharedFile> = lib.files().cloned().collect();
+
+        let (mut lib, warnings) = Library::open(&tmp.0, CHUNK).unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert!(!lib.is_indexing());
+        assert_eq!(lib.pending(), (0, 0));
+        assert_eq!(lib.files().cloned().collect::<Vec<_>>(), before);
+        assert_eq!(lib.index_step(u64::MAX), IndexStep::default());
+
+        // Another chunk size cannot use the cache.
+        let (lib, _) = Library::open(&tmp.0, 2 * CHUNK).unwrap();
+        assert_eq!(lib.pending().0, 4);
+    }
+
+    #[test]
+    fn only_a_changed_file_is_rehashed() {
+        let tmp = TempDir::new("touch");
+        populate(&tmp.0);
+        let (mut lib, _) = Library::open(&tmp.0, CHUNK).unwrap();
+        index_all(&mut lib, u64::MAX);
+        let old = lib.files().find(|f| f.meta.name == "chunk").unwrap().id;
+
+        // Same size, new content and mtime.
+        put(&tmp.0, "chunk", &data(CHUNK as usize, 99), 1800);
+        let (mut lib, warnings) = Library::open(&tmp.0, CHUNK).unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(lib.pending(), (1, u64::from(CHUNK)));
+        assert_eq!(lib.len(), 3);
+        assert!(lib.get(&old).is_none());
+        let (_, ready, warnings) = index_all(&mut lib, u64::MAX);
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(ready, vec![expected(&tmp.0, "chunk").id()]);
+        check_matches_disk(&lib, &tmp.0);
+
+        // The rewritten cache holds the new version; a deleted file is gone.
+        fs::remove_file(tmp.0.join("one")).unwrap();
+        let (lib, _) = Library::open(&tmp.0, CHUNK).unwrap();
+        assert!(!lib.is_indexing());
+        assert_eq!(names_of(&lib), ["chunk", "empty", "three and a bit"]);
+        check_matches_disk(&lib, &tmp.0);
+    }
+
+    #[test]
+    fn a_corrupt_cache_is_ignored_and_everything_rehashed() {
+        let tmp = TempDir::new("corrupt");
+        populate(&tmp.0);
+        let (mut lib, _) = Library::open(&tmp.0, CHUNK).unwrap();
+        index_all(&mut lib, u64::MAX);
+        let index = tmp.0.join(INDEX_FILE);
+        let good = fs::read(&index).unwrap();
+
+        let mut flipped = good.clone();
+        let last = flipped.len() - 1;
+        flipped[last] ^= 0xff;
+        let mut cut = good.clone();
+        cut.truncate(good.len() / 2);
+        // A body that claims a huge list, with a valid checksum: the
+        // decoder's memory limit refuses it.
+        let mut hostile = good[..CACHE_HEADER].to_vec();
+        hostile.extend_from_slice(&[253, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f]);
+        let digest = Sha256::digest(&hostile[CACHE_HEADER..]);
+        hostile[CACHE_HEADER - 32..CACHE_HEADER].copy_from_slice(&digest);
+        let mut other_version = good.clone();
+        other_version[CACHE_MAGIC.len()] = CACHE_VERSION + 1;
+        for (what, bytes) in [
+            ("last byte flipped", flipped),
+            ("cut", cut),
+            ("hostile length", hostile),
+            ("other version", other_version),
+            ("garbage", b"not a cache".to_vec()),
+        ] {
+            fs::write(&index, &bytes).unwrap();
+            let (mut lib, warnings) = Library::open(&tmp.0, CHUNK).unwrap();
+            assert_eq!(warnings.len(), 1, "{what}: {warnings:?}");
+            assert!(warnings[0].contains("index cache"), "{what}: {warnings:?}");
+            assert_eq!(lib.pending().0, 4, "{what}");
+            index_all(&mut lib, u64::MAX);
+            check_matches_disk(&lib, &tmp.0);
+            assert_eq!(lib.len(), 4);
+            assert_eq!(fs::read(&index).unwrap(), good, "{what}: cache rewritten");
+        }
+
+        // Oversized: refused before it is read.
+        let f = File::create(&index).unwrap();
+        f.set_len((MAX_CACHE_LEN + 100) as u64).unwrap();
+        let (lib, warnings) = Library::open(&tmp.0, CHUNK).unwrap();
+        assert!(warnings.iter().any(|w| w.contains("too large")), "{warnings:?}");
+        assert_eq!(lib.pending().0, 4);
+    }
+
+    #[test]
+    fn unshareable_entries_are_skipped() {
+        let tmp = TempDir::new("skip");
+        put(&tmp.0, "good", b"hello", 3600);
+        put(&tmp.0, ".hidden", b"secret", 3600);
+        put(&tmp.0, "movie.mkv.part", b"half", 3600);
+        put(&tmp.0, "bell\u{7}\u{1b}[2J", b"evil", 3600);
+        fs::create_dir(tmp.0.join("subdir")).unwrap();
+        put(&tmp.0.join("subdir"), "nested", b"deep", 3600);
+        std::os::unix::fs::symlink(tmp.0.join("good"), tmp.0.join("link")).unwrap();
+        let bad_utf8 = <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(b"caf\xe9");
+        fs::write(tmp.0.join(bad_utf8), b"latin-1").unwrap();
+
+        let (mut lib, warnings) = Library::open(&tmp.0, CHUNK).unwrap();
+        index_all(&mut lib, u64::MAX);
+        assert_eq!(names_of(&lib), ["good"]);
+        check_matches_disk(&lib, &tmp.0);
+        assert_eq!(warnings.len(), 3, "{warnings:?}");
+        for w in &warnings {
+            assert!(!w.contains('\u{1b}') && !w.contains('\u{7}'), "unescaped: {w:?}");
+        }
+        assert!(
+            warnings.iter().any(|w| w.contains("control character")),
+            "{warnings:?}"
+        );
+        assert!(warnings.iter().any(|w| w.contains("not UTF-8")), "{warnings:?}");
+        assert!(warnings.iter().any(|w| w.contains("symlink")), "{warnings:?}");
+    }
+
+    #[test]
+    fn a_file_changing_while_hashed_is_retried_once() {
+        let tmp = TempDir::new("changing");
+        let big = 3 * CHUNK as usize + 1;
+        put(&tmp.0, "f", &data(big, 0), 3600);
+        let (mut lib, _) = Library::open(&tmp.0, CHUNK).unwrap();
+        let step = lib.index_step(1000);
+        assert!(step.ready.is_empty() && lib.is_indexing());
+        // Changed mid-hash: hashed again from its new state.
+        put(&tmp.0, "f", &data(big, 1), 3000);
+        let (_, ready, warnings) = index_all(&mut lib, 1000);
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(ready, vec![expected(&tmp.0, "f").id()]);
+        check_matches_disk(&lib, &tmp.0);
+
+        // Changing during both tries: skipped with a warning.
+        put(&tmp.0, "g", &data(big, 2), 3600);
+        let (mut lib, _) = Library::open(&tmp.0, CHUNK).unwrap();
+        let mut seed = 3;
+        let mut warnings = Vec::new();
+        while lib.is_indexing() {
+            let step = lib.index_step(1000);
+            warnings.extend(step.warnings);
+            // Grows, so the change is seen even within one mtime tick.
+            seed += 1;
+            put(&tmp.0, "g", &data(big + seed as usize, seed), 3600);
+        }
+        assert!(lib.get(&expected(&tmp.0, "f").id()).is_some());
+        assert_eq!(names_of(&lib), ["f"]);
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].contains("keeps changing"), "{warnings:?}");
+    }
+
+    #[test]
+    fn vanished_files_are_dropped_with_a_warning() {
+        let tmp = TempDir::new("vanish");
+        populate(&tmp.0);
+        let (mut lib, _) = Library::open(&tmp.0, CHUNK).unwrap();
+        fs::remove_file(tmp.0.join("one")).unwrap();
+        let (_, ready, warnings) = index_all(&mut lib, u64::MAX);
+        assert_eq!(ready.len(), 3);
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].contains("vanished"), "{warnings:?}");
+    }
+
+    #[test]
+    fn a_failed_cache_write_is_only_a_warning() {
+        let tmp = TempDir::new("nowrite");
+        populate(&tmp.0);
+        // A directory where the temporary cache file would go.
+        fs::create_dir(tmp.0.join(INDEX_TMP)).unwrap();
+        let (mut lib, _) = Library::open(&tmp.0, CHUNK).unwrap();
+        let (_, ready, warnings) = index_all(&mut lib, u64::MAX);
+        assert_eq!(ready.len(), 4);
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0].contains("could not write the index cache"),
+            "{warnings:?}"
+        );
+        assert!(!tmp.0.join(INDEX_FILE).exists());
+        check_matches_disk(&lib, &tmp.0);
+    }
+
+    #[test]
+    fn recently_modified_files_are_not_cached() {
+        let tmp = TempDir::new("racy");
+        put(&tmp.0, "old", b"old", 3600);
+        put(&tmp.0, "new", b"new", 0);
+        let (mut lib, _) = Library::open(&tmp.0, CHUNK).unwrap();
+        index_all(&mut lib, u64::MAX);
+        let (lib, _) = Library::open(&tmp.0, CHUNK).unwrap();
+        assert_eq!(names_of(&lib), ["old"]);
+        assert_eq!(lib.pending(), (1, 3));
+    }
+
+    #[test]
+    fn add_verified_remove_and_entries() {
+        let tmp = TempDir::new("add");
+        let other = TempDir::new("add-downloads");
+        put(&tmp.0, "b shared", b"shared bytes", 3600);
+        let (mut lib, _) = Library::open(&tmp.0, CHUNK).unwrap();
+        index_all(&mut lib, u64::MAX);
+
+        let bytes = data(70_000, 5);
+        put(&other.0, "a download", &bytes, 3600);
+        let meta = FileMeta::from_reader("a download", &bytes[..], CHUNK).unwrap();
+        let id = lib
+            .add_verified(meta.clone(), other.0.join("a download"))
+            .unwrap();
+        assert_eq!(id, meta.id());
+        assert_eq!(lib.add_verified(meta.clone(), other.0.join("elsewhere")), Ok(id));
+        assert_eq!(lib.len(), 2);
+        let got = lib.get(&id).unwrap();
+        assert_eq!((&got.meta, &got.path), (&meta, &other.0.join("a download")));
+        assert_eq!(meta::decode_meta(&got.encoded_meta).unwrap(), meta);
+
+        let shared = expected(&tmp.0, "b shared");
+        assert_eq!(
+            lib.entries(),
+            vec![
+                FileEntry {
+                    id,
+                    name: "a download".into(),
+                    size: 70_000,
+                    complete: true
+                },
+                FileEntry {
+                    id: shared.id(),
+                    name: "b shared".into(),
+                    size: 12,
+                    complete: true
+                },
+            ]
+        );
+
+        let mut invalid = meta.clone();
+        invalid.chunks.pop();
+        assert!(lib.add_verified(invalid, other.0.join("x")).is_err());
+
+        assert_eq!(lib.remove(&id).map(|f| f.meta), Some(meta));
+        assert!(lib.remove(&id).is_none());
+        assert_eq!(names_of(&lib), ["b shared"]);
+        assert_eq!(lib.entries().len(), 1);
+        assert!(lib.remove(&shared.id()).is_some());
+        assert!(lib.is_empty() && lib.entries().is_empty());
+    }
+
+    #[test]
+    fn the_library_is_bounded() {
+        let tmp = TempDir::new("full");
+        let (mut lib, _) = Library::open(&tmp.0, CHUNK).unwrap();
+        for i in 0..MAX_SHARED_FILES {
+            let name = format!("f{i}");
+            let meta = FileMeta::from_reader(&name, &b""[..], CHUNK).unwrap();
+            lib.add_verified(meta, tmp.0.join(name)).unwrap();
+        }
+        let meta = FileMeta::from_reader("one more", &b""[..], CHUNK).unwrap();
+        assert!(lib.add_verified(meta, tmp.0.join("one more")).is_err());
+        assert_eq!(lib.len(), MAX_SHARED_FILES);
+
+        // A directory with too many files: the first by name are shared.
+        for i in 0..=MAX_SHARED_FILES {
+            File::create(tmp.0.join(format!("{i:05}"))).unwrap();
+        }
+        let (lib, warnings) = Library::open(&tmp.0, CHUNK).unwrap();
+        assert_eq!(lib.pending(), (MAX_SHARED_FILES, 0));
+        assert!(
+            warnings.iter().any(|w| w.contains("skipping the last 1")),
+            "{warnings:?}"
+        );
+    }
 }
