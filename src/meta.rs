@@ -80,51 +80,20 @@ pub fn chunk_count(size: u64, chunk_size: u32) -> u64 {
 }
 
 impl FileMeta {
-    /// Hashes `reader` (a file of `size` bytes) chunk by chunk. Each byte is
-    /// read once and fed to both the chunk hash and the whole-file hash
-    /// while it is still in cache.
+    /// Hashes `reader` to its end, chunk by chunk, through a [`MetaBuilder`].
     pub fn from_reader(name: &str, mut reader: impl Read, chunk_size: u32) -> io::Result<FileMeta> {
-        if !(MIN_CHUNK_SIZE..=MAX_CHUNK_SIZE).contains(&chunk_size) {
-            let e = MetaError::BadChunkSize(chunk_size);
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, e));
-        }
+        let invalid = |e: MetaError| io::Error::new(io::ErrorKind::InvalidInput, e);
+        let mut builder = MetaBuilder::new(chunk_size).map_err(invalid)?;
         let mut buf = vec![0u8; 256 * 1024];
-        let (mut whole, mut chunk) = (Sha256::new(), Sha256::new());
-        let (mut chunks, mut size, mut in_chunk) = (Vec::new(), 0u64, 0u64);
         loop {
-            let n = match reader.read(&mut buf) {
+            match reader.read(&mut buf) {
                 Ok(0) => break,
-                Ok(n) => n,
+                Ok(n) => builder.update(&buf[..n]),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
-            };
-            let mut data = &buf[..n];
-            while !data.is_empty() {
-                let take = data.len().min((u64::from(chunk_size) - in_chunk) as usize);
-                chunk.update(&data[..take]);
-                whole.update(&data[..take]);
-                in_chunk += take as u64;
-                size += take as u64;
-                data = &data[take..];
-                if in_chunk == u64::from(chunk_size) {
-                    chunks.push(chunk.finalize_reset().into());
-                    in_chunk = 0;
-                }
             }
         }
-        if in_chunk > 0 {
-            chunks.push(chunk.finalize().into());
-        }
-        let meta = FileMeta {
-            name: name.to_string(),
-            size,
-            chunk_size,
-            chunks,
-            sha256: whole.finalize().into(),
-        };
-        meta.validate()
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-        Ok(meta)
+        builder.finish(name).map_err(invalid)
     }
 
     /// The file id: SHA-256 of the metadata's encoding.
@@ -158,6 +127,93 @@ impl FileMeta {
     pub fn chunk_len(&self, index: usize) -> u64 {
         let start = index as u64 * u64::from(self.chunk_size);
         self.size.saturating_sub(start).min(u64::from(self.chunk_size))
+    }
+}
+
+/// Builds a [`FileMeta`] from a file fed in pieces of any size, so a caller
+/// can hash a large file a slice at a time (between events of a loop) and
+/// still read every byte only once.
+///
+/// Each byte goes to both the current chunk's hash and the whole-file hash
+/// while it is still in cache. At most [`MAX_CHUNKS`] chunk hashes are kept:
+/// past that the file is refused by [`MetaBuilder::finish`] anyway, so
+/// storing more would only let an oversized file grow memory.
+pub struct MetaBuilder {
+    chunk_size: u32,
+    whole: Sha256,
+    chunk: Sha256,
+    /// Bytes fed into `chunk` since the last chunk boundary.
+    in_chunk: u64,
+    size: u64,
+    chunks: Vec<Hash>,
+}
+
+impl MetaBuilder {
+    /// A builder for a file cut into chunks of `chunk_size` bytes.
+    pub fn new(chunk_size: u32) -> Result<MetaBuilder, MetaError> {
+        if !(MIN_CHUNK_SIZE..=MAX_CHUNK_SIZE).contains(&chunk_size) {
+            return Err(MetaError::BadChunkSize(chunk_size));
+        }
+        Ok(MetaBuilder {
+            chunk_size,
+            whole: Sha256::new(),
+            chunk: Sha256::new(),
+            in_chunk: 0,
+            size: 0,
+            chunks: Vec::new(),
+        })
+    }
+
+    /// Feeds the next bytes of the file.
+    pub fn update(&mut self, mut data: &[u8]) {
+        let chunk_size = u64::from(self.chunk_size);
+        while !data.is_empty() {
+            // in_chunk < chunk_size <= MAX_CHUNK_SIZE, so this fits a usize.
+            let room = (chunk_size - self.in_chunk) as usize;
+            let (head, rest) = data.split_at(data.len().min(room));
+            self.chunk.update(head);
+            self.whole.update(head);
+            self.in_chunk += head.len() as u64;
+            self.size += head.len() as u64;
+            data = rest;
+            if self.in_chunk == chunk_size {
+                self.push_chunk();
+            }
+        }
+    }
+
+    fn push_chunk(&mut self) {
+        let hash: Hash = self.chunk.finalize_reset().into();
+        if self.chunks.len() < MAX_CHUNKS {
+            self.chunks.push(hash);
+        }
+        self.in_chunk = 0;
+    }
+
+    /// Bytes fed so far.
+    pub fn bytes(&self) -> u64 {
+        self.size
+    }
+
+    /// The metadata of the bytes fed, named `name`; checked with
+    /// [`FileMeta::validate`].
+    pub fn finish(mut self, name: &str) -> Result<FileMeta, MetaError> {
+        if self.in_chunk > 0 {
+            self.push_chunk();
+        }
+        let count = chunk_count(self.size, self.chunk_size);
+        if count > MAX_CHUNKS as u64 {
+            return Err(MetaError::TooManyChunks(count));
+        }
+        let meta = FileMeta {
+            name: name.to_string(),
+            size: self.size,
+            chunk_size: self.chunk_size,
+            chunks: self.chunks,
+            sha256: self.whole.finalize().into(),
+        };
+        meta.validate()?;
+        Ok(meta)
     }
 }
 
@@ -219,6 +275,42 @@ mod tests {
         let a = FileMeta::from_reader("f", &bytes[..], CHUNK).unwrap();
         let b = FileMeta::from_reader("f", Dribble(&bytes), CHUNK).unwrap();
         assert_eq!(a, b);
+    }
+
+    #[test]
+    fn builder_fed_in_odd_pieces_matches_from_reader() {
+        let bytes = data(3 * CHUNK as usize + 1);
+        let expected = FileMeta::from_reader("f", &bytes[..], CHUNK).unwrap();
+        // Pieces that straddle chunk boundaries, land exactly on one, and are empty.
+        for sizes in [
+            &[1usize, 0, 7][..],
+            &[CHUNK as usize - 1, 2],
+            &[CHUNK as usize],
+            &[5000, 99_999],
+        ] {
+            let mut b = MetaBuilder::new(CHUNK).unwrap();
+            let mut rest = &bytes[..];
+            for &n in sizes.iter().cycle() {
+                if rest.is_empty() {
+                    break;
+                }
+                let (head, tail) = rest.split_at(n.min(rest.len()));
+                b.update(head);
+                rest = tail;
+            }
+            assert_eq!(b.bytes(), bytes.len() as u64);
+            assert_eq!(b.finish("f").unwrap(), expected, "pieces {sizes:?}");
+        }
+        let empty = MetaBuilder::new(CHUNK).unwrap().finish("e").unwrap();
+        assert_eq!(empty, FileMeta::from_reader("e", &b""[..], CHUNK).unwrap());
+        assert!(empty.chunks.is_empty());
+        assert_eq!(
+            MetaBuilder::new(CHUNK - 1).err(),
+            Some(MetaError::BadChunkSize(CHUNK - 1))
+        );
+        let mut bad = MetaBuilder::new(CHUNK).unwrap();
+        bad.update(b"x");
+        assert!(matches!(bad.finish("a/b"), Err(MetaError::BadName(_))));
     }
 
     #[test]
