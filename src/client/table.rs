@@ -1,0 +1,77 @@
+//! Plain-text tables and human-readable sizes, as pure functions, for the
+//! headless listings (and the terminal interface).
+//!
+//! Invariants: cells are escaped by the caller (network text goes through
+//! [`crate::names::escape`]); columns are padded by characters, so
+//! non-ASCII names line up; no line ends in spaces.
+
+/// Renders `rows` under `headers`, columns separated by two spaces.
+/// Columns listed in `right` are right-aligned (numbers).
+pub fn render(headers: &[&str], rows: &[Vec<String>], right: &[usize]) -> String {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (i, cell) in row.iter().enumerate().take(widths.len()) {
+            widths[i] = widths[i].max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let header: Vec<String> = headers.iter().map(|h| h.to_string()).collect();
+    for row in std::iter::once(&header).chain(rows) {
+        let mut line = String::new();
+        for (i, cell) in row.iter().enumerate().take(widths.len()) {
+            let pad = widths[i] - cell.chars().count();
+            if i > 0 {
+                line.push_str("  ");
+            }
+            if right.contains(&i) {
+                line.push_str(&" ".repeat(pad));
+                line.push_str(cell);
+            } else {
+                line.push_str(cell);
+                line.push_str(&" ".repeat(pad));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// A byte count for people: `999 B`, `1.5 KiB`, `20.0 MiB`, ...
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    let mut value = n as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn columns_line_up_by_characters() {
+        let rows = vec![
+            vec!["ñandú.txt".to_string(), "12".to_string()],
+            vec!["a".to_string(), "1234".to_string()],
+        ];
+        let t = render(&["NAME", "SIZE"], &rows, &[1]);
+        assert_eq!(t, "NAME       SIZE\nñandú.txt    12\na          1234\n");
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(human_bytes(0), "0 B");
+        assert_eq!(human_bytes(1023), "1023 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(20 << 20), "20.0 MiB");
+        assert_eq!(human_bytes(u64::MAX), "16384.0 PiB");
+    }
+}
