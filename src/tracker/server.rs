@@ -251,7 +251,13 @@ impl Tracker {
 
 /// Decides what one datagram deserves. Pure apart from the registry update,
 /// so the client's tracker link tests drive the real tracker logic in-process.
-pub(crate) fn answer(ids: &ConnIds, registry: &mut Registry, datagram: &[u8], from: SocketAddr, now: u32) -> Answer {
+pub(crate) fn answer(
+    ids: &ConnIds,
+    registry: &mut Registry,
+    datagram: &[u8],
+    from: SocketAddr,
+    now: u32,
+) -> Answer {
     let (tx, conn) = match peek_request_header(datagram) {
         Ok(header) => header,
         Err(DecodeError::UnsupportedVersion(v)) => {
