@@ -1423,6 +1423,10 @@ mod tests {
         let reconnect = net.sent_kind("connect")[1];
         let since = reconnect - restart.duration_since(net.base);
         assert!(since <= Duration::from_secs(u64::from(INTERVAL) + 2), "{since:?}");
+        // Registered again right after the new handshake: the keep-alive that
+        // went unanswered on the old id was resent with the new one at once.
+        let register = net.sent_kind("register")[1];
+        assert!(register - reconnect < FIRST_RETRY, "{:?}", register - reconnect);
     }
 
     #[test]
