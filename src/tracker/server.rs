@@ -74,7 +74,7 @@ pub struct Tracker {
 }
 
 /// What to do with one datagram.
-enum Answer {
+pub(crate) enum Answer {
     /// The sender holds a valid connection id: reply.
     Reply(Reply),
     /// The sender is unproven: reply only if no larger than its datagram.
@@ -249,8 +249,15 @@ impl Tracker {
     }
 }
 
-/// Decides what one datagram deserves. Pure apart from the registry update.
-fn answer(ids: &ConnIds, registry: &mut Registry, datagram: &[u8], from: SocketAddr, now: u32) -> Answer {
+/// Decides what one datagram deserves. Pure apart from the registry update,
+/// so the client's tracker link tests drive the real tracker logic in-process.
+pub(crate) fn answer(
+    ids: &ConnIds,
+    registry: &mut Registry,
+    datagram: &[u8],
+    from: SocketAddr,
+    now: u32,
+) -> Answer {
     let (tx, conn) = match peek_request_header(datagram) {
         Ok(header) => header,
         Err(DecodeError::UnsupportedVersion(v)) => {

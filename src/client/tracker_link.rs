@@ -1,0 +1,1690 @@
+//! The client's side of the tracker protocol, as a pure state machine: the
+//! client's mio loop owns the UDP socket, feeds received datagrams to
+//! [`TrackerLink::handle_datagram`], sends what [`TrackerLink::poll_transmit`]
+//! hands out, sets its poll timeout from [`TrackerLink::poll_deadline`] and
+//! calls [`TrackerLink::handle_timeout`] when that passes. Time comes in as
+//! `now`; nothing here touches a socket or a clock (the model is
+//! quinn-proto's `Connection`).
+//!
+//! What the link does on its own:
+//! - Handshake (`Connect`) first, again shortly before the connection id
+//!   expires, and again when a request got no answer after
+//!   [`SUSPECT_AFTER`] sends: a tracker that restarted (new secret) ignores
+//!   our old id silently, so silence is the only sign.
+//! - Register, then announce the whole announced set; again after every
+//!   registration (an `Error{NotRegistered}` on any request means the tracker
+//!   forgot us: register, re-announce, then resend that request).
+//! - Keep-alives every interval the tracker names.
+//!
+//! Invariants:
+//! - Only one handshake at a time; it retries forever with a capped backoff.
+//!   Every other request is retried with backoff and given up after
+//!   [`MAX_SENDS`] sends (or after [`WAIT_PATIENCE`] unsendable), with an
+//!   event saying so; registration alone never gives up.
+//! - Every request has a fresh random transaction id; replies are matched by
+//!   it and anything else is counted and ignored.
+//! - No datagram handed out exceeds [`MAX_DATAGRAM`]: lists are packed with
+//!   [`Page`] and every datagram goes through [`encode_request`].
+//! - Everything is bounded: outstanding queries ([`MAX_QUERIES`]), the
+//!   announced set ([`MAX_FILES_PER_PEER`]), announce/withdraw datagrams in
+//!   flight ([`SYNC_WINDOW`]), rows gathered from paged lists
+//!   ([`MAX_PEER_ROWS`], [`MAX_FILE_ROWS`]) and events held back for the next
+//!   `handle_*` call.
+//! - An announce and a withdraw of the same file are never in flight at once,
+//!   so a retried datagram cannot undo a later change.
+//!
+//! The loop must feed only datagrams that come from the tracker's address.
+
+use crate::names;
+use crate::rand::Rng;
+use crate::tracker::registry::MAX_FILES_PER_PEER;
+use crate::wire::tracker::{
+    decode_reply, encode_request, ConnId, ErrorCode, FileEntry, FileInfo, Page, PeerInfo, ReplyBody, Request,
+    RequestBody, Role, CONNECT_PADDING, MAX_PEERS_PER_REPLY,
+};
+use crate::wire::{FileId, MAX_DATAGRAM};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+/// Wait after the first send of a request before it is sent again; doubled
+/// after every further send.
+pub const FIRST_RETRY: Duration = Duration::from_millis(500);
+/// Longest wait between two sends (the handshake keeps retrying at this pace).
+pub const MAX_BACKOFF: Duration = Duration::from_secs(8);
+/// Sends of one request before it is given up (0.5 + 1 + 2 + 4 + 8 s).
+pub const MAX_SENDS: u32 = 5;
+/// Unanswered sends on one connection id after which that id is suspected
+/// (the tracker may have restarted) and a fresh handshake starts.
+pub const SUSPECT_AFTER: u32 = 2;
+/// Unanswered handshakes in a row before [`LinkEvent::Unreachable`].
+pub const UNREACHABLE_AFTER: u32 = 3;
+/// How long a request may wait unsendable (no connection id, not
+/// registered) before it is given up.
+pub const WAIT_PATIENCE: Duration = Duration::from_secs(15);
+/// Most queries outstanding at once.
+pub const MAX_QUERIES: usize = 64;
+/// Most rows gathered for one peer list.
+pub const MAX_PEER_ROWS: usize = 10_000;
+/// Most rows gathered for one file list.
+pub const MAX_FILE_ROWS: usize = 100_000;
+/// Most pages followed for one list (bounds a tracker that sends empty pages).
+const MAX_PAGES: u32 = 50_000;
+/// Announce/withdraw datagrams in flight at once: enough to announce a full
+/// set quickly, few enough not to flood the tracker's socket.
+pub const SYNC_WINDOW: usize = 8;
+/// Times one request may be bounced by `NotRegistered` before it fails
+/// (bounds a tracker that keeps forgetting us).
+const MAX_BOUNCES: u8 = 3;
+/// Wait before registering again after the tracker refused a registration.
+pub const REGISTER_RETRY: Duration = Duration::from_secs(30);
+/// Events held back for the next `handle_*` call (from calls that have no
+/// event list); more are dropped.
+const MAX_DEFERRED: usize = 64;
+
+/// A question for the tracker; the answer comes as an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Query {
+    /// Every registered peer: [`LinkEvent::PeerList`].
+    ListPeers,
+    /// Every file: [`LinkEvent::FileList`].
+    ListFiles,
+    /// Peers holding a file: [`LinkEvent::Peers`].
+    GetPeers(FileId),
+}
+
+/// What happened, for the loop to act on or show.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkEvent {
+    /// Registered (first time, after a role change, or again after the
+    /// tracker forgot us / restarted). The link itself re-announces every
+    /// file in its announced set after each registration.
+    Registered { interval: Duration },
+    /// All announce datagrams sent so far were acknowledged: after the
+    /// announce that follows a registration and after later `announce` calls.
+    Announced { files: usize },
+    /// Peers holding `id` (at most [`MAX_PEERS_PER_REPLY`]).
+    Peers { id: FileId, peers: Vec<SocketAddr> },
+    /// Every page of the peer list (at most [`MAX_PEER_ROWS`] rows).
+    PeerList(Vec<PeerInfo>),
+    /// Every page of the file list (at most [`MAX_FILE_ROWS`] rows).
+    FileList(Vec<FileInfo>),
+    /// The tracker accepted the new username; [`TrackerLink::username`] is it.
+    UsernameChanged(String),
+    /// A request failed: an error reply, or no answer after its retries.
+    /// `error` is safe to print (network text is escaped).
+    Failed { what: &'static str, error: String },
+    /// The handshake failed [`UNREACHABLE_AFTER`] times in a row (once per
+    /// outage).
+    Unreachable,
+    /// The tracker answers again after an [`LinkEvent::Unreachable`].
+    Reachable,
+    /// The disconnect was acknowledged, or given up on: the loop may exit.
+    Disconnected,
+}
+
+/// Why a request is on its way, and what it carries (the body is built
+/// from this at each send, so a retry uses the current connection id).
+#[derive(Debug)]
+enum Purpose {
+    Register,
+    KeepAlive,
+    Announce(Vec<FileEntry>),
+    Withdraw(Vec<FileId>),
+    ListPeers {
+        cursor: u32,
+        rows: Vec<PeerInfo>,
+        pages: u32,
+    },
+    ListFiles {
+        cursor: u32,
+        rows: Vec<FileInfo>,
+        pages: u32,
+    },
+    GetPeers(FileId),
+    ChangeUsername(String),
+    Disconnect,
+}
+
+impl Purpose {
+    fn what(&self) -> &'static str {
+        match self {
+            Purpose::Register => "register",
+            Purpose::KeepAlive => "keep-alive",
+            Purpose::Announce(_) => "announce",
+            Purpose::Withdraw(_) => "withdraw",
+            Purpose::ListPeers { .. } => "list peers",
+            Purpose::ListFiles { .. } => "list files",
+            Purpose::GetPeers(_) => "get peers",
+            Purpose::ChangeUsername(_) => "change username",
+            Purpose::Disconnect => "disconnect",
+        }
+    }
+
+    fn is_query(&self) -> bool {
+        matches!(
+            self,
+            Purpose::ListPeers { .. } | Purpose::ListFiles { .. } | Purpose::GetPeers(_)
+        )
+    }
+
+    /// Whether `body` is a reply this request can get (an error always is).
+    fn fits(&self, body: &ReplyBody) -> bool {
+        matches!(
+            (self, body),
+            (_, ReplyBody::Error { .. })
+                | (Purpose::Register, ReplyBody::Registered { .. })
+                | (Purpose::Announce(_), ReplyBody::Announced { .. })
+                | (Purpose::Withdraw(_), ReplyBody::Withdrawn { .. })
+                | (Purpose::ListPeers { .. }, ReplyBody::PeerList { .. })
+                | (Purpose::ListFiles { .. }, ReplyBody::FileList { .. })
+                | (
+                    Purpose::KeepAlive | Purpose::ChangeUsername(_) | Purpose::Disconnect,
+                    ReplyBody::Ok
+                )
+        ) || matches!((self, body), (Purpose::GetPeers(a), ReplyBody::Peers { id, .. }) if a == id)
+    }
+}
+
+/// One request on its way (or waiting to be sendable).
+#[derive(Debug)]
+struct Pending {
+    tx: u32,
+    purpose: Purpose,
+    /// Sends so far, and sends since the current connection id arrived.
+    sends: u32,
+    sends_on_conn: u32,
+    /// True while a send waits for its answer until `due`; false while the
+    /// request waits to be sent at `due`.
+    awaiting: bool,
+    due: Instant,
+    /// Times `NotRegistered` sent it back to wait for a registration.
+    bounces: u8,
+}
+
+/// The handshake in progress.
+#[derive(Debug)]
+struct Handshake {
+    tx: u32,
+    sends: u32,
+    awaiting: bool,
+    due: Instant,
+}
+
+/// A connection id and its lifetime as we measured it.
+#[derive(Debug, Clone, Copy)]
+struct Conn {
+    id: ConnId,
+    /// When a fresh handshake starts (well before expiry).
+    refresh_at: Instant,
+    /// When the tracker may stop accepting it.
+    expires_at: Instant,
+}
+
+/// The client's conversation with the tracker. See the module docs.
+#[derive(Debug)]
+pub struct TrackerLink {
+    username: String,
+    port: u16,
+    role: Role,
+    rng: Rng,
+    conn: Option<Conn>,
+    handshake: Option<Handshake>,
+    /// Unanswered handshakes in a row.
+    handshake_failures: u32,
+    unreachable: bool,
+    registered: bool,
+    /// True once a `Register` has been sent: only then may the tracker know us.
+    register_sent: bool,
+    interval: Option<Duration>,
+    next_keepalive: Option<Instant>,
+    requests: Vec<Pending>,
+    /// The announced set.
+    files: BTreeMap<FileId, FileEntry>,
+    /// Files whose current entry the tracker has not acknowledged yet.
+    unsynced_announce: BTreeSet<FileId>,
+    /// Files withdrawn here that the tracker has not acknowledged yet.
+    unsynced_withdraw: BTreeSet<FileId>,
+    /// `Some` while an announce round is open; true if part of it failed.
+    round: Option<bool>,
+    closing: bool,
+    closed: bool,
+    deferred: Vec<LinkEvent>,
+    /// The latest `now` seen: "immediately" for [`TrackerLink::poll_deadline`].
+    last_now: Instant,
+    ignored: u64,
+}
+
+impl TrackerLink {
+    /// A link that starts with the handshake; `port` is the TCP serving port
+    /// to register.
+    pub fn new(username: String, port: u16, role: Role, rng: Rng, now: Instant) -> TrackerLink {
+        let mut link = TrackerLink {
+            username,
+            port,
+            role,
+            rng,
+            conn: None,
+            handshake: None,
+            handshake_failures: 0,
+            unreachable: false,
+            registered: false,
+            register_sent: false,
+            interval: None,
+            next_keepalive: None,
+            requests: Vec::new(),
+            files: BTreeMap::new(),
+            unsynced_announce: BTreeSet::new(),
+            unsynced_withdraw: BTreeSet::new(),
+            round: None,
+            closing: false,
+            closed: false,
+            deferred: Vec::new(),
+            last_now: now,
+            ignored: 0,
+        };
+        link.pump(now);
+        link
+    }
+
+    /// Adds `files` to the announced set (replacing entries with the same
+    /// id) and announces them once registered. Files with invalid names, or
+    /// past [`MAX_FILES_PER_PEER`], are left out with a `Failed` event.
+    pub fn announce(&mut self, files: Vec<FileEntry>, now: Instant) {
+        self.last_now = now;
+        if self.closing {
+            return;
+        }
+        let (mut bad_name, mut over) = (None, 0usize);
+        for entry in files {
+            if let Err(e) = names::check_file_name(&entry.name) {
+                bad_name.get_or_insert_with(|| format!("file {}: name {e}", names::escape(&entry.name)));
+                continue;
+            }
+            if !self.files.contains_key(&entry.id) && self.files.len() >= MAX_FILES_PER_PEER {
+                over += 1;
+                continue;
+            }
+            if self.files.get(&entry.id) == Some(&entry) {
+                continue;
+            }
+            self.unsynced_withdraw.remove(&entry.id);
+            if self.registered {
+                self.unsynced_announce.insert(entry.id);
+            }
+            self.files.insert(entry.id, entry);
+        }
+        if let Some(error) = bad_name {
+            self.defer(LinkEvent::Failed {
+                what: "announce",
+                error,
+            });
+        }
+        if over > 0 {
+            self.defer(LinkEvent::Failed {
+                what: "announce",
+                error: format!(
+                    "{over} file(s) left out: a peer may share at most {MAX_FILES_PER_PEER} files"
+                ),
+            });
+        }
+        self.round.get_or_insert(false);
+        self.pump(now);
+    }
+
+    /// Removes files from the announced set and withdraws them at the tracker.
+    pub fn withdraw(&mut self, ids: Vec<FileId>, now: Instant) {
+        self.last_now = now;
+        if self.closing {
+            return;
+        }
+        let mut dropped = 0usize;
+        for id in ids {
+            if self.files.remove(&id).is_none() {
+                continue;
+            }
+            self.unsynced_announce.remove(&id);
+            // Unregistered, the tracker holds none of our files.
+            if self.registered {
+                if self.unsynced_withdraw.len() < MAX_FILES_PER_PEER {
+                    self.unsynced_withdraw.insert(id);
+                } else {
+                    dropped += 1;
+                }
+            }
+        }
+        if dropped > 0 {
+            self.defer(LinkEvent::Failed {
+                what: "withdraw",
+                error: format!("{dropped} file(s) not withdrawn: too many withdrawals waiting"),
+            });
+        }
+        self.pump(now);
+    }
+
+    /// Registers again with `role` (the tracker updates our entry), then
+    /// re-announces the set.
+    pub fn set_role(&mut self, role: Role, now: Instant) {
+        self.last_now = now;
+        self.role = role;
+        if self.closing {
+            return;
+        }
+        // A fresh request (new tx): a register already sent may carry the old role.
+        self.requests.retain(|r| !matches!(r.purpose, Purpose::Register));
+        self.push_front(Purpose::Register, now);
+        self.pump(now);
+    }
+
+    /// Asks the tracker something; the answer comes as an event. Refused
+    /// when [`MAX_QUERIES`] are outstanding or the link is disconnecting.
+    pub fn query(&mut self, q: Query, now: Instant) -> Result<(), String> {
+        self.last_now = now;
+        if self.closing {
+            return Err("disconnecting from the tracker".into());
+        }
+        let outstanding = self.requests.iter().filter(|r| r.purpose.is_query()).count();
+        if outstanding >= MAX_QUERIES {
+            return Err(format!(
+                "too many tracker queries outstanding ({MAX_QUERIES}); wait for answers"
+            ));
+        }
+        let purpose = match q {
+            Query::ListPeers => Purpose::ListPeers {
+                cursor: 0,
+                rows: Vec::new(),
+                pages: 0,
+            },
+            Query::ListFiles => Purpose::ListFiles {
+                cursor: 0,
+                rows: Vec::new(),
+                pages: 0,
+            },
+            Query::GetPeers(id) => Purpose::GetPeers(id),
+        };
+        self.push_back(purpose, now);
+        self.pump(now);
+        Ok(())
+    }
+
+    /// Asks to be known as `name`: `UsernameChanged` on success (and
+    /// [`username`](Self::username) returns it), `Failed` otherwise. A change
+    /// still on its way is replaced.
+    pub fn change_username(&mut self, name: String, now: Instant) {
+        self.last_now = now;
+        if self.closing {
+            return;
+        }
+        self.requests
+            .retain(|r| !matches!(r.purpose, Purpose::ChangeUsername(_)));
+        self.push_back(Purpose::ChangeUsername(name), now);
+        self.pump(now);
+    }
+
+    /// Leaves the network: drops everything outstanding, stops keep-alives
+    /// and sends `Disconnect` (which withdraws all our files at the tracker).
+    /// `Disconnected` follows on its answer or after its retries; at once if
+    /// the tracker never heard from us.
+    pub fn disconnect(&mut self, now: Instant) {
+        self.last_now = now;
+        if self.closing {
+            return;
+        }
+        self.closing = true;
+        self.requests.clear();
+        self.unsynced_announce.clear();
+        self.unsynced_withdraw.clear();
+        self.round = None;
+        self.next_keepalive = None;
+        if self.register_sent {
+            self.push_back(Purpose::Disconnect, now);
+        } else {
+            self.close();
+            self.defer(LinkEvent::Disconnected);
+        }
+        self.pump(now);
+    }
+
+    /// Takes one datagram from the tracker. Undecodable datagrams and
+    /// unknown transaction ids are counted and ignored.
+    pub fn handle_datagram(&mut self, bytes: &[u8], now: Instant, events: &mut Vec<LinkEvent>) {
+        self.last_now = now;
+        events.append(&mut self.deferred);
+        let Ok(reply) = decode_reply(bytes) else {
+            self.ignored += 1;
+            return;
+        };
+        if self.closed {
+            self.ignored += 1;
+            return;
+        }
+        if self.handshake.as_ref().is_some_and(|h| h.tx == reply.tx) {
+            self.on_handshake_reply(reply.body, now, events);
+        } else if let Some(i) = self
+            .requests
+            .iter()
+            .position(|r| r.tx == reply.tx && r.purpose.fits(&reply.body))
+        {
+            let req = self.requests.remove(i);
+            self.on_reply(req, reply.body, now, events);
+        } else {
+            self.ignored += 1;
+            return;
+        }
+        self.pump(now);
+        self.finish_round(events);
+    }
+
+    /// Runs the timers: counts unanswered sends, gives up requests, starts
+    /// handshakes, schedules keep-alives.
+    pub fn handle_timeout(&mut self, now: Instant, events: &mut Vec<LinkEvent>) {
+        self.last_now = now;
+        events.append(&mut self.deferred);
+        if self.closed {
+            return;
+        }
+        if let Some(h) = &mut self.handshake {
+            if h.awaiting && h.due <= now {
+                h.awaiting = false;
+                self.handshake_failures += 1;
+                if self.handshake_failures >= UNREACHABLE_AFTER && !self.unreachable {
+                    self.unreachable = true;
+                    events.push(LinkEvent::Unreachable);
+                }
+            }
+        }
+        let mut suspect = false;
+        let mut i = 0;
+        while i < self.requests.len() {
+            let sendable = self.sendable(&self.requests[i], now);
+            let r = &mut self.requests[i];
+            let persistent = matches!(r.purpose, Purpose::Register);
+            let give_up = if r.awaiting && r.due <= now {
+                if r.sends >= MAX_SENDS && !persistent {
+                    true
+                } else {
+                    r.awaiting = false;
+                    suspect |= r.sends_on_conn >= SUSPECT_AFTER;
+                    false
+                }
+            } else {
+                !r.awaiting && !sendable && !persistent && now >= r.due + WAIT_PATIENCE
+            };
+            if give_up {
+                let r = self.requests.remove(i);
+                self.give_up(r, events);
+            } else {
+                i += 1;
+            }
+        }
+        if suspect && self.handshake.is_none() {
+            self.start_handshake(now);
+        }
+        self.pump(now);
+        self.finish_round(events);
+    }
+
+    /// Appends one datagram to `out` if one is due; call until false.
+    pub fn poll_transmit(&mut self, now: Instant, out: &mut Vec<u8>) -> bool {
+        self.last_now = now;
+        if self.closed {
+            return false;
+        }
+        if let Some(h) = &mut self.handshake {
+            if !h.awaiting && h.due <= now {
+                let req = Request {
+                    tx: h.tx,
+                    conn: [0; 8],
+                    body: RequestBody::Connect {
+                        padding: [0; CONNECT_PADDING],
+                    },
+                };
+                h.sends += 1;
+                h.awaiting = true;
+                h.due = now + backoff(h.sends);
+                // A Connect is a fixed 31 bytes; it always encodes.
+                return encode_request(&req, out).is_ok();
+            }
+        }
+        let Some(conn) = self.conn.filter(|c| now < c.expires_at) else {
+            return false;
+        };
+        loop {
+            let Some(i) = self
+                .requests
+                .iter()
+                .position(|r| !r.awaiting && r.due <= now && self.sendable(r, now))
+            else {
+                return false;
+            };
+            let req = Request {
+                tx: self.requests[i].tx,
+                conn: conn.id,
+                body: self.body(&self.requests[i].purpose),
+            };
+            let start = out.len();
+            match encode_request(&req, out) {
+                Ok(()) if out.len() - start <= MAX_DATAGRAM => {
+                    self.register_sent |= matches!(req.body, RequestBody::Register { .. });
+                    let r = &mut self.requests[i];
+                    r.sends += 1;
+                    r.sends_on_conn += 1;
+                    r.awaiting = true;
+                    r.due = now + backoff(r.sends);
+                    return true;
+                }
+                // Only user text (a huge username) can get here: refuse
+                // that request and look for another.
+                _ => {
+                    out.truncate(start);
+                    let r = self.requests.remove(i);
+                    self.defer(LinkEvent::Failed {
+                        what: r.purpose.what(),
+                        error: "request too large for one datagram".into(),
+                    });
+                    if matches!(r.purpose, Purpose::Register | Purpose::Disconnect) {
+                        // Neither can be sent: stop rather than loop forever.
+                        self.close();
+                        return false;
+                    }
+                }
+            }
+        }
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) (or
+    /// [`poll_transmit`](Self::poll_transmit)) next has work; `None` once
+    /// disconnected. A time in the past means "now".
+    pub fn poll_deadline(&self) -> Option<Instant> {
+        if !self.deferred.is_empty() || self.round_done() {
+            return Some(self.last_now);
+        }
+        if self.closed {
+            return None;
+        }
+        let mut at: Option<Instant> = None;
+        let mut consider = |t: Instant| at = Some(at.map_or(t, |a| a.min(t)));
+        if let Some(h) = &self.handshake {
+            consider(h.due);
+        }
+        if let Some(c) = &self.conn {
+            // While closing, only a pending Disconnect needs an id.
+            if self.handshake.is_none() && (!self.closing || !self.requests.is_empty()) {
+                consider(c.refresh_at);
+            }
+            consider(c.expires_at);
+        }
+        if let Some(t) = self.next_keepalive {
+            consider(t);
+        }
+        for r in &self.requests {
+            if r.awaiting || self.sendable(r, self.last_now) {
+                consider(r.due);
+            } else if !matches!(r.purpose, Purpose::Register) {
+                consider(r.due + WAIT_PATIENCE);
+            }
+        }
+        at
+    }
+
+    /// True while the tracker knows us (as far as we know).
+    pub fn is_registered(&self) -> bool {
+        self.registered
+    }
+
+    /// The username we registered with (or last changed to).
+    pub fn username(&self) -> &str {
+        &self.username
+    }
+
+    /// The keep-alive interval the tracker named; `None` before the first
+    /// registration.
+    pub fn interval(&self) -> Option<Duration> {
+        self.interval
+    }
+
+    /// Datagrams ignored so far: undecodable, unknown tx, or unexpected.
+    pub fn ignored_datagrams(&self) -> u64 {
+        self.ignored
+    }
+
+    fn on_handshake_reply(&mut self, body: ReplyBody, now: Instant, events: &mut Vec<LinkEvent>) {
+        match body {
+            ReplyBody::Connected { conn, valid_secs } => {
+                let valid = Duration::from_secs(u64::from(valid_secs.max(1)));
+                self.conn = Some(Conn {
+                    id: conn,
+                    refresh_at: now + valid * 3 / 4,
+                    expires_at: now + valid,
+                });
+                self.handshake = None;
+                self.handshake_failures = 0;
+                if self.unreachable {
+                    self.unreachable = false;
+                    events.push(LinkEvent::Reachable);
+                }
+                for r in &mut self.requests {
+                    // Suspects went unanswered on the old id: resend now.
+                    if r.awaiting && r.sends_on_conn >= SUSPECT_AFTER {
+                        r.awaiting = false;
+                        r.due = now;
+                    }
+                    r.sends_on_conn = 0;
+                }
+            }
+            ReplyBody::Error { code, message } => events.push(LinkEvent::Failed {
+                what: "connect",
+                error: error_text(code, &message),
+            }),
+            _ => self.ignored += 1,
+        }
+    }
+
+    fn on_reply(&mut self, mut req: Pending, body: ReplyBody, now: Instant, events: &mut Vec<LinkEvent>) {
+        let purpose = std::mem::replace(&mut req.purpose, Purpose::KeepAlive);
+        match (purpose, body) {
+            // Whatever the answer (NotRegistered included), we are gone.
+            (Purpose::Disconnect, _) => {
+                self.close();
+                events.push(LinkEvent::Disconnected);
+            }
+            (
+                purpose,
+                ReplyBody::Error {
+                    code: ErrorCode::NotRegistered,
+                    ..
+                },
+            ) if !matches!(purpose, Purpose::Register) => {
+                self.forgotten();
+                match purpose {
+                    // Registration re-announces the set and restarts keep-alives.
+                    Purpose::KeepAlive | Purpose::Announce(_) | Purpose::Withdraw(_) => {}
+                    purpose if req.bounces >= MAX_BOUNCES => events.push(LinkEvent::Failed {
+                        what: purpose.what(),
+                        error: "the tracker keeps forgetting our registration".into(),
+                    }),
+                    purpose => {
+                        req.purpose = purpose;
+                        req.bounces += 1;
+                        self.requeue(req, now);
+                    }
+                }
+            }
+            (Purpose::Register, ReplyBody::Error { code, message }) => {
+                events.push(LinkEvent::Failed {
+                    what: "register",
+                    error: error_text(code, &message),
+                });
+                // Registration never gives up; try again later.
+                req.purpose = Purpose::Register;
+                self.requeue(req, now + REGISTER_RETRY);
+            }
+            (purpose, ReplyBody::Error { code, message }) => {
+                if matches!(purpose, Purpose::Announce(_)) {
+                    self.round = self.round.map(|_| true);
+                }
+                events.push(LinkEvent::Failed {
+                    what: purpose.what(),
+                    error: error_text(code, &message),
+                });
+            }
+            (Purpose::Register, ReplyBody::Registered { interval_secs }) => {
+                let interval = Duration::from_secs(u64::from(interval_secs.max(1)));
+                self.registered = true;
+                self.interval = Some(interval);
+                self.next_keepalive = Some(now + interval);
+                events.push(LinkEvent::Registered { interval });
+                self.unsynced_announce = self.files.keys().copied().collect();
+                if !self.files.is_empty() {
+                    self.round = Some(false);
+                }
+            }
+            (
+                Purpose::ListPeers {
+                    cursor,
+                    mut rows,
+                    pages,
+                },
+                ReplyBody::PeerList { peers, next },
+            ) => {
+                rows.extend(peers.into_iter().take(MAX_PEER_ROWS - rows.len()));
+                match next_cursor(cursor, next, pages, rows.len() < MAX_PEER_ROWS) {
+                    Some(cursor) => {
+                        req.purpose = Purpose::ListPeers {
+                            cursor,
+                            rows,
+                            pages: pages + 1,
+                        };
+                        self.requeue(req, now);
+                    }
+                    None => events.push(LinkEvent::PeerList(rows)),
+                }
+            }
+            (
+                Purpose::ListFiles {
+                    cursor,
+                    mut rows,
+                    pages,
+                },
+                ReplyBody::FileList { files, next },
+            ) => {
+                rows.extend(files.into_iter().take(MAX_FILE_ROWS - rows.len()));
+                match next_cursor(cursor, next, pages, rows.len() < MAX_FILE_ROWS) {
+                    Some(cursor) => {
+                        req.purpose = Purpose::ListFiles {
+                            cursor,
+                            rows,
+                            pages: pages + 1,
+                        };
+                        self.requeue(req, now);
+                    }
+                    None => events.push(LinkEvent::FileList(rows)),
+                }
+            }
+            (Purpose::GetPeers(id), ReplyBody::Peers { mut peers, .. }) => {
+                peers.truncate(MAX_PEERS_PER_REPLY);
+                events.push(LinkEvent::Peers { id, peers });
+            }
+            (Purpose::ChangeUsername(name), ReplyBody::Ok) => {
+                self.username.clone_from(&name);
+                events.push(LinkEvent::UsernameChanged(name));
+            }
+            // Keep-alive Ok, Announced, Withdrawn: the request is done.
+            _ => {}
+        }
+    }
+
+    /// The tracker said `NotRegistered`: it holds nothing of ours any more.
+    fn forgotten(&mut self) {
+        self.registered = false;
+        self.next_keepalive = None;
+        self.unsynced_withdraw.clear();
+    }
+
+    fn give_up(&mut self, r: Pending, events: &mut Vec<LinkEvent>) {
+        let error = if r.sends == 0 {
+            "the tracker is not reachable".to_string()
+        } else {
+            format!("no answer from the tracker after {} tries", r.sends)
+        };
+        match r.purpose {
+            Purpose::Register | Purpose::KeepAlive => {}
+            Purpose::Disconnect => {
+                self.close();
+                events.push(LinkEvent::Disconnected);
+            }
+            purpose => {
+                if matches!(purpose, Purpose::Announce(_)) {
+                    self.round = self.round.map(|_| true);
+                }
+                events.push(LinkEvent::Failed {
+                    what: purpose.what(),
+                    error,
+                });
+            }
+        }
+    }
+
+    /// Brings timers and queues up to date: handshake, registration,
+    /// keep-alive, announce/withdraw datagrams.
+    fn pump(&mut self, now: Instant) {
+        if self.closed {
+            return;
+        }
+        if self.conn.is_some_and(|c| now >= c.expires_at) {
+            self.conn = None;
+        }
+        let need_conn = !self.closing || !self.requests.is_empty();
+        let refresh = match self.conn {
+            Some(c) => now >= c.refresh_at,
+            None => true,
+        };
+        if need_conn && self.handshake.is_none() && refresh {
+            self.start_handshake(now);
+        }
+        if self.closing {
+            return;
+        }
+        if !self.registered
+            && !self
+                .requests
+                .iter()
+                .any(|r| matches!(r.purpose, Purpose::Register))
+        {
+            self.push_front(Purpose::Register, now);
+        }
+        if let (true, Some(at), Some(interval)) = (self.registered, self.next_keepalive, self.interval) {
+            if now >= at {
+                if !self
+                    .requests
+                    .iter()
+                    .any(|r| matches!(r.purpose, Purpose::KeepAlive))
+                {
+                    self.push_back(Purpose::KeepAlive, now);
+                }
+                self.next_keepalive = Some(now + interval);
+            }
+        }
+        if self.registered {
+            self.fill_sync_window(now);
+        }
+    }
+
+    /// Packs waiting announces and withdrawals into datagrams, up to
+    /// [`SYNC_WINDOW`] in flight, never touching a file that is in flight.
+    fn fill_sync_window(&mut self, now: Instant) {
+        let mut in_flight = 0;
+        let mut busy: HashSet<FileId> = HashSet::new();
+        for r in &self.requests {
+            match &r.purpose {
+                Purpose::Announce(files) => busy.extend(files.iter().map(|f| f.id)),
+                Purpose::Withdraw(ids) => busy.extend(ids.iter().copied()),
+                _ => continue,
+            }
+            in_flight += 1;
+        }
+        while in_flight < SYNC_WINDOW {
+            let purpose = if let Some(ids) = self.withdraw_page(&busy) {
+                busy.extend(ids.iter().copied());
+                Purpose::Withdraw(ids)
+            } else if let Some(files) = self.announce_page(&busy) {
+                busy.extend(files.iter().map(|f| f.id));
+                Purpose::Announce(files)
+            } else {
+                break;
+            };
+            self.push_back(purpose, now);
+            in_flight += 1;
+        }
+    }
+
+    fn withdraw_page(&mut self, busy: &HashSet<FileId>) -> Option<Vec<FileId>> {
+        let mut page = Page::new();
+        for id in self.unsynced_withdraw.iter().filter(|id| !busy.contains(*id)) {
+            if page.try_push(*id).is_err() {
+                break;
+            }
+        }
+        let ids = page.into_items();
+        for id in &ids {
+            self.unsynced_withdraw.remove(id);
+        }
+        (!ids.is_empty()).then_some(ids)
+    }
+
+    fn announce_page(&mut self, busy: &HashSet<FileId>) -> Option<Vec<FileEntry>> {
+        let mut page = Page::new();
+        let mut taken = Vec::new();
+        for id in self.unsynced_announce.iter().filter(|id| !busy.contains(*id)) {
+            let Some(entry) = self.files.get(id) else {
+                taken.push(*id);
+                continue;
+            };
+            if page.try_push(entry.clone()).is_err() {
+                if page.is_empty() {
+                    // Cannot happen for a valid name (at most 255 bytes);
+                    // drop it rather than stall every later file.
+                    taken.push(*id);
+                }
+                break;
+            }
+            taken.push(*id);
+        }
+        for id in &taken {
+            self.unsynced_announce.remove(id);
+        }
+        let files = page.into_items();
+        (!files.is_empty()).then_some(files)
+    }
+
+    /// True when an announce round is open and nothing of it is left.
+    fn round_done(&self) -> bool {
+        self.round.is_some()
+            && self.registered
+            && self.unsynced_announce.is_empty()
+            && !self
+                .requests
+                .iter()
+                .any(|r| matches!(r.purpose, Purpose::Announce(_)))
+    }
+
+    fn finish_round(&mut self, events: &mut Vec<LinkEvent>) {
+        if self.round_done() {
+            if self.round == Some(false) {
+                events.push(LinkEvent::Announced {
+                    files: self.files.len(),
+                });
+            }
+            self.round = None;
+        }
+    }
+
+    fn sendable(&self, r: &Pending, now: Instant) -> bool {
+        let conn = self.conn.is_some_and(|c| now < c.expires_at);
+        match r.purpose {
+            Purpose::Register | Purpose::Disconnect => conn,
+            _ => conn && self.registered,
+        }
+    }
+
+    fn body(&self, purpose: &Purpose) -> RequestBody {
+        match purpose {
+            Purpose::Register => RequestBody::Register {
+                username: self.username.clone(),
+                port: self.port,
+                role: self.role,
+            },
+            Purpose::KeepAlive => RequestBody::KeepAlive,
+            Purpose::Announce(files) => RequestBody::Announce { files: files.clone() },
+            Purpose::Withdraw(ids) => RequestBody::Withdraw { ids: ids.clone() },
+            Purpose::ListPeers { cursor, .. } => RequestBody::ListPeers { cursor: *cursor },
+            Purpose::ListFiles { cursor, .. } => RequestBody::ListFiles { cursor: *cursor },
+            Purpose::GetPeers(id) => RequestBody::GetPeers { id: *id },
+            Purpose::ChangeUsername(name) => RequestBody::ChangeUsername {
+                username: name.clone(),
+            },
+            Purpose::Disconnect => RequestBody::Disconnect,
+        }
+    }
+
+    fn start_handshake(&mut self, now: Instant) {
+        let tx = self.fresh_tx();
+        self.handshake = Some(Handshake {
+            tx,
+            sends: 0,
+            awaiting: false,
+            due: now,
+        });
+    }
+
+    /// A random transaction id no outstanding request uses.
+    fn fresh_tx(&mut self) -> u32 {
+        loop {
+            let tx = self.rng.next_u64() as u32;
+            let used = self.handshake.as_ref().is_some_and(|h| h.tx == tx)
+                || self.requests.iter().any(|r| r.tx == tx);
+            if !used {
+                return tx;
+            }
+        }
+    }
+
+    fn new_pending(&mut self, purpose: Purpose, due: Instant) -> Pending {
+        Pending {
+            tx: self.fresh_tx(),
+            purpose,
+            sends: 0,
+            sends_on_conn: 0,
+            awaiting: false,
+            due,
+            bounces: 0,
+        }
+    }
+
+    fn push_back(&mut self, purpose: Purpose, now: Instant) {
+        let p = self.new_pending(purpose, now);
+        self.requests.push(p);
+    }
+
+    /// Registration goes first: everything else waits for it.
+    fn push_front(&mut self, purpose: Purpose, now: Instant) {
+        let p = self.new_pending(purpose, now);
+        self.requests.insert(0, p);
+    }
+
+    /// Puts a request back as new (fresh tx, no sends), due at `due`.
+    fn requeue(&mut self, mut req: Pending, due: Instant) {
+        req.tx = self.fresh_tx();
+        req.sends = 0;
+        req.sends_on_conn = 0;
+        req.awaiting = false;
+        req.due = due;
+        if matches!(req.purpose, Purpose::Register) {
+            self.requests.insert(0, req);
+        } else {
+            self.requests.push(req);
+        }
+    }
+
+    fn close(&mut self) {
+        self.closed = true;
+        self.closing = true;
+        self.handshake = None;
+        self.requests.clear();
+        self.next_keepalive = None;
+        self.round = None;
+    }
+
+    fn defer(&mut self, event: LinkEvent) {
+        if self.deferred.len() < MAX_DEFERRED {
+            self.deferred.push(event);
+        }
+    }
+}
+
+/// Wait after the `sends`-th send: 0.5 s doubling, capped at [`MAX_BACKOFF`].
+fn backoff(sends: u32) -> Duration {
+    FIRST_RETRY
+        .saturating_mul(1 << sends.saturating_sub(1).min(16))
+        .min(MAX_BACKOFF)
+}
+
+/// The cursor of the next page to ask for, if any: it must move forward
+/// (a tracker repeating a cursor would loop us forever) and the caps allow.
+fn next_cursor(cursor: u32, next: Option<u32>, pages: u32, room: bool) -> Option<u32> {
+    next.filter(|&n| n > cursor && room && pages + 1 < MAX_PAGES)
+}
+
+fn error_text(code: ErrorCode, message: &str) -> String {
+    format!("{code:?}: {}", names::escape(message))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tracker::connid::ConnIds;
+    use crate::tracker::registry::{Limits, Registry};
+    use crate::tracker::server::{answer, Answer};
+    use crate::wire::tracker::{decode_request, encode_reply};
+
+    const INTERVAL: u32 = 30;
+    const LIFETIME: u32 = 120;
+    const SEC: Duration = Duration::from_secs(1);
+
+    /// The real tracker logic (connection ids + registry, answered by the
+    /// server's own `answer`) on a fake clock, wired to one link.
+    struct Net {
+        base: Instant,
+        now: Instant,
+        tracker_start: Instant,
+        ids: ConnIds,
+        reg: Registry,
+        me: SocketAddr,
+        /// False: the tracker never answers.
+        up: bool,
+        /// Datagrams for which this returns true are lost.
+        lose: Box<dyn FnMut(&RequestBody) -> bool>,
+        /// Every datagram the link sent, with its time since `base`.
+        sent: Vec<(Duration, RequestBody)>,
+        events: Vec<LinkEvent>,
+    }
+
+    fn registry() -> Registry {
+        Registry::new(
+            Limits {
+                max_peers: 1000,
+                max_files: 100_000,
+                interval_secs: INTERVAL,
+            },
+            Rng::seeded(11),
+        )
+    }
+
+    fn peer_addr(n: u16) -> SocketAddr {
+        SocketAddr::from(([10, 0, (n >> 8) as u8, n as u8], 50_000 + n))
+    }
+
+    fn entry(i: u32) -> FileEntry {
+        let mut id = [0xa5; 32];
+        id[..4].copy_from_slice(&i.to_be_bytes());
+        FileEntry {
+            id,
+            name: format!("shared-file-number-{i:05}-with-a-longer-name.bin"),
+            size: u64::from(i) * 1000 + 1,
+            complete: true,
+        }
+    }
+
+    fn entries(range: std::ops::Range<u32>) -> Vec<FileEntry> {
+        range.map(entry).collect()
+    }
+
+    impl Net {
+        fn new() -> (Net, TrackerLink) {
+            let base = Instant::now();
+            let net = Net {
+                base,
+                now: base,
+                tracker_start: base,
+                ids: ConnIds::new([1; 32], LIFETIME),
+                reg: registry(),
+                me: "192.0.2.7:40000".parse().unwrap(),
+                up: true,
+                lose: Box::new(|_| false),
+                sent: Vec::new(),
+                events: Vec::new(),
+            };
+            let link = TrackerLink::new("alice".into(), 6881, Role::Seeder, Rng::seeded(5), base);
+            (net, link)
+        }
+
+        fn secs(&self) -> u32 {
+            self.now.duration_since(self.tracker_start).as_secs() as u32
+        }
+
+        /// Exactly what the server sends back for `datagram`, if anything.
+        fn serve(&mut self, datagram: &[u8]) -> Option<Vec<u8>> {
+            let now = self.secs();
+            let (reply, unproven) = match answer(&self.ids, &mut self.reg, datagram, self.me, now) {
+                Answer::Reply(r) => (r, false),
+                Answer::Unproven(r) => (r, true),
+                Answer::Drop(_) => return None,
+            };
+            let mut buf = Vec::new();
+            encode_reply(&reply, &mut buf).unwrap();
+            (!unproven || buf.len() <= datagram.len()).then_some(buf)
+        }
+
+        /// Sends everything the link has due, answering at once.
+        fn flush(&mut self, link: &mut TrackerLink) {
+            for _ in 0..100_000 {
+                let mut out = Vec::new();
+                if !link.poll_transmit(self.now, &mut out) {
+                    return;
+                }
+                assert!(out.len() <= MAX_DATAGRAM, "{} bytes", out.len());
+                let req = decode_request(&out).expect("the link sends valid requests");
+                self.sent
+                    .push((self.now.duration_since(self.base), req.body.clone()));
+                if !self.up || (self.lose)(&req.body) {
+                    continue;
+                }
+                if let Some(reply) = self.serve(&out) {
+                    link.handle_datagram(&reply, self.now, &mut self.events);
+                }
+            }
+            panic!("the link never stops sending");
+        }
+
+        /// Runs the link's timers for `d` of fake time; the tracker expires
+        /// silent peers as its sweep would.
+        fn run(&mut self, link: &mut TrackerLink, d: Duration) {
+            let until = self.now + d;
+            for _ in 0..100_000 {
+                self.flush(link);
+                let secs = self.secs();
+                self.reg.expire(secs);
+                match link.poll_deadline() {
+                    Some(at) if at <= until => {
+                        self.now = self.now.max(at);
+                        link.handle_timeout(self.now, &mut self.events);
+                    }
+                    _ => {
+                        self.now = until;
+                        link.handle_timeout(self.now, &mut self.events);
+                        self.flush(link);
+                        return;
+                    }
+                }
+            }
+            panic!("the link's deadline never moves forward");
+        }
+
+        fn count(&self, f: impl Fn(&LinkEvent) -> bool) -> usize {
+            self.events.iter().filter(|e| f(e)).count()
+        }
+
+        fn sent_kind(&self, kind: &str) -> Vec<Duration> {
+            self.sent
+                .iter()
+                .filter(|(_, b)| b.kind() == kind)
+                .map(|(t, _)| *t)
+                .collect()
+        }
+
+        fn failures(&self) -> Vec<&LinkEvent> {
+            self.events
+                .iter()
+                .filter(|e| matches!(e, LinkEvent::Failed { .. }))
+                .collect()
+        }
+
+        fn add_peer(&mut self, n: u16, files: Vec<FileEntry>) {
+            let now = self.secs();
+            let r = self.reg.handle(
+                peer_addr(n),
+                RequestBody::Register {
+                    username: format!("peer{n}"),
+                    port: 7000 + n,
+                    role: Role::Seeder,
+                },
+                now,
+            );
+            assert!(matches!(r, ReplyBody::Registered { .. }), "{r:?}");
+            for chunk in files.chunks(20) {
+                let r = self.reg.handle(
+                    peer_addr(n),
+                    RequestBody::Announce {
+                        files: chunk.to_vec(),
+                    },
+                    now,
+                );
+                assert!(matches!(r, ReplyBody::Announced { .. }), "{r:?}");
+            }
+        }
+
+        /// Our own entry in the tracker's peer list, as another peer sees it.
+        fn me_at_tracker(&mut self) -> Option<PeerInfo> {
+            let now = self.secs();
+            self.add_peer(999, vec![]);
+            let ReplyBody::PeerList { peers, next: None } =
+                self.reg
+                    .handle(peer_addr(999), RequestBody::ListPeers { cursor: 0 }, now)
+            else {
+                panic!("one page expected");
+            };
+            peers.into_iter().find(|p| p.addr.port() == 6881)
+        }
+    }
+
+    #[test]
+    fn handshake_register_and_announce_300_files_in_pages() {
+        let (mut net, mut link) = Net::new();
+        link.announce(entries(0..300), net.now);
+        net.run(&mut link, SEC);
+        assert_eq!(
+            net.events,
+            vec![
+                LinkEvent::Registered {
+                    interval: Duration::from_secs(u64::from(INTERVAL))
+                },
+                LinkEvent::Announced { files: 300 },
+            ]
+        );
+        assert!(link.is_registered());
+        assert_eq!(link.interval(), Some(Duration::from_secs(30)));
+        assert_eq!(net.reg.file_count(), 300);
+        let pages = net.sent_kind("announce").len();
+        assert!(pages >= 5, "300 files in only {pages} datagrams");
+        assert_eq!(net.sent_kind("connect").len(), 1);
+        assert_eq!(net.sent_kind("register").len(), 1);
+        assert_eq!(net.me_at_tracker().unwrap().files, 300);
+
+        // A later announce: only the new and changed files travel.
+        let mut changed = entry(3);
+        changed.complete = false;
+        let mut later = entries(300..310);
+        later.push(changed);
+        later.push(entry(4)); // unchanged
+        let before = net.sent.len();
+        link.announce(later, net.now);
+        net.run(&mut link, SEC);
+        assert_eq!(net.events.last(), Some(&LinkEvent::Announced { files: 310 }));
+        let files: usize = net.sent[before..]
+            .iter()
+            .map(|(_, b)| match b {
+                RequestBody::Announce { files } => files.len(),
+                _ => 0,
+            })
+            .sum();
+        assert_eq!(files, 11);
+        assert_eq!(net.reg.file_count(), 310);
+        assert!(net.failures().is_empty());
+    }
+
+    #[test]
+    fn lost_datagrams_are_retried() {
+        let (mut net, mut link) = Net::new();
+        let mut lost = HashSet::new();
+        // Lose the first datagram of every kind.
+        net.lose = Box::new(move |b| lost.insert(b.kind()));
+        link.announce(entries(0..100), net.now);
+        net.run(&mut link, 10 * SEC);
+        assert_eq!(net.count(|e| matches!(e, LinkEvent::Announced { files: 100 })), 1);
+        assert_eq!(net.reg.file_count(), 100);
+        let connects = net.sent_kind("connect");
+        assert_eq!(connects, vec![Duration::ZERO, Duration::from_millis(500)]);
+        assert_eq!(net.sent_kind("register").len(), 2);
+        assert!(net.failures().is_empty(), "{:?}", net.failures());
+    }
+
+    #[test]
+    fn list_files_and_list_peers_gather_every_page() {
+        let (mut net, mut link) = Net::new();
+        for n in 1..=150 {
+            net.add_peer(n, entries(u32::from(n) * 10..u32::from(n) * 10 + 2));
+        }
+        link.announce(entries(0..3), net.now);
+        net.run(&mut link, SEC);
+        link.query(Query::ListFiles, net.now).unwrap();
+        link.query(Query::ListPeers, net.now).unwrap();
+        net.run(&mut link, SEC);
+        let files = net
+            .events
+            .iter()
+            .find_map(|e| match e {
+                LinkEvent::FileList(f) => Some(f.clone()),
+                _ => None,
+            })
+            .expect("a file list");
+        assert_eq!(files.len(), 303);
+        assert_eq!(files.iter().filter(|f| f.seeders == 1).count(), 303);
+        let mut ids: Vec<FileId> = files.iter().map(|f| f.id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), 303, "no row twice");
+        assert!(net.sent_kind("list files").len() > 1, "one page only");
+
+        let peers = net
+            .events
+            .iter()
+            .find_map(|e| match e {
+                LinkEvent::PeerList(p) => Some(p.clone()),
+                _ => None,
+            })
+            .expect("a peer list");
+        assert_eq!(peers.len(), 151);
+        assert_eq!(peers.iter().filter(|p| p.is_you).count(), 1);
+        assert!(net.sent_kind("list peers").len() > 1, "one page only");
+    }
+
+    #[test]
+    fn get_peers_returns_the_holders() {
+        let (mut net, mut link) = Net::new();
+        net.add_peer(1, vec![entry(42)]);
+        net.add_peer(2, vec![entry(42), entry(43)]);
+        net.run(&mut link, SEC);
+        link.query(Query::GetPeers(entry(42).id), net.now).unwrap();
+        link.query(Query::GetPeers(entry(77).id), net.now).unwrap();
+        net.run(&mut link, SEC);
+        let mut got: Vec<(FileId, Vec<SocketAddr>)> = net
+            .events
+            .iter()
+            .filter_map(|e| match e {
+                LinkEvent::Peers { id, peers } => Some((*id, peers.clone())),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(got.len(), 2);
+        got[0].1.sort();
+        let tcp = |n: u16| SocketAddr::new(peer_addr(n).ip(), 7000 + n);
+        assert_eq!(got[0], (entry(42).id, vec![tcp(1), tcp(2)]));
+        assert_eq!(got[1], (entry(77).id, vec![]));
+    }
+
+    #[test]
+    fn a_restarted_tracker_gets_us_back_by_itself() {
+        let (mut net, mut link) = Net::new();
+        link.announce(entries(0..300), net.now);
+        net.run(&mut link, SEC);
+        assert_eq!(net.reg.file_count(), 300);
+        // Restart: new secret, empty registry, its own clock.
+        net.ids = ConnIds::new([2; 32], LIFETIME);
+        net.reg = registry();
+        net.tracker_start = net.now;
+        let restart = net.now;
+        net.run(&mut link, Duration::from_secs(u64::from(INTERVAL)) + 10 * SEC);
+        assert_eq!(net.reg.file_count(), 300);
+        assert_eq!(net.reg.peer_count(), 1);
+        assert!(link.is_registered());
+        assert_eq!(net.count(|e| matches!(e, LinkEvent::Registered { .. })), 2);
+        assert_eq!(net.count(|e| matches!(e, LinkEvent::Announced { files: 300 })), 2);
+        assert!(net.failures().is_empty(), "{:?}", net.failures());
+        let reconnect = net.sent_kind("connect")[1];
+        let since = reconnect - restart.duration_since(net.base);
+        assert!(since <= Duration::from_secs(u64::from(INTERVAL) + 2), "{since:?}");
+        // Registered again right after the new handshake: the keep-alive that
+        // went unanswered on the old id was resent with the new one at once.
+        let register = net.sent_kind("register")[1];
+        assert!(register - reconnect < FIRST_RETRY, "{:?}", register - reconnect);
+    }
+
+    #[test]
+    fn keep_alives_follow_the_interval_and_ids_are_refreshed() {
+        let (mut net, mut link) = Net::new();
+        link.announce(entries(0..5), net.now);
+        net.run(&mut link, 300 * SEC);
+        let keepalives: Vec<u64> = net.sent_kind("keep-alive").iter().map(|t| t.as_secs()).collect();
+        assert_eq!(keepalives, (1..=10).map(|k| k * 30).collect::<Vec<_>>());
+        // Ids live 120 s; the link renews them before that, so no request
+        // ever went unanswered.
+        let connects = net.sent_kind("connect");
+        assert!(connects.len() >= 3, "{connects:?}");
+        assert!(connects
+            .windows(2)
+            .all(|w| w[1] - w[0] < Duration::from_secs(120)));
+        assert_eq!(
+            net.sent.len() - net.sent_kind("keep-alive").len() - connects.len(),
+            2
+        );
+        assert_eq!(net.reg.peer_count(), 1, "expired despite keep-alives");
+        assert!(net.failures().is_empty());
+
+        // Without keep-alives the same tracker would have expired us.
+        let mut silent = registry();
+        let r = silent.handle(
+            net.me,
+            RequestBody::Register {
+                username: "x".into(),
+                port: 1,
+                role: Role::Seeder,
+            },
+            0,
+        );
+        assert!(matches!(r, ReplyBody::Registered { .. }));
+        assert_eq!(silent.expire(3 * INTERVAL), 1);
+    }
+
+    #[test]
+    fn a_silent_tracker_is_unreachable_once_and_queries_fail() {
+        let (mut net, mut link) = Net::new();
+        net.up = false;
+        link.query(Query::ListPeers, net.now).unwrap();
+        net.run(&mut link, 60 * SEC);
+        assert_eq!(net.count(|e| *e == LinkEvent::Unreachable), 1);
+        assert_eq!(
+            net.count(|e| matches!(
+                e,
+                LinkEvent::Failed {
+                    what: "list peers",
+                    ..
+                }
+            )),
+            1
+        );
+        assert_eq!(net.events.len(), 2, "{:?}", net.events);
+        assert!(!link.is_registered());
+        // The handshake keeps trying, backing off to 8 s.
+        let connects = net.sent_kind("connect");
+        assert!(connects.len() >= 9, "{connects:?}");
+        let gaps: Vec<Duration> = connects.windows(2).map(|w| w[1] - w[0]).collect();
+        assert_eq!(gaps[..4], [500, 1000, 2000, 4000].map(Duration::from_millis));
+        assert!(gaps[4..].iter().all(|g| *g == MAX_BACKOFF));
+
+        net.up = true;
+        net.run(&mut link, 10 * SEC);
+        assert_eq!(net.count(|e| *e == LinkEvent::Reachable), 1);
+        assert_eq!(net.count(|e| matches!(e, LinkEvent::Registered { .. })), 1);
+        assert!(link.is_registered());
+    }
+
+    #[test]
+    fn a_query_sent_into_silence_fails_after_its_retries() {
+        let (mut net, mut link) = Net::new();
+        net.run(&mut link, SEC);
+        net.up = false;
+        link.query(Query::ListFiles, net.now).unwrap();
+        net.run(&mut link, 20 * SEC);
+        assert_eq!(net.sent_kind("list files").len(), MAX_SENDS as usize);
+        assert_eq!(
+            net.count(|e| matches!(
+                e,
+                LinkEvent::Failed {
+                    what: "list files",
+                    ..
+                }
+            )),
+            1
+        );
+        assert_eq!(net.count(|e| *e == LinkEvent::Unreachable), 1);
+    }
+
+    #[test]
+    fn username_change_accepted_and_refused() {
+        let (mut net, mut link) = Net::new();
+        net.run(&mut link, SEC);
+        link.change_username("bob".into(), net.now);
+        net.run(&mut link, SEC);
+        assert_eq!(net.events.last(), Some(&LinkEvent::UsernameChanged("bob".into())));
+        assert_eq!(link.username(), "bob");
+        assert_eq!(net.me_at_tracker().unwrap().username, "bob");
+
+        link.change_username("two words\x1b[31m".into(), net.now);
+        net.run(&mut link, SEC);
+        match net.events.last() {
+            Some(LinkEvent::Failed { what, error }) => {
+                assert_eq!(*what, "change username");
+                assert!(error.contains("BadUsername"), "{error}");
+                assert!(!error.contains('\x1b'));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(link.username(), "bob");
+        // A later re-registration uses the accepted name.
+        link.set_role(Role::Leecher, net.now);
+        net.run(&mut link, SEC);
+        let me = net.me_at_tracker().unwrap();
+        assert_eq!((me.username.as_str(), me.role), ("bob", Role::Leecher));
+    }
+
+    #[test]
+    fn disconnect_is_acknowledged_and_removes_us() {
+        let (mut net, mut link) = Net::new();
+        link.announce(entries(0..50), net.now);
+        net.run(&mut link, SEC);
+        link.query(Query::ListPeers, net.now).unwrap();
+        link.disconnect(net.now);
+        net.run(&mut link, SEC);
+        assert_eq!(net.events.last(), Some(&LinkEvent::Disconnected));
+        assert_eq!(net.count(|e| matches!(e, LinkEvent::PeerList(_))), 0);
+        assert_eq!(net.reg.peer_count(), 0);
+        assert_eq!(net.reg.file_count(), 0);
+        assert_eq!(link.poll_deadline(), None);
+        assert!(link.query(Query::ListFiles, net.now).is_err());
+        let sent = net.sent.len();
+        net.run(&mut link, 100 * SEC);
+        assert_eq!(net.sent.len(), sent, "no keep-alives after a disconnect");
+    }
+
+    #[test]
+    fn disconnect_from_a_silent_tracker_gives_up() {
+        let (mut net, mut link) = Net::new();
+        net.run(&mut link, SEC);
+        net.up = false;
+        link.disconnect(net.now);
+        net.run(&mut link, 30 * SEC);
+        assert_eq!(net.count(|e| *e == LinkEvent::Disconnected), 1);
+        assert_eq!(net.sent_kind("disconnect").len(), MAX_SENDS as usize);
+
+        // Never heard of us: nothing to wait for.
+        let (mut net, mut link) = Net::new();
+        net.up = false;
+        link.disconnect(net.now);
+        net.run(&mut link, SEC);
+        assert_eq!(net.events, vec![LinkEvent::Disconnected]);
+    }
+
+    #[test]
+    fn garbage_and_strangers_are_ignored() {
+        let (mut net, mut link) = Net::new();
+        net.run(&mut link, SEC);
+        let mut rng = Rng::seeded(9);
+        let mut n = 0;
+        for len in [0, 1, 5, 9, 10, 40, 1232, 1233, 5000] {
+            let junk: Vec<u8> = (0..len).map(|_| rng.next_u64() as u8).collect();
+            link.handle_datagram(&junk, net.now, &mut net.events);
+            n += 1;
+        }
+        // Well formed, but nobody asked.
+        for body in [
+            ReplyBody::Ok,
+            ReplyBody::Registered { interval_secs: 1 },
+            ReplyBody::Connected {
+                conn: [9; 8],
+                valid_secs: 1,
+            },
+        ] {
+            let mut buf = Vec::new();
+            encode_reply(&crate::wire::tracker::Reply { tx: 12345, body }, &mut buf).unwrap();
+            link.handle_datagram(&buf, net.now, &mut net.events);
+            // Truncated copies too.
+            link.handle_datagram(&buf[..buf.len() - 1], net.now, &mut net.events);
+            n += 2;
+        }
+        assert_eq!(link.ignored_datagrams(), n);
+        assert_eq!(net.events.len(), 1, "{:?}", net.events);
+        link.query(Query::ListPeers, net.now).unwrap();
+        net.run(&mut link, SEC);
+        assert!(matches!(net.events.last(), Some(LinkEvent::PeerList(p)) if p.len() == 1));
+    }
+
+    #[test]
+    fn queries_are_bounded() {
+        let (mut net, mut link) = Net::new();
+        net.up = false;
+        for _ in 0..MAX_QUERIES {
+            link.query(Query::ListFiles, net.now).unwrap();
+        }
+        assert!(link.query(Query::ListPeers, net.now).is_err());
+        net.run(&mut link, 60 * SEC);
+        assert_eq!(net.count(|e| matches!(e, LinkEvent::Failed { .. })), MAX_QUERIES);
+        assert!(link.query(Query::ListPeers, net.now).is_ok());
+    }
+
+    #[test]
+    fn a_forgotten_peer_registers_again_and_resends_its_request() {
+        let (mut net, mut link) = Net::new();
+        link.announce(entries(0..40), net.now);
+        net.add_peer(1, vec![entry(7)]);
+        net.run(&mut link, SEC);
+        assert_eq!(net.reg.file_count(), 40);
+        // The tracker drops us (as expiry would) but keeps its secret.
+        let now = net.secs();
+        net.reg.handle(net.me, RequestBody::Disconnect, now);
+        assert_eq!(net.reg.file_count(), 1);
+        link.query(Query::GetPeers(entry(7).id), net.now).unwrap();
+        net.run(&mut link, SEC);
+        assert_eq!(net.count(|e| matches!(e, LinkEvent::Registered { .. })), 2);
+        assert_eq!(
+            net.count(|e| matches!(e, LinkEvent::Peers { peers, .. } if peers.len() == 1)),
+            1
+        );
+        assert_eq!(net.reg.file_count(), 40);
+        assert!(net.failures().is_empty(), "{:?}", net.failures());
+    }
+
+    #[test]
+    fn withdraw_and_bad_names_and_limits() {
+        let (mut net, mut link) = Net::new();
+        link.announce(entries(0..300), net.now);
+        net.run(&mut link, SEC);
+        link.withdraw(entries(0..10).iter().map(|e| e.id).collect(), net.now);
+        net.run(&mut link, SEC);
+        assert_eq!(net.reg.file_count(), 290);
+
+        let mut evil = entry(500);
+        evil.name = "../escape".into();
+        link.announce(vec![evil, entry(501)], net.now);
+        net.run(&mut link, SEC);
+        assert_eq!(net.reg.file_count(), 291);
+        assert_eq!(
+            net.count(|e| matches!(e, LinkEvent::Failed { what: "announce", .. })),
+            1
+        );
+
+        let many = entries(1000..1000 + MAX_FILES_PER_PEER as u32);
+        link.announce(many, net.now);
+        net.run(&mut link, 5 * SEC);
+        assert_eq!(
+            net.count(|e| matches!(e, LinkEvent::Failed { what: "announce", .. })),
+            2
+        );
+        assert_eq!(net.reg.file_count(), MAX_FILES_PER_PEER);
+        assert_eq!(
+            net.events.last(),
+            Some(&LinkEvent::Announced {
+                files: MAX_FILES_PER_PEER
+            })
+        );
+    }
+}
