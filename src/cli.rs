@@ -48,6 +48,21 @@ pub fn init_stderr_logging(default_level: &str) {
         .init();
 }
 
+/// Sends `log` records to the end of `path` (its directory is created),
+/// one timestamped line each, at info level unless `RUST_LOG` says
+/// otherwise.
+pub fn init_file_logging(path: &std::path::Path) -> std::io::Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    let file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+        .format_timestamp_millis()
+        .target(env_logger::Target::Pipe(Box::new(file)))
+        .init();
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

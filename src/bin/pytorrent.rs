@@ -1,19 +1,53 @@
-//! `pytorrent`: the client. The transfer engine and the terminal interface
-//! arrive with the next issues; for now it answers --help and --version.
+//! `pytorrent`: the client. Flags and the config file -> validated
+//! [`Options`] -> [`Client::run`] -> exit code (0 success, 1 failure,
+//! 2 a bad command line or config).
 
+use pytorrent::cli::{init_file_logging, EXIT_FAILURE, EXIT_USAGE};
+use pytorrent::client::options::{parse, usage, ArgsError, Mode, Parsed};
+use pytorrent::client::reactor::Client;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.first().map(String::as_str) {
-        Some("-V" | "--version") => println!("pytorrent {}", env!("CARGO_PKG_VERSION")),
-        Some("-h" | "--help") | None => {
-            println!("Usage: pytorrent\n\nThe PyTorrent client is not built yet: run pytorrent-tracker for the tracker.")
+    let (opts, warnings) = match parse(&args) {
+        Ok((Parsed::Run(opts), warnings)) => (opts, warnings),
+        Ok((Parsed::Help, _)) => {
+            println!("{}", usage());
+            return ExitCode::SUCCESS;
         }
-        Some(_) => {
-            eprintln!("pytorrent: the client is not built yet; see pytorrent --help");
-            return ExitCode::from(2);
+        Ok((Parsed::Version, _)) => {
+            println!("pytorrent {}", env!("CARGO_PKG_VERSION"));
+            return ExitCode::SUCCESS;
+        }
+        Err(ArgsError(e)) => {
+            eprintln!("pytorrent: {e}\n\nRun pytorrent --help for the options.");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    for w in &warnings {
+        eprintln!("pytorrent: warning: {w}");
+    }
+    if opts.mode == Mode::Interactive {
+        println!("The interactive PyTorrent client is coming in the next release.");
+        println!("For now run it headless: pytorrent --seed, --get NAME, --list or --peers (see --help).");
+        return ExitCode::SUCCESS;
+    }
+    if let Err(e) = init_file_logging(&opts.log_file) {
+        eprintln!(
+            "pytorrent: warning: cannot write the log {}: {e}",
+            opts.log_file.display()
+        );
+    }
+    for w in &warnings {
+        log::warn!("{w}");
+    }
+    let result = Client::bind(*opts).and_then(|mut client| client.run());
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            log::error!("{e}");
+            eprintln!("pytorrent: error: {e}");
+            ExitCode::from(EXIT_FAILURE)
         }
     }
-    ExitCode::SUCCESS
 }

@@ -376,7 +376,9 @@ impl Download {
         if sha != meta.sha256 {
             // Every chunk matched but the whole does not: the disk returned
             // other bytes than were written. Nothing here can fix that.
-            self.fail(format!("'{shown}' failed its whole-file SHA-256 check; the .part file is kept"));
+            self.fail(format!(
+                "'{shown}' failed its whole-file SHA-256 check; the .part file is kept"
+            ));
             return;
         }
         if let Err(e) = part.sync_data() {

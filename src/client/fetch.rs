@@ -66,8 +66,16 @@ impl From<Close> for FetchEnd {
 
 #[derive(Debug)]
 enum Req {
-    Meta { bytes: Vec<u8>, total: usize },
-    Chunk { index: u32, len: u64, got: u64, hasher: Sha256 },
+    Meta {
+        bytes: Vec<u8>,
+        total: usize,
+    },
+    Chunk {
+        index: u32,
+        len: u64,
+        got: u64,
+        hasher: Sha256,
+    },
 }
 
 /// What happened while driving a connection, for the loop's log and
@@ -97,7 +105,8 @@ pub struct Fetch {
     payload_left: usize,
     /// Chunks this peer sent bad data for: never asked of it again.
     avoid: Vec<u32>,
-    strikes: u8,
+    /// Bad chunks from this peer for this file (carried across reconnects).
+    pub strikes: u8,
     /// The connect or the oldest request must make progress by then.
     pub deadline: Instant,
     timeout: Duration,
@@ -106,7 +115,7 @@ pub struct Fetch {
 }
 
 impl Fetch {
-    pub fn new(download: usize, addr: SocketAddr, now: Instant, timeout: Duration) -> Fetch {
+    pub fn new(download: usize, addr: SocketAddr, now: Instant, timeout: Duration, strikes: u8) -> Fetch {
         Fetch {
             download,
             addr,
@@ -116,7 +125,7 @@ impl Fetch {
             queue: VecDeque::new(),
             payload_left: 0,
             avoid: Vec::new(),
-            strikes: 0,
+            strikes,
             deadline: now + timeout,
             timeout,
             received: 0,
@@ -250,7 +259,9 @@ impl Fetch {
                 let data = &self.input.filled()[..take];
                 match self.queue.front_mut() {
                     Some(Req::Meta { bytes, .. }) => bytes.extend_from_slice(data),
-                    Some(Req::Chunk { index, got, hasher, .. }) => {
+                    Some(Req::Chunk {
+                        index, got, hasher, ..
+                    }) => {
                         hasher.update(data);
                         dl.write(*index, *got, data).map_err(|e| {
                             let why = format!("cannot write to the .part file: {e}");
@@ -296,9 +307,15 @@ impl Fetch {
                 }
                 total == *want && *offset as usize == bytes.len() && bytes.len() + payload <= total
             }
-            (PeerMsg::Block { index, offset }, Some(Req::Chunk { index: want, len, got, .. })) => {
-                index == want && u64::from(*offset) == *got && *got + payload as u64 <= *len
-            }
+            (
+                PeerMsg::Block { index, offset },
+                Some(Req::Chunk {
+                    index: want,
+                    len,
+                    got,
+                    ..
+                }),
+            ) => index == want && u64::from(*offset) == *got && *got + payload as u64 <= *len,
             _ => false,
         };
         if fits {

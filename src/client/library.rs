@@ -228,6 +228,22 @@ impl Library {
         Ok((lib, warnings))
     }
 
+    /// A library with no shared directory (a client that only downloads):
+    /// it holds only what [`add_verified`](Library::add_verified) adds.
+    pub fn empty() -> Library {
+        Library {
+            dir: PathBuf::new(),
+            chunk_size: meta::MIN_CHUNK_SIZE,
+            ready: HashMap::new(),
+            order: BTreeSet::new(),
+            queue: VecDeque::new(),
+            queued_bytes: 0,
+            current: None,
+            buf: Vec::new(),
+            cache_dirty: false,
+        }
+    }
+
     fn enqueue(&mut self, job: Queued) {
         self.queued_bytes += job.stat.size;
         self.queue.push_back(job);

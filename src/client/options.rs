@@ -67,22 +67,81 @@ pub enum Parsed {
 
 pub fn flags() -> getopts::Options {
     let mut o = getopts::Options::new();
-    o.optflag("", "seed", "share the files in the shared directory until SIGINT/SIGTERM");
-    o.optopt("", "get", "download one file by name (unique on the network) or file id, then exit (with --seed: keep seeding)", "NAME_OR_ID");
+    o.optflag(
+        "",
+        "seed",
+        "share the files in the shared directory until SIGINT/SIGTERM",
+    );
+    o.optopt(
+        "",
+        "get",
+        "download one file by name (unique on the network) or file id, then exit (with --seed: keep seeding)",
+        "NAME_OR_ID",
+    );
     o.optflag("", "list", "print the files on the network and exit");
     o.optflag("", "peers", "print the peers on the network and exit");
-    o.optopt("c", "config", &format!("config file (default {DEFAULT_CONFIG})"), "FILE");
-    o.optopt("t", "tracker", "tracker address (default 127.0.0.1:17380)", "HOST:PORT");
-    o.optopt("u", "username", "your name on the network (1-32 characters, no spaces)", "NAME");
-    o.optopt("s", "shared", "directory of files to share (default user/shared_files)", "DIR");
-    o.optopt("d", "downloads", "directory downloads land in (default user/downloads)", "DIR");
-    o.optopt("l", "listen", "TCP address to serve chunks on (default 0.0.0.0:0: any port)", "ADDR");
+    o.optopt(
+        "c",
+        "config",
+        &format!("config file (default {DEFAULT_CONFIG})"),
+        "FILE",
+    );
+    o.optopt(
+        "t",
+        "tracker",
+        "tracker address (default 127.0.0.1:17380)",
+        "HOST:PORT",
+    );
+    o.optopt(
+        "u",
+        "username",
+        "your name on the network (1-32 characters, no spaces)",
+        "NAME",
+    );
+    o.optopt(
+        "s",
+        "shared",
+        "directory of files to share (default user/shared_files)",
+        "DIR",
+    );
+    o.optopt(
+        "d",
+        "downloads",
+        "directory downloads land in (default user/downloads)",
+        "DIR",
+    );
+    o.optopt(
+        "l",
+        "listen",
+        "TCP address to serve chunks on (default 0.0.0.0:0: any port)",
+        "ADDR",
+    );
     o.optopt("", "log", &format!("log file (default {DEFAULT_LOG})"), "FILE");
-    o.optopt("", "chunk-size-kib", "chunk size for files you share, 16-65536 (default 1024)", "KIB");
+    o.optopt(
+        "",
+        "chunk-size-kib",
+        "chunk size for files you share, 16-65536 (default 1024)",
+        "KIB",
+    );
     o.optopt("", "max-inbound", "most peers served at once (default 128)", "N");
-    o.optopt("", "idle-timeout", "seconds before an idle inbound connection is closed (default 60)", "SECS");
-    o.optopt("", "request-timeout", "seconds a peer may stall a request before its chunks go elsewhere (default 10)", "SECS");
-    o.optopt("", "peer-wait", "seconds --get waits with no peer before giving up (default 60)", "SECS");
+    o.optopt(
+        "",
+        "idle-timeout",
+        "seconds before an idle inbound connection is closed (default 60)",
+        "SECS",
+    );
+    o.optopt(
+        "",
+        "request-timeout",
+        "seconds a peer may stall a request before its chunks go elsewhere (default 10)",
+        "SECS",
+    );
+    o.optopt(
+        "",
+        "peer-wait",
+        "seconds --get waits with no peer before giving up (default 60)",
+        "SECS",
+    );
     o.optflag("h", "help", "print this help and exit");
     o.optflag("V", "version", "print the version and exit");
     o
@@ -107,7 +166,10 @@ pub fn parse(args: &[String]) -> Result<(Parsed, Vec<String>), ArgsError> {
         return Ok((Parsed::Version, Vec::new()));
     }
     if let Some(extra) = m.free.first() {
-        return Err(ArgsError(format!("unexpected argument '{}'", names::escape(extra))));
+        return Err(ArgsError(format!(
+            "unexpected argument '{}'",
+            names::escape(extra)
+        )));
     }
     let config_path = PathBuf::from(m.opt_str("config").unwrap_or_else(|| DEFAULT_CONFIG.into()));
     let (file, warnings) = read_config(&config_path, m.opt_present("config"))?;
@@ -119,16 +181,23 @@ pub fn parse(args: &[String]) -> Result<(Parsed, Vec<String>), ArgsError> {
 fn read_config(path: &Path, named: bool) -> Result<(ClientConfig, Vec<String>), ArgsError> {
     let shown = path.display();
     let text = match std::fs::metadata(path) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !named => return Ok((ClientConfig::default(), Vec::new())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !named => {
+            return Ok((ClientConfig::default(), Vec::new()))
+        }
         Err(e) => return Err(ArgsError(format!("cannot read {shown}: {e}"))),
         Ok(m) if m.len() > MAX_CONFIG_BYTES as u64 => {
-            return Err(ArgsError(format!("{shown}: larger than {MAX_CONFIG_BYTES} bytes")))
+            return Err(ArgsError(format!(
+                "{shown}: larger than {MAX_CONFIG_BYTES} bytes"
+            )))
         }
         Ok(_) => std::fs::read(path).map_err(|e| ArgsError(format!("cannot read {shown}: {e}")))?,
     };
     let text = String::from_utf8(text).map_err(|_| ArgsError(format!("{shown}: not UTF-8 text")))?;
     match config::parse(&text) {
-        Ok(p) => Ok((p.config, p.warnings.iter().map(|w| format!("{shown}: {w}")).collect())),
+        Ok(p) => Ok((
+            p.config,
+            p.warnings.iter().map(|w| format!("{shown}: {w}")).collect(),
+        )),
         Err(errors) => {
             let lines: Vec<String> = errors.iter().map(|e| format!("{shown}: {e}")).collect();
             Err(ArgsError(lines.join("\n")))
@@ -147,9 +216,12 @@ fn merge(m: &Matches, file: ClientConfig, config_path: PathBuf) -> Result<Option
     };
     let tracker = resolve("tracker", &m.opt_str("tracker").unwrap_or(file.tracker)).map_err(err)?;
     let listen = match m.opt_str("listen") {
-        Some(l) => l
-            .parse()
-            .map_err(|_| err(format!("--listen: expected an address like 0.0.0.0:0, found '{}'", names::escape(&l))))?,
+        Some(l) => l.parse().map_err(|_| {
+            err(format!(
+                "--listen: expected an address like 0.0.0.0:0, found '{}'",
+                names::escape(&l)
+            ))
+        })?,
         None => file.listen,
     };
     let kib = match m.opt_str("chunk-size-kib") {
@@ -158,7 +230,9 @@ fn merge(m: &Matches, file: ClientConfig, config_path: PathBuf) -> Result<Option
     };
     let secs = |flag: &str, default: u64| -> Result<Duration, ArgsError> {
         m.opt_str(flag).map_or(Ok(Duration::from_secs(default)), |v| {
-            parse_in_range(flag, &v, 1, 86_400).map(Duration::from_secs).map_err(ArgsError)
+            parse_in_range(flag, &v, 1, 86_400)
+                .map(Duration::from_secs)
+                .map_err(ArgsError)
         })
     };
     let get = m.opt_str("get");
@@ -167,12 +241,23 @@ fn merge(m: &Matches, file: ClientConfig, config_path: PathBuf) -> Result<Option
             return Err(err("--get: give a file name or id".into()));
         }
     }
-    let (seed, list, peers) = (m.opt_present("seed"), m.opt_present("list"), m.opt_present("peers"));
+    let (seed, list, peers) = (
+        m.opt_present("seed"),
+        m.opt_present("list"),
+        m.opt_present("peers"),
+    );
     if (list || peers) && (seed || get.is_some()) || (list && peers) {
-        return Err(err("--list and --peers run alone, without --seed, --get or each other".into()));
+        return Err(err(
+            "--list and --peers run alone, without --seed, --get or each other".into(),
+        ));
     }
     let mode = if seed || get.is_some() || list || peers {
-        Mode::Headless { seed, get, list, peers }
+        Mode::Headless {
+            seed,
+            get,
+            list,
+            peers,
+        }
     } else {
         Mode::Interactive
     };
@@ -229,7 +314,19 @@ mod tests {
         assert_eq!(o.username.as_deref(), Some("alice"));
         assert_eq!(o.chunk_size, 64 * 1024);
         assert_eq!(o.tracker.port(), 9);
-        let o = run(&["-c", p, "-u", "bob", "--chunk-size-kib", "16", "-t", "127.0.0.1:10", "--get", "x"]).unwrap();
+        let o = run(&[
+            "-c",
+            p,
+            "-u",
+            "bob",
+            "--chunk-size-kib",
+            "16",
+            "-t",
+            "127.0.0.1:10",
+            "--get",
+            "x",
+        ])
+        .unwrap();
         assert_eq!(o.username.as_deref(), Some("bob"));
         assert_eq!(o.chunk_size, 16 * 1024);
         assert_eq!(o.tracker.port(), 10);
@@ -249,7 +346,9 @@ mod tests {
         let path = temp_config("username=a b\nchunk_size_kib=3\n");
         let e = run(&["-c", path.to_str().unwrap()]).unwrap_err();
         assert!(e.contains("line 1") && e.contains("line 2"), "{e}");
-        assert!(run(&["-c", "/nonexistent/pytorrent.txt"]).unwrap_err().contains("cannot read"));
+        assert!(run(&["-c", "/nonexistent/pytorrent.txt"])
+            .unwrap_err()
+            .contains("cannot read"));
         assert!(run(&["-u", "has space"]).unwrap_err().contains("--username"));
         assert!(run(&["--listen", "nowhere"]).unwrap_err().contains("--listen"));
         assert!(run(&["--list", "--seed"]).unwrap_err().contains("alone"));

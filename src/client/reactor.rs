@@ -141,8 +141,16 @@ pub struct Client {
 impl Client {
     /// Binds the sockets and opens the shared library (seeding only).
     pub fn bind(opts: Options) -> Result<Client, String> {
-        let Mode::Headless { seed, get, list, peers } = opts.mode.clone() else {
-            return Err("the interactive client is not built yet; use --seed, --get, --list or --peers".into());
+        let Mode::Headless {
+            seed,
+            get,
+            list,
+            peers,
+        } = opts.mode.clone()
+        else {
+            return Err(
+                "the interactive client is not built yet; use --seed, --get, --list or --peers".into(),
+            );
         };
         let io = |what: &str, e: io::Error| format!("{what}: {e}");
         let poll = Poll::new().map_err(|e| io("cannot create the event loop", e))?;
@@ -152,8 +160,8 @@ impl Client {
             "0.0.0.0:0".parse().expect("literal address")
         };
         let mut udp = UdpSocket::bind(any).map_err(|e| io("cannot open a UDP socket", e))?;
-        let mut listener =
-            TcpListener::bind(opts.listen).map_err(|e| io(&format!("cannot listen on tcp {}", opts.listen), e))?;
+        let mut listener = TcpListener::bind(opts.listen)
+            .map_err(|e| io(&format!("cannot listen on tcp {}", opts.listen), e))?;
         let listen_addr = listener.local_addr().map_err(|e| io("listener", e))?;
         let mut signals = Signals::new([SIGINT, SIGTERM]).map_err(|e| io("signals", e))?;
         let r = poll.registry();
@@ -279,10 +287,7 @@ impl Client {
     fn timeout(&self, now: Instant) -> Duration {
         let busy = !self.again.is_empty()
             || self.library.is_indexing()
-            || self
-                .downloads
-                .iter()
-                .any(|(_, d)| d.phase == Phase::Checking);
+            || self.downloads.iter().any(|(_, d)| d.phase == Phase::Checking);
         if busy {
             return Duration::ZERO;
         }
@@ -364,13 +369,21 @@ impl Client {
                 LinkEvent::Failed { what, error } => {
                     warn!("tracker {what}: {error}");
                     if matches!(self.goal, Goal::List | Goal::Peers | Goal::Resolve(_)) {
-                        self.finish(1, &format!("the tracker did not answer the {what} request: {error}"), now);
+                        self.finish(
+                            1,
+                            &format!("the tracker did not answer the {what} request: {error}"),
+                            now,
+                        );
                     }
                 }
                 LinkEvent::Unreachable => {
                     warn!("the tracker {} does not answer", self.opts.tracker);
                     if matches!(self.goal, Goal::List | Goal::Peers | Goal::Resolve(_)) {
-                        self.finish(1, &format!("the tracker {} does not answer", self.opts.tracker), now);
+                        self.finish(
+                            1,
+                            &format!("the tracker {} does not answer", self.opts.tracker),
+                            now,
+                        );
                     }
                 }
                 LinkEvent::Reachable => info!("the tracker answers again"),
@@ -453,7 +466,10 @@ impl Client {
                         ]
                     })
                     .collect();
-                print!("{}", render(&["ID", "NAME", "SIZE", "SEEDERS", "PARTIAL"], &rows, &[2, 3, 4]));
+                print!(
+                    "{}",
+                    render(&["ID", "NAME", "SIZE", "SEEDERS", "PARTIAL"], &rows, &[2, 3, 4])
+                );
                 println!("{} files on the network", files.len());
                 self.finish(0, "", now);
             }
@@ -465,7 +481,10 @@ impl Client {
                         self.start_download(id, label, now);
                     }
                     [] => {
-                        let why = format!("no file named '{}' on the network (see --list)", names::escape(name));
+                        let why = format!(
+                            "no file named '{}' on the network (see --list)",
+                            names::escape(name)
+                        );
                         self.finish(1, &why, now);
                     }
                     many => {
@@ -504,7 +523,10 @@ impl Client {
                 ]
             })
             .collect();
-        print!("{}", render(&["USERNAME", "ADDRESS", "ROLE", "FILES"], &rows, &[3]));
+        print!(
+            "{}",
+            render(&["USERNAME", "ADDRESS", "ROLE", "FILES"], &rows, &[3])
+        );
         println!("{} peers on the network", peers.len());
         self.finish(0, "", now);
     }
@@ -515,10 +537,13 @@ impl Client {
             return;
         }
         info!("download started: {label} (id {})", hex(&id));
-        let key = self
-            .downloads
-            .insert(Download::new(id, label, &self.opts.download_dir, now));
+        let mut d = Download::new(id, label, &self.opts.download_dir, now);
+        d.next_query = now + REQUERY_IDLE;
+        let key = self.downloads.insert(d);
         self.goal = Goal::Get(key);
+        if let Err(e) = self.link.query(Query::GetPeers(id), now) {
+            debug!("peer query postponed: {e}");
+        }
     }
 
     /// A download ended: report it and move on.
@@ -605,7 +630,11 @@ impl Client {
         if code == 0 {
             println!("pytorrent: signal received, withdrawing and leaving the network; goodbye");
         }
-        self.finish(code, "interrupted by a signal; unfinished downloads keep their .part file", now);
+        self.finish(
+            code,
+            "interrupted by a signal; unfinished downloads keep their .part file",
+            now,
+        );
     }
 
     fn exit_now(&self) -> Option<u8> {
@@ -635,11 +664,11 @@ impl Client {
                     }
                     let entry = self.conns.vacant_entry();
                     let key = entry.key();
-                    if let Err(e) =
-                        self.poll
-                            .registry()
-                            .register(&mut stream, conn_token(key), Interest::READABLE | Interest::WRITABLE)
-                    {
+                    if let Err(e) = self.poll.registry().register(
+                        &mut stream,
+                        conn_token(key),
+                        Interest::READABLE | Interest::WRITABLE,
+                    ) {
                         warn!("cannot register a connection from {addr}: {e}");
                         continue;
                     }
@@ -687,11 +716,11 @@ impl Client {
                 };
                 let entry = self.conns.vacant_entry();
                 let key = entry.key();
-                if let Err(e) =
-                    self.poll
-                        .registry()
-                        .register(&mut stream, conn_token(key), Interest::READABLE | Interest::WRITABLE)
-                {
+                if let Err(e) = self.poll.registry().register(
+                    &mut stream,
+                    conn_token(key),
+                    Interest::READABLE | Interest::WRITABLE,
+                ) {
                     warn!("cannot register a connection to {addr}: {e}");
                     continue;
                 }
@@ -737,7 +766,8 @@ impl Client {
                             f.on_connected(key, d, now);
                         }
                         Err(e) => {
-                            self.closing.push((key, Ending::Fetch(FetchEnd::Close(Close::Io(e)))));
+                            self.closing
+                                .push((key, Ending::Fetch(FetchEnd::Close(Close::Io(e)))));
                             return;
                         }
                     }
@@ -778,7 +808,9 @@ impl Client {
     /// connections that were idle).
     fn kick(&mut self, dk: usize) {
         for (key, conn) in self.conns.iter() {
-            if matches!(&conn.kind, Kind::Fetch(f) if f.download == dk && f.connected) && !self.again.contains(&key) {
+            if matches!(&conn.kind, Kind::Fetch(f) if f.download == dk && f.connected)
+                && !self.again.contains(&key)
+            {
                 self.again.push(key);
             }
         }
@@ -801,7 +833,10 @@ impl Client {
                         Ending::Idle => Some("idle timeout".into()),
                         Ending::Fetch(f) => Some(f.to_string()),
                     };
-                    let peer = conn.stream.peer_addr().map_or_else(|_| "a peer".into(), |a| a.to_string());
+                    let peer = conn
+                        .stream
+                        .peer_addr()
+                        .map_or_else(|_| "a peer".into(), |a| a.to_string());
                     match why {
                         Some(why) => info!("stopped serving {peer} after {} bytes: {why}", s.uploaded),
                         None => debug!("{peer} finished after {} bytes", s.uploaded),
@@ -822,7 +857,8 @@ impl Client {
                     d.peer_disconnected(f.addr, now, failed);
                     if let Some(p) = d.peer_mut(f.addr) {
                         p.strikes = f.strikes;
-                        let refused = matches!(end, FetchEnd::Refused(Refusal::NoSuchFile | Refusal::NoSuchChunk));
+                        let refused =
+                            matches!(end, FetchEnd::Refused(Refusal::NoSuchFile | Refusal::NoSuchChunk));
                         if f.strikes >= MAX_STRIKES || matches!(end, FetchEnd::BadPeer(_)) || refused {
                             p.banned = true;
                         }
@@ -878,7 +914,10 @@ impl Client {
             let waited = now.duration_since(d.last_connected);
             if connected == 0 && waited >= self.opts.peer_wait {
                 let why = if d.usable_peers() == 0 && !d.peers.is_empty() {
-                    format!("every peer that had it failed or was dropped; gave up after {} s", waited.as_secs())
+                    format!(
+                        "every peer that had it failed or was dropped; gave up after {} s",
+                        waited.as_secs()
+                    )
                 } else {
                     format!("no peer has it (waited {} s)", waited.as_secs())
                 };

@@ -65,8 +65,16 @@ enum Job {
 /// The request being answered.
 #[derive(Debug)]
 enum Sending {
-    Meta { id: FileId, offset: usize },
-    Chunk { id: FileId, index: u32, offset: u64, len: u64 },
+    Meta {
+        id: FileId,
+        offset: usize,
+    },
+    Chunk {
+        id: FileId,
+        index: u32,
+        offset: u64,
+        len: u64,
+    },
 }
 
 /// An inbound connection's protocol state.
@@ -204,7 +212,12 @@ impl Serve {
                     self.sending = Some(Sending::Meta { id, offset: end });
                 }
             }
-            Some(Sending::Chunk { id, index, offset, len }) => {
+            Some(Sending::Chunk {
+                id,
+                index,
+                offset,
+                len,
+            }) => {
                 let n = (len - offset).min(BLOCK_SIZE as u64) as usize;
                 let Some(file) = lib.get(&id) else {
                     return Err(Close::FileChanged);
@@ -215,7 +228,8 @@ impl Serve {
                     offset: offset as u32,
                 };
                 self.scratch.clear();
-                encode_peer_head(&msg, n, &mut self.scratch).map_err(|_| Close::Unexpected("block too large"))?;
+                encode_peer_head(&msg, n, &mut self.scratch)
+                    .map_err(|_| Close::Unexpected("block too large"))?;
                 if !self.output.push(&self.scratch) {
                     return Err(Close::Unexpected("output buffer too small"));
                 }
@@ -241,7 +255,12 @@ impl Serve {
                 self.uploaded += n as u64;
                 let offset = offset + n as u64;
                 if offset < len {
-                    self.sending = Some(Sending::Chunk { id, index, offset, len });
+                    self.sending = Some(Sending::Chunk {
+                        id,
+                        index,
+                        offset,
+                        len,
+                    });
                 }
             }
             None => {}
@@ -278,7 +297,8 @@ impl Serve {
     /// Appends one whole frame to the output buffer.
     fn put(&mut self, msg: &PeerMsg, payload: &[u8]) -> Result<(), Close> {
         self.scratch.clear();
-        encode_peer_head(msg, payload.len(), &mut self.scratch).map_err(|_| Close::Unexpected("frame too large"))?;
+        encode_peer_head(msg, payload.len(), &mut self.scratch)
+            .map_err(|_| Close::Unexpected("frame too large"))?;
         if !(self.output.push(&self.scratch) && self.output.push(payload)) {
             return Err(Close::Unexpected("output buffer too small"));
         }
