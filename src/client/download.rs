@@ -213,7 +213,12 @@ impl Download {
             Ok(()) => {
                 self.sched = Scheduler::new(meta.chunks.len());
                 self.meta = Some(meta);
-                self.phase = Phase::Chunks;
+                // An empty file has no chunk to fetch: straight to the check.
+                self.phase = if self.sched.is_complete() {
+                    Phase::Checking
+                } else {
+                    Phase::Chunks
+                };
                 MetaOutcome::Accepted
             }
             Err(why) => {

@@ -25,8 +25,8 @@ pub enum Mode {
     Headless {
         /// Index, announce and serve the shared files until a signal.
         seed: bool,
-        /// Download this file (a name or a 64-hex-digit file id).
-        get: Option<String>,
+        /// Download these files (names or 64-hex-digit file ids), at once.
+        get: Vec<String>,
         /// Print the files on the network and exit.
         list: bool,
         /// Print the peers on the network and exit.
@@ -72,10 +72,10 @@ pub fn flags() -> getopts::Options {
         "seed",
         "share the files in the shared directory until SIGINT/SIGTERM",
     );
-    o.optopt(
+    o.optmulti(
         "",
         "get",
-        "download one file by name (unique on the network) or file id, then exit (with --seed: keep seeding)",
+        "download a file by name (unique on the network) or file id, then exit; repeat to download several at once; with --seed, keep seeding afterwards",
         "NAME_OR_ID",
     );
     o.optflag("", "list", "print the files on the network and exit");
@@ -235,23 +235,21 @@ fn merge(m: &Matches, file: ClientConfig, config_path: PathBuf) -> Result<Option
                 .map_err(ArgsError)
         })
     };
-    let get = m.opt_str("get");
-    if let Some(g) = &get {
-        if g.is_empty() {
-            return Err(err("--get: give a file name or id".into()));
-        }
+    let get = m.opt_strs("get");
+    if get.iter().any(String::is_empty) {
+        return Err(err("--get: give a file name or id".into()));
     }
     let (seed, list, peers) = (
         m.opt_present("seed"),
         m.opt_present("list"),
         m.opt_present("peers"),
     );
-    if (list || peers) && (seed || get.is_some()) || (list && peers) {
+    if (list || peers) && (seed || !get.is_empty()) || (list && peers) {
         return Err(err(
             "--list and --peers run alone, without --seed, --get or each other".into(),
         ));
     }
-    let mode = if seed || get.is_some() || list || peers {
+    let mode = if seed || !get.is_empty() || list || peers {
         Mode::Headless {
             seed,
             get,
@@ -334,7 +332,7 @@ mod tests {
             o.mode,
             Mode::Headless {
                 seed: false,
-                get: Some("x".into()),
+                get: vec!["x".into()],
                 list: false,
                 peers: false
             }

@@ -96,10 +96,8 @@ enum Ending {
 enum Goal {
     /// Serve until a signal.
     Seed,
-    /// Resolving a file name through the file list.
-    Resolve(String),
-    /// Downloading (the key in `downloads`).
-    Get(usize),
+    /// Downloading (`resolving` names, then `downloads`).
+    Get,
     List,
     Peers,
     /// Nothing left: waiting for the tracker's goodbye.
@@ -127,6 +125,10 @@ pub struct Client {
     whole_buf: Vec<u8>,
     next_tick: Instant,
     goal: Goal,
+    /// `--get` targets: names waiting for the file list, ids to start.
+    targets: Vec<String>,
+    /// `--get` targets that failed.
+    failed_gets: usize,
     seed_after_get: bool,
     /// The seeding banner was printed.
     announced_banner: bool,
@@ -188,10 +190,10 @@ impl Client {
         let role = if seed { Role::Seeder } else { Role::Leecher };
         let now = Instant::now();
         let link = TrackerLink::new(username, listen_addr.port(), role, rng, now);
-        let goal = match (&get, list, peers) {
-            (Some(target), _, _) => Goal::Resolve(target.clone()),
-            (None, true, _) => Goal::List,
-            (None, _, true) => Goal::Peers,
+        let goal = match (get.is_empty(), list, peers) {
+            (false, _, _) => Goal::Get,
+            (true, true, _) => Goal::List,
+            (true, _, true) => Goal::Peers,
             _ => Goal::Seed,
         };
         Ok(Client {
@@ -213,6 +215,8 @@ impl Client {
             whole_buf: vec![0; 1 << 20],
             next_tick: now,
             goal,
+            targets: get,
+            failed_gets: 0,
             seed_after_get: seed,
             announced_banner: false,
             announce_pending: false,
@@ -368,7 +372,7 @@ impl Client {
                 LinkEvent::UsernameChanged(name) => info!("username is now {}", names::escape(&name)),
                 LinkEvent::Failed { what, error } => {
                     warn!("tracker {what}: {error}");
-                    if matches!(self.goal, Goal::List | Goal::Peers | Goal::Resolve(_)) {
+                    if self.waits_on_tracker() {
                         self.finish(
                             1,
                             &format!("the tracker did not answer the {what} request: {error}"),
@@ -378,7 +382,7 @@ impl Client {
                 }
                 LinkEvent::Unreachable => {
                     warn!("the tracker {} does not answer", self.opts.tracker);
-                    if matches!(self.goal, Goal::List | Goal::Peers | Goal::Resolve(_)) {
+                    if self.waits_on_tracker() {
                         self.finish(
                             1,
                             &format!("the tracker {} does not answer", self.opts.tracker),
@@ -430,16 +434,24 @@ impl Client {
 
     // ----- headless goals -----
 
+    /// Whether the run cannot go on without an answer from the tracker
+    /// (a listing, or names to resolve).
+    fn waits_on_tracker(&self) -> bool {
+        matches!(self.goal, Goal::List | Goal::Peers) || (self.goal == Goal::Get && !self.targets.is_empty())
+    }
+
     fn start_goal(&mut self, now: Instant) {
-        let query = match &self.goal {
-            Goal::Resolve(target) => match parse_file_id(target) {
-                Some(id) => {
-                    let label = format!("file {}", &target[..16]);
-                    self.start_download(id, label, now);
-                    None
+        let query = match self.goal {
+            Goal::Get => {
+                // Ids start at once; names wait for the file list.
+                for target in std::mem::take(&mut self.targets) {
+                    match parse_file_id(&target) {
+                        Some(id) => self.start_download(id, format!("file {}", &target[..16]), now),
+                        None => self.targets.push(target),
+                    }
                 }
-                None => Some(Query::ListFiles),
-            },
+                (!self.targets.is_empty()).then_some(Query::ListFiles)
+            }
             Goal::List => Some(Query::ListFiles),
             Goal::Peers => Some(Query::ListPeers),
             _ => None,
@@ -473,31 +485,30 @@ impl Client {
                 println!("{} files on the network", files.len());
                 self.finish(0, "", now);
             }
-            Goal::Resolve(name) => {
-                let matches: Vec<&FileInfo> = files.iter().filter(|f| f.name == *name).collect();
-                match matches.as_slice() {
-                    [one] => {
-                        let (id, label) = (one.id, names::escape(&one.name));
-                        self.start_download(id, label, now);
-                    }
-                    [] => {
-                        let why = format!(
+            Goal::Get => {
+                for name in std::mem::take(&mut self.targets) {
+                    let matches: Vec<&FileInfo> = files.iter().filter(|f| f.name == name).collect();
+                    match matches.as_slice() {
+                        [one] => {
+                            let (id, label) = (one.id, names::escape(&one.name));
+                            self.start_download(id, label, now);
+                        }
+                        [] => self.get_failed(&format!(
                             "no file named '{}' on the network (see --list)",
-                            names::escape(name)
-                        );
-                        self.finish(1, &why, now);
-                    }
-                    many => {
-                        let ids: Vec<String> = many.iter().map(|f| hex(&f.id)).collect();
-                        let why = format!(
-                            "{} files are named '{}'; pick one by id: {}",
-                            many.len(),
-                            names::escape(name),
-                            ids.join(", ")
-                        );
-                        self.finish(1, &why, now);
+                            names::escape(&name)
+                        )),
+                        many => {
+                            let ids: Vec<String> = many.iter().map(|f| hex(&f.id)).collect();
+                            self.get_failed(&format!(
+                                "{} files are named '{}'; pick one by id: {}",
+                                many.len(),
+                                names::escape(&name),
+                                ids.join(", ")
+                            ));
+                        }
                     }
                 }
+                self.check_gets(now);
             }
             _ => {}
         }
@@ -532,15 +543,17 @@ impl Client {
     }
 
     fn start_download(&mut self, id: FileId, label: String, now: Instant) {
+        if self.downloads.iter().any(|(_, d)| d.id == id) {
+            return;
+        }
         if self.downloads.len() >= MAX_DOWNLOADS {
-            self.finish(1, &format!("at most {MAX_DOWNLOADS} downloads at once"), now);
+            self.get_failed(&format!("{label}: at most {MAX_DOWNLOADS} downloads at once"));
             return;
         }
         info!("download started: {label} (id {})", hex(&id));
         let mut d = Download::new(id, label, &self.opts.download_dir, now);
         d.next_query = now + REQUERY_IDLE;
-        let key = self.downloads.insert(d);
-        self.goal = Goal::Get(key);
+        self.downloads.insert(d);
         if let Err(e) = self.link.query(Query::GetPeers(id), now) {
             debug!("peer query postponed: {e}");
         }
@@ -570,22 +583,39 @@ impl Client {
                 let _ = io::stdout().flush();
                 let (meta, path) = (d.meta.clone(), path.clone());
                 self.downloads.remove(key);
-                if self.seed_after_get {
-                    if let Some(meta) = meta {
-                        self.reseed(meta, path, now);
-                    }
-                    self.goal = Goal::Seed;
-                    self.print_banner();
-                } else {
-                    self.finish(0, "", now);
+                if let (true, Some(meta)) = (self.seed_after_get, meta) {
+                    self.reseed(meta, path, now);
                 }
             }
             Phase::Failed(why) => {
                 let why = format!("download of {} failed: {why}", d.display_name());
                 self.downloads.remove(key);
-                self.finish(1, &why, now);
+                self.get_failed(&why);
             }
-            _ => {}
+            _ => return,
+        }
+        self.check_gets(now);
+    }
+
+    fn get_failed(&mut self, why: &str) {
+        warn!("{why}");
+        eprintln!("pytorrent: error: {why}");
+        self.failed_gets += 1;
+    }
+
+    /// Once every `--get` has ended: exit, or go on seeding.
+    fn check_gets(&mut self, now: Instant) {
+        if self.goal != Goal::Get || !self.targets.is_empty() || !self.downloads.is_empty() {
+            return;
+        }
+        if self.failed_gets > 0 {
+            let why = format!("{} of the requested downloads failed", self.failed_gets);
+            self.finish(1, &why, now);
+        } else if self.seed_after_get {
+            self.goal = Goal::Seed;
+            self.print_banner();
+        } else {
+            self.finish(0, "", now);
         }
     }
 
@@ -838,8 +868,8 @@ impl Client {
                         .peer_addr()
                         .map_or_else(|_| "a peer".into(), |a| a.to_string());
                     match why {
-                        Some(why) => info!("stopped serving {peer} after {} bytes: {why}", s.uploaded),
-                        None => debug!("{peer} finished after {} bytes", s.uploaded),
+                        Some(why) => info!("stopped serving {peer} after {} chunk bytes: {why}", s.uploaded),
+                        None => info!("finished serving {peer}: {} chunk bytes sent", s.uploaded),
                     }
                 }
                 (Kind::Fetch(mut f), ending) => {
