@@ -95,6 +95,8 @@ pub struct Report {
 pub struct Fetch {
     /// Key of the download this connection serves.
     pub download: usize,
+    /// This connection's own key in the loop's slab.
+    key: usize,
     pub addr: SocketAddr,
     /// False until the TCP connect completes.
     pub connected: bool,
@@ -115,8 +117,16 @@ pub struct Fetch {
 }
 
 impl Fetch {
-    pub fn new(download: usize, addr: SocketAddr, now: Instant, timeout: Duration, strikes: u8) -> Fetch {
+    pub fn new(
+        key: usize,
+        download: usize,
+        addr: SocketAddr,
+        now: Instant,
+        timeout: Duration,
+        strikes: u8,
+    ) -> Fetch {
         Fetch {
+            key,
             download,
             addr,
             connected: false,
@@ -141,55 +151,58 @@ impl Fetch {
         self.queue.len()
     }
 
-    /// The connect completed: ask for the metadata if nobody is, else for
-    /// chunks.
-    pub fn on_connected(&mut self, key: usize, dl: &mut Download, now: Instant) {
+    /// The connect completed.
+    pub fn on_connected(&mut self, dl: &mut Download, now: Instant) {
         self.connected = true;
         self.deadline = now + self.timeout;
-        if dl.meta.is_none() && dl.meta_conn.is_none() {
-            dl.meta_conn = Some(key);
-            self.request(
-                &PeerMsg::GetMeta { id: dl.id },
-                Req::Meta {
-                    bytes: Vec::new(),
-                    total: 0,
-                },
-            );
-        }
         self.refill(dl, now);
     }
 
-    /// Tops the pipeline up with chunk requests.
+    /// Tops the pipeline up: the metadata if nobody is fetching it, else
+    /// chunk requests.
     pub fn refill(&mut self, dl: &mut Download, now: Instant) {
-        if !self.connected || dl.meta.is_none() {
+        if !self.connected {
             return;
         }
-        let depth = match dl.meta.as_ref() {
-            Some(m) => (BYTES_IN_FLIGHT / u64::from(m.chunk_size)).clamp(2, MAX_PIPELINE as u64) as usize,
-            None => return,
-        };
         let was_idle = self.queue.is_empty();
-        while self.queue.len() < depth {
-            let busy: Vec<u32> = self
-                .queue
-                .iter()
-                .filter_map(|r| match r {
-                    Req::Chunk { index, .. } => Some(*index),
-                    Req::Meta { .. } => None,
-                })
-                .collect();
-            let Some(index) = dl.next_chunk(&busy, &self.avoid) else {
-                break;
-            };
-            self.request(
-                &PeerMsg::GetChunk { id: dl.id, index },
-                Req::Chunk {
-                    index,
-                    len: dl.chunk_len(index),
-                    got: 0,
-                    hasher: Sha256::new(),
-                },
-            );
+        match dl.meta.as_ref() {
+            None if dl.meta_conn.is_none() => {
+                dl.meta_conn = Some(self.key);
+                self.request(
+                    &PeerMsg::GetMeta { id: dl.id },
+                    Req::Meta {
+                        bytes: Vec::new(),
+                        total: 0,
+                    },
+                );
+            }
+            None => {}
+            Some(m) => {
+                let depth =
+                    (BYTES_IN_FLIGHT / u64::from(m.chunk_size)).clamp(2, MAX_PIPELINE as u64) as usize;
+                while self.queue.len() < depth {
+                    let busy: Vec<u32> = self
+                        .queue
+                        .iter()
+                        .filter_map(|r| match r {
+                            Req::Chunk { index, .. } => Some(*index),
+                            Req::Meta { .. } => None,
+                        })
+                        .collect();
+                    let Some(index) = dl.next_chunk(&busy, &self.avoid) else {
+                        break;
+                    };
+                    self.request(
+                        &PeerMsg::GetChunk { id: dl.id, index },
+                        Req::Chunk {
+                            index,
+                            len: dl.chunk_len(index),
+                            got: 0,
+                            hasher: Sha256::new(),
+                        },
+                    );
+                }
+            }
         }
         if was_idle && !self.queue.is_empty() {
             self.deadline = now + self.timeout;
@@ -366,13 +379,13 @@ impl Fetch {
 
     /// Hands every chunk still requested back to the scheduler (the
     /// connection is ending).
-    pub fn abandon(&mut self, key: usize, dl: &mut Download) {
+    pub fn abandon(&mut self, dl: &mut Download) {
         for req in self.queue.drain(..) {
             if let Req::Chunk { index, .. } = req {
                 dl.chunk_abandoned(index);
             }
         }
-        if dl.meta_conn == Some(key) {
+        if dl.meta_conn == Some(self.key) {
             dl.meta_conn = None;
         }
     }

@@ -759,7 +759,7 @@ impl Client {
                 let strikes = d.peer_mut(addr).map_or(0, |p| p.strikes);
                 entry.insert(Conn {
                     stream,
-                    kind: Kind::Fetch(Fetch::new(dk, addr, now, self.opts.request_timeout, strikes)),
+                    kind: Kind::Fetch(Fetch::new(key, dk, addr, now, self.opts.request_timeout, strikes)),
                     last_active: now,
                 });
                 if let Some(p) = d.peer_mut(addr) {
@@ -786,14 +786,17 @@ impl Client {
                 Err(c) => self.closing.push((key, Ending::Serve(c))),
             },
             Kind::Fetch(f) => {
-                let d = &mut self.downloads[f.download];
+                let Some(d) = self.downloads.get_mut(f.download) else {
+                    self.closing.push((key, Ending::Fetch(FetchEnd::Done)));
+                    return;
+                };
                 if !f.connected {
                     match connect_result(&conn.stream) {
                         Ok(false) => return,
                         Ok(true) => {
                             info!("peer used for {}: {}", d.display_name(), f.addr);
                             d.last_connected = now;
-                            f.on_connected(key, d, now);
+                            f.on_connected(d, now);
                         }
                         Err(e) => {
                             self.closing
@@ -877,7 +880,7 @@ impl Client {
                     let Some(d) = self.downloads.get_mut(dk) else {
                         continue;
                     };
-                    f.abandon(key, d);
+                    f.abandon(d);
                     let end = match ending {
                         Ending::Fetch(e) => e,
                         Ending::Serve(c) => FetchEnd::Close(c),
