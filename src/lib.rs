@@ -23,3 +23,6 @@ pub mod names;
 pub mod rand;
 pub mod tracker;
 pub mod wire;
+
+#[cfg(test)]
+mod testutil;

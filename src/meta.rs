@@ -241,7 +241,7 @@ mod tests {
     const CHUNK: u32 = MIN_CHUNK_SIZE;
 
     fn data(len: usize) -> Vec<u8> {
-        (0..len).map(|i| (i * 31 % 251) as u8).collect()
+        crate::testutil::data(len, 0)
     }
 
     #[test]

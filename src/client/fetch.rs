@@ -390,3 +390,202 @@ impl Fetch {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! A leecher's [`Fetch`] and a seeder's [`Serve`](super::super::serve::Serve)
+    //! talking through in-memory pipes that block like sockets, with no
+    //! network and no clock: the whole protocol, byte for byte.
+    use super::*;
+    use crate::client::download::Phase;
+    use crate::client::library::Library;
+    use crate::client::serve::Serve;
+    use crate::meta::MIN_CHUNK_SIZE;
+    use crate::testutil::{data, TempDir};
+    use std::cell::RefCell;
+    use std::collections::VecDeque;
+    use std::rc::Rc;
+
+    type Pipe = Rc<RefCell<VecDeque<u8>>>;
+
+    /// One end of a duplex pipe: reads `rx`, writes `tx` (at most `cap`
+    /// bytes buffered, else WouldBlock), flipping the byte at stream
+    /// offset `corrupt_at` on its way out.
+    struct End {
+        rx: Pipe,
+        tx: Pipe,
+        cap: usize,
+        sent: usize,
+        corrupt_at: Option<usize>,
+    }
+
+    fn pair(cap: usize, corrupt_seeder_at: Option<usize>) -> (End, End) {
+        let (a, b): (Pipe, Pipe) = Default::default();
+        let leecher = End {
+            rx: a.clone(),
+            tx: b.clone(),
+            cap,
+            sent: 0,
+            corrupt_at: None,
+        };
+        let seeder = End {
+            rx: b,
+            tx: a,
+            cap,
+            sent: 0,
+            corrupt_at: corrupt_seeder_at,
+        };
+        (leecher, seeder)
+    }
+
+    impl Read for End {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let mut rx = self.rx.borrow_mut();
+            if rx.is_empty() {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            let n = buf.len().min(rx.len());
+            for (slot, byte) in buf.iter_mut().zip(rx.drain(..n)) {
+                *slot = byte;
+            }
+            Ok(n)
+        }
+    }
+
+    impl Write for End {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            let mut tx = self.tx.borrow_mut();
+            let n = buf.len().min(self.cap - tx.len());
+            if n == 0 {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            for (i, &byte) in buf[..n].iter().enumerate() {
+                let flip = self.corrupt_at == Some(self.sent + i);
+                tx.push_back(if flip { !byte } else { byte });
+            }
+            self.sent += n;
+            Ok(n)
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// A shared directory holding `bytes` as `name`, fully indexed.
+    fn library(dir: &TempDir, name: &str, bytes: &[u8]) -> Library {
+        std::fs::write(dir.path().join(name), bytes).unwrap();
+        let (mut lib, warnings) = Library::open(dir.path(), MIN_CHUNK_SIZE).unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        while lib.is_indexing() {
+            lib.index_step(1 << 20);
+        }
+        lib
+    }
+
+    struct Peer {
+        fetch: Fetch,
+        serve: Serve,
+        leecher: End,
+        seeder: End,
+        ended: Option<String>,
+    }
+
+    /// Runs every peer until the download ends or nothing moves; returns
+    /// the chunks reported bad.
+    fn run(dl: &mut Download, lib: &Library, peers: &mut [Peer]) -> Vec<u32> {
+        let now = Instant::now();
+        let mut bad = Vec::new();
+        let mut whole_buf = vec![0u8; 1 << 16];
+        for p in peers.iter_mut() {
+            p.fetch.on_connected(dl, now);
+        }
+        for _ in 0..100_000 {
+            for p in peers.iter_mut().filter(|p| p.ended.is_none()) {
+                let mut report = Report::default();
+                p.fetch.refill(dl, now);
+                if let Err(e) = p.fetch.drive(&mut p.leecher, dl, now, 1 << 16, &mut report) {
+                    p.fetch.abandon(dl);
+                    p.ended = Some(e.to_string());
+                }
+                bad.extend(report.bad);
+                if let Err(e) = p.serve.drive(&mut p.seeder, lib, 1 << 16) {
+                    p.ended.get_or_insert(e.to_string());
+                }
+            }
+            dl.advance_whole(&mut whole_buf, u64::MAX);
+            if dl.is_finished() || peers.iter().all(|p| p.ended.is_some()) {
+                break;
+            }
+        }
+        bad
+    }
+
+    fn peer(key: usize, corrupt_at: Option<usize>) -> Peer {
+        let (leecher, seeder) = pair(40_000, corrupt_at);
+        let addr = SocketAddr::from(([127, 0, 0, 1], 1000 + key as u16));
+        Peer {
+            fetch: Fetch::new(key, 0, addr, Instant::now(), Duration::from_secs(10), 0),
+            serve: Serve::new(),
+            leecher,
+            seeder,
+            ended: None,
+        }
+    }
+
+    #[test]
+    fn a_file_crosses_the_protocol_intact() {
+        let (shared, downloads) = (TempDir::new("xfer-shared"), TempDir::new("xfer-dl"));
+        let bytes = data(5 * MIN_CHUNK_SIZE as usize + 100, 3);
+        let lib = library(&shared, "five and a bit.bin", &bytes);
+        let id = lib.files().next().unwrap().id;
+        let mut dl = Download::new(id, "x".into(), downloads.path(), Instant::now());
+        let mut peers = [peer(0, None)];
+        assert!(run(&mut dl, &lib, &mut peers).is_empty());
+        let path = downloads.path().join("five and a bit.bin");
+        assert_eq!(dl.phase, Phase::Done(path.clone()));
+        assert_eq!(std::fs::read(&path).unwrap(), bytes);
+        assert!(!downloads.path().join("five and a bit.bin.part").exists());
+        assert_eq!(peers[0].serve.uploaded, bytes.len() as u64);
+    }
+
+    #[test]
+    fn bad_bytes_are_caught_and_fetched_from_the_other_peer() {
+        let (shared, downloads) = (TempDir::new("bad-shared"), TempDir::new("bad-dl"));
+        let bytes = data(8 * MIN_CHUNK_SIZE as usize, 5);
+        let lib = library(&shared, "f", &bytes);
+        let id = lib.files().next().unwrap().id;
+        let mut dl = Download::new(id, "f".into(), downloads.path(), Instant::now());
+        // Peer 0 spoils a byte far past the metadata, inside some chunk.
+        let mut peers = [peer(0, Some(30_000)), peer(1, None)];
+        let bad = run(&mut dl, &lib, &mut peers);
+        assert_eq!(bad.len(), 1, "exactly one chunk was spoiled: {bad:?}");
+        assert!(matches!(dl.phase, Phase::Done(_)), "{:?}", dl.phase);
+        assert_eq!(std::fs::read(downloads.path().join("f")).unwrap(), bytes);
+    }
+
+    #[test]
+    fn metadata_that_is_not_the_file_asked_for_ends_the_connection() {
+        let (shared, downloads) = (TempDir::new("meta-shared"), TempDir::new("meta-dl"));
+        let lib = library(&shared, "real", &data(1000, 1));
+        let real = lib.files().next().unwrap().id;
+        // Ask for a file the seeder lacks: refused.
+        let mut dl = Download::new([9; 32], "missing".into(), downloads.path(), Instant::now());
+        let mut peers = [peer(0, None)];
+        run(&mut dl, &lib, &mut peers);
+        assert!(
+            peers[0].ended.as_deref().unwrap().contains("does not share"),
+            "{:?}",
+            peers[0].ended
+        );
+        // The seeder sends metadata with one byte spoiled: it does not hash
+        // to the id, so it is refused and nothing is created.
+        let mut dl = Download::new(real, "real".into(), downloads.path(), Instant::now());
+        let mut peers = [peer(0, Some(40))];
+        run(&mut dl, &lib, &mut peers);
+        let why = peers[0].ended.clone().unwrap();
+        assert!(why.contains("metadata") || why.contains("protocol"), "{why}");
+        assert!(dl.meta.is_none());
+        assert_eq!(std::fs::read_dir(downloads.path()).unwrap().count(), 0);
+    }
+}

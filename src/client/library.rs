@@ -712,7 +712,7 @@ fn list_dir(dir: &Path, warnings: &mut Vec<String>) -> io::Result<Vec<(String, S
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicU32, Ordering};
+    use crate::testutil::{data, TempDir};
 
     const CHUNK: u32 = meta::MIN_CHUNK_SIZE;
     const SIZES: [(&str, usize); 4] = [
@@ -721,31 +721,6 @@ mod tests {
         ("chunk", CHUNK as usize),
         ("three and a bit", 3 * CHUNK as usize + 1),
     ];
-
-    /// A unique directory under the system temp dir, removed on drop.
-    struct TempDir(PathBuf);
-
-    impl TempDir {
-        fn new(tag: &str) -> TempDir {
-            static N: AtomicU32 = AtomicU32::new(0);
-            let n = N.fetch_add(1, Ordering::Relaxed);
-            let path =
-                std::env::temp_dir().join(format!("pytorrent-library-{}-{tag}-{n}", std::process::id()));
-            let _ = fs::remove_dir_all(&path);
-            fs::create_dir_all(&path).unwrap();
-            TempDir(path)
-        }
-    }
-
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = fs::remove_dir_all(&self.0);
-        }
-    }
-
-    fn data(len: usize, seed: u8) -> Vec<u8> {
-        (0..len).map(|i| (i * 31 % 251) as u8 ^ seed).collect()
-    }
 
     /// Writes a file with an mtime `age_secs` in the past, so it is not
     /// "racy" and can be cached.
