@@ -1,16 +1,21 @@
 //! Shared helpers for the integration tests: start the real binaries on
 //! loopback port 0, read the address they actually bound, and talk to the
-//! tracker with the real wire codec. Every process is killed on drop, so a
-//! failing test never leaves one behind.
+//! tracker with the real wire codec; start real clients, wait for what they
+//! print and log. Every process is killed on drop and every wait has a
+//! timeout, so a failing test never hangs or leaves a process behind.
 #![allow(dead_code)] // each test file uses its own subset
 
+use pytorrent::rand::Rng;
 use pytorrent::wire::tracker::{
     decode_reply, encode_request, ConnId, Reply, ReplyBody, Request, RequestBody, Role, CONNECT_PADDING,
 };
-use std::io::{BufRead, BufReader};
+use sha2::{Digest, Sha256};
+use std::io::{BufRead, BufReader, Read};
 use std::net::{SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// A running `pytorrent-tracker`.
@@ -194,5 +199,319 @@ impl Client {
                 return Some(body);
             }
         }
+    }
+}
+
+/// A fresh directory under the system temp dir, removed on drop (kept when
+/// `PYTORRENT_KEEP_TEMP` is set, to read the logs of a failed test).
+pub struct TempDir {
+    pub path: PathBuf,
+}
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!("pytorrent-test-{tag}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).expect("create temp dir");
+        TempDir { path }
+    }
+
+    pub fn join(&self, rel: impl AsRef<Path>) -> PathBuf {
+        self.path.join(rel)
+    }
+
+    /// Creates (with parents) and returns the directory `rel` inside.
+    pub fn mkdir(&self, rel: impl AsRef<Path>) -> PathBuf {
+        let dir = self.path.join(rel);
+        std::fs::create_dir_all(&dir).expect("create dir");
+        dir
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if std::env::var_os("PYTORRENT_KEEP_TEMP").is_some() {
+            eprintln!("keeping {}", self.path.display());
+            return;
+        }
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+/// `len` pseudo-random bytes, the same for the same `seed`.
+pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut rng = Rng::seeded(seed);
+    let mut out = vec![0u8; len];
+    for word in out.chunks_mut(8) {
+        let bytes = rng.next_u64().to_le_bytes();
+        word.copy_from_slice(&bytes[..word.len()]);
+    }
+    out
+}
+
+/// Writes `len` pseudo-random bytes to `path`; returns them.
+pub fn write_random_file(path: &Path, len: usize, seed: u64) -> Vec<u8> {
+    let bytes = random_bytes(len, seed);
+    std::fs::write(path, &bytes).expect("write test file");
+    bytes
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
+}
+
+/// SHA-256 of a file's contents, in hex.
+pub fn sha256_file(path: &Path) -> String {
+    let mut f = std::fs::File::open(path).unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf).expect("read");
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    hex(&hasher.finalize())
+}
+
+/// A running `pytorrent` client.
+pub struct ClientProc {
+    pub name: String,
+    pub child: Child,
+    /// Its log file (`--log`).
+    pub log: PathBuf,
+    stdout_rx: mpsc::Receiver<String>,
+    /// Stdout lines received so far.
+    pub stdout: Vec<String>,
+    stderr: Arc<Mutex<Vec<u8>>>,
+    stderr_done: mpsc::Receiver<()>,
+    status: Option<ExitStatus>,
+}
+
+impl ClientProc {
+    /// Starts `pytorrent` with exactly `args`; `log` is only where
+    /// [`ClientProc::log_text`] looks.
+    pub fn spawn(name: &str, args: &[String], log: PathBuf) -> ClientProc {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_pytorrent"))
+            .args(args)
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start pytorrent");
+        let (tx, stdout_rx) = mpsc::channel();
+        let out = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        let (done_tx, stderr_done) = mpsc::channel();
+        let mut err = child.stderr.take().unwrap();
+        let sink = Arc::clone(&stderr);
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            loop {
+                match err.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => sink.lock().unwrap().extend_from_slice(&buf[..n]),
+                }
+            }
+            let _ = done_tx.send(());
+        });
+        ClientProc {
+            name: name.into(),
+            child,
+            log,
+            stdout_rx,
+            stdout: Vec::new(),
+            stderr,
+            stderr_done,
+            status: None,
+        }
+    }
+
+    /// Starts `pytorrent` with `args` plus an empty config file
+    /// (`-c dir/NAME.conf`), `--log dir/NAME.log` and `-l 127.0.0.1:0`.
+    pub fn start(dir: &TempDir, name: &str, args: &[String]) -> ClientProc {
+        let config = dir.join(format!("{name}.conf"));
+        std::fs::write(&config, "").expect("write config");
+        let log = dir.join(format!("{name}.log"));
+        let mut all = args.to_vec();
+        all.extend([
+            "-c".into(),
+            config.display().to_string(),
+            "--log".into(),
+            log.display().to_string(),
+            "-l".into(),
+            "127.0.0.1:0".into(),
+        ]);
+        ClientProc::spawn(name, &all, log)
+    }
+
+    /// Moves stdout lines that arrived into `self.stdout`; false once the
+    /// process closed its stdout.
+    fn pump(&mut self, wait: Duration) -> bool {
+        match self.stdout_rx.recv_timeout(wait) {
+            Ok(line) => {
+                self.stdout.push(line);
+                while let Ok(line) = self.stdout_rx.try_recv() {
+                    self.stdout.push(line);
+                }
+                true
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => true,
+            Err(mpsc::RecvTimeoutError::Disconnected) => false,
+        }
+    }
+
+    /// Waits for a stdout line starting with `prefix` (seen before or new).
+    pub fn wait_line(&mut self, prefix: &str, limit: Duration) -> String {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(line) = self.stdout.iter().find(|l| l.starts_with(prefix)) {
+                return line.clone();
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                let report = self.report();
+                panic!(
+                    "{}: no stdout line starting with {prefix:?} within {limit:?}\n{report}",
+                    self.name
+                );
+            }
+            if !self.pump(left.min(Duration::from_millis(100))) {
+                // Stdout is closed: one last look, then give up.
+                if let Some(line) = self.stdout.iter().find(|l| l.starts_with(prefix)) {
+                    return line.clone();
+                }
+                let status = self.try_status();
+                let report = self.report();
+                panic!(
+                    "{}: stdout closed ({status:?}) without a line starting with {prefix:?}\n{report}",
+                    self.name
+                );
+            }
+        }
+    }
+
+    fn try_status(&mut self) -> Option<ExitStatus> {
+        if self.status.is_none() {
+            self.status = self.child.try_wait().expect("try_wait");
+        }
+        self.status
+    }
+
+    /// Waits for the process to exit (panics after `limit`), then collects
+    /// the rest of its stdout and stderr.
+    pub fn wait_exit(&mut self, limit: Duration) -> ExitStatus {
+        let status = match self.status {
+            Some(s) => s,
+            None => match wait_with_timeout(&mut self.child, limit) {
+                Some(s) => s,
+                None => {
+                    let report = self.report();
+                    panic!("{}: still running after {limit:?}\n{report}", self.name)
+                }
+            },
+        };
+        self.status = Some(status);
+        while self.pump(Duration::from_secs(2)) {}
+        let _ = self.stderr_done.recv_timeout(Duration::from_secs(2));
+        status
+    }
+
+    /// Waits for the exit and returns its code (panics on a signal death).
+    pub fn wait_code(&mut self, limit: Duration) -> i32 {
+        let status = self.wait_exit(limit);
+        match status.code() {
+            Some(code) => code,
+            None => {
+                let report = self.report();
+                panic!("{}: killed by a signal: {status:?}\n{report}", self.name)
+            }
+        }
+    }
+
+    /// Sends `signal` (`STOP`, `CONT`, `KILL`, `TERM`, `INT`) with kill(1).
+    pub fn signal(&self, signal: &str) {
+        let ok = Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status()
+            .expect("run kill")
+            .success();
+        assert!(ok, "{}: kill -{signal} failed", self.name);
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The log file so far (empty if not written yet).
+    pub fn log_text(&self) -> String {
+        std::fs::read(&self.log)
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default()
+    }
+
+    /// Waits until a log line satisfies `pred`; returns it.
+    pub fn wait_log(&mut self, what: &str, pred: impl Fn(&str) -> bool, limit: Duration) -> String {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(line) = self.log_text().lines().find(|l| pred(l)) {
+                return line.to_string();
+            }
+            if Instant::now() >= deadline {
+                let report = self.report();
+                panic!("{}: no log line {what} within {limit:?}\n{report}", self.name);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    pub fn stderr_bytes(&self) -> Vec<u8> {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    pub fn stderr_text(&self) -> String {
+        String::from_utf8_lossy(&self.stderr_bytes()).into_owned()
+    }
+
+    /// What the process printed and logged, for failure messages.
+    pub fn report(&mut self) -> String {
+        while let Ok(line) = self.stdout_rx.try_recv() {
+            self.stdout.push(line);
+        }
+        let log = self.log_text();
+        let lines: Vec<&str> = log.lines().collect();
+        let tail = &lines[lines.len().saturating_sub(60)..];
+        format!(
+            "--- {} stdout:\n{}\n--- stderr:\n{}\n--- log {} (last {} lines):\n{}\n---",
+            self.name,
+            self.stdout.join("\n"),
+            self.stderr_text(),
+            self.log.display(),
+            tail.len(),
+            tail.join("\n")
+        )
+    }
+}
+
+impl Drop for ClientProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
