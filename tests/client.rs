@@ -1,0 +1,712 @@
+//! End-to-end tests of the real `pytorrent` client on loopback: seeders and
+//! leechers as separate processes around a real tracker, every downloaded
+//! file compared by SHA-256 with the original. Seeders that die, stall or
+//! serve changed files are made deterministic with SIGSTOP/SIGKILL and by
+//! watching the leecher's log, not by sleeping.
+
+mod common;
+
+use common::{hex, random_bytes, sha256_file, sha256_hex, Client, ClientProc, TempDir, TrackerProc};
+use pytorrent::meta::{FileMeta, MAX_META_LEN};
+use pytorrent::wire::peer::{decode_peer_msg, encode_peer_msg, PeerMsg, Refusal, BLOCK_SIZE};
+use pytorrent::wire::tracker::{FileEntry, ReplyBody, RequestBody};
+use sha2::{Digest, Sha256};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const KIB: usize = 1024;
+const MIB: usize = 1024 * 1024;
+/// Chunk size every seeder uses (`--chunk-size-kib 64`).
+const CHUNK: usize = 64 * KIB;
+/// Longest a seeder may take to index and announce.
+const READY: Duration = Duration::from_secs(30);
+/// Longest a download may take (they take about a second).
+const DOWNLOAD: Duration = Duration::from_secs(60);
+
+fn s(p: &Path) -> String {
+    p.display().to_string()
+}
+
+fn args(list: &[&str]) -> Vec<String> {
+    list.iter().map(|a| a.to_string()).collect()
+}
+
+/// A seeding client and the TCP address it printed.
+struct Seeder {
+    proc: ClientProc,
+    addr: SocketAddr,
+}
+
+/// Starts `pytorrent --seed` as `name` sharing `shared` (64 KiB chunks) and
+/// waits for its `seeding ...` line.
+fn seed(tmp: &TempDir, tracker: SocketAddr, name: &str, shared: &Path, extra: &[&str]) -> Seeder {
+    let downloads = tmp.mkdir(format!("{name}-downloads"));
+    let mut a = args(&[
+        "--seed",
+        "-t",
+        &tracker.to_string(),
+        "-u",
+        name,
+        "--chunk-size-kib",
+        "64",
+    ]);
+    a.extend(["-s".into(), s(shared), "-d".into(), s(&downloads)]);
+    a.extend(args(extra));
+    let mut proc = ClientProc::start(tmp, name, &a);
+    let line = proc.wait_line("seeding ", READY);
+    let addr = seeding_addr(&line);
+    Seeder { proc, addr }
+}
+
+/// The TCP address in a `seeding N files as NAME on tcp ADDR (...)` line.
+fn seeding_addr(line: &str) -> SocketAddr {
+    line.split_whitespace()
+        .skip_while(|w| *w != "tcp")
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+}
+
+/// A shared dir `NAME-shared` holding `files`.
+fn shared_dir(tmp: &TempDir, name: &str, files: &[(&str, &[u8])]) -> PathBuf {
+    let dir = tmp.mkdir(format!("{name}-shared"));
+    for (file, bytes) in files {
+        std::fs::write(dir.join(file), bytes).unwrap();
+    }
+    dir
+}
+
+/// Starts `pytorrent --get T...` as `name`; downloads land in `NAME-downloads`.
+fn get(
+    tmp: &TempDir,
+    tracker: SocketAddr,
+    name: &str,
+    targets: &[&str],
+    extra: &[&str],
+) -> (ClientProc, PathBuf) {
+    let downloads = tmp.mkdir(format!("{name}-downloads"));
+    let mut a = args(&["-t", &tracker.to_string(), "-u", name]);
+    a.extend(["-d".into(), s(&downloads)]);
+    for t in targets {
+        a.extend(["--get".into(), t.to_string()]);
+    }
+    a.extend(args(extra));
+    (ClientProc::start(tmp, name, &a), downloads)
+}
+
+/// Checks the `downloaded NAME (SIZE bytes) sha256 HEX -> PATH` line and the
+/// file on disk against `original`.
+fn check_downloaded(leecher: &mut ClientProc, dir: &Path, name: &str, original: &[u8]) {
+    let line = leecher.wait_line(&format!("downloaded {name} ("), DOWNLOAD);
+    let want = sha256_hex(original);
+    assert!(
+        line.contains(&format!("({} bytes) sha256 {want} -> ", original.len())),
+        "unexpected line {line:?}, want size {} and sha256 {want}",
+        original.len()
+    );
+    let path = dir.join(name);
+    assert!(
+        line.ends_with(&s(&path)),
+        "{line:?} does not end in {}",
+        path.display()
+    );
+    assert_eq!(
+        sha256_file(&path),
+        want,
+        "{} differs from the original",
+        path.display()
+    );
+}
+
+/// Waits for the leecher to exit 0.
+fn expect_success(leecher: &mut ClientProc) {
+    let code = leecher.wait_code(DOWNLOAD);
+    if code != 0 {
+        let report = leecher.report();
+        panic!("{} exited {code}\n{report}", leecher.name);
+    }
+}
+
+/// Chunk bytes a seeder's log says it sent, over all its connections.
+fn served_bytes(log: &str) -> u64 {
+    log.lines()
+        .filter_map(|l| {
+            if let Some(rest) = l.split("finished serving ").nth(1) {
+                rest.split(": ").nth(1)?.split(' ').next()?.parse::<u64>().ok()
+            } else if let Some(rest) = l.split("stopped serving ").nth(1) {
+                rest.split(" after ")
+                    .nth(1)?
+                    .split(' ')
+                    .next()?
+                    .parse::<u64>()
+                    .ok()
+            } else {
+                None
+            }
+        })
+        .sum()
+}
+
+fn peer_used(name: &str, addr: SocketAddr) -> impl Fn(&str) -> bool {
+    let needle = format!("peer used for {name}: {addr}");
+    move |l: &str| l.contains(&needle)
+}
+
+#[test]
+fn one_seeder_to_one_leecher() {
+    let t = TrackerProc::start(&[]);
+    let tmp = TempDir::new("one");
+    let data = random_bytes(4 * MIB + 12_345, 1);
+    let shared = shared_dir(&tmp, "alice", &[("song.bin", &data)]);
+    let _alice = seed(&tmp, t.addr, "alice", &shared, &[]);
+    let (mut bob, dl) = get(&tmp, t.addr, "bob", &["song.bin"], &[]);
+    check_downloaded(&mut bob, &dl, "song.bin", &data);
+    expect_success(&mut bob);
+    let log = bob.log_text();
+    assert!(log.contains("download started: "), "{log}");
+    assert!(log.contains("download verified: song.bin"), "{log}");
+    let left: Vec<String> = std::fs::read_dir(&dl)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(left, ["song.bin"], "only the finished file stays");
+}
+
+#[test]
+fn three_seeders_each_serve_part_of_one_file() {
+    let t = TrackerProc::start(&[]);
+    let tmp = TempDir::new("three");
+    let data = random_bytes(24 * MIB, 2);
+    let seeders: Vec<Seeder> = ["s1", "s2", "s3"]
+        .iter()
+        .map(|name| {
+            let shared = shared_dir(&tmp, name, &[("big.bin", &data)]);
+            seed(&tmp, t.addr, name, &shared, &[])
+        })
+        .collect();
+    let (mut leech, dl) = get(&tmp, t.addr, "leech", &["big.bin"], &[]);
+    check_downloaded(&mut leech, &dl, "big.bin", &data);
+    expect_success(&mut leech);
+    let log = leech.log_text();
+    for mut seeder in seeders {
+        assert!(
+            log.contains(&format!("peer used for big.bin: {}", seeder.addr)),
+            "leecher never used {}\n{log}",
+            seeder.addr
+        );
+        // The seeder logs its bytes once the leecher's connection closes.
+        seeder.proc.wait_log(
+            "with chunk bytes served",
+            |l| l.contains("finished serving") || l.contains("stopped serving"),
+            Duration::from_secs(10),
+        );
+        let sent = served_bytes(&seeder.proc.log_text());
+        if sent == 0 {
+            let report = seeder.proc.report();
+            panic!(
+                "{} served no chunk bytes\n{report}\nleecher log:\n{log}",
+                seeder.proc.name
+            );
+        }
+    }
+}
+
+#[test]
+fn seeder_killed_mid_download() {
+    let t = TrackerProc::start(&[]);
+    let tmp = TempDir::new("killed");
+    let data = random_bytes(16 * MIB, 3);
+    let mut seeders: Vec<Seeder> = ["k1", "k2", "victim"]
+        .iter()
+        .map(|name| {
+            let shared = shared_dir(&tmp, name, &[("film.bin", &data)]);
+            seed(&tmp, t.addr, name, &shared, &[])
+        })
+        .collect();
+    let victim = seeders.pop().unwrap();
+    // Stopped, the victim's kernel still accepts the connection, but no
+    // request is answered: it is certainly mid-download when it dies.
+    victim.proc.signal("STOP");
+    let (mut leech, dl) = get(&tmp, t.addr, "leech", &["film.bin"], &[]);
+    leech.wait_log("using the victim", peer_used("film.bin", victim.addr), DOWNLOAD);
+    assert!(
+        !leech.log_text().contains("download verified"),
+        "the download finished before the victim could be killed"
+    );
+    victim.proc.signal("KILL");
+    check_downloaded(&mut leech, &dl, "film.bin", &data);
+    expect_success(&mut leech);
+    let log = leech.log_text();
+    let lost = format!("peer lost for film.bin: {}", victim.addr);
+    assert!(log.contains(&lost), "no {lost:?} line\n{log}");
+}
+
+#[test]
+fn file_changed_on_disk_after_indexing() {
+    let t = TrackerProc::start(&[]);
+    let tmp = TempDir::new("changed");
+    let chunks = 64;
+    let data = random_bytes(chunks * CHUNK, 4);
+    let shared_a = shared_dir(&tmp, "a", &[("doc.bin", &data)]);
+    let shared_b = shared_dir(&tmp, "b", &[("doc.bin", &data)]);
+    let _a = seed(&tmp, t.addr, "a", &shared_a, &[]);
+    // Every chunk but the first two and last two changes, in place, same size.
+    {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(shared_a.join("doc.bin"))
+            .unwrap();
+        let junk = random_bytes((chunks - 4) * CHUNK, 44);
+        std::io::Seek::seek(&mut f, std::io::SeekFrom::Start(2 * CHUNK as u64)).unwrap();
+        f.write_all(&junk).unwrap();
+        f.sync_all().unwrap();
+    }
+    assert_eq!(
+        std::fs::metadata(shared_a.join("doc.bin")).unwrap().len(),
+        data.len() as u64
+    );
+    let _b = seed(&tmp, t.addr, "b", &shared_b, &[]);
+    let (mut leech, dl) = get(&tmp, t.addr, "leech", &["doc.bin"], &[]);
+    check_downloaded(&mut leech, &dl, "doc.bin", &data);
+    expect_success(&mut leech);
+    let log = leech.log_text();
+    assert!(
+        log.contains("failed its SHA-256"),
+        "no bad chunk was noticed\n{log}"
+    );
+}
+
+#[test]
+fn seeder_that_stops_responding() {
+    let t = TrackerProc::start(&[]);
+    let tmp = TempDir::new("stalled");
+    let data = random_bytes(4 * MIB, 5);
+    let shared_a = shared_dir(&tmp, "a", &[("slow.bin", &data)]);
+    let shared_v = shared_dir(&tmp, "v", &[("slow.bin", &data)]);
+    let a = seed(&tmp, t.addr, "a", &shared_a, &[]);
+    let v = seed(&tmp, t.addr, "v", &shared_v, &[]);
+    // Both stop answering, so the leecher cannot finish from `a` before
+    // `v`'s request timeout: `v` is certainly stalled with requests out.
+    // `a` wakes up once the stall is logged; `v` never does.
+    v.proc.signal("STOP");
+    a.proc.signal("STOP");
+    let (mut leech, dl) = get(
+        &tmp,
+        t.addr,
+        "leech",
+        &["slow.bin"],
+        &["--request-timeout", "2", "--peer-wait", "30"],
+    );
+    leech.wait_log("using v", peer_used("slow.bin", v.addr), DOWNLOAD);
+    let lost = format!("peer lost for slow.bin: {}", v.addr);
+    let line = leech.wait_log(
+        "with v stalled",
+        |l| l.contains(&lost) && l.contains("stalled"),
+        Duration::from_secs(15),
+    );
+    assert!(line.contains("stalled"));
+    a.proc.signal("CONT");
+    check_downloaded(&mut leech, &dl, "slow.bin", &data);
+    expect_success(&mut leech);
+    v.proc.signal("CONT");
+}
+
+#[test]
+fn empty_one_chunk_and_chunks_plus_one_byte() {
+    let t = TrackerProc::start(&[]);
+    let tmp = TempDir::new("sizes");
+    let one = random_bytes(CHUNK, 6);
+    let plus = random_bytes(5 * CHUNK + 1, 7);
+    let files: [(&str, &[u8]); 3] = [
+        ("empty.bin", b""),
+        ("one-chunk.bin", &one),
+        ("plus-one.bin", &plus),
+    ];
+    let shared = shared_dir(&tmp, "seeder", &files);
+    let seeder = seed(&tmp, t.addr, "seeder", &shared, &[]);
+    let (mut leech, dl) = get(
+        &tmp,
+        t.addr,
+        "leech",
+        &["empty.bin", "one-chunk.bin", "plus-one.bin"],
+        &[],
+    );
+    for (name, bytes) in files {
+        check_downloaded(&mut leech, &dl, name, bytes);
+    }
+    expect_success(&mut leech);
+    drop(seeder);
+}
+
+#[test]
+fn name_with_spaces_and_non_ascii_letters() {
+    let t = TrackerProc::start(&[]);
+    let tmp = TempDir::new("unicode");
+    let name = "ñandú café 2.bin";
+    let data = random_bytes(MIB + 17, 8);
+    let shared = shared_dir(&tmp, "seeder", &[(name, &data)]);
+    let _seeder = seed(&tmp, t.addr, "seeder", &shared, &[]);
+    let (mut leech, dl) = get(&tmp, t.addr, "leech", &[name], &[]);
+    check_downloaded(&mut leech, &dl, name, &data);
+    expect_success(&mut leech);
+}
+
+#[test]
+fn unknown_file_id_fails_clearly() {
+    let t = TrackerProc::start(&[]);
+    let tmp = TempDir::new("unknown");
+    let id = hex(&random_bytes(32, 9));
+    let (mut leech, _) = get(&tmp, t.addr, "leech", &[&id], &["--peer-wait", "2"]);
+    let started = Instant::now();
+    let code = leech.wait_code(Duration::from_secs(15));
+    let secs = started.elapsed();
+    let err = leech.stderr_text();
+    assert_eq!(code, 1, "{}", leech.report());
+    assert!(secs < Duration::from_secs(10), "took {secs:?}");
+    assert!(err.contains("pytorrent: error: "), "{err}");
+    assert!(err.contains("no peer has it"), "{err}");
+    assert!(err.contains(&id[..16]), "stderr does not name the file: {err}");
+}
+
+/// Reads peer messages from `stream` until `count` arrived (or panics).
+fn read_msgs(stream: &mut TcpStream, count: usize) -> Vec<PeerMsg> {
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let (mut buf, mut out) = (Vec::new(), Vec::new());
+    let mut chunk = [0u8; 4096];
+    while out.len() < count {
+        if let Some(d) = decode_peer_msg(&buf).expect("reply decodes") {
+            let len = d.len;
+            out.push(d.msg);
+            buf.drain(..len);
+            continue;
+        }
+        let n = stream.read(&mut chunk).expect("reply within 10 s");
+        assert!(n > 0, "connection closed after {out:?}");
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    out
+}
+
+#[test]
+fn seeder_refuses_a_file_it_lacks() {
+    let t = TrackerProc::start(&[]);
+    let tmp = TempDir::new("refuse");
+    let shared = shared_dir(&tmp, "seeder", &[("real.bin", &random_bytes(100_000, 10))]);
+    let seeder = seed(&tmp, t.addr, "seeder", &shared, &[]);
+    let mut id = [0u8; 32];
+    id.copy_from_slice(&random_bytes(32, 11));
+    let mut stream = TcpStream::connect(seeder.addr).unwrap();
+    let mut out = Vec::new();
+    encode_peer_msg(&PeerMsg::GetChunk { id, index: 0 }, &[], &mut out).unwrap();
+    encode_peer_msg(&PeerMsg::GetMeta { id }, &[], &mut out).unwrap();
+    stream.write_all(&out).unwrap();
+    let refused = PeerMsg::Refused {
+        reason: Refusal::NoSuchFile,
+    };
+    assert_eq!(read_msgs(&mut stream, 2), vec![refused.clone(), refused]);
+}
+
+#[test]
+fn control_characters_in_a_shared_file_name() {
+    let t = TrackerProc::start(&[]);
+    let tmp = TempDir::new("evil-local");
+    let shared = shared_dir(
+        &tmp,
+        "seeder",
+        &[("evil\u{1b}[2J.txt", b"evil"), ("fine.txt", b"fine")],
+    );
+    let seeder = seed(&tmp, t.addr, "seeder", &shared, &[]);
+    let line = seeder.proc.stdout[0].clone();
+    assert!(line.starts_with("seeding 1 files as seeder"), "{line}");
+    let err = seeder.proc.stderr_bytes();
+    let text = String::from_utf8_lossy(&err);
+    assert!(text.contains("warning"), "no warning on stderr: {text:?}");
+    assert!(!err.contains(&0x1b), "raw ESC on stderr: {text:?}");
+}
+
+/// A peer written here: serves `meta` (already encoded) and the chunks of
+/// `data` with the real encoder, on 127.0.0.1, until dropped.
+struct FakeSeeder {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+}
+
+impl FakeSeeder {
+    fn start(meta: Vec<u8>, data: Vec<u8>, chunk_size: usize) -> FakeSeeder {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let (meta, data) = (Arc::new(meta), Arc::new(data));
+        std::thread::spawn(move || {
+            while !flag.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        let (meta, data, flag) = (Arc::clone(&meta), Arc::clone(&data), Arc::clone(&flag));
+                        std::thread::spawn(move || fake_serve(stream, &meta, &data, chunk_size, &flag));
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                }
+            }
+        });
+        FakeSeeder { addr, stop }
+    }
+}
+
+impl Drop for FakeSeeder {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+fn fake_serve(mut stream: TcpStream, meta: &[u8], data: &[u8], chunk_size: usize, stop: &AtomicBool) {
+    stream.set_nonblocking(false).unwrap();
+    stream.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+    let (mut buf, mut chunk) = (Vec::new(), [0u8; 4096]);
+    while !stop.load(Ordering::Relaxed) {
+        while let Ok(Some(d)) = decode_peer_msg(&buf) {
+            let (msg, len) = (d.msg, d.len);
+            buf.drain(..len);
+            let mut out = Vec::new();
+            match msg {
+                PeerMsg::GetMeta { .. } => {
+                    for (i, piece) in meta.chunks(BLOCK_SIZE).enumerate() {
+                        let m = PeerMsg::MetaPiece {
+                            offset: (i * BLOCK_SIZE) as u32,
+                            total: meta.len() as u32,
+                        };
+                        encode_peer_msg(&m, piece, &mut out).unwrap();
+                    }
+                }
+                PeerMsg::GetChunk { index, .. } => {
+                    let start = (index as usize * chunk_size).min(data.len());
+                    let end = (start + chunk_size).min(data.len());
+                    for (i, piece) in data[start..end].chunks(BLOCK_SIZE).enumerate() {
+                        let m = PeerMsg::Block {
+                            index,
+                            offset: (i * BLOCK_SIZE) as u32,
+                        };
+                        encode_peer_msg(&m, piece, &mut out).unwrap();
+                    }
+                }
+                _ => return,
+            }
+            if stream.write_all(&out).is_err() {
+                return;
+            }
+        }
+        match stream.read(&mut chunk) {
+            Ok(0) => return,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => return,
+        }
+    }
+}
+
+#[test]
+fn metadata_naming_a_path_outside_downloads_is_refused() {
+    let t = TrackerProc::start(&[]);
+    let tmp = TempDir::new("evil-remote");
+    let data = random_bytes(40_000, 12);
+    let chunk_size = 16 * KIB;
+    let mut meta = FileMeta::from_reader("escape.txt", &data[..], chunk_size as u32).unwrap();
+    meta.name = "../escape.txt".into();
+    let mut encoded = Vec::new();
+    pytorrent::wire::codec::encode(&meta, &mut encoded, MAX_META_LEN).unwrap();
+    let id: [u8; 32] = Sha256::digest(&encoded).into();
+    let fake = FakeSeeder::start(encoded, data.clone(), chunk_size);
+    let mut mallory = Client::registered(t.addr, "mallory", fake.addr.port());
+    let reply = mallory.request(RequestBody::Announce {
+        files: vec![FileEntry {
+            id,
+            name: "escape.txt".into(),
+            size: data.len() as u64,
+            complete: true,
+        }],
+    });
+    assert_eq!(reply, ReplyBody::Announced { accepted: 1 });
+
+    let parent = tmp.mkdir("leech-home");
+    let downloads = tmp.mkdir("leech-home/downloads");
+    let mut a = args(&["-t", &t.addr.to_string(), "-u", "leech", "--peer-wait", "3"]);
+    a.extend(["-d".into(), s(&downloads), "--get".into(), hex(&id)]);
+    let mut leech = ClientProc::start(&tmp, "leech", &a);
+    let code = leech.wait_code(Duration::from_secs(20));
+    assert_eq!(code, 1, "{}", leech.report());
+    let log = leech.log_text();
+    assert!(
+        log.contains(&format!("peer used for file {}: {}", &hex(&id)[..16], fake.addr)),
+        "the leecher never reached the fake seeder\n{log}"
+    );
+    for p in [
+        parent.join("escape.txt"),
+        parent.join("escape.txt.part"),
+        tmp.join("escape.txt"),
+        tmp.join("escape.txt.part"),
+    ] {
+        assert!(!p.exists(), "{} was created", p.display());
+    }
+    let left: Vec<_> = std::fs::read_dir(&downloads).unwrap().collect();
+    assert!(left.is_empty(), "downloads dir not empty: {left:?}");
+    assert!(
+        leech.stderr_text().contains("pytorrent: error: "),
+        "{}",
+        leech.report()
+    );
+}
+
+#[test]
+fn downloads_two_files_while_seeding_a_third() {
+    let t = TrackerProc::start(&[]);
+    let tmp = TempDir::new("busy");
+    let f1 = random_bytes(3 * MIB + 1, 13);
+    let f2 = random_bytes(2 * MIB + 7, 14);
+    let f3 = random_bytes(3 * MIB + 3, 15);
+    let a = seed(&tmp, t.addr, "a", &shared_dir(&tmp, "a", &[("f1.bin", &f1)]), &[]);
+    let _b = seed(&tmp, t.addr, "b", &shared_dir(&tmp, "b", &[("f2.bin", &f2)]), &[]);
+    // With `a` stopped, C cannot finish f1 until it is woken: D's download
+    // from C certainly happens while C is still downloading.
+    a.proc.signal("STOP");
+    let shared_c = shared_dir(&tmp, "c", &[("f3.bin", &f3)]);
+    let downloads_c = tmp.mkdir("c-downloads");
+    let mut ca = args(&[
+        "--seed",
+        "-t",
+        &t.addr.to_string(),
+        "-u",
+        "c",
+        "--chunk-size-kib",
+        "64",
+    ]);
+    ca.extend(["-s".into(), s(&shared_c), "-d".into(), s(&downloads_c)]);
+    ca.extend(args(&[
+        "--get",
+        "f1.bin",
+        "--get",
+        "f2.bin",
+        "--request-timeout",
+        "60",
+    ]));
+    let mut c = ClientProc::start(&tmp, "c", &ca);
+    c.wait_log("starting f1", |l| l.contains("download started: f1.bin"), READY);
+    // F3 by id: D need not wait for C's announce to resolve a name.
+    let f3_id = FileMeta::from_reader("f3.bin", &f3[..], CHUNK as u32)
+        .unwrap()
+        .id();
+    let (mut d, downloads_d) = get(&tmp, t.addr, "d", &[&hex(&f3_id)], &["--peer-wait", "30"]);
+    check_downloaded(&mut d, &downloads_d, "f3.bin", &f3);
+    expect_success(&mut d);
+    let c_addr = {
+        let log = d.log_text();
+        let line = log
+            .lines()
+            .find(|l| l.contains("peer used for"))
+            .unwrap_or_else(|| panic!("D used no peer\n{log}"))
+            .to_string();
+        line.rsplit(": ").next().unwrap().parse::<SocketAddr>().unwrap()
+    };
+    assert!(
+        !c.stdout.iter().any(|l| l.starts_with("downloaded f1.bin"))
+            && !c.log_text().contains("download verified: f1.bin"),
+        "C finished f1 while its only seeder was stopped\n{}",
+        c.report()
+    );
+    assert!(
+        !c.stdout.iter().any(|l| l.starts_with("seeding ")),
+        "{}",
+        c.report()
+    );
+    a.proc.signal("CONT");
+    check_downloaded(&mut c, &downloads_c, "f1.bin", &f1);
+    check_downloaded(&mut c, &downloads_c, "f2.bin", &f2);
+    let seeding = c.wait_line("seeding ", DOWNLOAD);
+    let pos = |prefix: &str| c.stdout.iter().position(|l| l.starts_with(prefix)).unwrap();
+    assert!(
+        pos("seeding ") > pos("downloaded f1.bin") && pos("seeding ") > pos("downloaded f2.bin"),
+        "{:?}",
+        c.stdout
+    );
+    assert_eq!(seeding_addr(&seeding), c_addr, "D did not download from C");
+}
+
+#[test]
+fn list_and_peers_show_the_seeder() {
+    let t = TrackerProc::start(&[]);
+    let tmp = TempDir::new("list");
+    let data = random_bytes(300_000, 16);
+    let shared = shared_dir(&tmp, "lister", &[("listed file.bin", &data)]);
+    let seeder = seed(&tmp, t.addr, "lister", &shared, &[]);
+    let tracker = t.addr.to_string();
+
+    let mut list = ClientProc::start(&tmp, "list", &args(&["--list", "-t", &tracker]));
+    assert_eq!(list.wait_code(Duration::from_secs(15)), 0, "{}", list.report());
+    let out = list.stdout.clone();
+    assert!(
+        ["ID", "NAME", "SIZE", "SEEDERS", "PARTIAL"]
+            .iter()
+            .all(|h| out[0].contains(h)),
+        "{out:?}"
+    );
+    let id = FileMeta::from_reader("listed file.bin", &data[..], CHUNK as u32)
+        .unwrap()
+        .id();
+    let row = out
+        .iter()
+        .find(|l| l.contains("listed file.bin"))
+        .unwrap_or_else(|| panic!("file not listed: {out:?}"));
+    assert!(row.contains(&hex(&id[..8])), "{row}");
+    assert_eq!(out.last().unwrap(), "1 files on the network", "{out:?}");
+
+    let mut peers = ClientProc::start(&tmp, "peers", &args(&["--peers", "-t", &tracker]));
+    assert_eq!(peers.wait_code(Duration::from_secs(15)), 0, "{}", peers.report());
+    let out = peers.stdout.clone();
+    assert!(
+        ["USERNAME", "ADDRESS", "ROLE", "FILES"]
+            .iter()
+            .all(|h| out[0].contains(h)),
+        "{out:?}"
+    );
+    let row = out
+        .iter()
+        .find(|l| l.starts_with("lister "))
+        .unwrap_or_else(|| panic!("seeder not listed: {out:?}"));
+    let words: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(
+        words,
+        ["lister", &seeder.addr.to_string(), "seeder", "1"],
+        "{row}"
+    );
+    assert_eq!(out.last().unwrap(), "2 peers on the network", "{out:?}");
+}
+
+#[test]
+fn bad_flags_and_bad_config_exit_2() {
+    let tmp = TempDir::new("flags");
+    let mut bogus = ClientProc::spawn("bogus", &args(&["--bogus"]), tmp.join("bogus.log"));
+    assert_eq!(bogus.wait_code(Duration::from_secs(10)), 2, "{}", bogus.report());
+    assert!(bogus.stderr_text().contains("bogus"), "{}", bogus.report());
+
+    let config = tmp.join("bad.conf");
+    std::fs::write(&config, "# chunk size out of range\nchunk_size_kib=3\n").unwrap();
+    let a = vec![
+        "--list".to_string(),
+        "-c".into(),
+        s(&config),
+        "--log".into(),
+        s(&tmp.join("bad.log")),
+    ];
+    let mut bad = ClientProc::spawn("bad-config", &a, tmp.join("bad.log"));
+    assert_eq!(bad.wait_code(Duration::from_secs(10)), 2, "{}", bad.report());
+    let err = bad.stderr_text();
+    assert!(err.contains("line 2"), "{err}");
+}
