@@ -12,6 +12,7 @@
 //! - [`fetch`]: an outbound connection to a seeder.
 //! - [`table`]: plain-text tables for the listings.
 //! - [`reactor`]: the poll loop that owns every socket and file.
+//! - [`ui`]: the terminal interface's pure parts: input, pacing, screens.
 
 pub mod buf;
 pub mod download;
@@ -23,6 +24,7 @@ pub mod scheduler;
 pub mod serve;
 pub mod table;
 pub mod tracker_link;
+pub mod ui;
 
 /// How a connection's turn ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

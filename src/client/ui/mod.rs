@@ -1,0 +1,214 @@
+//! The pure parts of the interactive terminal client: styled text, the line
+//! editor, typewriter pacing and the screens.
+//!
+//! Role: everything here is a function of its arguments (key bytes, widths,
+//! times in milliseconds, a seeded [`crate::rand::Rng`]); nothing reads the
+//! clock, the terminal or a socket, so all of it is tested without a terminal.
+//! The event loop feeds stdin bytes to [`input::LineEditor`], paces output
+//! with [`typewriter::Typewriter`] through its poll timeout, and writes what
+//! [`to_ansi`] returns.
+//!
+//! Invariants: styled text is a [`Line`] of [`Span`]s; [`to_ansi`] is the
+//! only place in this module tree that produces colour escape codes; network
+//! text (usernames, file names) reaches a `Span` only through
+//! [`crate::names::escape`]; widths are counted in `char`s and text wider
+//! than its room is cut with `…` by [`fit`].
+//!
+//! - [`input`]: a line editor over raw key bytes, and menu/pick/yes-no parsing.
+//! - [`typewriter`]: when each character of queued text is due.
+//! - [`render`]: logo, menu, tables, progress bar, status lines.
+
+pub mod input;
+pub mod render;
+pub mod typewriter;
+
+/// How a piece of text is shown. Kept abstract so that the screens do not
+/// know about escape codes; [`to_ansi`] maps each style to one SGR code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Style {
+    /// Default colour.
+    Plain,
+    /// Headings and the logo: bold cyan.
+    Title,
+    /// Success: green.
+    Ok,
+    /// Failure: bold red.
+    Error,
+    /// Secondary text, hints: dim.
+    Dim,
+    /// Highlights (numbers, your own row): yellow.
+    Accent,
+}
+
+impl Style {
+    /// The SGR escape that switches to this style, or `None` for plain text.
+    fn sgr(self) -> Option<&'static str> {
+        match self {
+            Style::Plain => None,
+            Style::Title => Some("\x1b[1;36m"),
+            Style::Ok => Some("\x1b[32m"),
+            Style::Error => Some("\x1b[1;31m"),
+            Style::Dim => Some("\x1b[2m"),
+            Style::Accent => Some("\x1b[33m"),
+        }
+    }
+}
+
+/// The SGR escape that ends a styled span.
+const RESET: &str = "\x1b[0m";
+
+/// A run of text in one style.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Span {
+    pub style: Style,
+    pub text: String,
+}
+
+impl Span {
+    /// A span of `text` in `style`. The caller escapes network text first.
+    pub fn new(style: Style, text: impl Into<String>) -> Span {
+        Span {
+            style,
+            text: text.into(),
+        }
+    }
+
+    /// A plain span.
+    pub fn plain(text: impl Into<String>) -> Span {
+        Span::new(Style::Plain, text)
+    }
+}
+
+/// One line of styled text, without its line ending.
+pub type Line = Vec<Span>;
+
+/// The width of `text` in characters.
+pub fn width(text: &str) -> usize {
+    text.chars().count()
+}
+
+/// The width of a styled line in characters.
+pub fn line_width(line: &[Span]) -> usize {
+    line.iter().map(|s| width(&s.text)).sum()
+}
+
+/// The text of a line without styles.
+pub fn plain_text(line: &[Span]) -> String {
+    line.iter().map(|s| s.text.as_str()).collect()
+}
+
+/// `text` cut to at most `max` characters: if it is wider, its first
+/// `max - 1` characters followed by `…` (just `…` for `max` 1, nothing for 0).
+pub fn fit(text: &str, max: usize) -> String {
+    if width(text) <= max {
+        return text.to_string();
+    }
+    if max == 0 {
+        return String::new();
+    }
+    let mut out: String = text.chars().take(max - 1).collect();
+    out.push('…');
+    out
+}
+
+/// A styled line cut to at most `max` characters, keeping styles; the cut
+/// is marked with `…` as in [`fit`].
+pub fn fit_line(line: &[Span], max: usize) -> Line {
+    if line_width(line) <= max {
+        return line.to_vec();
+    }
+    let mut out = Line::new();
+    let mut room = max;
+    for span in line {
+        let w = width(&span.text);
+        if w < room {
+            out.push(span.clone());
+            room -= w;
+        } else {
+            // This span holds the cut (w >= room and the line is too wide,
+            // so something follows even when w == room): keep room - 1
+            // characters and mark the cut.
+            if room > 0 {
+                let mut text: String = span.text.chars().take(room - 1).collect();
+                text.push('…');
+                out.push(Span::new(span.style, text));
+            }
+            break;
+        }
+    }
+    out
+}
+
+/// A styled line as terminal text: with `colour`, each non-plain span is
+/// wrapped in its SGR code and a reset; without, just the text. No line
+/// ending is added.
+pub fn to_ansi(line: &[Span], colour: bool) -> String {
+    let mut out = String::new();
+    for span in line {
+        match span.style.sgr() {
+            Some(code) if colour && !span.text.is_empty() => {
+                out.push_str(code);
+                out.push_str(&span.text);
+                out.push_str(RESET);
+            }
+            _ => out.push_str(&span.text),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn to_ansi_plain_has_no_escapes() {
+        let line = vec![
+            Span::new(Style::Title, "Py"),
+            Span::plain("Torrent"),
+            Span::new(Style::Error, "!"),
+        ];
+        assert_eq!(to_ansi(&line, false), "PyTorrent!");
+    }
+
+    #[test]
+    fn to_ansi_colour_wraps_styled_spans() {
+        let line = vec![
+            Span::new(Style::Title, "Py"),
+            Span::plain("Torrent"),
+            Span::new(Style::Ok, "ok"),
+            Span::new(Style::Dim, ""),
+        ];
+        assert_eq!(
+            to_ansi(&line, true),
+            "\x1b[1;36mPy\x1b[0mTorrent\x1b[32mok\x1b[0m"
+        );
+    }
+
+    #[test]
+    fn fit_cuts_by_chars_with_ellipsis() {
+        assert_eq!(fit("héllo", 5), "héllo");
+        assert_eq!(fit("héllo", 4), "hél…");
+        assert_eq!(fit("héllo", 1), "…");
+        assert_eq!(fit("héllo", 0), "");
+        assert_eq!(fit("", 0), "");
+    }
+
+    #[test]
+    fn fit_line_keeps_styles_and_width() {
+        let line = vec![Span::new(Style::Title, "abc"), Span::plain("défg")];
+        for max in 0..10 {
+            let cut = fit_line(&line, max);
+            assert!(line_width(&cut) <= max, "max {max}: {cut:?}");
+            if max < 7 && max > 0 {
+                assert!(plain_text(&cut).ends_with('…'), "max {max}: {cut:?}");
+            }
+        }
+        assert_eq!(fit_line(&line, 3), vec![Span::new(Style::Title, "ab…")]);
+        assert_eq!(
+            fit_line(&line, 5),
+            vec![Span::new(Style::Title, "abc"), Span::plain("d…")]
+        );
+        assert_eq!(fit_line(&line, 7), line);
+    }
+}

@@ -1,0 +1,1 @@
+//! The screens as pure functions of state (filled in next).
