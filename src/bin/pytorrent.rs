@@ -3,6 +3,7 @@
 //! 2 a bad command line or config).
 
 use pytorrent::cli::{init_file_logging, EXIT_FAILURE, EXIT_USAGE};
+use pytorrent::client::headless::Headless;
 use pytorrent::client::options::{parse, usage, ArgsError, Mode, Parsed};
 use pytorrent::client::reactor::Client;
 use std::process::ExitCode;
@@ -27,11 +28,21 @@ fn main() -> ExitCode {
     for w in &warnings {
         eprintln!("pytorrent: warning: {w}");
     }
-    if opts.mode == Mode::Interactive {
-        println!("The interactive PyTorrent client is coming in the next release.");
-        println!("For now run it headless: pytorrent --seed, --get NAME, --list or --peers (see --help).");
-        return ExitCode::SUCCESS;
-    }
+    let mut frontend = match opts.mode.clone() {
+        Mode::Headless {
+            seed,
+            get,
+            list,
+            peers,
+        } => Headless::new(seed, get, list, peers),
+        Mode::Interactive => {
+            println!("The interactive PyTorrent client is coming in the next release.");
+            println!(
+                "For now run it headless: pytorrent --seed, --get NAME, --list or --peers (see --help)."
+            );
+            return ExitCode::SUCCESS;
+        }
+    };
     if let Err(e) = init_file_logging(&opts.log_file) {
         eprintln!(
             "pytorrent: warning: cannot write the log {}: {e}",
@@ -41,7 +52,7 @@ fn main() -> ExitCode {
     for w in &warnings {
         log::warn!("{w}");
     }
-    let result = Client::bind(*opts).and_then(|mut client| client.run());
+    let result = Client::bind(*opts).and_then(|mut client| client.run(&mut frontend));
     match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {

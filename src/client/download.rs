@@ -332,7 +332,12 @@ impl Download {
             // SAFETY: a plain syscall on a file descriptor we own; it only
             // schedules I/O. A failure is harmless: the final sync covers it.
             unsafe {
-                libc::sync_file_range(part.as_raw_fd(), start as i64, len as i64, libc::SYNC_FILE_RANGE_WRITE);
+                libc::sync_file_range(
+                    part.as_raw_fd(),
+                    start as i64,
+                    len as i64,
+                    libc::SYNC_FILE_RANGE_WRITE,
+                );
             }
         }
         #[cfg(not(target_os = "linux"))]

@@ -11,12 +11,16 @@
 //! - [`serve`]: an inbound connection from a leecher.
 //! - [`fetch`]: an outbound connection to a seeder.
 //! - [`table`]: plain-text tables for the listings.
-//! - [`reactor`]: the poll loop that owns every socket and file.
+//! - [`reactor`]: the poll loop that owns every socket and file (the engine).
+//! - [`frontend`]: the engine's events and commands, and the trait that
+//!   drives it; [`headless`] is one frontend.
 //! - [`ui`]: the terminal interface's pure parts: input, pacing, screens.
 
 pub mod buf;
 pub mod download;
 pub mod fetch;
+pub mod frontend;
+pub mod headless;
 pub mod library;
 pub mod options;
 pub mod reactor;

@@ -20,30 +20,37 @@
 
 use super::download::{hex, Download, Phase, MAX_STRIKES};
 use super::fetch::{Fetch, FetchEnd, Report};
+use super::frontend::{Command, Cx, Event, Frontend};
 use super::library::Library;
 use super::options::{Mode, Options};
 use super::serve::{Close, Serve};
-use super::table::{human_bytes, render};
 use super::tracker_link::{LinkEvent, Query, TrackerLink};
 use super::Flow;
+use crate::cli::EXIT_FAILURE;
+use crate::meta::FileMeta;
 use crate::names;
 use crate::rand::Rng;
 use crate::wire::peer::Refusal;
-use crate::wire::tracker::{FileEntry, FileInfo, PeerInfo, Role};
+use crate::wire::tracker::{FileEntry, Role};
 use crate::wire::{FileId, MAX_DATAGRAM};
 use log::{debug, info, warn};
 use mio::net::{TcpListener, TcpStream, UdpSocket};
+use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 use slab::Slab;
-use std::io::{self, Write};
+use std::collections::HashMap;
+use std::io::{self, Read};
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 const TRACKER: Token = Token(0);
 const LISTENER: Token = Token(1);
 const SIGNALS: Token = Token(2);
+const STDIN: Token = Token(3);
 /// Tokens below this are fixed sources; connections come after.
 const FIRST_CONN: usize = 16;
 
@@ -91,20 +98,7 @@ enum Ending {
     Idle,
 }
 
-/// What the headless run is waiting for.
-#[derive(Debug, PartialEq, Eq)]
-enum Goal {
-    /// Serve until a signal.
-    Seed,
-    /// Downloading (`resolving` names, then `downloads`).
-    Get,
-    List,
-    Peers,
-    /// Nothing left: waiting for the tracker's goodbye.
-    Exit,
-}
-
-/// The client, bound and ready to [`run`](Client::run).
+/// The client engine, bound and ready to [`run`](Client::run).
 pub struct Client {
     opts: Options,
     poll: Poll,
@@ -121,38 +115,54 @@ pub struct Client {
     again: Vec<usize>,
     closing: Vec<(usize, Ending)>,
     link_events: Vec<LinkEvent>,
+    /// Events for the frontend, delivered after each loop phase.
+    events: Vec<Event>,
     udp_buf: Vec<u8>,
     whole_buf: Vec<u8>,
     next_tick: Instant,
-    goal: Goal,
-    /// `--get` targets: names waiting for the file list, ids to start.
-    targets: Vec<String>,
-    /// `--get` targets that failed.
-    failed_gets: usize,
-    seed_after_get: bool,
-    /// The seeding banner was printed.
-    announced_banner: bool,
     /// Files sent to the tracker and not yet acknowledged.
     announce_pending: bool,
+    /// `Event::Ready` was sent and nothing has changed since.
+    ready_told: bool,
+    /// Bytes of chunks served per shared file.
+    uploaded: HashMap<FileId, u64>,
     /// Exit code and deadline once shutting down.
     exit: Option<(u8, Instant)>,
     /// A refused inbound connection was logged (once per burst).
     refused_logged: bool,
 }
 
+/// A download as the frontend sees it.
+#[derive(Debug, Clone)]
+pub struct DownloadView {
+    /// The file's name once known (escaped), else what was asked for.
+    pub name: String,
+    pub done: u64,
+    /// 0 until the metadata is known.
+    pub total: u64,
+    pub peers: usize,
+    pub started: Instant,
+}
+
+/// A shared file as the frontend sees it.
+#[derive(Debug, Clone)]
+pub struct SharedView {
+    pub name: String,
+    pub size: u64,
+    pub chunks: usize,
+    pub sha256: crate::meta::Hash,
+    /// Peers fetching from it right now.
+    pub leechers: usize,
+    pub uploaded: u64,
+}
+
 impl Client {
-    /// Binds the sockets and opens the shared library (seeding only).
+    /// Binds the sockets and opens the shared library (when seeding: in
+    /// the interactive client, or with `--seed`).
     pub fn bind(opts: Options) -> Result<Client, String> {
-        let Mode::Headless {
-            seed,
-            get,
-            list,
-            peers,
-        } = opts.mode.clone()
-        else {
-            return Err(
-                "the interactive client is not built yet; use --seed, --get, --list or --peers".into(),
-            );
+        let seed = match &opts.mode {
+            Mode::Interactive => true,
+            Mode::Headless { seed, .. } => *seed,
         };
         let io = |what: &str, e: io::Error| format!("{what}: {e}");
         let poll = Poll::new().map_err(|e| io("cannot create the event loop", e))?;
@@ -178,9 +188,10 @@ impl Client {
         } else {
             (Library::empty(), Vec::new())
         };
+        let mut events = Vec::new();
         for w in warnings {
             warn!("{w}");
-            eprintln!("pytorrent: warning: {w}");
+            events.push(Event::Warning(w));
         }
         let mut rng = Rng::from_entropy();
         let username = opts
@@ -190,12 +201,6 @@ impl Client {
         let role = if seed { Role::Seeder } else { Role::Leecher };
         let now = Instant::now();
         let link = TrackerLink::new(username, listen_addr.port(), role, rng, now);
-        let goal = match (get.is_empty(), list, peers) {
-            (false, _, _) => Goal::Get,
-            (true, true, _) => Goal::List,
-            (true, _, true) => Goal::Peers,
-            _ => Goal::Seed,
-        };
         Ok(Client {
             opts,
             poll,
@@ -211,59 +216,143 @@ impl Client {
             again: Vec::new(),
             closing: Vec::new(),
             link_events: Vec::new(),
+            events,
             udp_buf: vec![0; MAX_DATAGRAM + 1],
             whole_buf: vec![0; 1 << 20],
             next_tick: now,
-            goal,
-            targets: get,
-            failed_gets: 0,
-            seed_after_get: seed,
-            announced_banner: false,
             announce_pending: false,
+            ready_told: false,
+            uploaded: HashMap::new(),
             exit: None,
             refused_logged: false,
         })
     }
+
+    // ----- what a frontend may read -----
 
     /// The TCP address peers reach us on.
     pub fn listen_addr(&self) -> SocketAddr {
         self.listen_addr
     }
 
-    /// Runs until the task is done or a signal arrives; returns the exit
-    /// code (0 success, 1 failure).
-    pub fn run(&mut self) -> Result<u8, String> {
+    pub fn tracker(&self) -> SocketAddr {
+        self.opts.tracker
+    }
+
+    pub fn username(&self) -> &str {
+        self.link.username()
+    }
+
+    /// Files shared (ready to serve).
+    pub fn shared_count(&self) -> usize {
+        self.library.len()
+    }
+
+    /// Whether indexing is done and the tracker knows every shared file.
+    pub fn is_ready(&self) -> bool {
+        self.link.is_registered() && !self.library.is_indexing() && !self.announce_pending
+    }
+
+    pub fn is_indexing(&self) -> bool {
+        self.library.is_indexing()
+    }
+
+    /// The downloads in progress, oldest first.
+    pub fn downloads(&self) -> Vec<DownloadView> {
+        self.downloads
+            .iter()
+            .map(|(_, d)| DownloadView {
+                name: d.display_name(),
+                done: d.verified_bytes,
+                total: d.meta.as_ref().map_or(0, |m| m.size),
+                peers: d.peers.iter().filter(|p| p.conn.is_some()).count(),
+                started: d.started,
+            })
+            .collect()
+    }
+
+    /// The shared files, by name, with who is fetching them now.
+    pub fn shared(&self) -> Vec<SharedView> {
+        self.library
+            .files()
+            .map(|f| SharedView {
+                name: f.meta.name.clone(),
+                size: f.meta.size,
+                chunks: f.meta.chunks.len(),
+                sha256: f.meta.sha256,
+                leechers: self
+                    .conns
+                    .iter()
+                    .filter(
+                        |(_, c)| matches!(&c.kind, Kind::Serve(s) if s.file == Some(f.id) && !s.is_idle()),
+                    )
+                    .count(),
+                uploaded: self.uploaded.get(&f.id).copied().unwrap_or(0),
+            })
+            .collect()
+    }
+
+    // ----- the loop -----
+
+    /// Runs until the frontend quits; returns the exit code (0 success,
+    /// 1 failure).
+    pub fn run(&mut self, ui: &mut dyn Frontend) -> Result<u8, String> {
         let mut events = Events::with_capacity(256);
-        self.start_goal(Instant::now());
-        loop {
+        let mut stdin_open = ui.wants_stdin();
+        if stdin_open {
+            let fd = std::io::stdin().as_raw_fd();
+            self.poll
+                .registry()
+                .register(&mut SourceFd(&fd), STDIN, Interest::READABLE)
+                .map_err(|e| format!("cannot watch the keyboard: {e}"))?;
+        }
+        let mut commands = Vec::new();
+        ui.start(
+            &Cx {
+                now: Instant::now(),
+                client: self,
+            },
+            &mut commands,
+        );
+        self.apply_commands(&mut commands, Instant::now());
+        let result = loop {
             let now = Instant::now();
             if let Some((code, deadline)) = self.exit {
                 if now >= deadline {
-                    return Ok(code);
+                    break Ok(code);
                 }
             }
-            let timeout = self.timeout(now);
+            let mut timeout = self.timeout(now);
+            if let Some(d) = ui.deadline() {
+                timeout = timeout.min(d.saturating_duration_since(now));
+            }
             if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
                 if e.kind() != io::ErrorKind::Interrupted {
-                    return Err(format!("event loop: {e}"));
+                    break Err(format!("event loop: {e}"));
                 }
             }
             let now = Instant::now();
+            let mut input = false;
             for event in events.iter() {
                 match event.token() {
                     TRACKER => self.read_tracker(now),
                     LISTENER => self.accept(now),
                     SIGNALS => {
                         if self.signals.pending().next().is_some() {
-                            self.on_signal(now);
+                            info!("signal received");
+                            self.events.push(Event::Signal);
                         }
                     }
+                    STDIN => input = true,
                     token => {
                         if let Some(key) = conn_key(token) {
                             self.drive(key, now);
                         }
                     }
                 }
+            }
+            if input && stdin_open {
+                stdin_open = self.read_stdin(ui, now);
             }
             for key in std::mem::take(&mut self.again) {
                 self.drive(key, now);
@@ -280,16 +369,81 @@ impl Client {
             self.step_downloads(now);
             self.apply_closes(now);
             self.handle_link_events(now);
-            self.flush_tracker();
-            if let Some(code) = self.exit_now() {
-                return Ok(code);
+            if !self.ready_told && self.is_ready() {
+                self.ready_told = true;
+                self.events.push(Event::Ready);
             }
+            if ui.deadline().is_some_and(|d| d <= now) {
+                ui.on_timeout(&Cx { now, client: self }, &mut commands);
+            }
+            for event in std::mem::take(&mut self.events) {
+                ui.on_event(event, &Cx { now, client: self }, &mut commands);
+            }
+            self.apply_commands(&mut commands, now);
+            self.flush_tracker();
+        };
+        ui.stop(*result.as_ref().unwrap_or(&EXIT_FAILURE));
+        result
+    }
+
+    /// Reads what stdin has (it is non-blocking) into the frontend.
+    /// Returns false once stdin is closed or failing (it is then dropped
+    /// from the poll).
+    fn read_stdin(&mut self, ui: &mut dyn Frontend, now: Instant) -> bool {
+        let mut commands = Vec::new();
+        let mut buf = [0u8; 1024];
+        let mut open = true;
+        loop {
+            match io::stdin().lock().read(&mut buf) {
+                Ok(0) => {
+                    ui.on_input(&[], &Cx { now, client: self }, &mut commands);
+                    open = false;
+                    break;
+                }
+                Ok(n) => ui.on_input(&buf[..n], &Cx { now, client: self }, &mut commands),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    warn!("reading the keyboard: {e}");
+                    open = false;
+                    break;
+                }
+            }
+        }
+        if !open {
+            let fd = std::io::stdin().as_raw_fd();
+            let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
+        }
+        self.apply_commands(&mut commands, now);
+        open
+    }
+
+    fn apply_commands(&mut self, commands: &mut Vec<Command>, now: Instant) {
+        for command in commands.drain(..) {
+            match command {
+                Command::ListPeers => self.query(Query::ListPeers, now),
+                Command::ListFiles => self.query(Query::ListFiles, now),
+                Command::Download { id, label } => self.start_download(id, label, now),
+                Command::Share { meta, path } => self.share(meta, path, now),
+                Command::ChangeUsername(name) => self.link.change_username(name, now),
+                Command::Quit { code } => self.quit(code, now),
+            }
+        }
+    }
+
+    fn query(&mut self, q: Query, now: Instant) {
+        if let Err(e) = self.link.query(q, now) {
+            self.events.push(Event::TrackerFailed {
+                what: "query",
+                error: e,
+            });
         }
     }
 
     /// The poll timeout: the earliest deadline, or zero with work pending.
     fn timeout(&self, now: Instant) -> Duration {
         let busy = !self.again.is_empty()
+            || !self.events.is_empty()
             || self.library.is_indexing()
             || self.downloads.iter().any(|(_, d)| d.phase == Phase::Checking);
         if busy {
@@ -355,7 +509,13 @@ impl Client {
                         names::escape(self.link.username()),
                         interval.as_secs()
                     );
-                    self.announce_ready(now);
+                    if !self.library.is_empty() {
+                        // The link re-announces its set by itself after a
+                        // re-registration; this covers files indexed
+                        // before the first one.
+                        self.link.announce(self.library.entries(), now);
+                        self.announce_pending = true;
+                    }
                 }
                 LinkEvent::Announced { files } => {
                     debug!("tracker acknowledged {files} files");
@@ -367,30 +527,27 @@ impl Client {
                     }
                     self.connect_peers(now);
                 }
-                LinkEvent::FileList(files) => self.on_file_list(files, now),
-                LinkEvent::PeerList(peers) => self.on_peer_list(peers, now),
-                LinkEvent::UsernameChanged(name) => info!("username is now {}", names::escape(&name)),
+                LinkEvent::FileList(files) => self.events.push(Event::FileList(files)),
+                LinkEvent::PeerList(peers) => self.events.push(Event::PeerList(peers)),
+                LinkEvent::UsernameChanged(name) => {
+                    info!("username is now {}", names::escape(&name));
+                    self.events.push(Event::UsernameChanged(name));
+                }
                 LinkEvent::Failed { what, error } => {
                     warn!("tracker {what}: {error}");
-                    if self.waits_on_tracker() {
-                        self.finish(
-                            1,
-                            &format!("the tracker did not answer the {what} request: {error}"),
-                            now,
-                        );
+                    if what == "announce" {
+                        self.announce_pending = false;
                     }
+                    self.events.push(Event::TrackerFailed { what, error });
                 }
                 LinkEvent::Unreachable => {
                     warn!("the tracker {} does not answer", self.opts.tracker);
-                    if self.waits_on_tracker() {
-                        self.finish(
-                            1,
-                            &format!("the tracker {} does not answer", self.opts.tracker),
-                            now,
-                        );
-                    }
+                    self.events.push(Event::TrackerUnreachable);
                 }
-                LinkEvent::Reachable => info!("the tracker answers again"),
+                LinkEvent::Reachable => {
+                    info!("the tracker answers again");
+                    self.events.push(Event::TrackerReachable);
+                }
                 LinkEvent::Disconnected => {
                     if let Some((code, _)) = self.exit {
                         self.exit = Some((code, now));
@@ -398,156 +555,19 @@ impl Client {
                 }
             }
         }
-        self.print_banner();
     }
 
-    /// Announces every ready file (the link keeps the set and re-announces
-    /// it by itself after a re-registration).
-    fn announce_ready(&mut self, now: Instant) {
-        if !self.library.is_empty() {
-            self.link.announce(self.library.entries(), now);
-            self.announce_pending = true;
-        }
-    }
-
-    fn print_banner(&mut self) {
-        if self.goal != Goal::Seed
-            || self.announced_banner
-            || self.announce_pending
-            || self.library.is_indexing()
-            || !self.link.is_registered()
-        {
-            return;
-        }
-        self.announced_banner = true;
-        let line = format!(
-            "seeding {} files as {} on tcp {} (tracker {})",
-            self.library.len(),
-            names::escape(self.link.username()),
-            self.listen_addr,
-            self.opts.tracker
-        );
-        info!("{line}");
-        println!("{line}");
-        let _ = io::stdout().flush();
-    }
-
-    // ----- headless goals -----
-
-    /// Whether the run cannot go on without an answer from the tracker
-    /// (a listing, or names to resolve).
-    fn waits_on_tracker(&self) -> bool {
-        matches!(self.goal, Goal::List | Goal::Peers) || (self.goal == Goal::Get && !self.targets.is_empty())
-    }
-
-    fn start_goal(&mut self, now: Instant) {
-        let query = match self.goal {
-            Goal::Get => {
-                // Ids start at once; names wait for the file list.
-                for target in std::mem::take(&mut self.targets) {
-                    match parse_file_id(&target) {
-                        Some(id) => self.start_download(id, format!("file {}", &target[..16]), now),
-                        None => self.targets.push(target),
-                    }
-                }
-                (!self.targets.is_empty()).then_some(Query::ListFiles)
-            }
-            Goal::List => Some(Query::ListFiles),
-            Goal::Peers => Some(Query::ListPeers),
-            _ => None,
-        };
-        if let Some(q) = query {
-            if let Err(e) = self.link.query(q, now) {
-                self.finish(1, &e, now);
-            }
-        }
-    }
-
-    fn on_file_list(&mut self, files: Vec<FileInfo>, now: Instant) {
-        match &self.goal {
-            Goal::List => {
-                let rows: Vec<Vec<String>> = files
-                    .iter()
-                    .map(|f| {
-                        vec![
-                            hex(&f.id[..8]),
-                            names::escape(&f.name),
-                            human_bytes(f.size),
-                            f.seeders.to_string(),
-                            f.partial.to_string(),
-                        ]
-                    })
-                    .collect();
-                print!(
-                    "{}",
-                    render(&["ID", "NAME", "SIZE", "SEEDERS", "PARTIAL"], &rows, &[2, 3, 4])
-                );
-                println!("{} files on the network", files.len());
-                self.finish(0, "", now);
-            }
-            Goal::Get => {
-                for name in std::mem::take(&mut self.targets) {
-                    let matches: Vec<&FileInfo> = files.iter().filter(|f| f.name == name).collect();
-                    match matches.as_slice() {
-                        [one] => {
-                            let (id, label) = (one.id, names::escape(&one.name));
-                            self.start_download(id, label, now);
-                        }
-                        [] => self.get_failed(&format!(
-                            "no file named '{}' on the network (see --list)",
-                            names::escape(&name)
-                        )),
-                        many => {
-                            let ids: Vec<String> = many.iter().map(|f| hex(&f.id)).collect();
-                            self.get_failed(&format!(
-                                "{} files are named '{}'; pick one by id: {}",
-                                many.len(),
-                                names::escape(&name),
-                                ids.join(", ")
-                            ));
-                        }
-                    }
-                }
-                self.check_gets(now);
-            }
-            _ => {}
-        }
-    }
-
-    fn on_peer_list(&mut self, peers: Vec<PeerInfo>, now: Instant) {
-        if self.goal != Goal::Peers {
-            return;
-        }
-        let rows: Vec<Vec<String>> = peers
-            .iter()
-            .map(|p| {
-                let role = match p.role {
-                    Role::Seeder => "seeder",
-                    Role::Leecher => "leecher",
-                };
-                let you = if p.is_you { " (you)" } else { "" };
-                vec![
-                    format!("{}{you}", names::escape(&p.username)),
-                    p.addr.to_string(),
-                    role.to_string(),
-                    p.files.to_string(),
-                ]
-            })
-            .collect();
-        print!(
-            "{}",
-            render(&["USERNAME", "ADDRESS", "ROLE", "FILES"], &rows, &[3])
-        );
-        println!("{} peers on the network", peers.len());
-        self.finish(0, "", now);
-    }
+    // ----- commands -----
 
     fn start_download(&mut self, id: FileId, label: String, now: Instant) {
         if self.downloads.iter().any(|(_, d)| d.id == id) {
             return;
         }
         if self.downloads.len() >= MAX_DOWNLOADS {
-            self.get_failed(&format!("{label}: at most {MAX_DOWNLOADS} downloads at once"));
+            self.events.push(Event::DownloadFailed {
+                label,
+                why: format!("at most {MAX_DOWNLOADS} downloads at once"),
+            });
             return;
         }
         info!("download started: {label} (id {})", hex(&id));
@@ -559,10 +579,10 @@ impl Client {
         }
     }
 
-    /// A download ended: report it and move on.
+    /// A download ended: report it.
     fn download_ended(&mut self, key: usize, now: Instant) {
-        let d = &self.downloads[key];
-        match &d.phase {
+        let mut d = self.downloads.remove(key);
+        match std::mem::replace(&mut d.phase, Phase::Meta) {
             Phase::Done(path) => {
                 let secs = now.duration_since(d.started).as_secs_f64().max(1e-6);
                 let size = d.meta.as_ref().map_or(0, |m| m.size);
@@ -574,53 +594,36 @@ impl Client {
                     size as f64 / secs / 1e6,
                     d.sha256_hex()
                 );
-                println!(
-                    "downloaded {} ({size} bytes) sha256 {} -> {}",
-                    d.display_name(),
-                    d.sha256_hex(),
-                    path.display()
-                );
-                let _ = io::stdout().flush();
-                let (meta, path) = (d.meta.clone(), path.clone());
-                self.downloads.remove(key);
-                if let (true, Some(meta)) = (self.seed_after_get, meta) {
-                    self.reseed(meta, path, now);
+                if let Some(meta) = d.meta {
+                    self.events.push(Event::DownloadDone { meta, path });
                 }
             }
             Phase::Failed(why) => {
-                let why = format!("download of {} failed: {why}", d.display_name());
-                self.downloads.remove(key);
-                self.get_failed(&why);
+                warn!("download failed: {}: {why}", d.display_name());
+                self.events.push(Event::DownloadFailed {
+                    label: d.display_name(),
+                    why,
+                });
             }
-            _ => return,
-        }
-        self.check_gets(now);
-    }
-
-    fn get_failed(&mut self, why: &str) {
-        warn!("{why}");
-        eprintln!("pytorrent: error: {why}");
-        self.failed_gets += 1;
-    }
-
-    /// Once every `--get` has ended: exit, or go on seeding.
-    fn check_gets(&mut self, now: Instant) {
-        if self.goal != Goal::Get || !self.targets.is_empty() || !self.downloads.is_empty() {
-            return;
-        }
-        if self.failed_gets > 0 {
-            let why = format!("{} of the requested downloads failed", self.failed_gets);
-            self.finish(1, &why, now);
-        } else if self.seed_after_get {
-            self.goal = Goal::Seed;
-            self.print_banner();
-        } else {
-            self.finish(0, "", now);
+            _ => {}
         }
     }
 
-    /// Shares a verified download from where it is: no bytes are copied.
-    fn reseed(&mut self, meta: crate::meta::FileMeta, path: std::path::PathBuf, now: Instant) {
+    /// Shares a verified download without copying its bytes: hard-linked
+    /// into the shared directory when that works (same file system, name
+    /// free), else shared from where it is.
+    fn share(&mut self, meta: FileMeta, path: PathBuf, now: Instant) {
+        let name = names::escape(&meta.name);
+        let linked = self.opts.shared_dir.join(&meta.name);
+        let path = match std::fs::create_dir_all(&self.opts.shared_dir)
+            .and_then(|()| std::fs::hard_link(&path, &linked))
+        {
+            Ok(()) => linked,
+            Err(e) => {
+                debug!("sharing {name} from {} ({e})", path.display());
+                path
+            }
+        };
         let entry = FileEntry {
             id: meta.id(),
             name: meta.name.clone(),
@@ -629,49 +632,30 @@ impl Client {
         };
         match self.library.add_verified(meta, path) {
             Ok(_) => {
-                info!("sharing {}", names::escape(&entry.name));
+                info!("sharing {name}");
+                self.link.set_role(Role::Seeder, now);
                 self.link.announce(vec![entry], now);
                 self.announce_pending = true;
+                self.ready_told = false;
+                self.events.push(Event::Shared { name });
             }
-            Err(e) => warn!("cannot share the download: {e}"),
+            Err(e) => {
+                warn!("cannot share {name}: {e}");
+                self.events
+                    .push(Event::Warning(format!("cannot share {name}: {e}")));
+            }
         }
     }
 
-    /// Ends the run: `why` goes to stderr on failure.
-    fn finish(&mut self, code: u8, why: &str, now: Instant) {
+    /// Leaves the network and exits with `code` once the tracker has
+    /// acknowledged (or after a short wait).
+    fn quit(&mut self, code: u8, now: Instant) {
         if self.exit.is_some() {
             return;
         }
-        if code != 0 {
-            warn!("{why}");
-            eprintln!("pytorrent: error: {why}");
-        }
-        self.goal = Goal::Exit;
+        info!("leaving the network");
         self.exit = Some((code, now + GOODBYE_WAIT));
         self.link.disconnect(now);
-    }
-
-    fn on_signal(&mut self, now: Instant) {
-        let code = match self.goal {
-            Goal::Seed => 0,
-            _ => 1,
-        };
-        info!("signal received: leaving the network");
-        if code == 0 {
-            println!("pytorrent: signal received, withdrawing and leaving the network; goodbye");
-        }
-        self.finish(
-            code,
-            "interrupted by a signal; unfinished downloads keep their .part file",
-            now,
-        );
-    }
-
-    fn exit_now(&self) -> Option<u8> {
-        match self.exit {
-            Some((code, deadline)) if Instant::now() >= deadline => Some(code),
-            _ => None,
-        }
     }
 
     // ----- connections -----
@@ -970,9 +954,9 @@ impl Client {
             return;
         }
         let step = self.library.index_step(INDEX_BUDGET);
-        for w in &step.warnings {
+        for w in step.warnings {
             warn!("{w}");
-            eprintln!("pytorrent: warning: {w}");
+            self.events.push(Event::Warning(w));
         }
         if !step.ready.is_empty() && self.link.is_registered() {
             let entries: Vec<FileEntry> = self
@@ -1024,31 +1008,14 @@ fn connect_result(stream: &TcpStream) -> io::Result<bool> {
     }
 }
 
-/// A file id written as 64 hex digits.
-fn parse_file_id(text: &str) -> Option<FileId> {
-    if text.len() != 64 || !text.is_ascii() {
-        return None;
-    }
-    let mut id = [0u8; 32];
-    for (i, byte) in id.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).ok()?;
-    }
-    Some(id)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn file_ids_parse_from_hex_only() {
-        let id: FileId = std::array::from_fn(|i| i as u8 * 7);
-        assert_eq!(parse_file_id(&hex(&id)), Some(id));
-        assert_eq!(parse_file_id(&hex(&id).to_uppercase()), Some(id));
-        assert_eq!(parse_file_id("abc"), None);
-        assert_eq!(parse_file_id(&"g".repeat(64)), None);
-        assert_eq!(parse_file_id(&"é".repeat(32)), None);
+    fn tokens_map_to_keys_and_back() {
         assert_eq!(conn_key(conn_token(5)), Some(5));
         assert_eq!(conn_key(SIGNALS), None);
+        assert_eq!(conn_key(STDIN), None);
     }
 }

@@ -1,0 +1,328 @@
+//! The headless frontend: `--seed`, `--get`, `--list` and `--peers`, for
+//! scripts and machines without a person. Results go to stdout as plain
+//! lines, errors to stderr; the exit code says how it went (0 success,
+//! 1 failure).
+
+use super::download::hex;
+use super::frontend::{Command, Cx, Event, Frontend};
+use super::table::{human_bytes, render};
+use crate::names;
+use crate::wire::tracker::{FileInfo, PeerInfo, Role};
+use crate::wire::FileId;
+use std::io::{self, Write};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Goal {
+    /// Serve until a signal.
+    Seed,
+    /// Downloading; then exit, or seed.
+    Get,
+    List,
+    Peers,
+    /// Leaving.
+    Done,
+}
+
+/// The headless run's state.
+pub struct Headless {
+    goal: Goal,
+    /// `--get` names waiting for the file list.
+    names: Vec<String>,
+    /// `--get` ids given as such.
+    ids: Vec<FileId>,
+    running: usize,
+    failed: usize,
+    seed_after: bool,
+    banner_shown: bool,
+}
+
+impl Headless {
+    pub fn new(seed: bool, get: Vec<String>, list: bool, peers: bool) -> Headless {
+        let goal = match (get.is_empty(), list, peers) {
+            (false, _, _) => Goal::Get,
+            (true, true, _) => Goal::List,
+            (true, _, true) => Goal::Peers,
+            _ => Goal::Seed,
+        };
+        let (mut names, mut ids) = (Vec::new(), Vec::new());
+        for target in get {
+            match parse_file_id(&target) {
+                Some(id) if !ids.contains(&id) => ids.push(id),
+                Some(_) => {}
+                None if !names.contains(&target) => names.push(target),
+                None => {}
+            }
+        }
+        Headless {
+            goal,
+            names,
+            ids,
+            running: 0,
+            failed: 0,
+            seed_after: seed,
+            banner_shown: false,
+        }
+    }
+
+    fn quit(&mut self, code: u8, why: &str, out: &mut Vec<Command>) {
+        if self.goal == Goal::Done {
+            return;
+        }
+        if code != 0 {
+            eprintln!("pytorrent: error: {why}");
+        }
+        self.goal = Goal::Done;
+        out.push(Command::Quit { code });
+    }
+
+    fn download(&mut self, id: FileId, label: String, out: &mut Vec<Command>) {
+        self.running += 1;
+        out.push(Command::Download { id, label });
+    }
+
+    fn banner(&mut self, cx: &Cx<'_>) {
+        if self.goal != Goal::Seed || self.banner_shown || !cx.client.is_ready() {
+            return;
+        }
+        self.banner_shown = true;
+        println!(
+            "seeding {} files as {} on tcp {} (tracker {})",
+            cx.client.shared_count(),
+            names::escape(cx.client.username()),
+            cx.client.listen_addr(),
+            cx.client.tracker()
+        );
+        let _ = io::stdout().flush();
+    }
+
+    /// Once every `--get` has ended: exit, or go on seeding.
+    fn check_gets(&mut self, cx: &Cx<'_>, out: &mut Vec<Command>) {
+        if self.goal != Goal::Get || !self.names.is_empty() || self.running > 0 {
+            return;
+        }
+        if self.failed > 0 {
+            let why = format!("{} of the requested downloads failed", self.failed);
+            self.quit(1, &why, out);
+        } else if self.seed_after {
+            self.goal = Goal::Seed;
+            self.banner(cx);
+        } else {
+            self.quit(0, "", out);
+        }
+    }
+
+    fn get_failed(&mut self, why: &str) {
+        eprintln!("pytorrent: error: {why}");
+        self.failed += 1;
+    }
+
+    /// Whether the run cannot go on without the tracker's answer.
+    fn waits_on_tracker(&self) -> bool {
+        matches!(self.goal, Goal::List | Goal::Peers) || (self.goal == Goal::Get && !self.names.is_empty())
+    }
+
+    fn resolve(&mut self, files: &[FileInfo], out: &mut Vec<Command>) {
+        for name in std::mem::take(&mut self.names) {
+            let matches: Vec<&FileInfo> = files.iter().filter(|f| f.name == name).collect();
+            match matches.as_slice() {
+                [one] => self.download(one.id, names::escape(&one.name), out),
+                [] => self.get_failed(&format!(
+                    "no file named '{}' on the network (see --list)",
+                    names::escape(&name)
+                )),
+                many => {
+                    let ids: Vec<String> = many.iter().map(|f| hex(&f.id)).collect();
+                    self.get_failed(&format!(
+                        "{} files are named '{}'; pick one by id: {}",
+                        many.len(),
+                        names::escape(&name),
+                        ids.join(", ")
+                    ));
+                }
+            }
+        }
+    }
+}
+
+impl Frontend for Headless {
+    fn start(&mut self, cx: &Cx<'_>, out: &mut Vec<Command>) {
+        match self.goal {
+            Goal::Get => {
+                for id in std::mem::take(&mut self.ids) {
+                    self.download(id, format!("file {}", hex(&id[..8])), out);
+                }
+                if !self.names.is_empty() {
+                    out.push(Command::ListFiles);
+                }
+                self.check_gets(cx, out);
+            }
+            Goal::List => out.push(Command::ListFiles),
+            Goal::Peers => out.push(Command::ListPeers),
+            Goal::Seed | Goal::Done => {}
+        }
+    }
+
+    fn on_event(&mut self, event: Event, cx: &Cx<'_>, out: &mut Vec<Command>) {
+        match event {
+            Event::Ready => self.banner(cx),
+            Event::FileList(files) => match self.goal {
+                Goal::List => {
+                    print!("{}", files_table(&files));
+                    println!("{} files on the network", files.len());
+                    self.quit(0, "", out);
+                }
+                Goal::Get => {
+                    self.resolve(&files, out);
+                    self.check_gets(cx, out);
+                }
+                _ => {}
+            },
+            Event::PeerList(peers) => {
+                if self.goal == Goal::Peers {
+                    print!("{}", peers_table(&peers));
+                    println!("{} peers on the network", peers.len());
+                    self.quit(0, "", out);
+                }
+            }
+            Event::DownloadDone { meta, path } => {
+                println!(
+                    "downloaded {} ({} bytes) sha256 {} -> {}",
+                    names::escape(&meta.name),
+                    meta.size,
+                    hex(&meta.sha256),
+                    path.display()
+                );
+                let _ = io::stdout().flush();
+                if self.seed_after {
+                    out.push(Command::Share { meta, path });
+                }
+                self.running = self.running.saturating_sub(1);
+                self.check_gets(cx, out);
+            }
+            Event::DownloadFailed { label, why } => {
+                self.get_failed(&format!("download of {label} failed: {why}"));
+                self.running = self.running.saturating_sub(1);
+                self.check_gets(cx, out);
+            }
+            Event::TrackerFailed { what, error } => {
+                if self.waits_on_tracker() {
+                    let why = format!("the tracker did not answer the {what} request: {error}");
+                    self.quit(1, &why, out);
+                }
+            }
+            Event::TrackerUnreachable => {
+                if self.waits_on_tracker() {
+                    let why = format!("the tracker {} does not answer", cx.client.tracker());
+                    self.quit(1, &why, out);
+                }
+            }
+            Event::Warning(w) => eprintln!("pytorrent: warning: {w}"),
+            Event::Signal => {
+                if self.goal == Goal::Seed {
+                    println!("pytorrent: signal received, withdrawing and leaving the network; goodbye");
+                    self.quit(0, "", out);
+                } else {
+                    self.quit(
+                        1,
+                        "interrupted by a signal; unfinished downloads keep their .part file",
+                        out,
+                    );
+                }
+            }
+            Event::Shared { .. } | Event::UsernameChanged(_) | Event::TrackerReachable => {}
+        }
+    }
+}
+
+fn files_table(files: &[FileInfo]) -> String {
+    let rows: Vec<Vec<String>> = files
+        .iter()
+        .map(|f| {
+            vec![
+                hex(&f.id[..8]),
+                names::escape(&f.name),
+                human_bytes(f.size),
+                f.seeders.to_string(),
+                f.partial.to_string(),
+            ]
+        })
+        .collect();
+    render(&["ID", "NAME", "SIZE", "SEEDERS", "PARTIAL"], &rows, &[2, 3, 4])
+}
+
+fn peers_table(peers: &[PeerInfo]) -> String {
+    let rows: Vec<Vec<String>> = peers
+        .iter()
+        .map(|p| {
+            let role = match p.role {
+                Role::Seeder => "seeder",
+                Role::Leecher => "leecher",
+            };
+            let you = if p.is_you { " (you)" } else { "" };
+            vec![
+                format!("{}{you}", names::escape(&p.username)),
+                p.addr.to_string(),
+                role.to_string(),
+                p.files.to_string(),
+            ]
+        })
+        .collect();
+    render(&["USERNAME", "ADDRESS", "ROLE", "FILES"], &rows, &[3])
+}
+
+/// A file id written as 64 hex digits.
+pub fn parse_file_id(text: &str) -> Option<FileId> {
+    if text.len() != 64 || !text.is_ascii() {
+        return None;
+    }
+    let mut id = [0u8; 32];
+    for (i, byte) in id.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_ids_parse_from_hex_only() {
+        let id: FileId = std::array::from_fn(|i| i as u8 * 7);
+        assert_eq!(parse_file_id(&hex(&id)), Some(id));
+        assert_eq!(parse_file_id(&hex(&id).to_uppercase()), Some(id));
+        assert_eq!(parse_file_id("abc"), None);
+        assert_eq!(parse_file_id(&"g".repeat(64)), None);
+        assert_eq!(parse_file_id(&"é".repeat(32)), None);
+    }
+
+    #[test]
+    fn targets_split_into_ids_and_names_without_repeats() {
+        let id = hex(&[1; 32]);
+        let h = Headless::new(
+            false,
+            vec![id.clone(), "a".into(), id, "a".into(), "b".into()],
+            false,
+            false,
+        );
+        assert_eq!(h.ids, vec![[1; 32]]);
+        assert_eq!(h.names, vec!["a".to_string(), "b".to_string()]);
+        assert_eq!(h.goal, Goal::Get);
+        assert_eq!(Headless::new(true, vec![], false, false).goal, Goal::Seed);
+        assert_eq!(Headless::new(false, vec![], true, false).goal, Goal::List);
+    }
+
+    #[test]
+    fn tables_escape_network_text() {
+        let files = vec![FileInfo {
+            id: [2; 32],
+            name: "evil\u{1b}[2J.txt".into(),
+            size: 2048,
+            seeders: 1,
+            partial: 0,
+        }];
+        let t = files_table(&files);
+        assert!(!t.contains('\u{1b}'), "{t}");
+        assert!(t.contains("2.0 KiB"), "{t}");
+    }
+}
