@@ -162,7 +162,7 @@ fn one_seeder_to_one_leecher() {
     let tmp = TempDir::new("one");
     let data = random_bytes(4 * MIB + 12_345, 1);
     let shared = shared_dir(&tmp, "alice", &[("song.bin", &data)]);
-    let _alice = seed(&tmp, t.addr, "alice", &shared, &[]);
+    let mut alice = seed(&tmp, t.addr, "alice", &shared, &[]);
     let (mut bob, dl) = get(&tmp, t.addr, "bob", &["song.bin"], &[]);
     check_downloaded(&mut bob, &dl, "song.bin", &data);
     expect_success(&mut bob);
@@ -174,6 +174,20 @@ fn one_seeder_to_one_leecher() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     assert_eq!(left, ["song.bin"], "only the finished file stays");
+
+    // SIGTERM: the seeder withdraws its file and exits 0.
+    alice.proc.signal("TERM");
+    assert_eq!(
+        alice.proc.wait_code(Duration::from_secs(10)),
+        0,
+        "{}",
+        alice.proc.report()
+    );
+    let mut watcher = Client::registered(t.addr, "watcher", 1);
+    match watcher.request(RequestBody::ListFiles { cursor: 0 }) {
+        ReplyBody::FileList { files, .. } => assert!(files.is_empty(), "still listed: {files:?}"),
+        other => panic!("list files: {other:?}"),
+    }
 }
 
 #[test]
@@ -228,21 +242,30 @@ fn seeder_killed_mid_download() {
         })
         .collect();
     let victim = seeders.pop().unwrap();
-    // Stopped, the victim's kernel still accepts the connection, but no
-    // request is answered: it is certainly mid-download when it dies.
+    // Stopped, a seeder's kernel still accepts the connection but nothing
+    // is answered, so the download cannot finish (not even by end-game
+    // duplicates of the victim's requests) before the victim dies.
     victim.proc.signal("STOP");
+    for s in &seeders {
+        s.proc.signal("STOP");
+    }
     let (mut leech, dl) = get(&tmp, t.addr, "leech", &["film.bin"], &[]);
-    leech.wait_log("using the victim", peer_used("film.bin", victim.addr), DOWNLOAD);
-    assert!(
-        !leech.log_text().contains("download verified"),
-        "the download finished before the victim could be killed"
-    );
+    for s in seeders.iter().chain([&victim]) {
+        leech.wait_log("using each seeder", peer_used("film.bin", s.addr), DOWNLOAD);
+    }
     victim.proc.signal("KILL");
+    let lost = format!("peer lost for film.bin: {}", victim.addr);
+    leech.wait_log(
+        "losing the victim",
+        |l| l.contains(&lost),
+        Duration::from_secs(10),
+    );
+    assert!(!leech.log_text().contains("download verified"));
+    for s in &seeders {
+        s.proc.signal("CONT");
+    }
     check_downloaded(&mut leech, &dl, "film.bin", &data);
     expect_success(&mut leech);
-    let log = leech.log_text();
-    let lost = format!("peer lost for film.bin: {}", victim.addr);
-    assert!(log.contains(&lost), "no {lost:?} line\n{log}");
 }
 
 #[test]
@@ -253,7 +276,7 @@ fn file_changed_on_disk_after_indexing() {
     let data = random_bytes(chunks * CHUNK, 4);
     let shared_a = shared_dir(&tmp, "a", &[("doc.bin", &data)]);
     let shared_b = shared_dir(&tmp, "b", &[("doc.bin", &data)]);
-    let _a = seed(&tmp, t.addr, "a", &shared_a, &[]);
+    let a = seed(&tmp, t.addr, "a", &shared_a, &[]);
     // Every chunk but the first two and last two changes, in place, same size.
     {
         let mut f = std::fs::OpenOptions::new()
@@ -269,15 +292,14 @@ fn file_changed_on_disk_after_indexing() {
         std::fs::metadata(shared_a.join("doc.bin")).unwrap().len(),
         data.len() as u64
     );
-    let _b = seed(&tmp, t.addr, "b", &shared_b, &[]);
+    // A alone first, so it certainly serves changed chunks (with B there
+    // too, B might finish before A sends any).
     let (mut leech, dl) = get(&tmp, t.addr, "leech", &["doc.bin"], &[]);
+    let bad = format!("of doc.bin from {} failed its SHA-256", a.addr);
+    leech.wait_log("with a bad chunk from A", |l| l.contains(&bad), DOWNLOAD);
+    let _b = seed(&tmp, t.addr, "b", &shared_b, &[]);
     check_downloaded(&mut leech, &dl, "doc.bin", &data);
     expect_success(&mut leech);
-    let log = leech.log_text();
-    assert!(
-        log.contains("failed its SHA-256"),
-        "no bad chunk was noticed\n{log}"
-    );
 }
 
 #[test]
@@ -419,12 +441,17 @@ fn control_characters_in_a_shared_file_name() {
         "seeder",
         &[("evil\u{1b}[2J.txt", b"evil"), ("fine.txt", b"fine")],
     );
-    let seeder = seed(&tmp, t.addr, "seeder", &shared, &[]);
+    let mut seeder = seed(&tmp, t.addr, "seeder", &shared, &[]);
     let line = seeder.proc.stdout[0].clone();
     assert!(line.starts_with("seeding 1 files as seeder"), "{line}");
+    // Stderr is read by another thread: wait for the warning to arrive.
+    seeder.proc.wait_stderr(
+        "with a warning naming the file, escaped",
+        |e| e.contains("warning") && e.contains("evil\\u{1b}[2J.txt"),
+        Duration::from_secs(5),
+    );
     let err = seeder.proc.stderr_bytes();
     let text = String::from_utf8_lossy(&err);
-    assert!(text.contains("warning"), "no warning on stderr: {text:?}");
     assert!(!err.contains(&0x1b), "raw ESC on stderr: {text:?}");
 }
 

@@ -481,6 +481,22 @@ impl ClientProc {
         }
     }
 
+    /// Waits until stderr (as lossy text) satisfies `pred`.
+    pub fn wait_stderr(&mut self, what: &str, pred: impl Fn(&str) -> bool, limit: Duration) -> String {
+        let deadline = Instant::now() + limit;
+        loop {
+            let text = self.stderr_text();
+            if pred(&text) {
+                return text;
+            }
+            if Instant::now() >= deadline {
+                let report = self.report();
+                panic!("{}: stderr not {what} within {limit:?}\n{report}", self.name);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     pub fn stderr_bytes(&self) -> Vec<u8> {
         self.stderr.lock().unwrap().clone()
     }
