@@ -198,8 +198,17 @@ impl Proc {
                     ))
                 }
                 Err(RecvTimeoutError::Disconnected) => {
-                    let status = self.child.wait().map(|s| s.to_string()).unwrap_or_default();
-                    self.ended = true;
+                    // Usually it has exited; give it a moment, never wait
+                    // unbounded (the drop kills it if it lingers).
+                    let mut status = "still running".to_string();
+                    for _ in 0..40 {
+                        if let Ok(Some(s)) = self.child.try_wait() {
+                            status = s.to_string();
+                            self.ended = true;
+                            break;
+                        }
+                        std::thread::sleep(TICK);
+                    }
                     return Err(format!(
                         "{} closed its stdout ({status}) before printing '{prefix}...'; stderr:\n{}",
                         self.name,
@@ -849,6 +858,11 @@ fn run(args: &Args, stop: &AtomicBool) -> Result<(), String> {
             format!("target >= {TARGET_MB_S} MB/s is for 1024 MiB from 3 seeders")
         },
         verdict(rss < TARGET_RSS_MIB)
+    );
+    let load = fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!(
+        "swarm: load average at the end {} (figures on a busy machine are low)",
+        load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
     );
     drop(seeders);
     drop(tracker);
