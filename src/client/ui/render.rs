@@ -1,1 +1,784 @@
-//! The screens as pure functions of state (filled in next).
+//! The screens as pure functions of state: logo, menu, help, the three
+//! tables, the progress bar and status lines, each returned as styled
+//! [`Line`]s for the one layer that writes to the terminal.
+//!
+//! Invariants: network text (usernames, file names, error messages) is shown
+//! only through [`names::escape`], so no control character (ESC, CSI, ...)
+//! reaches the terminal from a peer; a function given a `width` returns
+//! lines of at most `width` characters (cut with `…`), for any width
+//! including 0; tables are built on [`table::render`] and sizes on
+//! [`table::human_bytes`], like the headless listings.
+
+use super::{fit, fit_line, Line, Span, Style};
+use crate::client::table;
+use crate::names;
+use crate::rand::Rng;
+use crate::wire::tracker::{FileInfo, PeerInfo, Role};
+
+/// Cheerful emojis for status lines, in the spirit of the original client.
+pub const EMOJIS: [&str; 12] = [
+    "🚀", "✨", "🎉", "🌟", "🔥", "💫", "🙌", "🎈", "🍀", "⚡", "🎊", "😎",
+];
+
+/// A random emoji from [`EMOJIS`].
+pub fn random_emoji(rng: &mut Rng) -> &'static str {
+    EMOJIS[rng.below(EMOJIS.len())]
+}
+
+/// The PyTorrent logo: three lines of box-drawing letters and a tagline,
+/// 28 characters wide.
+pub fn logo() -> Vec<Line> {
+    // "Py" in the Python yellow, "Torrent" in the title colour; each letter
+    // is three columns wide, so "Py" is the first six.
+    const ART: [&str; 3] = [
+        "╔═╗┬ ┬╔╦╗┌─┐┬─┐┬─┐┌─┐┌┐┌┌┬┐",
+        "╠═╝└┬┘ ║ │ │├┬┘├┬┘├┤ │││ │",
+        "╩   ┴  ╩ └─┘┴└─┴└─└─┘┘└┘ ┴",
+    ];
+    let mut lines: Vec<Line> = ART
+        .iter()
+        .map(|row| {
+            let split = row.char_indices().nth(6).map_or(row.len(), |(i, _)| i);
+            vec![
+                Span::new(Style::Accent, &row[..split]),
+                Span::new(Style::Title, &row[split..]),
+            ]
+        })
+        .collect();
+    lines.push(vec![Span::new(Style::Dim, "simplified peer-to-peer sharing")]);
+    lines
+}
+
+/// The main menu's items, numbered from 1, with their emojis.
+pub const MENU_ITEMS: [(&str, &str); 5] = [
+    ("🔍", "View connected peers"),
+    ("📁", "View shared files"),
+    ("📥", "Download a file"),
+    ("✏️", "Change username"),
+    ("❌", "Disconnect"),
+];
+
+/// The main menu: a title with an emoji chosen by `emoji_seed`, the five
+/// numbered items and a hint.
+pub fn menu(emoji_seed: u64) -> Vec<Line> {
+    let emoji = random_emoji(&mut Rng::seeded(emoji_seed));
+    let mut lines = vec![vec![Span::new(Style::Title, format!("{emoji} Main menu"))]];
+    for (i, (icon, label)) in MENU_ITEMS.iter().enumerate() {
+        lines.push(vec![
+            Span::plain(format!("  {icon} ")),
+            Span::new(Style::Accent, format!("{}.", i + 1)),
+            Span::plain(format!(" {label}")),
+        ]);
+    }
+    lines.push(vec![Span::new(Style::Dim, "Type a number (or help, clear)")]);
+    lines
+}
+
+/// What can be typed at the main menu.
+pub fn help() -> Vec<Line> {
+    const WORDS: [(&str, &str); 7] = [
+        ("1, peers", "who is online, their address, role and files"),
+        ("2, files, shared", "what you share and who is downloading it"),
+        ("3, download, get", "pick a file on the network and fetch it"),
+        ("4, username, name", "change the name others see"),
+        ("5, disconnect, quit", "leave the network (Ctrl-C or Ctrl-D too)"),
+        ("help", "this list"),
+        ("clear", "clear the screen"),
+    ];
+    let mut lines = vec![vec![Span::new(Style::Title, "Commands")]];
+    for (keys, what) in WORDS {
+        lines.push(vec![
+            Span::new(Style::Accent, format!("  {keys:<20}")),
+            Span::plain(what),
+        ]);
+    }
+    lines
+}
+
+/// Narrowest a table's flexible (name) column is cut to.
+const MIN_NAME_COLUMN: usize = 8;
+
+/// A table of `rows` under `headers` in `width` characters: the `flex`
+/// column (names) is cut with `…` so the other columns stay visible, and
+/// every line is cut to `width` as a last resort.
+fn table_lines(
+    headers: &[&str],
+    mut rows: Vec<Vec<String>>,
+    right: &[usize],
+    flex: usize,
+    width: usize,
+) -> Vec<String> {
+    let col_width = |i: usize, rows: &[Vec<String>]| {
+        rows.iter()
+            .map(|r| r[i].chars().count())
+            .chain([headers[i].chars().count()])
+            .max()
+            .unwrap_or(0)
+    };
+    let others: usize = (0..headers.len())
+        .filter(|&i| i != flex)
+        .map(|i| col_width(i, &rows))
+        .sum::<usize>()
+        + 2 * headers.len().saturating_sub(1);
+    let flex_max = width
+        .saturating_sub(others)
+        .max(MIN_NAME_COLUMN)
+        .max(headers[flex].chars().count());
+    for row in &mut rows {
+        row[flex] = fit(&row[flex], flex_max);
+    }
+    table::render(headers, &rows, right)
+        .lines()
+        .map(|l| fit(l, width))
+        .collect()
+}
+
+/// Styles a table: the header in the title style, each row in its own.
+fn styled(lines: Vec<String>, row_styles: &[Style]) -> Vec<Line> {
+    lines
+        .into_iter()
+        .enumerate()
+        .map(|(i, text)| {
+            let style = match i {
+                0 => Style::Title,
+                _ => row_styles.get(i - 1).copied().unwrap_or(Style::Plain),
+            };
+            vec![Span::new(style, text)]
+        })
+        .collect()
+}
+
+/// A dim line saying a list is empty, cut to `width`.
+fn empty_note(text: &str, width: usize) -> Line {
+    vec![Span::new(Style::Dim, fit(text, width))]
+}
+
+/// The peers online: username (yours marked `(you)` and highlighted),
+/// address, role, number of files shared.
+pub fn peers_table(peers: &[PeerInfo], width: usize) -> Vec<Line> {
+    let rows = peers
+        .iter()
+        .map(|p| {
+            let mut name = names::escape(&p.username);
+            if p.is_you {
+                name.push_str(" (you)");
+            }
+            let role = match p.role {
+                Role::Seeder => "seeder",
+                Role::Leecher => "leecher",
+            };
+            vec![name, p.addr.to_string(), role.to_string(), p.files.to_string()]
+        })
+        .collect();
+    let styles: Vec<Style> = peers
+        .iter()
+        .map(|p| if p.is_you { Style::Accent } else { Style::Plain })
+        .collect();
+    let mut lines = styled(
+        table_lines(&["USER", "ADDRESS", "ROLE", "FILES"], rows, &[3], 0, width),
+        &styles,
+    );
+    if peers.is_empty() {
+        lines.push(empty_note("no peers online", width));
+    }
+    lines
+}
+
+/// One of your shared files, for [`shared_table`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SharedRow {
+    pub name: String,
+    pub size: u64,
+    pub chunks: usize,
+    pub sha256: [u8; 32],
+    /// Peers downloading from you now.
+    pub leechers: usize,
+    /// Bytes sent to peers so far.
+    pub uploaded: u64,
+}
+
+/// Hex digits of a SHA-256 shown in the shared-files table.
+pub const SHORT_HASH: usize = 12;
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Your shared files: name, size, chunks, short SHA-256, peers downloading
+/// now (highlighted when any), bytes uploaded.
+pub fn shared_table(rows: &[SharedRow], width: usize) -> Vec<Line> {
+    let cells = rows
+        .iter()
+        .map(|r| {
+            let mut short = hex(&r.sha256);
+            short.truncate(SHORT_HASH);
+            vec![
+                names::escape(&r.name),
+                table::human_bytes(r.size),
+                r.chunks.to_string(),
+                short,
+                r.leechers.to_string(),
+                table::human_bytes(r.uploaded),
+            ]
+        })
+        .collect();
+    let styles: Vec<Style> = rows
+        .iter()
+        .map(|r| {
+            if r.leechers > 0 {
+                Style::Accent
+            } else {
+                Style::Plain
+            }
+        })
+        .collect();
+    let headers = ["NAME", "SIZE", "CHUNKS", "SHA-256", "DOWNLOADING", "UPLOADED"];
+    let mut lines = styled(table_lines(&headers, cells, &[1, 2, 4, 5], 0, width), &styles);
+    if rows.is_empty() {
+        lines.push(empty_note(
+            "no shared files (put some in user/shared_files/)",
+            width,
+        ));
+    }
+    lines
+}
+
+/// The files on the network, numbered from 1 for [`super::input::parse_pick`]:
+/// `#`, name, size, seeders, partial holders. Files no seeder holds whole
+/// are dimmed.
+pub fn network_files_table(files: &[FileInfo], width: usize) -> Vec<Line> {
+    let rows = files
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            vec![
+                (i + 1).to_string(),
+                names::escape(&f.name),
+                table::human_bytes(f.size),
+                f.seeders.to_string(),
+                f.partial.to_string(),
+            ]
+        })
+        .collect();
+    let styles: Vec<Style> = files
+        .iter()
+        .map(|f| if f.seeders == 0 { Style::Dim } else { Style::Plain })
+        .collect();
+    let headers = ["#", "NAME", "SIZE", "SEEDERS", "PARTIAL"];
+    let mut lines = styled(table_lines(&headers, rows, &[0, 2, 3, 4], 1, width), &styles);
+    if files.is_empty() {
+        lines.push(empty_note("no files on the network yet", width));
+    }
+    lines
+}
+
+/// One download's state, for [`progress_bar`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Progress {
+    pub name: String,
+    pub done: u64,
+    pub total: u64,
+    /// Recent transfer rate, bytes per second.
+    pub rate_bps: f64,
+    /// Peers in use.
+    pub peers: usize,
+}
+
+/// Remaining time at the current rate: `None` when the rate is 0 (or not a
+/// number), `Some(0)` when done.
+pub fn eta_secs(p: &Progress) -> Option<u64> {
+    let left = p.total.saturating_sub(p.done);
+    if left == 0 {
+        return Some(0);
+    }
+    if !(p.rate_bps.is_finite() && p.rate_bps > 0.0) {
+        return None;
+    }
+    // `as` saturates, so an absurd ETA stays a big number.
+    Some((left as f64 / p.rate_bps).ceil() as u64)
+}
+
+/// `mm:ss` under an hour, `h:mm:ss` up to 99 hours, `>99h` beyond, `--:--`
+/// for unknown.
+pub fn format_eta(secs: Option<u64>) -> String {
+    match secs {
+        None => "--:--".to_string(),
+        Some(s) if s < 3600 => format!("{:02}:{:02}", s / 60, s % 60),
+        Some(s) if s < 100 * 3600 => format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60),
+        Some(_) => ">99h".to_string(),
+    }
+}
+
+/// A rate for people: `0 B/s`, `1.5 KiB/s`, ... (negative or not-a-number
+/// rates read as 0).
+pub fn human_rate(bps: f64) -> String {
+    let n = if bps.is_finite() && bps > 0.0 {
+        bps as u64
+    } else {
+        0
+    };
+    format!("{}/s", table::human_bytes(n))
+}
+
+/// Fraction done in `0..=1000` (per mille), floored so 100% means
+/// complete; an empty file counts as complete.
+fn per_mille(done: u64, total: u64) -> u64 {
+    if total == 0 {
+        return 1000;
+    }
+    (u128::from(done.min(total)) * 1000 / u128::from(total)) as u64
+}
+
+/// Narrowest bar worth drawing, and widest.
+const BAR_MIN: usize = 5;
+const BAR_MAX: usize = 40;
+/// Narrowest name worth showing (with `…`), and widest.
+const NAME_MIN: usize = 4;
+const NAME_MAX: usize = 40;
+
+/// A download's progress in at most `width` characters:
+/// `name ███░░░ 50% 1.0 MiB/2.0 MiB 512.0 KiB/s ETA 00:02 3 peers`.
+/// When room is short the name goes first, then the bar, then the ETA, the
+/// peers, the rate and the sizes; the percentage stays (cut at widths < 4).
+pub fn progress_bar(p: &Progress, width: usize) -> Line {
+    let pm = per_mille(p.done, p.total);
+    let pct = format!("{:>3}%", pm / 10);
+    if width < pct.chars().count() {
+        return vec![Span::new(Style::Accent, fit(pct.trim_start(), width))];
+    }
+    let peers = match p.peers {
+        1 => "1 peer".to_string(),
+        n => format!("{n} peers"),
+    };
+    // Optional fields in the order they are kept; each costs its width
+    // plus a separating space.
+    let optional = [
+        (
+            Style::Plain,
+            format!("{}/{}", table::human_bytes(p.done), table::human_bytes(p.total)),
+        ),
+        (Style::Plain, human_rate(p.rate_bps)),
+        (Style::Dim, peers),
+        (Style::Dim, format!("ETA {}", format_eta(eta_secs(p)))),
+    ];
+    let mut room = width - pct.chars().count();
+    let mut kept = [false; 4];
+    for (i, (_, text)) in optional.iter().enumerate() {
+        let cost = text.chars().count() + 1;
+        if cost <= room {
+            kept[i] = true;
+            room -= cost;
+        } else {
+            // Keep the order of importance: once one is dropped, the less
+            // important ones go too.
+            break;
+        }
+    }
+    let all_kept = kept.iter().all(|&k| k);
+    // The bar and the name share what is left, bar first.
+    let mut bar = 0;
+    let mut name = String::new();
+    if all_kept && room > BAR_MIN {
+        bar = BAR_MIN;
+        room -= BAR_MIN + 1;
+        let escaped = names::escape(&p.name);
+        if room > NAME_MIN {
+            let name_w = escaped
+                .chars()
+                .count()
+                .clamp(1, NAME_MAX)
+                .min(room - 1)
+                .max(NAME_MIN);
+            name = fit(&escaped, name_w);
+            if !name.is_empty() {
+                room -= name.chars().count() + 1;
+            }
+        }
+        bar += room.min(BAR_MAX - BAR_MIN);
+    }
+    let mut line = Line::new();
+    if !name.is_empty() {
+        line.push(Span::plain(name));
+        line.push(Span::plain(" "));
+    }
+    if bar > 0 {
+        let filled = (pm as usize * bar) / 1000;
+        line.push(Span::new(Style::Ok, "█".repeat(filled)));
+        line.push(Span::new(Style::Dim, "░".repeat(bar - filled)));
+        line.push(Span::plain(" "));
+    }
+    line.push(Span::new(Style::Accent, pct));
+    for ((style, text), _) in optional.into_iter().zip(kept).filter(|(_, k)| *k) {
+        line.push(Span::plain(" "));
+        line.push(Span::new(style, text));
+    }
+    line.retain(|s| !s.text.is_empty());
+    // Already within width by construction; the cut is a safety net.
+    fit_line(&line, width)
+}
+
+/// A finished, verified download: a tick, the name and its full SHA-256.
+pub fn done_line(name: &str, sha256_hex: &str) -> Line {
+    vec![
+        Span::new(Style::Ok, "✔ "),
+        Span::plain(names::escape(name)),
+        Span::new(Style::Dim, " sha256 "),
+        Span::plain(names::escape(sha256_hex)),
+    ]
+}
+
+/// An error for the user, in the error style. The message is escaped, so it
+/// may quote network text.
+pub fn error_line(msg: &str) -> Line {
+    vec![Span::new(Style::Error, format!("✘ {}", names::escape(msg)))]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::ui::{line_width, plain_text, to_ansi};
+    use std::net::SocketAddr;
+
+    const HOSTILE: &str = "evil\u{1b}[2J\u{9b}31m\u{7}.bin";
+
+    fn text(lines: &[Line]) -> String {
+        lines.iter().map(|l| plain_text(l) + "\n").collect()
+    }
+
+    fn assert_safe(lines: &[Line]) {
+        let t = text(lines);
+        assert!(!t.contains('\u{1b}'), "raw ESC in {t:?}");
+        assert!(!t.contains('\u{9b}'), "raw CSI in {t:?}");
+        assert!(!t.contains('\u{7}'), "raw BEL in {t:?}");
+        assert!(t.contains("evil"), "{t:?}");
+        // With colour on, the only escapes are our own SGR codes.
+        for l in lines {
+            let a = to_ansi(l, true);
+            let stripped = a
+                .replace("\x1b[0m", "")
+                .replace("\x1b[1;36m", "")
+                .replace("\x1b[32m", "");
+            let stripped = stripped
+                .replace("\x1b[1;31m", "")
+                .replace("\x1b[2m", "")
+                .replace("\x1b[33m", "");
+            assert!(!stripped.contains('\u{1b}'), "{a:?}");
+        }
+    }
+
+    fn assert_within(lines: &[Line], width: usize) {
+        for l in lines {
+            assert!(line_width(l) <= width, "wider than {width}: {:?}", plain_text(l));
+        }
+    }
+
+    fn peer(name: &str, port: u16, is_you: bool) -> PeerInfo {
+        PeerInfo {
+            username: name.to_string(),
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            role: if port % 2 == 0 {
+                Role::Seeder
+            } else {
+                Role::Leecher
+            },
+            files: u32::from(port % 7),
+            is_you,
+        }
+    }
+
+    fn progress(done: u64, total: u64, rate_bps: f64) -> Progress {
+        Progress {
+            name: "holiday-photos.zip".to_string(),
+            done,
+            total,
+            rate_bps,
+            peers: 3,
+        }
+    }
+
+    #[test]
+    fn logo_fits_sixty_columns() {
+        let l = logo();
+        assert!(l.len() >= 3);
+        assert_within(&l, 60);
+        assert!(text(&l).contains("╔═╗"));
+        for row in &l[..3] {
+            assert_eq!(row[0].style, Style::Accent);
+            assert_eq!(row[1].style, Style::Title);
+            assert!(!plain_text(row).ends_with(' '));
+        }
+    }
+
+    #[test]
+    fn menu_has_the_five_items() {
+        let m = menu(7);
+        let t = text(&m);
+        for item in [
+            "1. View connected peers",
+            "2. View shared files",
+            "3. Download a file",
+            "4. Change username",
+            "5. Disconnect",
+        ] {
+            assert_eq!(t.matches(item).count(), 1, "{item} in {t}");
+        }
+        for icon in ["🔍", "📁", "📥", "✏️", "❌"] {
+            assert!(t.contains(icon), "{icon}");
+        }
+        assert!(t.contains("Type a number (or help, clear)"));
+        assert_eq!(menu(7), m, "same seed, same menu");
+        assert!(EMOJIS.iter().any(|e| plain_text(&m[0]).starts_with(e)));
+    }
+
+    #[test]
+    fn random_emojis_vary() {
+        let mut rng = Rng::seeded(3);
+        let picked: std::collections::HashSet<_> = (0..200).map(|_| random_emoji(&mut rng)).collect();
+        assert!(picked.len() > EMOJIS.len() / 2, "{picked:?}");
+        assert!(picked.iter().all(|e| EMOJIS.contains(e)));
+    }
+
+    #[test]
+    fn help_lists_every_command() {
+        let t = text(&help());
+        for w in ["peers", "files", "download", "username", "quit", "help", "clear"] {
+            assert!(t.contains(w), "{w}");
+        }
+    }
+
+    #[test]
+    fn peers_table_marks_you_and_escapes() {
+        let peers = [
+            peer("alice", 6000, false),
+            peer(HOSTILE, 6001, false),
+            peer("me", 6002, true),
+        ];
+        let lines = peers_table(&peers, 80);
+        assert_safe(&lines);
+        assert_within(&lines, 80);
+        assert_eq!(lines.len(), 4);
+        assert_eq!(
+            plain_text(&lines[0]),
+            "USER                             ADDRESS         ROLE     FILES"
+        );
+        assert_eq!(lines[0][0].style, Style::Title);
+        let me = plain_text(&lines[3]);
+        assert!(me.starts_with("me (you)"), "{me}");
+        assert!(me.contains("127.0.0.1:6002") && me.contains("seeder"));
+        assert_eq!(lines[3][0].style, Style::Accent);
+        assert_eq!(lines[1][0].style, Style::Plain);
+        assert!(plain_text(&lines[2]).contains("leecher"));
+    }
+
+    #[test]
+    fn tables_cut_long_names_not_columns() {
+        let long = "x".repeat(300);
+        let lines = peers_table(&[peer(&long, 6000, false)], 60);
+        assert_within(&lines, 60);
+        let row = plain_text(&lines[1]);
+        assert!(row.contains('…') && row.contains("127.0.0.1:6000"), "{row}");
+        for w in [0, 1, 10, 30] {
+            assert_within(&peers_table(&[peer(&long, 6000, true)], w), w);
+        }
+    }
+
+    #[test]
+    fn empty_tables_say_so() {
+        assert!(text(&peers_table(&[], 80)).contains("no peers online"));
+        assert!(text(&shared_table(&[], 80)).contains("no shared files"));
+        assert!(text(&network_files_table(&[], 80)).contains("no files"));
+        assert_within(&network_files_table(&[], 5), 5);
+    }
+
+    #[test]
+    fn shared_table_columns() {
+        let mut sha256 = [0u8; 32];
+        sha256[0] = 0xab;
+        sha256[5] = 0x01;
+        sha256[6] = 0xff;
+        let rows = [
+            SharedRow {
+                name: "ñandú.txt".into(),
+                size: 1536,
+                chunks: 1,
+                sha256,
+                leechers: 2,
+                uploaded: 3 << 20,
+            },
+            SharedRow {
+                name: HOSTILE.into(),
+                size: 0,
+                chunks: 0,
+                sha256: [0; 32],
+                leechers: 0,
+                uploaded: 0,
+            },
+        ];
+        let lines = shared_table(&rows, 120);
+        assert_safe(&lines);
+        assert_within(&lines, 120);
+        let t = text(&lines);
+        assert!(t.starts_with("NAME"), "{t}");
+        for h in ["SIZE", "CHUNKS", "SHA-256", "DOWNLOADING", "UPLOADED"] {
+            assert!(plain_text(&lines[0]).contains(h), "{h}");
+        }
+        let first = plain_text(&lines[1]);
+        assert!(first.contains("ñandú.txt") && first.contains("1.5 KiB") && first.contains("3.0 MiB"));
+        assert!(
+            first.contains(" ab0000000001 ") && !first.contains("ab0000000001f"),
+            "{first}"
+        );
+        assert_eq!(lines[1][0].style, Style::Accent, "being downloaded");
+        assert_eq!(lines[2][0].style, Style::Plain);
+    }
+
+    #[test]
+    fn network_files_are_numbered_and_escaped() {
+        let f = |name: &str, seeders, partial| FileInfo {
+            id: [0; 32],
+            name: name.to_string(),
+            size: 20 << 20,
+            seeders,
+            partial,
+        };
+        let files = [f("a.iso", 2, 1), f(HOSTILE, 1, 0), f("partial-only", 0, 3)];
+        let lines = network_files_table(&files, 80);
+        assert_safe(&lines);
+        assert_within(&lines, 80);
+        assert_eq!(
+            plain_text(&lines[0]),
+            "#  NAME                                 SIZE  SEEDERS  PARTIAL"
+        );
+        assert!(plain_text(&lines[1]).starts_with("1  a.iso"));
+        assert!(plain_text(&lines[1]).contains("20.0 MiB"));
+        assert!(plain_text(&lines[3]).starts_with("3  partial-only"));
+        assert_eq!(lines[3][0].style, Style::Dim, "no seeder");
+        assert_eq!(lines[1][0].style, Style::Plain);
+    }
+
+    #[test]
+    fn eta_and_rate_formats() {
+        assert_eq!(format_eta(None), "--:--");
+        assert_eq!(format_eta(Some(0)), "00:00");
+        assert_eq!(format_eta(Some(83)), "01:23");
+        assert_eq!(format_eta(Some(3599)), "59:59");
+        assert_eq!(format_eta(Some(3600)), "1:00:00");
+        assert_eq!(format_eta(Some(99 * 3600 + 3599)), "99:59:59");
+        assert_eq!(format_eta(Some(u64::MAX)), ">99h");
+        assert_eq!(human_rate(0.0), "0 B/s");
+        assert_eq!(human_rate(-5.0), "0 B/s");
+        assert_eq!(human_rate(f64::NAN), "0 B/s");
+        assert_eq!(human_rate(1536.0), "1.5 KiB/s");
+        assert_eq!(human_rate(f64::INFINITY), "0 B/s");
+        assert_eq!(eta_secs(&progress(0, 1000, 100.0)), Some(10));
+        assert_eq!(eta_secs(&progress(0, 1000, 0.0)), None);
+        assert_eq!(eta_secs(&progress(1000, 1000, 0.0)), Some(0));
+        assert_eq!(eta_secs(&progress(0, 1001, 100.0)), Some(11));
+    }
+
+    #[test]
+    fn progress_bar_widths() {
+        let cases = [
+            progress(0, 2 << 20, 0.0),
+            progress(1 << 20, 2 << 20, 512.0 * 1024.0),
+            progress(2 << 20, 2 << 20, 1e9),
+            progress(0, 0, 0.0),
+            progress(u64::MAX / 2, u64::MAX, f64::MAX),
+        ];
+        for p in &cases {
+            for width in 0..=130 {
+                let line = progress_bar(p, width);
+                assert!(line_width(&line) <= width, "{width}: {:?}", plain_text(&line));
+            }
+        }
+        assert!(progress_bar(&cases[0], 0).iter().all(|s| s.text.is_empty()));
+        assert_eq!(plain_text(&progress_bar(&cases[1], 3)), "50%");
+    }
+
+    #[test]
+    fn progress_bar_percentages() {
+        let half = progress(1 << 20, 2 << 20, 512.0 * 1024.0);
+        let t = plain_text(&progress_bar(&half, 120));
+        assert!(t.starts_with("holiday-photos.zip "), "{t}");
+        assert!(
+            t.contains(" 50% 1.0 MiB/2.0 MiB 512.0 KiB/s 3 peers ETA 00:02"),
+            "{t}"
+        );
+        let filled = t.matches('█').count();
+        let empty = t.matches('░').count();
+        assert_eq!(filled, empty, "{t}");
+        assert!(filled > 0);
+
+        let zero = plain_text(&progress_bar(&progress(0, 2 << 20, 0.0), 80));
+        assert!(zero.contains("  0%") && zero.contains("ETA --:--"), "{zero}");
+        assert_eq!(zero.matches('█').count(), 0);
+        assert!(zero.contains('░'));
+
+        let full = plain_text(&progress_bar(&progress(2 << 20, 2 << 20, 0.0), 80));
+        assert!(full.contains("100%") && full.contains("ETA 00:00"), "{full}");
+        assert_eq!(full.matches('░').count(), 0);
+        assert!(full.contains('█'));
+
+        let empty_file = plain_text(&progress_bar(&progress(0, 0, 0.0), 80));
+        assert!(empty_file.contains("100%"), "{empty_file}");
+
+        // 99.9% is not 100%.
+        let almost = plain_text(&progress_bar(&progress(999, 1000, 1.0), 80));
+        assert!(almost.contains(" 99%"), "{almost}");
+    }
+
+    #[test]
+    fn progress_bar_degrades_name_bar_eta_first() {
+        let p = progress(1 << 20, 2 << 20, 512.0 * 1024.0);
+        let w80 = plain_text(&progress_bar(&p, 80));
+        assert!(w80.contains("holiday-photos.zip") && w80.contains('█'), "{w80}");
+        let w40 = plain_text(&progress_bar(&p, 40));
+        assert!(!w40.contains("holiday") && !w40.contains('█'), "{w40}");
+        assert!(w40.contains("50%") && w40.contains("1.0 MiB/2.0 MiB"), "{w40}");
+        let w20 = plain_text(&progress_bar(&p, 20));
+        assert_eq!(w20, " 50% 1.0 MiB/2.0 MiB");
+        let w60 = plain_text(&progress_bar(&p, 60));
+        assert!(w60.contains("ETA") && w60.contains('█'), "{w60}");
+        // Just past the fields: a bar but no name yet.
+        let fields = " 50% 1.0 MiB/2.0 MiB 512.0 KiB/s 3 peers ETA 00:02"
+            .chars()
+            .count();
+        let no_name = plain_text(&progress_bar(&p, fields + BAR_MIN + 1));
+        assert!(
+            no_name.starts_with("█") && !no_name.contains("holiday"),
+            "{no_name}"
+        );
+    }
+
+    #[test]
+    fn progress_bar_shortens_and_escapes_the_name() {
+        let mut p = progress(1, 2, 1.0);
+        p.name = format!("{HOSTILE}{}", "y".repeat(200));
+        for width in [20, 40, 80, 120] {
+            let line = progress_bar(&p, width);
+            assert_safe_line(&line);
+            assert!(line_width(&line) <= width);
+        }
+        let t = plain_text(&progress_bar(&p, 120));
+        assert!(t.starts_with("evil\\u{1b}") && t.contains('…'), "{t}");
+    }
+
+    fn assert_safe_line(line: &Line) {
+        let t = plain_text(line);
+        assert!(!t.contains('\u{1b}') && !t.contains('\u{9b}'), "{t:?}");
+    }
+
+    #[test]
+    fn done_and_error_lines() {
+        let sha = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+        let d = done_line(HOSTILE, sha);
+        assert_safe_line(&d);
+        let t = plain_text(&d);
+        assert!(t.starts_with("✔ evil") && t.ends_with(sha), "{t}");
+        assert_eq!(d[0].style, Style::Ok);
+        let e = error_line(&format!("peer {HOSTILE} refused"));
+        assert_safe_line(&e);
+        assert_eq!(e[0].style, Style::Error);
+        assert!(plain_text(&e).contains("refused"));
+    }
+}
