@@ -247,8 +247,11 @@ impl Download {
             .truncate(true)
             .open(&part_path)
             .map_err(|e| format!("cannot create '{shown}.part': {e}"))?;
-        part.set_len(meta.size)
-            .map_err(|e| format!("cannot make room for '{shown}' ({} bytes): {e}", meta.size))?;
+        if let Err(e) = reserve(&part, meta.size) {
+            drop(part);
+            let _ = fs::remove_file(&part_path);
+            return Err(format!("cannot make room for '{shown}' ({} bytes): {e}", meta.size));
+        }
         self.part = Some(part);
         self.part_path = part_path;
         Ok(())
@@ -434,6 +437,29 @@ impl Download {
     pub fn sha256_hex(&self) -> String {
         self.meta.as_ref().map_or_else(String::new, |m| hex(&m.sha256))
     }
+}
+
+/// Gives `file` its full length, with the disk space reserved where the
+/// file system can (Linux `fallocate`): a full disk is found before the
+/// first byte is fetched, and writes into reserved blocks are cheaper than
+/// growing a sparse file page by page.
+fn reserve(file: &File, size: u64) -> io::Result<()> {
+    #[cfg(target_os = "linux")]
+    if size > 0 {
+        use std::os::fd::AsRawFd;
+        // SAFETY: a plain syscall on a file descriptor we own.
+        let rc = unsafe { libc::fallocate(file.as_raw_fd(), 0, 0, size as libc::off_t) };
+        if rc == 0 {
+            return Ok(());
+        }
+        let e = io::Error::last_os_error();
+        // File systems without fallocate (tmpfs has it; some do not) fall
+        // back to a sparse file; a full disk is a real error.
+        if e.raw_os_error() != Some(libc::EOPNOTSUPP) {
+            return Err(e);
+        }
+    }
+    file.set_len(size)
 }
 
 /// Lower-case hex of `bytes`.
