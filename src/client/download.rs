@@ -250,7 +250,10 @@ impl Download {
         if let Err(e) = reserve(&part, meta.size) {
             drop(part);
             let _ = fs::remove_file(&part_path);
-            return Err(format!("cannot make room for '{shown}' ({} bytes): {e}", meta.size));
+            return Err(format!(
+                "cannot make room for '{shown}' ({} bytes): {e}",
+                meta.size
+            ));
         }
         self.part = Some(part);
         self.part_path = part_path;
