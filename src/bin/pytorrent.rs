@@ -3,7 +3,9 @@
 //! 2 a bad command line or config).
 
 use pytorrent::cli::{init_file_logging, EXIT_FAILURE, EXIT_USAGE};
+use pytorrent::client::frontend::Frontend;
 use pytorrent::client::headless::Headless;
+use pytorrent::client::interactive::{Interactive, Setup};
 use pytorrent::client::options::{parse, usage, ArgsError, Mode, Parsed};
 use pytorrent::client::reactor::Client;
 use std::process::ExitCode;
@@ -28,21 +30,6 @@ fn main() -> ExitCode {
     for w in &warnings {
         eprintln!("pytorrent: warning: {w}");
     }
-    let mut frontend = match opts.mode.clone() {
-        Mode::Headless {
-            seed,
-            get,
-            list,
-            peers,
-        } => Headless::new(seed, get, list, peers),
-        Mode::Interactive => {
-            println!("The interactive PyTorrent client is coming in the next release.");
-            println!(
-                "For now run it headless: pytorrent --seed, --get NAME, --list or --peers (see --help)."
-            );
-            return ExitCode::SUCCESS;
-        }
-    };
     if let Err(e) = init_file_logging(&opts.log_file) {
         eprintln!(
             "pytorrent: warning: cannot write the log {}: {e}",
@@ -52,7 +39,28 @@ fn main() -> ExitCode {
     for w in &warnings {
         log::warn!("{w}");
     }
-    let result = Client::bind(*opts).and_then(|mut client| client.run(&mut frontend));
+    let mode = opts.mode.clone();
+    let setup = Setup {
+        config_path: opts.config_path.clone(),
+        shared_dir: opts.shared_dir.clone(),
+        download_dir: opts.download_dir.clone(),
+        has_username: opts.username.is_some(),
+        no_effects: opts.no_effects,
+    };
+    let result = Client::bind(*opts).and_then(|mut client| {
+        // The terminal is taken (raw mode) only once the client is bound,
+        // and given back (on drop) before any error is printed.
+        let mut frontend: Box<dyn Frontend> = match mode {
+            Mode::Headless {
+                seed,
+                get,
+                list,
+                peers,
+            } => Box::new(Headless::new(seed, get, list, peers)),
+            Mode::Interactive => Box::new(Interactive::new(setup)),
+        };
+        client.run(frontend.as_mut())
+    });
     match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {

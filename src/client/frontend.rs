@@ -68,6 +68,9 @@ pub enum Command {
         path: PathBuf,
     },
     ChangeUsername(String),
+    /// Register with the tracker under this name (the interactive client's
+    /// first run, once the user picked one); a no-op rename afterwards.
+    Join(String),
     /// Leave the network (withdrawing our files) and exit with `code`.
     Quit {
         code: u8,

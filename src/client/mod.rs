@@ -13,7 +13,8 @@
 //! - [`table`]: plain-text tables for the listings.
 //! - [`reactor`]: the poll loop that owns every socket and file (the engine).
 //! - [`frontend`]: the engine's events and commands, and the trait that
-//!   drives it; [`headless`] is one frontend.
+//!   drives it; [`headless`] and [`interactive`] are the two frontends.
+//! - [`terminal`]: the one layer that writes to the terminal.
 //! - [`ui`]: the terminal interface's pure parts: input, pacing, screens.
 
 pub mod buf;
@@ -21,12 +22,14 @@ pub mod download;
 pub mod fetch;
 pub mod frontend;
 pub mod headless;
+pub mod interactive;
 pub mod library;
 pub mod options;
 pub mod reactor;
 pub mod scheduler;
 pub mod serve;
 pub mod table;
+pub mod terminal;
 pub mod tracker_link;
 pub mod ui;
 

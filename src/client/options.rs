@@ -51,6 +51,8 @@ pub struct Options {
     pub request_timeout: Duration,
     /// How long a headless download waits with no peer before giving up.
     pub peer_wait: Duration,
+    /// Interactive: no typewriter effect.
+    pub no_effects: bool,
 }
 
 /// A bad command line or config file (exit code 2).
@@ -142,6 +144,7 @@ pub fn flags() -> getopts::Options {
         "seconds --get waits with no peer before giving up (default 60)",
         "SECS",
     );
+    o.optflag("", "no-effects", "interactive: no typewriter effect (colours and effects are off anyway when stdout is not a terminal or NO_COLOR is set)");
     o.optflag("h", "help", "print this help and exit");
     o.optflag("V", "version", "print the version and exit");
     o
@@ -277,6 +280,7 @@ fn merge(m: &Matches, file: ClientConfig, config_path: PathBuf) -> Result<Option
         idle_timeout: secs("idle-timeout", 60)?,
         request_timeout: secs("request-timeout", 10)?,
         peer_wait: secs("peer-wait", 60)?,
+        no_effects: m.opt_present("no-effects"),
     })
 }
 

@@ -126,6 +126,10 @@ pub struct Client {
     ready_told: bool,
     /// Bytes of chunks served per shared file.
     uploaded: HashMap<FileId, u64>,
+    /// False until the frontend gives a username (first run of the
+    /// interactive client): the tracker hears nothing before that.
+    joined: bool,
+    rng: Rng,
     /// Exit code and deadline once shutting down.
     exit: Option<(u8, Instant)>,
     /// A refused inbound connection was logged (once per burst).
@@ -194,13 +198,22 @@ impl Client {
             events.push(Event::Warning(w));
         }
         let mut rng = Rng::from_entropy();
+        // Headless clients without a name get one; the interactive client
+        // asks the user first and joins with Command::Join.
+        let joined = opts.username.is_some() || opts.mode != Mode::Interactive;
         let username = opts
             .username
             .clone()
             .unwrap_or_else(|| format!("peer-{:04x}", rng.next_u64() & 0xffff));
         let role = if seed { Role::Seeder } else { Role::Leecher };
         let now = Instant::now();
-        let link = TrackerLink::new(username, listen_addr.port(), role, rng, now);
+        let link = TrackerLink::new(
+            username,
+            listen_addr.port(),
+            role,
+            Rng::seeded(rng.next_u64()),
+            now,
+        );
         Ok(Client {
             opts,
             poll,
@@ -223,6 +236,8 @@ impl Client {
             announce_pending: false,
             ready_told: false,
             uploaded: HashMap::new(),
+            joined,
+            rng,
             exit: None,
             refused_logged: false,
         })
@@ -239,8 +254,19 @@ impl Client {
         self.opts.tracker
     }
 
+    /// Our name on the network (a placeholder until joined).
     pub fn username(&self) -> &str {
         self.link.username()
+    }
+
+    /// Whether the tracker has registered us (and not forgotten us).
+    pub fn is_registered(&self) -> bool {
+        self.joined && self.link.is_registered()
+    }
+
+    /// Shared files still waiting to be indexed, and their bytes.
+    pub fn indexing(&self) -> (usize, u64) {
+        self.library.pending()
     }
 
     /// Files shared (ready to serve).
@@ -250,7 +276,7 @@ impl Client {
 
     /// Whether indexing is done and the tracker knows every shared file.
     pub fn is_ready(&self) -> bool {
-        self.link.is_registered() && !self.library.is_indexing() && !self.announce_pending
+        self.joined && self.link.is_registered() && !self.library.is_indexing() && !self.announce_pending
     }
 
     pub fn is_indexing(&self) -> bool {
@@ -358,7 +384,9 @@ impl Client {
                 self.drive(key, now);
             }
             self.apply_closes(now);
-            self.link.handle_timeout(now, &mut self.link_events);
+            if self.joined {
+                self.link.handle_timeout(now, &mut self.link_events);
+            }
             self.handle_link_events(now);
             if now >= self.next_tick {
                 self.next_tick = now + TICK;
@@ -426,6 +454,7 @@ impl Client {
                 Command::Download { id, label } => self.start_download(id, label, now),
                 Command::Share { meta, path } => self.share(meta, path, now),
                 Command::ChangeUsername(name) => self.link.change_username(name, now),
+                Command::Join(name) => self.join(name, now),
                 Command::Quit { code } => self.quit(code, now),
             }
         }
@@ -484,6 +513,9 @@ impl Client {
     }
 
     fn flush_tracker(&mut self) {
+        if !self.joined {
+            return;
+        }
         let now = Instant::now();
         let mut out = Vec::with_capacity(MAX_DATAGRAM);
         loop {
@@ -647,6 +679,23 @@ impl Client {
         }
     }
 
+    /// Registers with the tracker as `name` (once; later changes go
+    /// through [`Command::ChangeUsername`]).
+    fn join(&mut self, name: String, now: Instant) {
+        if self.joined {
+            self.link.change_username(name, now);
+            return;
+        }
+        let role = if self.library.is_empty() && !self.library.is_indexing() {
+            Role::Leecher
+        } else {
+            Role::Seeder
+        };
+        let rng = Rng::seeded(self.rng.next_u64());
+        self.link = TrackerLink::new(name, self.listen_addr.port(), role, rng, now);
+        self.joined = true;
+    }
+
     /// Leaves the network and exits with `code` once the tracker has
     /// acknowledged (or after a short wait).
     fn quit(&mut self, code: u8, now: Instant) {
@@ -764,11 +813,17 @@ impl Client {
         }
         conn.last_active = now;
         match &mut conn.kind {
-            Kind::Serve(s) => match s.drive(&mut conn.stream, &self.library, TURN_BUDGET) {
-                Ok(Flow::Idle) => {}
-                Ok(Flow::Again) => self.again.push(key),
-                Err(c) => self.closing.push((key, Ending::Serve(c))),
-            },
+            Kind::Serve(s) => {
+                let flow = s.drive(&mut conn.stream, &self.library, TURN_BUDGET);
+                for (id, bytes) in s.take_sent() {
+                    *self.uploaded.entry(id).or_insert(0) += bytes;
+                }
+                match flow {
+                    Ok(Flow::Idle) => {}
+                    Ok(Flow::Again) => self.again.push(key),
+                    Err(c) => self.closing.push((key, Ending::Serve(c))),
+                }
+            }
             Kind::Fetch(f) => {
                 let Some(d) = self.downloads.get_mut(f.download) else {
                     self.closing.push((key, Ending::Fetch(FetchEnd::Done)));

@@ -93,6 +93,9 @@ pub struct Serve {
     /// The file this leecher last asked about (for the interface's
     /// "downloading from you" count).
     pub file: Option<FileId>,
+    /// Chunk bytes sent since the loop last took them, per file (one or
+    /// two entries: the loop drains it after every turn).
+    sent: Vec<(FileId, u64)>,
 }
 
 impl Default for Serve {
@@ -112,6 +115,7 @@ impl Serve {
             scratch: Vec::with_capacity(64),
             uploaded: 0,
             file: None,
+            sent: Vec::new(),
         }
     }
 
@@ -159,6 +163,11 @@ impl Serve {
                 return Ok(Flow::Again);
             }
         }
+    }
+
+    /// Chunk bytes sent per file since the last call.
+    pub fn take_sent(&mut self) -> impl Iterator<Item = (FileId, u64)> + '_ {
+        self.sent.drain(..)
     }
 
     /// Whether the peer has nothing outstanding (for the idle timeout).
@@ -253,6 +262,10 @@ impl Serve {
                     Err(_) => return Err(Close::FileChanged),
                 }
                 self.uploaded += n as u64;
+                match self.sent.last_mut() {
+                    Some((last, bytes)) if *last == id => *bytes += n as u64,
+                    _ => self.sent.push((id, n as u64)),
+                }
                 let offset = offset + n as u64;
                 if offset < len {
                     self.sending = Some(Sending::Chunk {

@@ -1,0 +1,574 @@
+//! The interactive frontend: the terminal client a person uses. A state
+//! machine over screens (first-run username, "press any key", the menu and
+//! its five actions), fed by key bytes and engine events, that never
+//! blocks: the typewriter effect and the progress bars are paced by the
+//! loop's poll timeout ([`Frontend::deadline`]), so transfers go on while
+//! the user reads or types.
+//!
+//! Invariants: everything from the network (usernames, file names) is
+//! shown through [`crate::names::escape`] (the renderers do it); the
+//! username is written to the config file only after the tracker accepted
+//! it; every way out (Disconnect, Ctrl-C, Ctrl-D, a signal, end of input)
+//! withdraws from the tracker and leaves unfinished downloads as `.part`.
+
+use super::download::hex;
+use super::frontend::{Command, Cx, Event, Frontend};
+use super::terminal::Terminal;
+use super::ui::input::{
+    parse_menu_choice, parse_pick, parse_yes_no, InputEvent, LineEditor, MenuChoice, Pick,
+};
+use super::ui::render::{
+    done_line, error_line, help, logo, menu, network_files_table, peers_table, progress_bar, random_emoji,
+    shared_table, Progress, SharedRow,
+};
+use super::ui::typewriter::{Typewriter, DEFAULT_RATE};
+use super::ui::{line_width, Line, Span, Style};
+use crate::config;
+use crate::meta::FileMeta;
+use crate::names;
+use crate::rand::Rng;
+use crate::wire::tracker::FileInfo;
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// Progress bars redraw at most this often.
+const FRAME: Duration = Duration::from_millis(100);
+/// Finished downloads waiting for their "share it?" answer.
+const MAX_PENDING_SHARES: usize = 64;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Screen {
+    /// First run: asking for a username.
+    Username,
+    /// "Press any key to continue".
+    AnyKey,
+    Menu,
+    WaitPeers,
+    WaitFiles,
+    /// Picking a file from `files`.
+    Pick,
+    NewName,
+    WaitName,
+    /// Asking whether to share the first of `shares`.
+    Share,
+    Leaving,
+}
+
+/// What the interactive client needs to know at start.
+pub struct Setup {
+    pub config_path: PathBuf,
+    pub shared_dir: PathBuf,
+    pub download_dir: PathBuf,
+    /// False when the config has no username yet (first run).
+    pub has_username: bool,
+    /// `--no-effects`: no typewriter.
+    pub no_effects: bool,
+}
+
+/// The interactive client's state.
+pub struct Interactive {
+    term: Terminal,
+    editor: LineEditor,
+    typer: Typewriter,
+    t0: Instant,
+    rng: Rng,
+    screen: Screen,
+    setup: Setup,
+    /// The last file list shown for picking.
+    files: Vec<FileInfo>,
+    shares: VecDeque<(FileMeta, PathBuf)>,
+    /// A name sent to the tracker, waiting for its answer.
+    wanted_name: Option<String>,
+    /// Downloads in progress at the last frame (for the deadline).
+    active: usize,
+    next_frame: Instant,
+    /// The live region must be drawn again.
+    dirty: bool,
+}
+
+impl Interactive {
+    pub fn new(setup: Setup) -> Interactive {
+        let term = Terminal::open();
+        let effects = term.colour() && !setup.no_effects;
+        let now = Instant::now();
+        Interactive {
+            term,
+            editor: LineEditor::new(),
+            typer: Typewriter::new(if effects { DEFAULT_RATE } else { 0 }),
+            t0: now,
+            rng: Rng::from_entropy(),
+            screen: Screen::AnyKey,
+            setup,
+            files: Vec::new(),
+            shares: VecDeque::new(),
+            wanted_name: None,
+            active: 0,
+            next_frame: now,
+            dirty: true,
+        }
+    }
+
+    fn now_ms(&self, now: Instant) -> u64 {
+        now.duration_since(self.t0).as_millis() as u64
+    }
+
+    fn emoji(&mut self) -> &'static str {
+        random_emoji(&mut self.rng)
+    }
+
+    /// Queues a line for the typewriter (typed out, or at once without
+    /// effects).
+    fn say(&mut self, line: Line) {
+        self.typer.push(line);
+        self.dirty = true;
+    }
+
+    /// Prints lines at once (tables, menus), after anything being typed.
+    fn show(&mut self, lines: Vec<Line>) {
+        for line in lines {
+            self.typer.push(line);
+        }
+        self.dirty = true;
+    }
+
+    fn error(&mut self, msg: &str) {
+        self.show(vec![error_line(msg)]);
+    }
+
+    fn status(&mut self, text: String) {
+        let emoji = self.emoji();
+        self.say(vec![Span::new(Style::Ok, format!("{text} {emoji}"))]);
+    }
+
+    fn show_menu(&mut self) {
+        let seed = self.rng.next_u64();
+        self.show(menu(seed));
+        self.screen = Screen::Menu;
+        self.ask_share_if_due();
+    }
+
+    /// Moves to the share question if a finished download waits for one
+    /// and the user is at the menu with nothing typed.
+    fn ask_share_if_due(&mut self) {
+        if self.screen == Screen::Menu && self.editor.text().is_empty() && !self.shares.is_empty() {
+            self.screen = Screen::Share;
+            self.dirty = true;
+        }
+    }
+
+    /// "Hi, NAME!", what we share, and "press any key". `joining` is the
+    /// name just chosen (the engine learns it with this turn's commands).
+    fn greet(&mut self, cx: &Cx<'_>, joining: Option<&str>) {
+        let name = names::escape(joining.unwrap_or(cx.client.username()));
+        let emoji = self.emoji();
+        self.say(vec![
+            Span::new(Style::Title, format!("Hi, {name}! ")),
+            Span::plain(emoji),
+        ]);
+        let (queued, _) = cx.client.indexing();
+        let sharing = cx.client.shared_count() + queued;
+        let dir = self.setup.shared_dir.display().to_string();
+        if sharing > 0 {
+            self.status(format!("You are seeding {sharing} files from {dir}"));
+        } else {
+            self.status(format!("You are only downloading (no files in {dir} yet)"));
+        }
+        self.screen = Screen::AnyKey;
+        self.editor.set_any_key(true);
+    }
+
+    fn quit(&mut self, out: &mut Vec<Command>) {
+        if self.screen == Screen::Leaving {
+            return;
+        }
+        self.screen = Screen::Leaving;
+        self.status("Disconnecting from the network".into());
+        out.push(Command::Quit { code: 0 });
+    }
+
+    fn on_line(&mut self, line: String, cx: &Cx<'_>, out: &mut Vec<Command>) {
+        match self.screen {
+            Screen::Username => match names::check_username(line.trim()) {
+                Ok(()) => {
+                    let name = line.trim().to_string();
+                    if let Err(e) = config::write_value(&self.setup.config_path, "username", &name) {
+                        self.error(&format!(
+                            "could not save the username in {}: {e}",
+                            self.setup.config_path.display()
+                        ));
+                    }
+                    out.push(Command::Join(name.clone()));
+                    self.greet(cx, Some(&name));
+                }
+                Err(e) => self.error(&format!(
+                    "That username {e}; 1-32 characters, no spaces. Try again."
+                )),
+            },
+            Screen::Menu => self.on_menu(&line, cx, out),
+            Screen::Pick => self.on_pick(&line, out),
+            Screen::NewName => {
+                let name = line.trim();
+                if name.is_empty() {
+                    self.show_menu();
+                } else if let Err(e) = names::check_username(name) {
+                    self.error(&format!(
+                        "That username {e}; 1-32 characters, no spaces. Try again."
+                    ));
+                } else {
+                    self.wanted_name = Some(name.to_string());
+                    out.push(Command::ChangeUsername(name.to_string()));
+                    self.screen = Screen::WaitName;
+                }
+            }
+            Screen::Share => match parse_yes_no(&line) {
+                Some(yes) => {
+                    if let Some((meta, path)) = self.shares.pop_front() {
+                        if yes {
+                            out.push(Command::Share { meta, path });
+                        } else {
+                            let dir = self.setup.download_dir.display().to_string();
+                            self.say(vec![Span::new(
+                                Style::Dim,
+                                format!("Kept {} in {dir}, not shared.", names::escape(&meta.name)),
+                            )]);
+                        }
+                    }
+                    self.show_menu();
+                }
+                None => self.error("Please answer y or n."),
+            },
+            Screen::AnyKey => self.show_menu(),
+            Screen::WaitPeers | Screen::WaitFiles | Screen::WaitName | Screen::Leaving => {
+                self.dirty = true;
+            }
+        }
+    }
+
+    fn on_menu(&mut self, line: &str, cx: &Cx<'_>, out: &mut Vec<Command>) {
+        match parse_menu_choice(line) {
+            MenuChoice::Peers => {
+                out.push(Command::ListPeers);
+                self.screen = Screen::WaitPeers;
+            }
+            MenuChoice::SharedFiles => {
+                let rows: Vec<SharedRow> = cx
+                    .client
+                    .shared()
+                    .into_iter()
+                    .map(|f| SharedRow {
+                        name: f.name,
+                        size: f.size,
+                        chunks: f.chunks,
+                        sha256: f.sha256,
+                        leechers: f.leechers,
+                        uploaded: f.uploaded,
+                    })
+                    .collect();
+                let width = self.term.width();
+                self.show(shared_table(&rows, width));
+                let (queued, _) = cx.client.indexing();
+                if queued > 0 {
+                    self.show(vec![vec![Span::new(
+                        Style::Dim,
+                        format!("({queued} more being indexed)"),
+                    )]]);
+                }
+                self.show_menu();
+            }
+            MenuChoice::Download => {
+                out.push(Command::ListFiles);
+                self.screen = Screen::WaitFiles;
+            }
+            MenuChoice::ChangeUsername => self.screen = Screen::NewName,
+            MenuChoice::Disconnect => self.quit(out),
+            MenuChoice::Help => {
+                self.show(help());
+                self.show_menu();
+            }
+            MenuChoice::Clear => {
+                self.term.clear_screen();
+                self.show_menu();
+            }
+            MenuChoice::Empty => self.dirty = true,
+            MenuChoice::Unknown(what) => {
+                self.error(&format!(
+                    "Unknown choice '{}': type 1-5, or help.",
+                    names::escape(&what)
+                ));
+            }
+        }
+        self.dirty = true;
+    }
+
+    fn on_pick(&mut self, line: &str, out: &mut Vec<Command>) {
+        let names_list: Vec<&str> = self.files.iter().map(|f| f.name.as_str()).collect();
+        match parse_pick(line, &names_list) {
+            Pick::Index(i) => {
+                let file = &self.files[i];
+                let (id, name) = (file.id, names::escape(&file.name));
+                out.push(Command::Download {
+                    id,
+                    label: name.clone(),
+                });
+                self.status(format!("Downloading {name} in the background"));
+                self.show_menu();
+            }
+            Pick::Back => self.show_menu(),
+            Pick::NotFound => self.error(&format!(
+                "No file '{}' in the list: type its number or name, or Enter to go back.",
+                names::escape(line.trim())
+            )),
+            Pick::Ambiguous(_) => self.error("Several files have that name: pick one by its number."),
+        }
+    }
+
+    fn prompt(&self, cx: &Cx<'_>) -> Line {
+        let text = match self.screen {
+            Screen::Leaving => String::new(),
+            Screen::Username => "Choose a username: ".into(),
+            Screen::AnyKey => "Press any key to continue".into(),
+            Screen::Menu => "pytorrent> ".into(),
+            Screen::WaitPeers | Screen::WaitFiles | Screen::WaitName => "(asking the tracker...) ".into(),
+            Screen::Pick => "File number or name (Enter to go back): ".into(),
+            Screen::NewName => format!(
+                "New username (Enter to keep {}): ",
+                names::escape(cx.client.username())
+            ),
+            Screen::Share => match self.shares.front() {
+                Some((meta, _)) => format!("Share {} with other peers? (y/n): ", names::escape(&meta.name)),
+                None => "pytorrent> ".into(),
+            },
+        };
+        vec![Span::new(Style::Accent, text)]
+    }
+
+    /// Types what is due, then draws the live region when something
+    /// changed or a progress frame is due.
+    fn render(&mut self, cx: &Cx<'_>) {
+        let now = cx.now;
+        if !self.typer.is_idle() {
+            let spans = self.typer.take_due(self.now_ms(now));
+            self.term.type_spans(&spans);
+            if !self.typer.is_idle() {
+                return;
+            }
+            self.dirty = true;
+        }
+        let downloads = cx.client.downloads();
+        self.active = downloads.len();
+        if !self.dirty && (self.active == 0 || now < self.next_frame) {
+            return;
+        }
+        self.dirty = false;
+        self.next_frame = now + FRAME;
+        if self.screen == Screen::Leaving {
+            self.term.hide_live();
+            return;
+        }
+        let width = self.term.width().saturating_sub(1);
+        let rows: Vec<Line> = if self.term.fancy() {
+            downloads
+                .iter()
+                .map(|d| {
+                    let secs = now.duration_since(d.started).as_secs_f64();
+                    let rate = if secs > 0.0 { d.done as f64 / secs } else { 0.0 };
+                    progress_bar(
+                        &Progress {
+                            name: d.name.clone(),
+                            done: d.done,
+                            total: d.total,
+                            rate_bps: rate,
+                            peers: d.peers,
+                        },
+                        width,
+                    )
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let prompt = self.prompt(cx);
+        let room = width.saturating_sub(line_width(&prompt));
+        // Only the tail of a long input shows, so the prompt never wraps
+        // (the live region is erased by counting rows).
+        let input: String = if self.screen == Screen::AnyKey {
+            String::new()
+        } else {
+            let text = self.editor.text();
+            let skip = text.chars().count().saturating_sub(room);
+            text.chars().skip(skip).collect()
+        };
+        self.term.draw_live(&rows, &prompt, &input);
+    }
+
+    fn handle_input(&mut self, events: Vec<InputEvent>, cx: &Cx<'_>, out: &mut Vec<Command>) {
+        for ev in events {
+            match ev {
+                InputEvent::Interrupt | InputEvent::Eof => self.quit(out),
+                InputEvent::AnyKey => {
+                    if self.screen == Screen::AnyKey {
+                        self.show_menu();
+                    }
+                }
+                InputEvent::Changed => self.dirty = true,
+                InputEvent::Line(line) => {
+                    // The typed line stays on screen above the output.
+                    let prompt = self.prompt(cx);
+                    if self.term.fancy() && self.screen != Screen::Leaving {
+                        let mut echoed = prompt;
+                        echoed.push(Span::plain(names::escape(&line)));
+                        self.term.print_lines(&[echoed]);
+                    }
+                    self.on_line(line, cx, out);
+                }
+            }
+        }
+    }
+}
+
+impl Frontend for Interactive {
+    fn start(&mut self, cx: &Cx<'_>, _out: &mut Vec<Command>) {
+        self.term.clear_screen();
+        let logo = logo();
+        self.show(logo);
+        let emoji = self.emoji();
+        self.say(vec![Span::plain(format!("Welcome to PyTorrent {emoji}"))]);
+        self.status(format!("Tracker at {}", cx.client.tracker()));
+        self.status(format!("Serving chunks on tcp {}", cx.client.listen_addr()));
+        if self.setup.has_username {
+            self.greet(cx, None);
+        } else {
+            self.say(vec![Span::new(
+                Style::Title,
+                "First time here? Pick the name other peers will see you by.",
+            )]);
+            self.screen = Screen::Username;
+        }
+    }
+
+    fn on_event(&mut self, event: Event, cx: &Cx<'_>, out: &mut Vec<Command>) {
+        match event {
+            Event::Ready => {}
+            Event::PeerList(peers) => {
+                if self.screen == Screen::WaitPeers {
+                    let width = self.term.width();
+                    self.show(peers_table(&peers, width));
+                    self.show_menu();
+                }
+            }
+            Event::FileList(files) => {
+                if self.screen == Screen::WaitFiles {
+                    if files.is_empty() {
+                        self.show(vec![vec![Span::new(Style::Dim, "No files on the network yet.")]]);
+                        self.show_menu();
+                    } else {
+                        let width = self.term.width();
+                        self.show(network_files_table(&files, width));
+                        self.files = files;
+                        self.screen = Screen::Pick;
+                    }
+                }
+            }
+            Event::DownloadDone { meta, path } => {
+                self.show(vec![done_line(&meta.name, &hex(&meta.sha256))]);
+                if self.shares.len() < MAX_PENDING_SHARES {
+                    self.shares.push_back((meta, path));
+                }
+                self.ask_share_if_due();
+            }
+            Event::DownloadFailed { label, why } => self.error(&format!("Download of {label} failed: {why}")),
+            Event::Shared { name } => self.status(format!("Now sharing {name}")),
+            Event::UsernameChanged(name) => {
+                if self.wanted_name.take().is_some() {
+                    match config::write_value(&self.setup.config_path, "username", &name) {
+                        Ok(()) => self.status(format!("You are now {}", names::escape(&name))),
+                        Err(e) => self.error(&format!(
+                            "The tracker knows you as {} now, but the config could not be saved: {e}",
+                            names::escape(&name)
+                        )),
+                    }
+                    if self.screen == Screen::WaitName {
+                        self.show_menu();
+                    }
+                }
+            }
+            Event::TrackerFailed { what, error } => {
+                self.error(&format!("The tracker could not {what}: {error}"));
+                if what == "change username" {
+                    self.wanted_name = None;
+                }
+                if matches!(
+                    self.screen,
+                    Screen::WaitPeers | Screen::WaitFiles | Screen::WaitName
+                ) {
+                    self.show_menu();
+                }
+            }
+            Event::TrackerUnreachable => {
+                let addr = cx.client.tracker();
+                self.error(&format!("The tracker at {addr} is not answering; still trying."));
+                if matches!(
+                    self.screen,
+                    Screen::WaitPeers | Screen::WaitFiles | Screen::WaitName
+                ) {
+                    self.show_menu();
+                }
+            }
+            Event::TrackerReachable => self.status("The tracker answers again".into()),
+            Event::Warning(w) => self.show(vec![vec![Span::new(Style::Dim, w)]]),
+            Event::Signal => self.quit(out),
+        }
+        self.render(cx);
+    }
+
+    fn wants_stdin(&self) -> bool {
+        true
+    }
+
+    fn on_input(&mut self, bytes: &[u8], cx: &Cx<'_>, out: &mut Vec<Command>) {
+        if bytes.is_empty() {
+            // End of input (a script ran out): leave like Disconnect.
+            self.quit(out);
+        } else {
+            // A key while text is being typed shows the rest at once.
+            if !self.typer.is_idle() {
+                let spans = self.typer.finish_all();
+                self.term.type_spans(&spans);
+            }
+            let events = self.editor.feed(bytes);
+            self.handle_input(events, cx, out);
+        }
+        self.render(cx);
+    }
+
+    fn on_timeout(&mut self, cx: &Cx<'_>, _out: &mut Vec<Command>) {
+        self.render(cx);
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        if !self.typer.is_idle() {
+            let now = Instant::now();
+            let due = self.typer.next_deadline(self.now_ms(now))?;
+            return Some(self.t0 + Duration::from_millis(due));
+        }
+        if self.dirty {
+            return Some(Instant::now());
+        }
+        (self.active > 0 && self.term.fancy()).then_some(self.next_frame)
+    }
+
+    fn stop(&mut self, code: u8) {
+        let spans = self.typer.finish_all();
+        self.term.type_spans(&spans);
+        self.term.hide_live();
+        if code == 0 {
+            let emoji = self.emoji();
+            self.term.print_lines(&[vec![Span::new(
+                Style::Title,
+                format!("Goodbye! Unfinished downloads stay as .part files. {emoji}"),
+            )]]);
+        }
+        self.term.restore();
+    }
+}

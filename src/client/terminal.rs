@@ -1,0 +1,210 @@
+//! The one layer that owns the terminal: raw mode, non-blocking stdin,
+//! and every byte written to stdout by the interactive client.
+//!
+//! The screen is a scrolling log of lines with a *live region* under it:
+//! one progress bar per download and the prompt with what the user is
+//! typing. Printing a line first erases the live region, writes the line,
+//! then draws the region again, so progress bars update in place and never
+//! garble the user's typing. Everything for one update goes out in one
+//! write.
+//!
+//! Invariants: raw mode and stdin's file flags are restored on every way
+//! out ([`Terminal::restore`], also run on drop, so a panic restores them
+//! too). Without a terminal (a pipe, a script) there is no raw mode, no
+//! colour, no live region: lines are plain text and each new prompt is
+//! printed once on a line of its own.
+
+use super::ui::{to_ansi, Line, Span};
+use std::io::{self, Write};
+use std::os::fd::AsRawFd;
+use termion::raw::{IntoRawMode, RawTerminal};
+
+/// The terminal, in raw mode when it is one.
+pub struct Terminal {
+    raw: Option<RawTerminal<io::Stdout>>,
+    /// stdin's file status flags before we made it non-blocking.
+    stdin_flags: Option<libc::c_int>,
+    colour: bool,
+    /// Live region, raw mode: stdin and stdout are a terminal.
+    fancy: bool,
+    /// Rows of the live region on screen (0: none drawn).
+    live_rows: usize,
+    /// The typewriter left the cursor inside a line.
+    mid_line: bool,
+    /// Plain mode: the last prompt printed.
+    last_prompt: String,
+}
+
+impl Terminal {
+    /// Takes the terminal: raw mode if stdin and stdout are a terminal,
+    /// colour unless `NO_COLOR` is set or stdout is not a terminal, and
+    /// stdin non-blocking (it is read from the poll loop).
+    pub fn open() -> Terminal {
+        let stdout_tty = termion::is_tty(&io::stdout());
+        let stdin_tty = termion::is_tty(&io::stdin());
+        let colour = stdout_tty && std::env::var_os("NO_COLOR").map_or(true, |v| v.is_empty());
+        let raw = if stdout_tty && stdin_tty {
+            io::stdout().into_raw_mode().ok()
+        } else {
+            None
+        };
+        let fd = io::stdin().as_raw_fd();
+        // SAFETY: fcntl on our own stdin; the old flags are restored later.
+        let stdin_flags = unsafe {
+            let flags = libc::fcntl(fd, libc::F_GETFL);
+            (flags >= 0 && libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) == 0).then_some(flags)
+        };
+        Terminal {
+            fancy: raw.is_some(),
+            raw,
+            stdin_flags,
+            colour,
+            live_rows: 0,
+            mid_line: false,
+            last_prompt: String::new(),
+        }
+    }
+
+    /// Whether colours (and, with them, effects) are on.
+    pub fn colour(&self) -> bool {
+        self.colour
+    }
+
+    /// Whether there is a live region (raw mode on a terminal).
+    pub fn fancy(&self) -> bool {
+        self.fancy
+    }
+
+    /// Columns available (80 when unknown).
+    pub fn width(&self) -> usize {
+        match termion::terminal_size() {
+            Ok((w, _)) if w > 0 => usize::from(w),
+            _ => 80,
+        }
+    }
+
+    pub fn clear_screen(&mut self) {
+        if self.fancy {
+            self.live_rows = 0;
+            self.mid_line = false;
+            self.emit(format!("{}{}", termion::clear::All, termion::cursor::Goto(1, 1)));
+        }
+    }
+
+    /// Prints whole lines above the live region.
+    pub fn print_lines(&mut self, lines: &[Line]) {
+        let mut out = self.erase_live();
+        if self.mid_line {
+            out.push_str(self.newline());
+            self.mid_line = false;
+        }
+        for line in lines {
+            out.push_str(&to_ansi(line, self.colour));
+            out.push_str(self.newline());
+        }
+        self.emit(out);
+    }
+
+    /// Writes typewriter output where the cursor is (the live region is
+    /// erased first); `\n` in a span ends the line.
+    pub fn type_spans(&mut self, spans: &[Span]) {
+        if spans.is_empty() {
+            return;
+        }
+        let mut out = self.erase_live();
+        let text = to_ansi(spans, self.colour);
+        if self.fancy {
+            out.push_str(&text.replace('\n', "\r\n"));
+        } else {
+            out.push_str(&text);
+        }
+        self.mid_line = !text.ends_with('\n');
+        self.emit(out);
+    }
+
+    /// Draws the live region: `rows` (progress bars), then `prompt` and
+    /// the user's `input`, leaving the cursor after the input. In plain
+    /// mode only a prompt that changed is printed.
+    pub fn draw_live(&mut self, rows: &[Line], prompt: &Line, input: &str) {
+        if !self.fancy {
+            let text = to_ansi(prompt, false);
+            if !text.is_empty() && text != self.last_prompt {
+                self.last_prompt = text.clone();
+                self.emit(format!("{text}\n"));
+            }
+            return;
+        }
+        let mut out = self.erase_live();
+        if self.mid_line {
+            out.push_str("\r\n");
+            self.mid_line = false;
+        }
+        for row in rows {
+            out.push_str(&to_ansi(row, self.colour));
+            out.push_str("\r\n");
+        }
+        out.push_str(&to_ansi(prompt, self.colour));
+        out.push_str(input);
+        self.live_rows = rows.len() + 1;
+        self.emit(out);
+    }
+
+    /// Erases the live region (before typing, or when leaving).
+    pub fn hide_live(&mut self) {
+        let out = self.erase_live();
+        self.emit(out);
+    }
+
+    /// Leaves raw mode and gives stdin its flags back. Safe to call twice.
+    pub fn restore(&mut self) {
+        self.hide_live();
+        if let Some(raw) = self.raw.take() {
+            let _ = raw.suspend_raw_mode();
+        }
+        if let Some(flags) = self.stdin_flags.take() {
+            // SAFETY: restores the flags read in `open`.
+            unsafe {
+                libc::fcntl(io::stdin().as_raw_fd(), libc::F_SETFL, flags);
+            }
+        }
+    }
+
+    fn newline(&self) -> &'static str {
+        if self.fancy {
+            "\r\n"
+        } else {
+            "\n"
+        }
+    }
+
+    /// The escape codes that erase the live region (empty if none).
+    fn erase_live(&mut self) -> String {
+        let mut out = String::new();
+        if self.fancy && self.live_rows > 0 {
+            if self.live_rows > 1 {
+                out.push_str(&termion::cursor::Up((self.live_rows - 1) as u16).to_string());
+            }
+            out.push('\r');
+            out.push_str(termion::clear::AfterCursor.as_ref());
+            self.live_rows = 0;
+        }
+        out
+    }
+
+    fn emit(&mut self, text: String) {
+        if text.is_empty() {
+            return;
+        }
+        let mut out = io::stdout().lock();
+        // A terminal that went away cannot be written to; there is nobody
+        // left to tell.
+        let _ = out.write_all(text.as_bytes());
+        let _ = out.flush();
+    }
+}
+
+impl Drop for Terminal {
+    fn drop(&mut self) {
+        self.restore();
+    }
+}
