@@ -1,5 +1,5 @@
 //! Swarm transfer benchmark:
-//! `cargo bench --bench swarm [-- --size-mib N --seeders N --runs N --chunk-kib N --dir PATH --keep]`.
+//! `cargo bench --bench swarm [-- --size-mib N --seeders N --runs N --warmup N --chunk-kib N --dir PATH --keep]`.
 //!
 //! 1. Builds the release binaries (`cargo build --release --bins`) and uses
 //!    `target/release/pytorrent{,-tracker}`.
@@ -47,12 +47,15 @@ const TICK: Duration = Duration::from_millis(50);
 const TARGET_MB_S: f64 = 600.0;
 const TARGET_RSS_MIB: f64 = 16.0;
 const USAGE: &str = "usage: cargo bench --bench swarm [-- --size-mib N (1024) --seeders N (3) --runs N (3) \
-                     --chunk-kib N (1024) --dir PATH (a temporary directory) --keep]";
+                     --warmup N (1) --chunk-kib N (1024) --dir PATH (a temporary directory) --keep]";
 
 struct Args {
     size_mib: u64,
     seeders: usize,
     runs: usize,
+    /// Runs before the measured ones, shown but not counted: the first
+    /// download on a fresh VM pays for memory the host has not backed yet.
+    warmup: usize,
     chunk_kib: u64,
     dir: Option<PathBuf>,
     keep: bool,
@@ -63,6 +66,7 @@ fn parse_args() -> Result<Args, String> {
         size_mib: 1024,
         seeders: 3,
         runs: 3,
+        warmup: 1,
         chunk_kib: 1024,
         dir: None,
         keep: false,
@@ -82,6 +86,7 @@ fn parse_args() -> Result<Args, String> {
             "--size-mib" => a.size_mib = value(1, 1 << 20)?,
             "--seeders" => a.seeders = value(1, 64)? as usize,
             "--runs" => a.runs = value(1, 1000)? as usize,
+            "--warmup" => a.warmup = value(0, 100)? as usize,
             "--chunk-kib" => a.chunk_kib = value(16, 65536)?,
             "--dir" => a.dir = Some(it.next().ok_or("--dir needs a value")?.into()),
             "--keep" => a.keep = true,
@@ -663,7 +668,7 @@ fn run(args: &Args, stop: &AtomicBool) -> Result<(), String> {
     // Where each run starts in each seeder's log.
     let mut log_starts: Vec<Vec<u64>> = Vec::new();
     let mut leecher_logs = Vec::new();
-    for run in 1..=args.runs {
+    for run in 1..=args.warmup + args.runs {
         interrupted(stop)?;
         log_starts.push(
             seeder_logs
@@ -738,8 +743,9 @@ fn run(args: &Args, stop: &AtomicBool) -> Result<(), String> {
             sys: secs(u.ru_stime),
         };
         let timeline = timeline(&fs::read_to_string(&log).unwrap_or_default(), start_clock, wall);
+        let label = if run <= args.warmup { " (warm-up, not counted)" } else { "" };
         println!(
-            "run {run}: {:.3} s, {:.1} MB/s, peak RSS {:.1} MiB, CPU {:.2} s (user {:.2} + sys {:.2}); sha256 ok; {timeline}",
+            "run {run}{label}: {:.3} s, {:.1} MB/s, peak RSS {:.1} MiB, CPU {:.2} s (user {:.2} + sys {:.2}); sha256 ok; {timeline}",
             r.wall,
             size as f64 / r.wall / 1e6,
             r.rss_mib,
@@ -747,7 +753,9 @@ fn run(args: &Args, stop: &AtomicBool) -> Result<(), String> {
             r.user,
             r.sys
         );
-        results.push(r);
+        if run > args.warmup {
+            results.push(r);
+        }
         remove(&downloads)?;
     }
 
@@ -773,7 +781,7 @@ fn run(args: &Args, stop: &AtomicBool) -> Result<(), String> {
         .iter()
         .map(|l| fs::read_to_string(l).unwrap_or_default())
         .collect();
-    for run in 0..args.runs {
+    for run in 0..log_starts.len() {
         let mut parts = Vec::new();
         let mut total = 0;
         for (i, text) in logs.iter().enumerate() {
