@@ -6,7 +6,10 @@
 
 mod common;
 
-use common::{hex, random_bytes, sha256_file, sha256_hex, Client, ClientProc, TempDir, TrackerProc};
+use common::{
+    args, hex, random_bytes, s, seed, seeding_addr, sha256_file, sha256_hex, shared_dir, Client, ClientProc,
+    Seeder, TempDir, TrackerProc, READY,
+};
 use pytorrent::meta::{FileMeta, MAX_META_LEN};
 use pytorrent::wire::peer::{decode_peer_msg, encode_peer_msg, PeerMsg, Refusal, BLOCK_SIZE};
 use pytorrent::wire::tracker::{FileEntry, ReplyBody, RequestBody};
@@ -22,63 +25,8 @@ const KIB: usize = 1024;
 const MIB: usize = 1024 * 1024;
 /// Chunk size every seeder uses (`--chunk-size-kib 64`).
 const CHUNK: usize = 64 * KIB;
-/// Longest a seeder may take to index and announce.
-const READY: Duration = Duration::from_secs(30);
 /// Longest a download may take (they take about a second).
 const DOWNLOAD: Duration = Duration::from_secs(60);
-
-fn s(p: &Path) -> String {
-    p.display().to_string()
-}
-
-fn args(list: &[&str]) -> Vec<String> {
-    list.iter().map(|a| a.to_string()).collect()
-}
-
-/// A seeding client and the TCP address it printed.
-struct Seeder {
-    proc: ClientProc,
-    addr: SocketAddr,
-}
-
-/// Starts `pytorrent --seed` as `name` sharing `shared` (64 KiB chunks) and
-/// waits for its `seeding ...` line.
-fn seed(tmp: &TempDir, tracker: SocketAddr, name: &str, shared: &Path, extra: &[&str]) -> Seeder {
-    let downloads = tmp.mkdir(format!("{name}-downloads"));
-    let mut a = args(&[
-        "--seed",
-        "-t",
-        &tracker.to_string(),
-        "-u",
-        name,
-        "--chunk-size-kib",
-        "64",
-    ]);
-    a.extend(["-s".into(), s(shared), "-d".into(), s(&downloads)]);
-    a.extend(args(extra));
-    let mut proc = ClientProc::start(tmp, name, &a);
-    let line = proc.wait_line("seeding ", READY);
-    let addr = seeding_addr(&line);
-    Seeder { proc, addr }
-}
-
-/// The TCP address in a `seeding N files as NAME on tcp ADDR (...)` line.
-fn seeding_addr(line: &str) -> SocketAddr {
-    line.split_whitespace()
-        .skip_while(|w| *w != "tcp")
-        .nth(1)
-        .and_then(|a| a.parse().ok())
-        .unwrap_or_else(|| panic!("no address in {line:?}"))
-}
-
-/// A shared dir `NAME-shared` holding `files`.
-fn shared_dir(tmp: &TempDir, name: &str, files: &[(&str, &[u8])]) -> PathBuf {
-    let dir = tmp.mkdir(format!("{name}-shared"));
-    for (file, bytes) in files {
-        std::fs::write(dir.join(file), bytes).unwrap();
-    }
-    dir
-}
 
 /// Starts `pytorrent --get T...` as `name`; downloads land in `NAME-downloads`.
 fn get(

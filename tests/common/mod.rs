@@ -531,3 +531,59 @@ impl Drop for ClientProc {
         let _ = self.child.wait();
     }
 }
+
+/// Longest a seeder may take to index and announce.
+pub const READY: Duration = Duration::from_secs(30);
+
+pub fn s(p: &Path) -> String {
+    p.display().to_string()
+}
+
+pub fn args(list: &[&str]) -> Vec<String> {
+    list.iter().map(|a| a.to_string()).collect()
+}
+
+/// A seeding client and the TCP address it printed.
+pub struct Seeder {
+    pub proc: ClientProc,
+    pub addr: SocketAddr,
+}
+
+/// Starts `pytorrent --seed` as `name` sharing `shared` (64 KiB chunks) and
+/// waits for its `seeding ...` line.
+pub fn seed(tmp: &TempDir, tracker: SocketAddr, name: &str, shared: &Path, extra: &[&str]) -> Seeder {
+    let downloads = tmp.mkdir(format!("{name}-downloads"));
+    let mut a = args(&[
+        "--seed",
+        "-t",
+        &tracker.to_string(),
+        "-u",
+        name,
+        "--chunk-size-kib",
+        "64",
+    ]);
+    a.extend(["-s".into(), s(shared), "-d".into(), s(&downloads)]);
+    a.extend(args(extra));
+    let mut proc = ClientProc::start(tmp, name, &a);
+    let line = proc.wait_line("seeding ", READY);
+    let addr = seeding_addr(&line);
+    Seeder { proc, addr }
+}
+
+/// The TCP address in a `seeding N files as NAME on tcp ADDR (...)` line.
+pub fn seeding_addr(line: &str) -> SocketAddr {
+    line.split_whitespace()
+        .skip_while(|w| *w != "tcp")
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+}
+
+/// A shared dir `NAME-shared` holding `files`.
+pub fn shared_dir(tmp: &TempDir, name: &str, files: &[(&str, &[u8])]) -> PathBuf {
+    let dir = tmp.mkdir(format!("{name}-shared"));
+    for (file, bytes) in files {
+        std::fs::write(dir.join(file), bytes).unwrap();
+    }
+    dir
+}

@@ -1,0 +1,112 @@
+//! The interactive client end to end, driven through a pseudo-terminal
+//! like a person at a keyboard: first-run username, the five menu items, a
+//! download from a real headless seeder with its share question, and
+//! Disconnect. The result is checked on disk: the downloaded file's
+//! SHA-256, the shared copy, and the username saved in the config file.
+
+mod common;
+
+use common::{random_bytes, seed, sha256_file, sha256_hex, shared_dir, TempDir, TrackerProc};
+use rexpect::reader::Options;
+use rexpect::session::{spawn_with_options, PtySession};
+use std::process::Command;
+
+/// Longest wait for any one thing on screen.
+const WAIT_MS: u64 = 30_000;
+
+fn expect(p: &mut PtySession, what: &str) {
+    if let Err(e) = p.exp_string(what) {
+        panic!("waiting for {what:?}: {e}");
+    }
+}
+
+#[test]
+fn a_person_downloads_shares_renames_and_leaves() {
+    let t = TrackerProc::start(&[]);
+    let tmp = TempDir::new("interactive");
+    let data = random_bytes(3 * 1024 * 1024 + 5, 21);
+    let shared = shared_dir(&tmp, "alice", &[("holiday ñ.bin", &data)]);
+    let alice = seed(&tmp, t.addr, "alice", &shared, &[]);
+
+    // Bob's home: an empty config (first run), his own directories.
+    let home = tmp.mkdir("bob");
+    std::fs::write(home.join("config.txt"), "# bob's config\n").unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pytorrent"));
+    cmd.current_dir(&home)
+        .args(["-c", "config.txt", "-t", &t.addr.to_string(), "-l", "127.0.0.1:0"])
+        .args(["-s", "shared", "-d", "downloads", "--log", "bob.log"])
+        .env_remove("NO_COLOR");
+    let mut p = spawn_with_options(
+        cmd,
+        Options {
+            timeout_ms: Some(WAIT_MS),
+            strip_ansi_escape_codes: true,
+        },
+    )
+    .expect("start pytorrent in a pty");
+
+    // First run: a bad name is refused, a good one accepted.
+    expect(&mut p, "Choose a username:");
+    p.send_line("two words").unwrap();
+    expect(&mut p, "contains whitespace");
+    p.send_line("bob").unwrap();
+    expect(&mut p, "Hi, bob!");
+    expect(&mut p, "Press any key to continue");
+    p.send("x").unwrap();
+    p.flush().unwrap();
+    expect(&mut p, "5. Disconnect");
+
+    // 1: the peers, alice among them.
+    p.send_line("1").unwrap();
+    expect(&mut p, "alice");
+    expect(&mut p, "bob (you)");
+
+    // 3: pick alice's file by number; it downloads in the background and
+    // asks to be shared.
+    p.send_line("3").unwrap();
+    // (rexpect reads bytes as Latin-1, so needles stay ASCII.)
+    expect(&mut p, "holiday ");
+    expect(&mut p, "File number or name");
+    p.send_line("1").unwrap();
+    expect(&mut p, "in the background");
+    expect(&mut p, &format!("sha256 {}", sha256_hex(&data)));
+    expect(&mut p, "with other peers? (y/n)");
+    p.send_line("y").unwrap();
+    expect(&mut p, "Now sharing holiday ");
+
+    // 2: our shared files now list it.
+    p.send_line("2").unwrap();
+    expect(&mut p, "SHA-256");
+    expect(&mut p, "holiday ");
+
+    // A typo is a red line, not an exit.
+    p.send_line("7").unwrap();
+    expect(&mut p, "Unknown choice");
+
+    // 4: a new username, confirmed by the tracker.
+    p.send_line("4").unwrap();
+    expect(&mut p, "New username");
+    p.send_line("carol").unwrap();
+    expect(&mut p, "You are now carol");
+
+    // 5: goodbye, exit 0.
+    p.send_line("5").unwrap();
+    expect(&mut p, "Goodbye");
+    let status = p.process().wait().expect("wait for pytorrent");
+    assert_eq!(
+        format!("{status:?}"),
+        format!("Exited(Pid({}), 0)", p.process().child_pid),
+        "exit status"
+    );
+
+    let downloaded = home.join("downloads").join("holiday ñ.bin");
+    assert_eq!(sha256_file(&downloaded), sha256_hex(&data));
+    assert_eq!(
+        sha256_file(&home.join("shared").join("holiday ñ.bin")),
+        sha256_hex(&data)
+    );
+    let config = std::fs::read_to_string(home.join("config.txt")).unwrap();
+    assert!(config.starts_with("# bob's config\n"), "comment kept: {config:?}");
+    assert!(config.contains("username=carol"), "{config:?}");
+    drop(alice);
+}
