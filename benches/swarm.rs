@@ -743,7 +743,11 @@ fn run(args: &Args, stop: &AtomicBool) -> Result<(), String> {
             sys: secs(u.ru_stime),
         };
         let timeline = timeline(&fs::read_to_string(&log).unwrap_or_default(), start_clock, wall);
-        let label = if run <= args.warmup { " (warm-up, not counted)" } else { "" };
+        let label = if run <= args.warmup {
+            " (warm-up, not counted)"
+        } else {
+            ""
+        };
         println!(
             "run {run}{label}: {:.3} s, {:.1} MB/s, peak RSS {:.1} MiB, CPU {:.2} s (user {:.2} + sys {:.2}); sha256 ok; {timeline}",
             r.wall,
