@@ -102,6 +102,8 @@ pub struct Download {
     pub last_connected: Instant,
     /// When to ask the tracker for peers again.
     pub next_query: Instant,
+    /// "Waiting for peers" was said for the current stretch without one.
+    pub waiting_told: bool,
 }
 
 impl Download {
@@ -124,6 +126,7 @@ impl Download {
             started: now,
             last_connected: now,
             next_query: now,
+            waiting_told: false,
         }
     }
 

@@ -79,6 +79,8 @@ const GOODBYE_WAIT: Duration = Duration::from_secs(3);
 /// Peer re-query period while a download has peers, and while it has none.
 const REQUERY_BUSY: Duration = Duration::from_secs(15);
 const REQUERY_IDLE: Duration = Duration::from_secs(2);
+/// A download with no peer for this long says it is waiting.
+const WAITING_AFTER: Duration = Duration::from_secs(3);
 
 struct Conn {
     stream: TcpStream,
@@ -978,13 +980,26 @@ impl Client {
             let connected = d.peers.iter().filter(|p| p.conn.is_some()).count();
             if connected > 0 {
                 d.last_connected = now;
+                d.waiting_told = false;
             }
             if now >= d.next_query {
                 d.next_query = now + if connected > 0 { REQUERY_BUSY } else { REQUERY_IDLE };
                 queries.push(d.id);
             }
             let waited = now.duration_since(d.last_connected);
-            if connected == 0 && waited >= self.opts.peer_wait {
+            if connected == 0 && waited >= WAITING_AFTER && !d.waiting_told {
+                d.waiting_told = true;
+                let msg = format!(
+                    "waiting for peers: none that has {} is reachable; asking the tracker every {} s",
+                    d.display_name(),
+                    REQUERY_IDLE.as_secs()
+                );
+                warn!("{msg}");
+                self.events.push(Event::Warning(msg));
+            }
+            // The interactive client waits as long as the user likes.
+            let gives_up = self.opts.mode != Mode::Interactive;
+            if gives_up && connected == 0 && waited >= self.opts.peer_wait {
                 let why = if d.usable_peers() == 0 && !d.peers.is_empty() {
                     format!(
                         "every peer that had it failed or was dropped; gave up after {} s",
