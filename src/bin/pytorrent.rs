@@ -11,6 +11,13 @@ use pytorrent::client::reactor::Client;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    // A file-size limit (ulimit -f) must show up as a write error with a
+    // clear message, not kill the process.
+    // SAFETY: setting a signal's disposition to "ignore" at start-up,
+    // before any other thread exists.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
     let args: Vec<String> = std::env::args().skip(1).collect();
     let (opts, warnings) = match parse(&args) {
         Ok((Parsed::Run(opts), warnings)) => (opts, warnings),
