@@ -12,10 +12,15 @@
 //!   that hashed right: a chunk that two peers fetched at once (end-game)
 //!   is read back and hashed again, since the other peer's writes may have
 //!   landed in between.
+//! - The resume sidecar records a chunk only after the `.part` file's data
+//!   was synced ([`Download::save`]); an earlier `.part` without a sound
+//!   sidecar is re-checked chunk by chunk against the hashes, never
+//!   trusted ([`Phase::Recheck`]).
 //! - The final file appears only after the whole-file SHA-256 of the
 //!   `.part` file matched and its data was synced; it is created with a
 //!   hard link, which fails rather than replace an existing file.
 
+use super::resume;
 use super::scheduler::Scheduler;
 use crate::meta::{decode_meta, FileMeta, Hash};
 use crate::names;
@@ -38,6 +43,9 @@ pub const MAX_STRIKES: u8 = 2;
 pub enum Phase {
     /// Waiting for (verified) metadata.
     Meta,
+    /// An earlier `.part` file without a sound sidecar: hashing its chunks
+    /// to see which can be kept.
+    Recheck,
     /// Fetching chunks.
     Chunks,
     /// Every chunk verified; hashing the whole file.
@@ -59,6 +67,17 @@ pub enum MetaOutcome {
     Bad(&'static str),
     /// The download cannot go on (see its phase).
     Failed,
+}
+
+/// What a download found on disk from an earlier run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Resumed {
+    /// Chunks already verified.
+    pub verified: usize,
+    pub total: usize,
+    /// Found by hashing the `.part` file (no sound sidecar), not from the
+    /// sidecar.
+    pub rechecked: bool,
 }
 
 /// A peer known to have the file.
@@ -104,6 +123,14 @@ pub struct Download {
     pub next_query: Instant,
     /// "Waiting for peers" was said for the current stretch without one.
     pub waiting_told: bool,
+    /// Verified chunks, one bit each, as the resume sidecar records them.
+    bits: Vec<u8>,
+    /// Chunks verified when the sidecar was last written.
+    saved: usize,
+    /// When the sidecar was last written.
+    pub saved_at: Instant,
+    /// In [`Phase::Recheck`]: the next chunk to hash.
+    recheck_next: u32,
 }
 
 impl Download {
@@ -127,6 +154,10 @@ impl Download {
             last_connected: now,
             next_query: now,
             waiting_told: false,
+            bits: Vec::new(),
+            saved: 0,
+            saved_at: now,
+            recheck_next: 0,
         }
     }
 
@@ -213,15 +244,16 @@ impl Download {
             return MetaOutcome::Bad("metadata does not match the file id");
         }
         match self.create_part(&meta) {
-            Ok(()) => {
+            Ok(reused) => {
                 self.sched = Scheduler::new(meta.chunks.len());
+                self.bits = vec![0; meta.chunks.len().div_ceil(8)];
                 self.meta = Some(meta);
-                // An empty file has no chunk to fetch: straight to the check.
-                self.phase = if self.sched.is_complete() {
-                    Phase::Checking
+                if reused {
+                    self.phase = Phase::Recheck;
+                    self.recheck_next = 0;
                 } else {
-                    Phase::Chunks
-                };
+                    self.start_fetching();
+                }
                 MetaOutcome::Accepted
             }
             Err(why) => {
@@ -232,7 +264,109 @@ impl Download {
         }
     }
 
-    fn create_part(&mut self, meta: &FileMeta) -> Result<(), String> {
+    /// Chunks to fetch, or (all there already, or an empty file) straight
+    /// to the whole-file check.
+    fn start_fetching(&mut self) {
+        self.phase = if self.sched.is_complete() {
+            Phase::Checking
+        } else {
+            Phase::Chunks
+        };
+    }
+
+    /// Picks up an earlier run's `.part` file from its sidecar, if there is
+    /// a sound one for this file: its verified chunks are not fetched again.
+    pub fn resume(&mut self) -> Option<Resumed> {
+        let (side, state) = resume::find(&self.dir, &self.id)?;
+        let part_path = self.dir.join(format!("{}.part", state.meta.name));
+        if resume::path_for(&part_path) != side {
+            return None;
+        }
+        let part = OpenOptions::new().read(true).write(true).open(&part_path).ok()?;
+        if part.metadata().ok()?.len() != state.meta.size {
+            return None;
+        }
+        let total = state.meta.chunks.len();
+        self.sched = Scheduler::new(total);
+        for i in (0..total).filter(|&i| state.is_verified(i)) {
+            self.sched.complete(i as u32);
+            self.verified_bytes += state.meta.chunk_len(i);
+        }
+        self.saved = self.sched.done();
+        self.bits = state.verified;
+        self.meta = Some(state.meta);
+        self.part = Some(part);
+        self.part_path = part_path;
+        self.start_fetching();
+        Some(Resumed {
+            verified: self.saved,
+            total,
+            rechecked: false,
+        })
+    }
+
+    /// In [`Phase::Recheck`]: hashes about `budget` bytes of the reused
+    /// `.part` file's chunks and keeps those that match. Returns what was
+    /// found once every chunk was looked at.
+    pub fn advance_recheck(&mut self, buf: &mut [u8], budget: u64) -> Option<Resumed> {
+        if self.phase != Phase::Recheck {
+            return None;
+        }
+        let (Some(part), Some(meta)) = (&self.part, &self.meta) else {
+            return None;
+        };
+        let total = meta.chunks.len();
+        let mut spent = 0u64;
+        while (self.recheck_next as usize) < total && spent < budget {
+            let index = self.recheck_next;
+            let len = meta.chunk_len(index as usize);
+            if hash_range(part, u64::from(index) * u64::from(meta.chunk_size), len, buf).ok()
+                == Some(meta.chunks[index as usize])
+            {
+                self.sched.complete(index);
+                self.verified_bytes += len;
+                resume::set_bit(&mut self.bits, index as usize);
+            }
+            spent += len;
+            self.recheck_next += 1;
+        }
+        if (self.recheck_next as usize) < total {
+            return None;
+        }
+        self.start_fetching();
+        Some(Resumed {
+            verified: self.sched.done(),
+            total,
+            rechecked: true,
+        })
+    }
+
+    /// Whether verified chunks are not yet recorded in the sidecar.
+    pub fn unsaved(&self) -> bool {
+        self.sched.done() > self.saved
+    }
+
+    /// Records the verified chunks in the sidecar: the `.part` file's data
+    /// is synced first, so no chunk is ever recorded before its bytes are
+    /// on disk.
+    pub fn save(&mut self, now: Instant) -> io::Result<()> {
+        let (Some(part), Some(meta)) = (&self.part, &self.meta) else {
+            return Ok(());
+        };
+        if !self.unsaved() {
+            return Ok(());
+        }
+        part.sync_data()?;
+        resume::write(&resume::path_for(&self.part_path), meta, &self.bits)?;
+        self.saved = self.sched.done();
+        self.saved_at = now;
+        Ok(())
+    }
+
+    /// Prepares `<dir>/<name>.part`: reused (true) if a file of the right
+    /// size is there from an earlier run, else created and its space
+    /// reserved.
+    fn create_part(&mut self, meta: &FileMeta) -> Result<bool, String> {
         let shown = names::escape(&meta.name);
         let final_path = self.dir.join(&meta.name);
         if fs::symlink_metadata(&final_path).is_ok() {
@@ -243,6 +377,14 @@ impl Download {
         }
         fs::create_dir_all(&self.dir).map_err(|e| format!("cannot create {}: {e}", self.dir.display()))?;
         let part_path = self.dir.join(format!("{}.part", meta.name));
+        let earlier = fs::symlink_metadata(&part_path).is_ok_and(|m| m.is_file() && m.len() == meta.size);
+        if earlier {
+            if let Ok(part) = OpenOptions::new().read(true).write(true).open(&part_path) {
+                self.part = Some(part);
+                self.part_path = part_path;
+                return Ok(true);
+            }
+        }
         let part = OpenOptions::new()
             .read(true)
             .write(true)
@@ -260,7 +402,7 @@ impl Download {
         }
         self.part = Some(part);
         self.part_path = part_path;
-        Ok(())
+        Ok(false)
     }
 
     /// The chunk for a connection busy with `busy` that must avoid `avoid`.
@@ -312,6 +454,7 @@ impl Download {
         }
         if self.sched.complete(index) {
             self.verified_bytes += self.chunk_len(index);
+            resume::set_bit(&mut self.bits, index as usize);
             self.start_writeback(index);
         }
         if self.sched.is_complete() {
@@ -355,19 +498,10 @@ impl Download {
 
     fn read_back_matches(&self, index: u32) -> Option<bool> {
         let (part, meta) = (self.part.as_ref()?, self.meta.as_ref()?);
-        let mut hasher = Sha256::new();
         let mut buf = vec![0u8; 64 * 1024];
         let start = u64::from(index) * u64::from(meta.chunk_size);
-        let mut left = meta.chunk_len(index as usize);
-        let mut at = start;
-        while left > 0 {
-            let n = left.min(buf.len() as u64) as usize;
-            part.read_exact_at(&mut buf[..n], at).ok()?;
-            hasher.update(&buf[..n]);
-            at += n as u64;
-            left -= n as u64;
-        }
-        Some(<Hash>::from(hasher.finalize()) == meta.chunks[index as usize])
+        let hash = hash_range(part, start, meta.chunk_len(index as usize), &mut buf).ok()?;
+        Some(hash == meta.chunks[index as usize])
     }
 
     /// Feeds verified chunks, in order, to the whole-file hash, reading
@@ -436,6 +570,7 @@ impl Download {
             return;
         }
         let _ = fs::remove_file(&self.part_path);
+        let _ = fs::remove_file(resume::path_for(&self.part_path));
         self.phase = Phase::Done(final_path);
     }
 
@@ -443,6 +578,20 @@ impl Download {
     pub fn sha256_hex(&self) -> String {
         self.meta.as_ref().map_or_else(String::new, |m| hex(&m.sha256))
     }
+}
+
+/// SHA-256 of `len` bytes of `file` from `start`, read through `buf`.
+fn hash_range(file: &File, start: u64, len: u64, buf: &mut [u8]) -> io::Result<Hash> {
+    let mut hasher = Sha256::new();
+    let (mut at, mut left) = (start, len);
+    while left > 0 {
+        let n = left.min(buf.len() as u64) as usize;
+        file.read_exact_at(&mut buf[..n], at)?;
+        hasher.update(&buf[..n]);
+        at += n as u64;
+        left -= n as u64;
+    }
+    Ok(hasher.finalize().into())
 }
 
 /// Gives `file` its full length, with the disk space reserved where the

@@ -31,6 +31,14 @@ pub enum Event {
         label: String,
         why: String,
     },
+    /// A download picked up an earlier run's verified chunks (from the
+    /// sidecar, or by re-checking a `.part` file without one).
+    Resumed {
+        name: String,
+        verified: usize,
+        total: usize,
+        rechecked: bool,
+    },
     /// A finished download is now shared.
     Shared {
         name: String,

@@ -217,6 +217,20 @@ impl Frontend for Headless {
                 }
             }
             Event::Warning(w) => eprintln!("pytorrent: warning: {w}"),
+            Event::Resumed {
+                name,
+                verified,
+                total,
+                rechecked,
+            } => {
+                let how = if rechecked {
+                    "re-checked the .part file of"
+                } else {
+                    "resuming"
+                };
+                println!("{how} {name}: {verified} of {total} chunks already verified");
+                let _ = io::stdout().flush();
+            }
             Event::Signal => {
                 if self.goal == Goal::Seed {
                     println!("pytorrent: signal received, withdrawing and leaving the network; goodbye");

@@ -52,6 +52,8 @@ enum Screen {
     WaitName,
     /// Asking whether to share the first of `shares`.
     Share,
+    /// At start: asking whether to resume `unfinished`.
+    Resume,
     Leaving,
 }
 
@@ -80,6 +82,8 @@ pub struct Interactive {
     shares: VecDeque<(FileMeta, PathBuf)>,
     /// A name sent to the tracker, waiting for its answer.
     wanted_name: Option<String>,
+    /// Downloads an earlier run left unfinished: id and name.
+    unfinished: Vec<(crate::wire::FileId, String)>,
     /// Downloads in progress at the last frame (for the deadline).
     active: usize,
     next_frame: Instant,
@@ -103,6 +107,7 @@ impl Interactive {
             files: Vec::new(),
             shares: VecDeque::new(),
             wanted_name: None,
+            unfinished: Vec::new(),
             active: 0,
             next_frame: now,
             dirty: true,
@@ -174,8 +179,33 @@ impl Interactive {
         } else {
             self.status(format!("You are only downloading (no files in {dir} yet)"));
         }
+        let unfinished = cx.client.unfinished();
+        if !unfinished.is_empty() {
+            self.show(vec![vec![Span::new(
+                Style::Title,
+                "Unfinished downloads from last time:",
+            )]]);
+            for (_, name, verified, total) in &unfinished {
+                let pct = if *total == 0 { 100 } else { verified * 100 / total };
+                self.show(vec![vec![Span::plain(format!(
+                    "  {name}: {verified} of {total} chunks ({pct}%)"
+                ))]]);
+            }
+            self.unfinished = unfinished.into_iter().map(|(id, name, ..)| (id, name)).collect();
+        }
         self.screen = Screen::AnyKey;
         self.editor.set_any_key(true);
+    }
+
+    /// After "press any key": the resume question if there is something
+    /// to resume, else the menu.
+    fn after_any_key(&mut self) {
+        if self.unfinished.is_empty() {
+            self.show_menu();
+        } else {
+            self.screen = Screen::Resume;
+            self.dirty = true;
+        }
     }
 
     fn quit(&mut self, out: &mut Vec<Command>) {
@@ -238,7 +268,24 @@ impl Interactive {
                 }
                 None => self.error("Please answer y or n."),
             },
-            Screen::AnyKey => self.show_menu(),
+            Screen::AnyKey => self.after_any_key(),
+            Screen::Resume => match parse_yes_no(&line) {
+                Some(yes) => {
+                    for (id, name) in std::mem::take(&mut self.unfinished) {
+                        if yes {
+                            out.push(Command::Download { id, label: name });
+                        }
+                    }
+                    if !yes {
+                        self.say(vec![Span::new(
+                            Style::Dim,
+                            "Left as they are; choose them again in Download a file to resume.",
+                        )]);
+                    }
+                    self.show_menu();
+                }
+                None => self.error("Please answer y or n."),
+            },
             Screen::WaitPeers | Screen::WaitFiles | Screen::WaitName | Screen::Leaving => {
                 self.dirty = true;
             }
@@ -335,6 +382,7 @@ impl Interactive {
                 "New username (Enter to keep {}): ",
                 names::escape(cx.client.username())
             ),
+            Screen::Resume => "Resume them now? (y/n): ".into(),
             Screen::Share => match self.shares.front() {
                 Some((meta, _)) => format!("Share {} with other peers? (y/n): ", names::escape(&meta.name)),
                 None => "pytorrent> ".into(),
@@ -408,7 +456,7 @@ impl Interactive {
                 InputEvent::Interrupt | InputEvent::Eof => self.quit(out),
                 InputEvent::AnyKey => {
                     if self.screen == Screen::AnyKey {
-                        self.show_menu();
+                        self.after_any_key();
                     }
                 }
                 InputEvent::Changed => self.dirty = true,
@@ -479,6 +527,21 @@ impl Frontend for Interactive {
             }
             Event::DownloadFailed { label, why } => self.error(&format!("Download of {label} failed: {why}")),
             Event::Shared { name } => self.status(format!("Now sharing {name}")),
+            Event::Resumed {
+                name,
+                verified,
+                total,
+                rechecked,
+            } => {
+                let how = if rechecked {
+                    "Re-checked what was on disk for"
+                } else {
+                    "Resuming"
+                };
+                self.status(format!(
+                    "{how} {name}: {verified} of {total} chunks already verified"
+                ));
+            }
             Event::UsernameChanged(name) => {
                 if self.wanted_name.take().is_some() {
                     match config::write_value(&self.setup.config_path, "username", &name) {

@@ -7,6 +7,7 @@
 //! - [`tracker_link`]: the tracker protocol as a pure state machine.
 //! - [`scheduler`]: which chunk to fetch next (pure).
 //! - [`download`]: one download's metadata, `.part` file and checks.
+//! - [`resume`]: the sidecar that lets an interrupted download resume.
 //! - [`buf`]: the fixed buffers that bound each connection's memory.
 //! - [`serve`]: an inbound connection from a leecher.
 //! - [`fetch`]: an outbound connection to a seeder.
@@ -26,6 +27,7 @@ pub mod interactive;
 pub mod library;
 pub mod options;
 pub mod reactor;
+pub mod resume;
 pub mod scheduler;
 pub mod serve;
 pub mod table;

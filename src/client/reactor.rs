@@ -18,11 +18,12 @@
 //!   readiness a writable event comes only when buffer space frees up, so
 //!   keeping it costs nothing and saves a reregister per state change.
 
-use super::download::{hex, Download, Phase, MAX_STRIKES};
+use super::download::{hex, Download, Phase, Resumed, MAX_STRIKES};
 use super::fetch::{Fetch, FetchEnd, Report};
 use super::frontend::{Command, Cx, Event, Frontend};
 use super::library::Library;
 use super::options::{Mode, Options};
+use super::resume;
 use super::serve::{Close, Serve};
 use super::tracker_link::{LinkEvent, Query, TrackerLink};
 use super::Flow;
@@ -79,6 +80,9 @@ const GOODBYE_WAIT: Duration = Duration::from_secs(3);
 /// Peer re-query period while a download has peers, and while it has none.
 const REQUERY_BUSY: Duration = Duration::from_secs(15);
 const REQUERY_IDLE: Duration = Duration::from_secs(2);
+/// How often a download records its verified chunks in its sidecar (each
+/// time syncing the `.part` file's data first).
+const SAVE_EVERY: Duration = Duration::from_secs(2);
 /// A download with no peer for this long says it is waiting.
 const WAITING_AFTER: Duration = Duration::from_secs(3);
 
@@ -476,7 +480,10 @@ impl Client {
         let busy = !self.again.is_empty()
             || !self.events.is_empty()
             || self.library.is_indexing()
-            || self.downloads.iter().any(|(_, d)| d.phase == Phase::Checking);
+            || self
+                .downloads
+                .iter()
+                .any(|(_, d)| matches!(d.phase, Phase::Checking | Phase::Recheck));
         if busy {
             return Duration::ZERO;
         }
@@ -607,10 +614,59 @@ impl Client {
         info!("download started: {label} (id {})", hex(&id));
         let mut d = Download::new(id, label, &self.opts.download_dir, now);
         d.next_query = now + REQUERY_IDLE;
+        if let Some(r) = d.resume() {
+            self.resumed(&d, r);
+        }
         self.downloads.insert(d);
         if let Err(e) = self.link.query(Query::GetPeers(id), now) {
             debug!("peer query postponed: {e}");
         }
+    }
+
+    fn resumed(&mut self, d: &Download, r: Resumed) {
+        let how = if r.rechecked {
+            "re-checked the .part file"
+        } else {
+            "resuming"
+        };
+        info!(
+            "{how} for {}: {} of {} chunks already verified",
+            d.display_name(),
+            r.verified,
+            r.total
+        );
+        self.events.push(Event::Resumed {
+            name: d.display_name(),
+            verified: r.verified,
+            total: r.total,
+            rechecked: r.rechecked,
+        });
+    }
+
+    /// Records a download's verified chunks in its sidecar; a failure is
+    /// logged (the next run then re-checks the `.part` file instead).
+    fn save(d: &mut Download, now: Instant) {
+        if let Err(e) = d.save(now) {
+            warn!("cannot record the progress of {}: {e}", d.display_name());
+        }
+    }
+
+    /// Downloads in the downloads directory that an earlier run left
+    /// unfinished (not the ones running now): id, name (escaped), chunks
+    /// verified, chunks in all.
+    pub fn unfinished(&self) -> Vec<(FileId, String, usize, usize)> {
+        resume::scan(&self.opts.download_dir)
+            .into_iter()
+            .map(|(_, st)| {
+                (
+                    st.meta.id(),
+                    names::escape(&st.meta.name),
+                    st.count(),
+                    st.meta.chunks.len(),
+                )
+            })
+            .filter(|(id, ..)| !self.downloads.iter().any(|(_, d)| d.id == *id))
+            .collect()
     }
 
     /// A download ended: report it.
@@ -633,6 +689,7 @@ impl Client {
                 }
             }
             Phase::Failed(why) => {
+                Self::save(&mut d, now);
                 warn!("download failed: {}: {why}", d.display_name());
                 self.events.push(Event::DownloadFailed {
                     label: d.display_name(),
@@ -705,6 +762,9 @@ impl Client {
             return;
         }
         info!("leaving the network");
+        for (_, d) in self.downloads.iter_mut() {
+            Self::save(d, now);
+        }
         self.exit = Some((code, now + GOODBYE_WAIT));
         self.link.disconnect(now);
     }
@@ -987,6 +1047,9 @@ impl Client {
                 queries.push(d.id);
             }
             let waited = now.duration_since(d.last_connected);
+            if d.unsaved() && (now.duration_since(d.saved_at) >= SAVE_EVERY || connected == 0) {
+                Self::save(d, now);
+            }
             if connected == 0 && waited >= WAITING_AFTER && !d.waiting_told {
                 d.waiting_told = true;
                 let msg = format!(
@@ -1045,13 +1108,32 @@ impl Client {
 
     fn step_downloads(&mut self, now: Instant) {
         let mut ended = Vec::new();
+        let mut rechecked = Vec::new();
         for (dk, d) in self.downloads.iter_mut() {
+            if let Some(r) = d.advance_recheck(&mut self.whole_buf, WHOLE_BUDGET) {
+                rechecked.push((dk, r));
+            }
             if matches!(d.phase, Phase::Chunks | Phase::Checking) {
                 d.advance_whole(&mut self.whole_buf, WHOLE_BUDGET);
             }
             if d.is_finished() {
                 ended.push(dk);
             }
+        }
+        for (dk, r) in rechecked {
+            let d = &self.downloads[dk];
+            let (name, total) = (d.display_name(), r.total);
+            info!(
+                "re-checked the .part file of {name}: {} of {total} chunks already verified",
+                r.verified
+            );
+            self.events.push(Event::Resumed {
+                name,
+                verified: r.verified,
+                total,
+                rechecked: true,
+            });
+            self.kick(dk);
         }
         for dk in ended {
             for (key, conn) in self.conns.iter() {

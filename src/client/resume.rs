@@ -1,0 +1,291 @@
+//! The resume sidecar: beside `<name>.part`, the file `<name>.part.state`
+//! records which chunks of the download are verified, so an interrupted
+//! download (a crash, a kill, a power cut, Disconnect) picks up where it
+//! stopped.
+//!
+//! Layout: `MAGIC | id (32 bytes) | SHA-256 of the body (32) | body`, the
+//! body being the codec's encoding of [`State`]. The id sits at a fixed
+//! place so a directory can be searched for a file's sidecar by reading a
+//! few bytes of each.
+//!
+//! Invariants:
+//! - A chunk is recorded only after its bytes are on disk: the caller syncs
+//!   the `.part` file's data before [`write`], and [`write`] replaces the
+//!   sidecar atomically (a temporary file, synced, renamed over).
+//! - [`decode`] trusts nothing: a wrong magic, checksum, size or id, or
+//!   metadata that does not hash to the id, is refused; a torn or missing
+//!   sidecar only costs re-checking the `.part` file against the hashes.
+
+use crate::meta::{decode_meta, encode_meta, FileMeta, MAX_CHUNKS, MAX_META_LEN};
+use crate::wire::codec::{self, ALLOC_PER_WIRE_BYTE};
+use crate::wire::{DecodeError, FileId};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+/// First bytes of every sidecar (format version 1).
+pub const MAGIC: &[u8; 8] = b"PYTRES\x00\x01";
+/// What a sidecar's name ends with (after the `.part` file's name).
+pub const SUFFIX: &str = ".state";
+const HEADER: usize = MAGIC.len() + 32 + 32;
+/// Largest sidecar: the header, the metadata and one bit per chunk.
+pub const MAX_STATE_LEN: usize = HEADER + MAX_META_LEN + MAX_CHUNKS / 8 + 64;
+/// Most sidecars looked at when searching a directory.
+pub const MAX_SCANNED: usize = 1024;
+
+/// What a sidecar holds: the file's metadata (so a resumed download needs
+/// no peer to know what it is fetching) and the verified chunks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct State {
+    pub meta: FileMeta,
+    /// Bit `i` (of byte `i / 8`, least significant first) is chunk `i`.
+    pub verified: Vec<u8>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Body {
+    meta: Vec<u8>,
+    verified: Vec<u8>,
+}
+
+impl State {
+    /// A state with no chunk verified.
+    pub fn new(meta: FileMeta) -> State {
+        let verified = vec![0; meta.chunks.len().div_ceil(8)];
+        State { meta, verified }
+    }
+
+    pub fn is_verified(&self, index: usize) -> bool {
+        bit(&self.verified, index)
+    }
+
+    /// Chunks recorded as verified.
+    pub fn count(&self) -> usize {
+        self.verified.iter().map(|b| b.count_ones() as usize).sum()
+    }
+}
+
+/// Bit `index` of a chunk bitmap.
+pub fn bit(bits: &[u8], index: usize) -> bool {
+    bits.get(index / 8).is_some_and(|b| b & (1 << (index % 8)) != 0)
+}
+
+/// Sets bit `index` of a chunk bitmap (ignored past its end).
+pub fn set_bit(bits: &mut [u8], index: usize) {
+    if let Some(b) = bits.get_mut(index / 8) {
+        *b |= 1 << (index % 8);
+    }
+}
+
+/// The sidecar's path for the `.part` file at `part`.
+pub fn path_for(part: &Path) -> PathBuf {
+    let mut name = part.as_os_str().to_owned();
+    name.push(SUFFIX);
+    PathBuf::from(name)
+}
+
+/// Encodes a sidecar for `meta` with the `verified` bitmap.
+pub fn encode(meta: &FileMeta, verified: &[u8]) -> Vec<u8> {
+    let mut encoded = Vec::new();
+    // Metadata we hold was validated, so it always encodes.
+    let _ = encode_meta(meta, &mut encoded);
+    let mut body = Vec::new();
+    let _ = codec::encode(
+        &Body {
+            meta: encoded,
+            verified: verified.to_vec(),
+        },
+        &mut body,
+        MAX_STATE_LEN,
+    );
+    let mut out = Vec::with_capacity(HEADER + body.len());
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&meta.id());
+    out.extend_from_slice(&Sha256::digest(&body));
+    out.extend_from_slice(&body);
+    out
+}
+
+/// The file id a sidecar claims, from its header alone.
+pub fn peek_id(bytes: &[u8]) -> Option<FileId> {
+    if bytes.len() < HEADER || &bytes[..MAGIC.len()] != MAGIC {
+        return None;
+    }
+    bytes[MAGIC.len()..MAGIC.len() + 32].try_into().ok()
+}
+
+/// Decodes and checks a sidecar (see the module's invariants).
+pub fn decode(bytes: &[u8]) -> Result<State, DecodeError> {
+    if bytes.len() > MAX_STATE_LEN {
+        return Err(DecodeError::TooLarge {
+            len: bytes.len(),
+            max: MAX_STATE_LEN,
+        });
+    }
+    if bytes.len() < HEADER {
+        return Err(DecodeError::Truncated);
+    }
+    let id = peek_id(bytes).ok_or(DecodeError::BadMagic)?;
+    let body = &bytes[HEADER..];
+    if Sha256::digest(body).as_slice() != &bytes[MAGIC.len() + 32..HEADER] {
+        return Err(DecodeError::Malformed(
+            "checksum mismatch (a torn or damaged sidecar)",
+        ));
+    }
+    let body: Body =
+        codec::decode_exact::<Body, { MAX_STATE_LEN + 64 * ALLOC_PER_WIRE_BYTE }>(body, MAX_STATE_LEN)?;
+    let meta = decode_meta(&body.meta)?;
+    if meta.id() != id {
+        return Err(DecodeError::Malformed("metadata does not match the sidecar's id"));
+    }
+    if body.verified.len() != meta.chunks.len().div_ceil(8) {
+        return Err(DecodeError::Malformed("chunk bitmap of the wrong size"));
+    }
+    Ok(State {
+        meta,
+        verified: body.verified,
+    })
+}
+
+/// Replaces the sidecar at `path` atomically: a temporary file beside it
+/// is written and synced, then renamed over.
+pub fn write(path: &Path, meta: &FileMeta, verified: &[u8]) -> io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    let mut file = File::create(&tmp)?;
+    file.write_all(&encode(meta, verified))?;
+    file.sync_all()?;
+    drop(file);
+    fs::rename(&tmp, path)
+}
+
+/// Reads and decodes the sidecar at `path`.
+pub fn read(path: &Path) -> Result<State, String> {
+    let mut bytes = Vec::new();
+    File::open(path)
+        .and_then(|f| f.take(MAX_STATE_LEN as u64 + 1).read_to_end(&mut bytes))
+        .map_err(|e| e.to_string())?;
+    decode(&bytes).map_err(|e| e.to_string())
+}
+
+/// Every readable sidecar in `dir` (at most [`MAX_SCANNED`] looked at),
+/// with its path. Damaged ones are skipped: their `.part` is re-checked
+/// when the file is downloaded again.
+pub fn scan(dir: &Path) -> Vec<(PathBuf, State)> {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .ends_with(&format!(".part{SUFFIX}"))
+        })
+        .take(MAX_SCANNED)
+        .filter_map(|e| read(&e.path()).ok().map(|s| (e.path(), s)))
+        .collect()
+}
+
+/// The sidecar in `dir` for file `id`, if there is a sound one. Only the
+/// headers of other files' sidecars are read.
+pub fn find(dir: &Path, id: &FileId) -> Option<(PathBuf, State)> {
+    let entries = fs::read_dir(dir).ok()?;
+    for entry in entries.filter_map(Result::ok).take(MAX_SCANNED) {
+        if !entry
+            .file_name()
+            .to_string_lossy()
+            .ends_with(&format!(".part{SUFFIX}"))
+        {
+            continue;
+        }
+        let mut head = [0u8; HEADER];
+        let claimed = File::open(entry.path())
+            .and_then(|mut f| f.read_exact(&mut head))
+            .ok()
+            .and_then(|()| peek_id(&head));
+        if claimed.as_ref() == Some(id) {
+            if let Ok(state) = read(&entry.path()) {
+                return Some((entry.path(), state));
+            }
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::meta::MIN_CHUNK_SIZE;
+    use crate::testutil::{data, TempDir};
+
+    fn state() -> State {
+        let meta = FileMeta::from_reader(
+            "ñame.bin",
+            &data(10 * MIN_CHUNK_SIZE as usize + 3, 2)[..],
+            MIN_CHUNK_SIZE,
+        )
+        .unwrap();
+        let mut s = State::new(meta);
+        for i in [0, 3, 9, 10] {
+            set_bit(&mut s.verified, i);
+        }
+        s
+    }
+
+    #[test]
+    fn round_trips_and_counts() {
+        let s = state();
+        assert_eq!(s.count(), 4);
+        assert!(s.is_verified(9) && !s.is_verified(8));
+        let bytes = encode(&s.meta, &s.verified);
+        assert_eq!(peek_id(&bytes), Some(s.meta.id()));
+        assert_eq!(decode(&bytes), Ok(s));
+    }
+
+    #[test]
+    fn torn_damaged_and_foreign_sidecars_are_refused() {
+        let s = state();
+        let bytes = encode(&s.meta, &s.verified);
+        for cut in [0, 5, HEADER - 1, HEADER, bytes.len() - 1] {
+            assert!(decode(&bytes[..cut]).is_err(), "cut at {cut}");
+        }
+        for at in [0, 10, HEADER + 1, bytes.len() - 1] {
+            let mut bad = bytes.clone();
+            bad[at] ^= 0x40;
+            assert!(decode(&bad).is_err(), "flip at {at}");
+        }
+        // A right checksum over metadata that is not the claimed file.
+        let mut other = bytes.clone();
+        other[MAGIC.len()] ^= 1;
+        assert!(matches!(decode(&other), Err(DecodeError::Malformed(_))));
+    }
+
+    #[test]
+    fn written_atomically_and_found_by_id() {
+        let dir = TempDir::new("resume");
+        let s = state();
+        let part = dir.path().join("ñame.bin.part");
+        let side = path_for(&part);
+        assert!(side.to_string_lossy().ends_with(".part.state"));
+        write(&side, &s.meta, &s.verified).unwrap();
+        // Another file's sidecar and some litter are skipped.
+        let mut other = state();
+        other.meta.name = "other.bin".into();
+        write(
+            &dir.path().join("other.bin.part.state"),
+            &other.meta,
+            &other.verified,
+        )
+        .unwrap();
+        fs::write(dir.path().join("junk.part.state"), b"not a sidecar").unwrap();
+        let (found, got) = find(dir.path(), &s.meta.id()).unwrap();
+        assert_eq!((found, got), (side.clone(), s.clone()));
+        assert!(find(dir.path(), &[7; 32]).is_none());
+        assert_eq!(scan(dir.path()).len(), 2, "the junk one is skipped");
+        assert!(!dir.path().join("ñame.bin.part.state.tmp").exists());
+    }
+}
