@@ -1,0 +1,16 @@
+//! Fuzzes the resume sidecar decoder (a file on disk that a crash may have
+//! torn or a user may have edited). Beyond "no panic": whatever decodes has
+//! metadata that passes its invariants and hashes to the id in the header,
+//! a bitmap of exactly one bit per chunk, and re-encodes to the same bytes.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use pytorrent::client::resume::{decode, encode, peek_id};
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(state) = decode(data) else { return };
+    assert!(state.meta.validate().is_ok());
+    assert_eq!(peek_id(data), Some(state.meta.id()));
+    assert_eq!(state.verified.len(), state.meta.chunks.len().div_ceil(8));
+    assert_eq!(encode(&state.meta, &state.verified), data);
+});
