@@ -65,6 +65,10 @@ impl TrackerProc {
         }
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Sends `signal` and waits (up to 10 s) for the process to exit.
     pub fn signal_and_wait(&mut self, signal: &str) -> ExitStatus {
         Command::new("kill")
@@ -299,14 +303,25 @@ impl ClientProc {
     /// Starts `pytorrent` with exactly `args`; `log` is only where
     /// [`ClientProc::log_text`] looks.
     pub fn spawn(name: &str, args: &[String], log: PathBuf) -> ClientProc {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_pytorrent"))
-            .args(args)
+        ClientProc::spawn_with(name, args, log, |_| {})
+    }
+
+    /// Like [`ClientProc::spawn`], with `tweak` applied to the command
+    /// before it starts (for example a `pre_exec` that sets a limit).
+    pub fn spawn_with(
+        name: &str,
+        args: &[String],
+        log: PathBuf,
+        tweak: impl FnOnce(&mut Command),
+    ) -> ClientProc {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_pytorrent"));
+        cmd.args(args)
             .env_remove("RUST_LOG")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start pytorrent");
+            .stderr(Stdio::piped());
+        tweak(&mut cmd);
+        let mut child = cmd.spawn().expect("start pytorrent");
         let (tx, stdout_rx) = mpsc::channel();
         let out = child.stdout.take().unwrap();
         std::thread::spawn(move || {
@@ -346,6 +361,16 @@ impl ClientProc {
     /// Starts `pytorrent` with `args` plus an empty config file
     /// (`-c dir/NAME.conf`), `--log dir/NAME.log` and `-l 127.0.0.1:0`.
     pub fn start(dir: &TempDir, name: &str, args: &[String]) -> ClientProc {
+        ClientProc::start_with(dir, name, args, |_| {})
+    }
+
+    /// Like [`ClientProc::start`], with `tweak` applied to the command.
+    pub fn start_with(
+        dir: &TempDir,
+        name: &str,
+        args: &[String],
+        tweak: impl FnOnce(&mut Command),
+    ) -> ClientProc {
         let config = dir.join(format!("{name}.conf"));
         std::fs::write(&config, "").expect("write config");
         let log = dir.join(format!("{name}.log"));
@@ -358,7 +383,7 @@ impl ClientProc {
             "-l".into(),
             "127.0.0.1:0".into(),
         ]);
-        ClientProc::spawn(name, &all, log)
+        ClientProc::spawn_with(name, &all, log, tweak)
     }
 
     /// Moves stdout lines that arrived into `self.stdout`; false once the
