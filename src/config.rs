@@ -62,8 +62,16 @@ pub struct Parsed {
     pub warnings: Vec<LineError>,
 }
 
+/// A config file with mistakes: every error, and the warnings found
+/// beside them (so one run reports everything).
+#[derive(Debug)]
+pub struct Invalid {
+    pub errors: Vec<LineError>,
+    pub warnings: Vec<LineError>,
+}
+
 /// Parses the text of a config file, starting from the defaults.
-pub fn parse(text: &str) -> Result<Parsed, Vec<LineError>> {
+pub fn parse(text: &str) -> Result<Parsed, Invalid> {
     let mut config = ClientConfig::default();
     let (mut errors, mut warnings) = (Vec::new(), Vec::new());
     let mut seen: Vec<(&str, usize)> = Vec::new();
@@ -72,7 +80,7 @@ pub fn parse(text: &str) -> Result<Parsed, Vec<LineError>> {
             line: 1,
             message: format!("the file is larger than {MAX_CONFIG_BYTES} bytes"),
         });
-        return Err(errors);
+        return Err(Invalid { errors, warnings });
     }
     for (i, raw) in text.lines().enumerate() {
         let line = i + 1;
@@ -104,7 +112,7 @@ pub fn parse(text: &str) -> Result<Parsed, Vec<LineError>> {
     if errors.is_empty() {
         Ok(Parsed { config, warnings })
     } else {
-        Err(errors)
+        Err(Invalid { errors, warnings })
     }
 }
 
@@ -245,7 +253,11 @@ mod tests {
     fn every_mistake_is_reported_with_its_line() {
         let text = "username=two words\nno equals sign\ntracker=nohost\nlisten=here\nchunk_size_kib=1\n\
                     colour=blue\nshared_dir=\ntracker=a:1\n";
-        let errors = parse(text).unwrap_err();
+        let invalid = parse(text).unwrap_err();
+        let errors = invalid.errors;
+        // The unknown key on line 6 is reported beside the errors.
+        assert_eq!(invalid.warnings.len(), 1);
+        assert_eq!(invalid.warnings[0].line, 6);
         let lines: Vec<usize> = errors.iter().map(|e| e.line).collect();
         assert_eq!(lines, vec![1, 2, 3, 4, 5, 7, 8], "{errors:?}");
         assert!(errors[0].to_string().starts_with("line 1: username"));
@@ -257,7 +269,7 @@ mod tests {
 
     #[test]
     fn hostile_text_is_escaped_in_messages() {
-        let errors = parse("listen=\u{1b}[2J\n").unwrap_err();
+        let errors = parse("listen=\u{1b}[2J\n").unwrap_err().errors;
         assert!(!errors[0].message.contains('\u{1b}'));
     }
 

@@ -21,9 +21,12 @@
 //!   hard link, which fails rather than replace an existing file.
 
 use super::resume;
-use super::scheduler::Scheduler;
-use crate::meta::{decode_meta, FileMeta, Hash};
+use super::scheduler::{Has, Scheduler};
+use super::serve::Source;
+use crate::meta::{decode_meta, encode_meta, FileMeta, Hash};
 use crate::names;
+use crate::rand::Rng;
+use crate::wire::tracker::FileEntry;
 use crate::wire::FileId;
 use sha2::{Digest, Sha256};
 use std::fs::{self, File, OpenOptions};
@@ -131,6 +134,8 @@ pub struct Download {
     pub saved_at: Instant,
     /// In [`Phase::Recheck`]: the next chunk to hash.
     recheck_next: u32,
+    /// The metadata as it travels, served to other peers while we download.
+    encoded_meta: Vec<u8>,
 }
 
 impl Download {
@@ -158,6 +163,7 @@ impl Download {
             saved: 0,
             saved_at: now,
             recheck_next: 0,
+            encoded_meta: Vec::new(),
         }
     }
 
@@ -245,7 +251,8 @@ impl Download {
         }
         match self.create_part(&meta) {
             Ok(reused) => {
-                self.sched = Scheduler::new(meta.chunks.len());
+                self.encoded_meta = bytes.to_vec();
+                self.sched = Scheduler::new(meta.chunks.len()).with_rng(Rng::from_entropy());
                 self.bits = vec![0; meta.chunks.len().div_ceil(8)];
                 self.meta = Some(meta);
                 if reused {
@@ -287,7 +294,10 @@ impl Download {
             return None;
         }
         let total = state.meta.chunks.len();
-        self.sched = Scheduler::new(total);
+        self.sched = Scheduler::new(total).with_rng(Rng::from_entropy());
+        let mut encoded = Vec::new();
+        encode_meta(&state.meta, &mut encoded).ok()?;
+        self.encoded_meta = encoded;
         for i in (0..total).filter(|&i| state.is_verified(i)) {
             self.sched.complete(i as u32);
             self.verified_bytes += state.meta.chunk_len(i);
@@ -338,6 +348,29 @@ impl Download {
             verified: self.sched.done(),
             total,
             rechecked: true,
+        })
+    }
+
+    /// What this download can serve other peers: its verified chunks.
+    pub fn source(&self) -> Option<Source<'_>> {
+        self.part.as_ref()?;
+        Some(Source {
+            meta: self.meta.as_ref()?,
+            encoded_meta: &self.encoded_meta,
+            path: &self.part_path,
+            have: Some(&self.bits),
+        })
+    }
+
+    /// The tracker entry announcing this partial download (once its
+    /// metadata is known).
+    pub fn entry(&self, complete: bool) -> Option<FileEntry> {
+        let meta = self.meta.as_ref()?;
+        Some(FileEntry {
+            id: self.id,
+            name: meta.name.clone(),
+            size: meta.size,
+            complete,
         })
     }
 
@@ -405,12 +438,13 @@ impl Download {
         Ok(false)
     }
 
-    /// The chunk for a connection busy with `busy` that must avoid `avoid`.
-    pub fn next_chunk(&mut self, busy: &[u32], avoid: &[u32]) -> Option<u32> {
+    /// The chunk for a connection to a peer holding `has`, busy with
+    /// `busy`, that must avoid `avoid`.
+    pub fn next_chunk(&mut self, has: &Has, busy: &[u32], avoid: &[u32]) -> Option<u32> {
         if self.phase != Phase::Chunks {
             return None;
         }
-        let index = self.sched.next_for(busy, avoid)?;
+        let index = self.sched.next_for(has, busy, avoid)?;
         if self.sched.fetchers(index) > 1 && !self.shared.contains(&index) {
             self.shared.push(index);
         }

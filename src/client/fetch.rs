@@ -13,10 +13,17 @@
 //!   ([`Fetch::abandon`]), so no chunk is ever lost.
 //! - A request with no byte of progress for the request timeout ends the
 //!   connection (the loop checks [`Fetch::deadline`]).
+//! - Chunks are asked only of a peer known to hold them: after the
+//!   metadata, the connection asks `GetHave` and keeps the answer up to date
+//!   from the peer's `Have` notifications, which may come between any two
+//!   frames (those that come while the bitmap is still arriving are kept,
+//!   bounded, and applied once it is whole).
 
 use super::buf::Buf;
 use super::download::{Download, MetaOutcome, MAX_STRIKES};
-use super::serve::Close;
+use super::resume;
+use super::scheduler::Has;
+use super::serve::{Close, MAX_PENDING_HAVES};
 use super::Flow;
 use crate::meta::{Hash, MAX_META_LEN};
 use crate::wire::peer::{decode_peer_head, encode_peer_msg, PeerMsg, Refusal, BLOCK_SIZE, MAX_PIPELINE};
@@ -64,9 +71,20 @@ impl From<Close> for FetchEnd {
     }
 }
 
+/// Which assembled reply a [`Req::Pieces`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pieces {
+    /// The encoded metadata (`MetaPiece` frames).
+    Meta,
+    /// The held-chunks bitmap (`HaveMap` frames, or one `HaveAll`).
+    Have,
+}
+
 #[derive(Debug)]
 enum Req {
-    Meta {
+    /// A reply that arrives in pieces and is used whole.
+    Pieces {
+        kind: Pieces,
         bytes: Vec<u8>,
         total: usize,
     },
@@ -76,6 +94,14 @@ enum Req {
         got: u64,
         hasher: Sha256,
     },
+}
+
+fn pieces(kind: Pieces) -> Req {
+    Req::Pieces {
+        kind,
+        bytes: Vec::new(),
+        total: 0,
+    }
 }
 
 /// What happened while driving a connection, for the loop's log and
@@ -114,6 +140,12 @@ pub struct Fetch {
     timeout: Duration,
     /// Chunk bytes received on this connection.
     pub received: u64,
+    /// What the peer holds (its answer to `GetHave`, kept up to date by
+    /// its `Have` messages).
+    has: Has,
+    have_asked: bool,
+    /// `Have` notifications that came before the bitmap was complete.
+    early_haves: Vec<u32>,
 }
 
 impl Fetch {
@@ -139,12 +171,10 @@ impl Fetch {
             deadline: now + timeout,
             timeout,
             received: 0,
+            has: Has::Unknown,
+            have_asked: false,
+            early_haves: Vec::new(),
         }
-    }
-
-    /// Whether this connection is fetching the metadata.
-    pub fn wants_meta(&self) -> bool {
-        matches!(self.queue.front(), Some(Req::Meta { .. }))
     }
 
     pub fn in_flight(&self) -> usize {
@@ -158,8 +188,8 @@ impl Fetch {
         self.refill(dl, now);
     }
 
-    /// Tops the pipeline up: the metadata if nobody is fetching it, else
-    /// chunk requests.
+    /// Tops the pipeline up: the metadata if nobody is fetching it, then
+    /// what the peer holds, then chunks it holds.
     pub fn refill(&mut self, dl: &mut Download, now: Instant) {
         if !self.connected {
             return;
@@ -168,15 +198,14 @@ impl Fetch {
         match dl.meta.as_ref() {
             None if dl.meta_conn.is_none() => {
                 dl.meta_conn = Some(self.key);
-                self.request(
-                    &PeerMsg::GetMeta { id: dl.id },
-                    Req::Meta {
-                        bytes: Vec::new(),
-                        total: 0,
-                    },
-                );
+                self.request(&PeerMsg::GetMeta { id: dl.id }, pieces(Pieces::Meta));
             }
             None => {}
+            Some(_) if !self.have_asked => {
+                self.have_asked = true;
+                self.request(&PeerMsg::GetHave { id: dl.id }, pieces(Pieces::Have));
+            }
+            Some(_) if self.has == Has::Unknown => {}
             Some(m) => {
                 let depth =
                     (BYTES_IN_FLIGHT / u64::from(m.chunk_size)).clamp(2, MAX_PIPELINE as u64) as usize;
@@ -186,10 +215,10 @@ impl Fetch {
                         .iter()
                         .filter_map(|r| match r {
                             Req::Chunk { index, .. } => Some(*index),
-                            Req::Meta { .. } => None,
+                            Req::Pieces { .. } => None,
                         })
                         .collect();
-                    let Some(index) = dl.next_chunk(&busy, &self.avoid) else {
+                    let Some(index) = dl.next_chunk(&self.has, &busy, &self.avoid) else {
                         break;
                     };
                     self.request(
@@ -271,7 +300,7 @@ impl Fetch {
                 }
                 let data = &self.input.filled()[..take];
                 match self.queue.front_mut() {
-                    Some(Req::Meta { bytes, .. }) => bytes.extend_from_slice(data),
+                    Some(Req::Pieces { bytes, .. }) => bytes.extend_from_slice(data),
                     Some(Req::Chunk {
                         index, got, hasher, ..
                     }) => {
@@ -299,23 +328,94 @@ impl Fetch {
                 Err(e) => return Err(Close::Protocol(e).into()),
             };
             self.input.consume(head.head_len);
-            self.check_head(&head.header, head.payload_len)?;
-            if let PeerMsg::Refused { reason } = head.header {
-                return Err(FetchEnd::Refused(reason));
+            match head.header {
+                // Unsolicited, between any two frames: the peer gained a
+                // chunk.
+                PeerMsg::Have { index } => {
+                    if self.has == Has::Unknown {
+                        // The bitmap is still on its way (in pieces).
+                        if self.early_haves.len() >= MAX_PENDING_HAVES {
+                            return Err(Close::Unexpected("too many chunk notifications").into());
+                        }
+                        self.early_haves.push(index);
+                    } else {
+                        self.gained(index, dl);
+                        self.refill(dl, now);
+                    }
+                    continue;
+                }
+                PeerMsg::HaveAll => {
+                    if !matches!(
+                        self.queue.pop_front(),
+                        Some(Req::Pieces {
+                            kind: Pieces::Have,
+                            ..
+                        })
+                    ) {
+                        return Err(Close::Unexpected("a reply that does not match the request").into());
+                    }
+                    self.has = Has::All;
+                    dl.sched.peer_joined(&self.has);
+                    self.refill(dl, now);
+                    continue;
+                }
+                PeerMsg::Refused {
+                    reason: Refusal::Missing,
+                } => {
+                    // A partial peer lacks a chunk we thought it had: give
+                    // the chunk back and forget that the peer has it.
+                    let Some(Req::Chunk { index, .. }) = self.queue.pop_front() else {
+                        return Err(Close::Unexpected("a refusal that does not match the request").into());
+                    };
+                    dl.chunk_abandoned(index);
+                    if let Has::Bits(bits) = &mut self.has {
+                        if let Some(b) = bits.get_mut(index as usize / 8) {
+                            *b &= !(1 << (index % 8));
+                        }
+                    }
+                    self.refill(dl, now);
+                    continue;
+                }
+                PeerMsg::Refused { reason } => return Err(FetchEnd::Refused(reason)),
+                _ => {}
             }
+            self.check_head(&head.header, head.payload_len, dl)?;
             self.payload_left = head.payload_len;
         }
     }
 
     /// Checks that a reply fits the oldest request.
-    fn check_head(&mut self, msg: &PeerMsg, payload: usize) -> Result<(), FetchEnd> {
+    fn check_head(&mut self, msg: &PeerMsg, payload: usize, dl: &Download) -> Result<(), FetchEnd> {
+        // The whole bitmap's size is known from the metadata.
+        let have_len = dl.meta.as_ref().map_or(0, |m| m.chunks.len().div_ceil(8));
         let fits = match (msg, self.queue.front_mut()) {
-            (PeerMsg::Refused { .. }, Some(_)) => true,
-            (PeerMsg::MetaPiece { offset, total }, Some(Req::Meta { bytes, total: want })) => {
+            (
+                PeerMsg::MetaPiece { offset, total },
+                Some(Req::Pieces {
+                    kind: Pieces::Meta,
+                    bytes,
+                    total: want,
+                }),
+            )
+            | (
+                PeerMsg::HaveMap { offset, total },
+                Some(Req::Pieces {
+                    kind: Pieces::Have,
+                    bytes,
+                    total: want,
+                }),
+            ) => {
                 let total = *total as usize;
-                if bytes.is_empty() && *want == 0 && total <= MAX_META_LEN {
+                let limit = if matches!(msg, PeerMsg::MetaPiece { .. }) {
+                    MAX_META_LEN
+                } else {
+                    have_len
+                };
+                let first = bytes.is_empty() && *want == 0;
+                let sound = total <= limit && (matches!(msg, PeerMsg::MetaPiece { .. }) || total == have_len);
+                if first && sound {
                     *want = total;
-                    // Reserve once: the total is bounded by MAX_META_LEN.
+                    // Reserve once: the total is bounded (checked above).
                     bytes.reserve_exact(total);
                 }
                 total == *want && *offset as usize == bytes.len() && bytes.len() + payload <= total
@@ -341,7 +441,7 @@ impl Fetch {
     /// The payload of the head request's latest frame is all in.
     fn frame_done(&mut self, dl: &mut Download, now: Instant, report: &mut Report) -> Result<(), FetchEnd> {
         let complete = match self.queue.front() {
-            Some(Req::Meta { bytes, total }) => bytes.len() == *total,
+            Some(Req::Pieces { bytes, total, .. }) => bytes.len() == *total,
             Some(Req::Chunk { len, got, .. }) => got == len,
             None => false,
         };
@@ -349,12 +449,27 @@ impl Fetch {
             return Ok(());
         }
         match self.queue.pop_front() {
-            Some(Req::Meta { bytes, .. }) => match dl.accept_meta(&bytes) {
+            Some(Req::Pieces {
+                kind: Pieces::Meta,
+                bytes,
+                ..
+            }) => match dl.accept_meta(&bytes) {
                 MetaOutcome::Accepted => report.meta_accepted = true,
                 MetaOutcome::AlreadyKnown => {}
                 MetaOutcome::Bad(why) => return Err(FetchEnd::BadPeer(why)),
                 MetaOutcome::Failed => return Err(FetchEnd::Done),
             },
+            Some(Req::Pieces {
+                kind: Pieces::Have,
+                bytes,
+                ..
+            }) => {
+                self.has = Has::Bits(bytes);
+                dl.sched.peer_joined(&self.has);
+                for index in std::mem::take(&mut self.early_haves) {
+                    self.gained(index, dl);
+                }
+            }
             Some(Req::Chunk { index, hasher, .. }) => {
                 let hash: Hash = hasher.finalize().into();
                 if Some(hash) == dl.chunk_hash(index) {
@@ -377,9 +492,21 @@ impl Fetch {
         Ok(())
     }
 
+    /// The peer announced chunk `index`.
+    fn gained(&mut self, index: u32, dl: &mut Download) {
+        if let Has::Bits(bits) = &mut self.has {
+            if (index as usize) < bits.len() * 8 && !resume::bit(bits, index as usize) {
+                resume::set_bit(bits, index as usize);
+                dl.sched.peer_gained(index);
+            }
+        }
+    }
+
     /// Hands every chunk still requested back to the scheduler (the
     /// connection is ending).
     pub fn abandon(&mut self, dl: &mut Download) {
+        dl.sched
+            .peer_left(&std::mem::replace(&mut self.has, Has::Unknown));
         for req in self.queue.drain(..) {
             if let Req::Chunk { index, .. } = req {
                 dl.chunk_abandoned(index);

@@ -201,8 +201,10 @@ fn read_config(path: &Path, named: bool) -> Result<(ClientConfig, Vec<String>), 
             p.config,
             p.warnings.iter().map(|w| format!("{shown}: {w}")).collect(),
         )),
-        Err(errors) => {
-            let lines: Vec<String> = errors.iter().map(|e| format!("{shown}: {e}")).collect();
+        Err(invalid) => {
+            let errors = invalid.errors.iter().map(|e| format!("{shown}: {e}"));
+            let warnings = invalid.warnings.iter().map(|w| format!("{shown}: warning: {w}"));
+            let lines: Vec<String> = errors.chain(warnings).collect();
             Err(ArgsError(lines.join("\n")))
         }
     }

@@ -24,7 +24,7 @@ use super::frontend::{Command, Cx, Event, Frontend};
 use super::library::Library;
 use super::options::{Mode, Options};
 use super::resume;
-use super::serve::{Close, Serve};
+use super::serve::{Close, Files, Serve, Source};
 use super::tracker_link::{LinkEvent, Query, TrackerLink};
 use super::Flow;
 use crate::cli::EXIT_FAILURE;
@@ -614,10 +614,14 @@ impl Client {
         info!("download started: {label} (id {})", hex(&id));
         let mut d = Download::new(id, label, &self.opts.download_dir, now);
         d.next_query = now + REQUERY_IDLE;
-        if let Some(r) = d.resume() {
+        let resumed = d.resume();
+        if let Some(r) = resumed {
             self.resumed(&d, r);
         }
-        self.downloads.insert(d);
+        let dk = self.downloads.insert(d);
+        if resumed.is_some() {
+            self.announce_partial(dk, now);
+        }
         if let Err(e) = self.link.query(Query::GetPeers(id), now) {
             debug!("peer query postponed: {e}");
         }
@@ -669,9 +673,13 @@ impl Client {
             .collect()
     }
 
-    /// A download ended: report it.
+    /// A download ended: report it. Its partial entry at the tracker is
+    /// withdrawn (a share announces the complete file).
     fn download_ended(&mut self, key: usize, now: Instant) {
         let mut d = self.downloads.remove(key);
+        if d.meta.is_some() {
+            self.link.withdraw(vec![d.id], now);
+        }
         match std::mem::replace(&mut d.phase, Phase::Meta) {
             Phase::Done(path) => {
                 let secs = now.duration_since(d.started).as_secs_f64().max(1e-6);
@@ -876,7 +884,11 @@ impl Client {
         conn.last_active = now;
         match &mut conn.kind {
             Kind::Serve(s) => {
-                let flow = s.drive(&mut conn.stream, &self.library, TURN_BUDGET);
+                let files = Sources {
+                    library: &self.library,
+                    downloads: &self.downloads,
+                };
+                let flow = s.drive(&mut conn.stream, &files, TURN_BUDGET);
                 for (id, bytes) in s.take_sent() {
                     *self.uploaded.entry(id).or_insert(0) += bytes;
                 }
@@ -932,8 +944,39 @@ impl Client {
                             m.chunks.len()
                         );
                     }
+                    self.announce_partial(dk, now);
                     self.kick(dk);
                 }
+                if !report.verified.is_empty() {
+                    let id = self.downloads[dk].id;
+                    self.tell_subscribers(&id, &report.verified);
+                }
+            }
+        }
+    }
+
+    /// Tells the tracker we hold part of download `dk`, so other
+    /// downloaders can fetch what we verified (swarming).
+    fn announce_partial(&mut self, dk: usize, now: Instant) {
+        if let Some(entry) = self.downloads.get(dk).and_then(|d| d.entry(false)) {
+            self.link.announce(vec![entry], now);
+        }
+    }
+
+    /// Sends `Have` for each of `chunks` to the leechers subscribed to
+    /// file `id` (partial seeding).
+    fn tell_subscribers(&mut self, id: &FileId, chunks: &[u32]) {
+        for (key, conn) in self.conns.iter_mut() {
+            let Kind::Serve(s) = &mut conn.kind else {
+                continue;
+            };
+            if s.subscribed.as_ref() != Some(id) {
+                continue;
+            }
+            if let Some(Err(c)) = chunks.iter().map(|&i| s.notify_have(i)).find(Result::is_err) {
+                self.closing.push((key, Ending::Serve(c)));
+            } else if !self.again.contains(&key) {
+                self.again.push(key);
             }
         }
     }
@@ -1144,6 +1187,21 @@ impl Client {
             self.apply_closes(now);
             self.download_ended(dk, now);
         }
+    }
+}
+
+/// The files inbound connections may serve: those shared, then those
+/// being downloaded (their verified chunks).
+struct Sources<'a> {
+    library: &'a Library,
+    downloads: &'a Slab<Download>,
+}
+
+impl Files for Sources<'_> {
+    fn source(&self, id: &FileId) -> Option<Source<'_>> {
+        self.library
+            .source(id)
+            .or_else(|| self.downloads.iter().find(|(_, d)| d.id == *id)?.1.source())
     }
 }
 

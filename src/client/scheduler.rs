@@ -1,19 +1,55 @@
 //! Which chunk a peer should fetch next: a pure state machine over the
 //! chunks of one download.
 //!
-//! Chunks are handed out lowest index first, so the file fills from the
-//! front (which keeps the whole-file hash close behind). When nothing is
-//! left unassigned (the end-game), a peer with room in its pipeline may take
-//! a chunk another peer is already fetching, so one slow peer cannot hold
-//! up the finish; whichever copy verifies first wins.
+//! While every connected peer has the whole file, chunks are handed out
+//! lowest index first, so the file fills from the front (which keeps the
+//! whole-file hash close behind). Once some peers hold only part of it
+//! (a swarm of downloaders serving each other), each peer is given the
+//! *rarest* missing chunk it has: the one the fewest connected peers hold,
+//! at random among equals, so a new file spreads across the swarm instead
+//! of every downloader draining the one seeder. The rarest is sought among
+//! the first [`RAREST_WINDOW`] candidates, which bounds the work per
+//! request on huge files.
+//!
+//! When nothing is left unassigned (the end-game), a peer with room in its
+//! pipeline may take a chunk another peer is already fetching, so one slow
+//! peer cannot hold up the finish; whichever copy verifies first wins.
 //!
 //! Invariants: a chunk is `Done` at most once and never leaves `Done`;
 //! `fetchers` counts the fetches in flight for a chunk and is at most
 //! [`MAX_FETCHERS`]; `in_flight` lists exactly the chunks with a fetch in
-//! flight; `first_missing` is at most the lowest `Missing` index.
+//! flight; `first_missing` is at most the lowest `Missing` index;
+//! `avail[i]` counts the partial peers holding chunk `i` (complete peers
+//! are counted once, in `complete_peers`).
+
+use crate::client::resume::bit;
+use crate::rand::Rng;
 
 /// Most peers fetching the same chunk at once (end-game duplicates).
 pub const MAX_FETCHERS: u8 = 2;
+/// Candidates looked at per request when seeking the rarest chunk.
+pub const RAREST_WINDOW: usize = 4096;
+
+/// What a peer holds of the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Has {
+    /// Not known yet (its answer to `GetHave` is on its way).
+    Unknown,
+    /// Every chunk.
+    All,
+    /// The chunks whose bits are set (bit `i % 8` of byte `i / 8`).
+    Bits(Vec<u8>),
+}
+
+impl Has {
+    pub fn contains(&self, index: u32) -> bool {
+        match self {
+            Has::Unknown => false,
+            Has::All => true,
+            Has::Bits(bits) => bit(bits, index as usize),
+        }
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -29,6 +65,10 @@ pub struct Scheduler {
     first_missing: usize,
     in_flight: Vec<u32>,
     done: usize,
+    /// Partial peers holding each chunk (allocated with the first one).
+    avail: Vec<u16>,
+    partial_peers: usize,
+    rng: Rng,
 }
 
 impl Scheduler {
@@ -39,6 +79,49 @@ impl Scheduler {
             first_missing: 0,
             in_flight: Vec::new(),
             done: 0,
+            avail: Vec::new(),
+            partial_peers: 0,
+            rng: Rng::seeded(count as u64 ^ 0x5eed),
+        }
+    }
+
+    /// Random tie-breaks from `rng` (a fixed seed otherwise).
+    pub fn with_rng(mut self, rng: Rng) -> Scheduler {
+        self.rng = rng;
+        self
+    }
+
+    /// A connected peer's holdings became known.
+    pub fn peer_joined(&mut self, has: &Has) {
+        if let Has::Bits(bits) = has {
+            if self.avail.is_empty() {
+                self.avail = vec![0; self.chunks.len()];
+            }
+            self.partial_peers += 1;
+            for (i, a) in self.avail.iter_mut().enumerate() {
+                if bit(bits, i) {
+                    *a = a.saturating_add(1);
+                }
+            }
+        }
+    }
+
+    /// A connected peer left (with what it held).
+    pub fn peer_left(&mut self, has: &Has) {
+        if let Has::Bits(bits) = has {
+            self.partial_peers = self.partial_peers.saturating_sub(1);
+            for (i, a) in self.avail.iter_mut().enumerate() {
+                if bit(bits, i) {
+                    *a = a.saturating_sub(1);
+                }
+            }
+        }
+    }
+
+    /// A partial peer announced a new chunk.
+    pub fn peer_gained(&mut self, index: u32) {
+        if let Some(a) = self.avail.get_mut(index as usize) {
+            *a = a.saturating_add(1);
         }
     }
 
@@ -71,27 +154,22 @@ impl Scheduler {
         }
     }
 
-    /// The next chunk for a peer already fetching `busy` and that must not
-    /// be given any of `avoid` (chunks it sent bad data for). `None` when
-    /// there is nothing useful for it to do.
-    pub fn next_for(&mut self, busy: &[u32], avoid: &[u32]) -> Option<u32> {
-        let skip = |i: u32| busy.contains(&i) || avoid.contains(&i);
-        // Missing chunks, lowest first. `avoid` is tiny, so scanning past
-        // its entries costs nothing.
-        let mut i = self.first_missing;
-        while i < self.chunks.len() {
-            if self.chunks[i] == State::Missing {
-                if !skip(i as u32) {
-                    self.chunks[i] = State::InFlight { fetchers: 1 };
-                    self.in_flight.push(i as u32);
-                    return Some(i as u32);
-                }
-            } else if i == self.first_missing {
-                self.first_missing += 1;
-            }
-            i += 1;
+    /// The next chunk for a peer holding `has`, already fetching `busy`,
+    /// that must not be given any of `avoid` (chunks it sent bad data
+    /// for). `None` when there is nothing useful for it to do.
+    pub fn next_for(&mut self, has: &Has, busy: &[u32], avoid: &[u32]) -> Option<u32> {
+        let pick = if self.partial_peers == 0 && *has == Has::All {
+            self.lowest_missing(busy, avoid)
+        } else {
+            self.rarest_missing(has, busy, avoid)
+        };
+        if let Some(i) = pick {
+            self.chunks[i as usize] = State::InFlight { fetchers: 1 };
+            self.in_flight.push(i);
+            return Some(i);
         }
         // End-game: duplicate a chunk someone else is fetching.
+        let skip = |i: u32| busy.contains(&i) || avoid.contains(&i) || !has.contains(i);
         let dup = self.in_flight.iter().copied().find(|&c| {
             !skip(c)
                 && matches!(self.chunks[c as usize], State::InFlight { fetchers } if fetchers < MAX_FETCHERS)
@@ -100,6 +178,53 @@ impl Scheduler {
             *fetchers += 1;
         }
         Some(dup)
+    }
+
+    /// The lowest missing chunk not in `busy` or `avoid`.
+    fn lowest_missing(&mut self, busy: &[u32], avoid: &[u32]) -> Option<u32> {
+        // `avoid` and `busy` are tiny, so scanning past them costs nothing.
+        let mut i = self.first_missing;
+        while i < self.chunks.len() {
+            if self.chunks[i] == State::Missing {
+                if !busy.contains(&(i as u32)) && !avoid.contains(&(i as u32)) {
+                    return Some(i as u32);
+                }
+            } else if i == self.first_missing {
+                self.first_missing += 1;
+            }
+            i += 1;
+        }
+        None
+    }
+
+    /// The missing chunk `has` holds that the fewest peers hold, at random
+    /// among equals, among the first [`RAREST_WINDOW`] candidates.
+    fn rarest_missing(&mut self, has: &Has, busy: &[u32], avoid: &[u32]) -> Option<u32> {
+        let (mut best, mut best_avail, mut ties, mut seen) = (None, u16::MAX, 0u64, 0);
+        let mut i = self.first_missing;
+        while i < self.chunks.len() && seen < RAREST_WINDOW {
+            let index = i as u32;
+            if self.chunks[i] != State::Missing {
+                if i == self.first_missing {
+                    self.first_missing += 1;
+                }
+            } else if has.contains(index) && !busy.contains(&index) && !avoid.contains(&index) {
+                seen += 1;
+                let avail = self.avail.get(i).copied().unwrap_or(0);
+                if avail < best_avail {
+                    (best, best_avail, ties) = (Some(index), avail, 1);
+                } else if avail == best_avail {
+                    // Reservoir sampling: each equal candidate has the
+                    // same chance in the end.
+                    ties += 1;
+                    if self.rng.below(ties as usize) == 0 {
+                        best = Some(index);
+                    }
+                }
+            }
+            i += 1;
+        }
+        best
     }
 
     /// A fetch of `index` delivered a verified chunk. Returns true the first
@@ -143,30 +268,42 @@ mod tests {
     #[test]
     fn hands_out_lowest_first_then_duplicates_in_the_end_game() {
         let mut s = Scheduler::new(4);
-        assert_eq!(s.next_for(&[], &[]), Some(0));
-        assert_eq!(s.next_for(&[0], &[]), Some(1));
-        assert_eq!(s.next_for(&[], &[2]), Some(3), "avoids the chunk it spoiled");
-        assert_eq!(s.next_for(&[], &[]), Some(2));
+        assert_eq!(s.next_for(&Has::All, &[], &[]), Some(0));
+        assert_eq!(s.next_for(&Has::All, &[0], &[]), Some(1));
+        assert_eq!(
+            s.next_for(&Has::All, &[], &[2]),
+            Some(3),
+            "avoids the chunk it spoiled"
+        );
+        assert_eq!(s.next_for(&Has::All, &[], &[]), Some(2));
         // Nothing missing: a peer fetching 0 and 1 may duplicate 2 or 3.
-        let dup = s.next_for(&[0, 1], &[]).unwrap();
+        let dup = s.next_for(&Has::All, &[0, 1], &[]).unwrap();
         assert!(dup == 2 || dup == 3);
         // At most two fetchers per chunk.
-        let other = s.next_for(&[0, 1, dup], &[]).unwrap();
+        let other = s.next_for(&Has::All, &[0, 1, dup], &[]).unwrap();
         assert_ne!(other, dup);
-        assert_eq!(s.next_for(&[0, 1, 2, 3], &[]), None);
-        assert_eq!(s.next_for(&[], &[]), Some(0), "0 has one fetcher");
-        assert_eq!(s.next_for(&[], &[]), Some(1));
-        assert_eq!(s.next_for(&[], &[]), None, "everything has two fetchers");
+        assert_eq!(s.next_for(&Has::All, &[0, 1, 2, 3], &[]), None);
+        assert_eq!(s.next_for(&Has::All, &[], &[]), Some(0), "0 has one fetcher");
+        assert_eq!(s.next_for(&Has::All, &[], &[]), Some(1));
+        assert_eq!(
+            s.next_for(&Has::All, &[], &[]),
+            None,
+            "everything has two fetchers"
+        );
     }
 
     #[test]
     fn release_makes_a_chunk_available_again_and_done_is_final() {
         let mut s = Scheduler::new(3);
         for _ in 0..3 {
-            s.next_for(&[], &[]);
+            s.next_for(&Has::All, &[], &[]);
         }
         s.release(1);
-        assert_eq!(s.next_for(&[0, 2], &[]), Some(1), "released chunk first");
+        assert_eq!(
+            s.next_for(&Has::All, &[0, 2], &[]),
+            Some(1),
+            "released chunk first"
+        );
         assert!(s.complete(1));
         assert!(!s.complete(1), "a late duplicate is not counted twice");
         s.release(1);
@@ -174,18 +311,22 @@ mod tests {
         assert!(s.complete(0) && s.complete(2));
         assert!(s.is_complete());
         assert_eq!(s.done(), 3);
-        assert_eq!(s.next_for(&[], &[]), None);
+        assert_eq!(s.next_for(&Has::All, &[], &[]), None);
     }
 
     #[test]
     fn duplicate_fetches_release_one_at_a_time() {
         let mut s = Scheduler::new(1);
-        assert_eq!(s.next_for(&[], &[]), Some(0));
-        assert_eq!(s.next_for(&[], &[]), Some(0), "end-game duplicate");
+        assert_eq!(s.next_for(&Has::All, &[], &[]), Some(0));
+        assert_eq!(s.next_for(&Has::All, &[], &[]), Some(0), "end-game duplicate");
         s.release(0);
-        assert_eq!(s.next_for(&[0], &[]), None, "one fetch still in flight");
+        assert_eq!(
+            s.next_for(&Has::All, &[0], &[]),
+            None,
+            "one fetch still in flight"
+        );
         s.release(0);
-        assert_eq!(s.next_for(&[], &[]), Some(0), "missing again");
+        assert_eq!(s.next_for(&Has::All, &[], &[]), Some(0), "missing again");
     }
 
     #[test]
@@ -195,9 +336,58 @@ mod tests {
         for i in [0, 1, 3] {
             s.complete(i);
         }
-        assert_eq!(s.next_for(&[], &[]), Some(2));
-        assert_eq!(s.next_for(&[], &[]), Some(4));
+        assert_eq!(s.next_for(&Has::All, &[], &[]), Some(2));
+        assert_eq!(s.next_for(&Has::All, &[], &[]), Some(4));
         assert_eq!(s.done(), 3);
+    }
+
+    #[test]
+    fn with_partial_peers_the_rarest_chunk_goes_first() {
+        let bits = |held: &[usize]| {
+            let mut b = vec![0u8; 1];
+            for &i in held {
+                crate::client::resume::set_bit(&mut b, i);
+            }
+            Has::Bits(b)
+        };
+        let mut s = Scheduler::new(6);
+        // Two partial peers: chunks 0-3 are held by both, 4 by one, 5 by none.
+        let (p1, p2) = (bits(&[0, 1, 2, 3, 4]), bits(&[0, 1, 2, 3]));
+        s.peer_joined(&p1);
+        s.peer_joined(&p2);
+        // The seeder (it has everything) is asked for 5, which only it has.
+        assert_eq!(s.next_for(&Has::All, &[], &[]), Some(5));
+        // Then for 4, the next rarest.
+        assert_eq!(s.next_for(&Has::All, &[5], &[]), Some(4));
+        // A partial peer is only asked for what it holds.
+        let c = s.next_for(&p2, &[], &[]).unwrap();
+        assert!(c < 4, "{c}");
+        assert!(!Has::Unknown.contains(0));
+        assert_eq!(
+            s.next_for(&Has::Unknown, &[], &[]),
+            None,
+            "nothing for a peer not heard from"
+        );
+        // Ties are broken at random: over many fresh schedulers every
+        // equally rare chunk gets picked.
+        let mut picked = [false; 4];
+        for seed in 0..64 {
+            let mut s = Scheduler::new(4).with_rng(Rng::seeded(seed));
+            s.peer_joined(&bits(&[0, 1, 2, 3]));
+            picked[s.next_for(&Has::All, &[], &[]).unwrap() as usize] = true;
+        }
+        assert_eq!(picked, [true; 4]);
+        // A peer leaving takes its chunks out of the counts.
+        let mut s = Scheduler::new(2);
+        s.peer_joined(&bits(&[0]));
+        s.peer_joined(&bits(&[1]));
+        s.peer_left(&bits(&[0]));
+        s.peer_gained(1);
+        assert_eq!(
+            s.next_for(&Has::All, &[], &[]),
+            Some(0),
+            "0 is held by nobody now"
+        );
     }
 
     /// A random walk of fetches, failures and completions keeps the
@@ -216,7 +406,7 @@ mod tests {
                 assert!(steps < 100_000, "round {round} does not finish");
                 let p = rng.below(peers.len());
                 if peers[p].len() < 3 {
-                    if let Some(c) = s.next_for(&peers[p], &[]) {
+                    if let Some(c) = s.next_for(&Has::All, &peers[p], &[]) {
                         assert!(!s.is_done(c as usize));
                         peers[p].push(c);
                         continue;

@@ -7,7 +7,12 @@
 //! - At most [`MAX_PIPELINE`] requests wait; past that the connection is not
 //!   read (back-pressure: the leecher's requests wait in the kernel).
 //! - Requests name a file id; the file is looked up among the files we
-//!   share, so a peer can never make us read a path of its choosing.
+//!   share and those we are downloading ([`Files`]), so a peer can never
+//!   make us read a path of its choosing. Of a file still downloading only
+//!   verified chunks are served.
+//! - A leecher that asked `GetHave` about a file we are still downloading
+//!   hears of every chunk we verify after that (`Have`, between frames; at
+//!   most [`MAX_PENDING_HAVES`] waiting).
 //! - Replies go out in request order, each request answered by its frames
 //!   or by one `Refused`.
 //! - Chunk bytes are read with positioned reads straight into the send
@@ -15,6 +20,7 @@
 
 use super::buf::Buf;
 use super::library::Library;
+use super::resume;
 use super::Flow;
 use crate::meta::FileMeta;
 use crate::wire::frame::{FRAME_PREFIX_LEN, MAX_HEADER};
@@ -24,6 +30,7 @@ use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::unix::fs::FileExt;
+use std::path::Path;
 
 /// Inbound buffer: several small requests (a request head is far below
 /// this; a frame that does not fit is refused by the decoder first).
@@ -56,10 +63,41 @@ impl std::fmt::Display for Close {
     }
 }
 
+/// A file this peer can serve: shared whole, or still being downloaded.
+pub struct Source<'a> {
+    pub meta: &'a FileMeta,
+    pub encoded_meta: &'a [u8],
+    /// Where its bytes are (a `.part` file while downloading).
+    pub path: &'a Path,
+    /// `None`: every chunk; else the verified chunks' bitmap.
+    pub have: Option<&'a [u8]>,
+}
+
+/// The files a connection may serve, by id: never a path a peer names.
+pub trait Files {
+    fn source(&self, id: &FileId) -> Option<Source<'_>>;
+}
+
+impl Files for Library {
+    fn source(&self, id: &FileId) -> Option<Source<'_>> {
+        self.get(id).map(|f| Source {
+            meta: &f.meta,
+            encoded_meta: &f.encoded_meta,
+            path: &f.path,
+            have: None,
+        })
+    }
+}
+
+/// Most `Have` notifications waiting on one connection; a leecher that
+/// does not read them is dropped.
+pub const MAX_PENDING_HAVES: usize = 4096;
+
 #[derive(Debug, Clone, Copy)]
 enum Job {
     Meta(FileId),
     Chunk(FileId, u32),
+    Have(FileId),
 }
 
 /// The request being answered.
@@ -67,6 +105,14 @@ enum Job {
 enum Sending {
     Meta {
         id: FileId,
+        offset: usize,
+    },
+    /// The answer to `GetHave` from a complete file.
+    HaveAll,
+    /// A snapshot of the held-chunks bitmap, sent in pieces; chunks
+    /// verified after it go out as `Have` notifications.
+    Have {
+        bits: Vec<u8>,
         offset: usize,
     },
     Chunk {
@@ -96,6 +142,10 @@ pub struct Serve {
     /// Chunk bytes sent since the loop last took them, per file (one or
     /// two entries: the loop drains it after every turn).
     sent: Vec<(FileId, u64)>,
+    /// The partial file this leecher asked `GetHave` about: it is told of
+    /// each chunk we verify.
+    pub subscribed: Option<FileId>,
+    pending_haves: VecDeque<u32>,
 }
 
 impl Default for Serve {
@@ -116,14 +166,34 @@ impl Serve {
             uploaded: 0,
             file: None,
             sent: Vec::new(),
+            subscribed: None,
+            pending_haves: VecDeque::new(),
         }
+    }
+
+    /// We verified chunk `index` of the file this leecher subscribed to:
+    /// it will hear of it between two frames. Errs when too many are
+    /// waiting (the leecher does not read).
+    pub fn notify_have(&mut self, index: u32) -> Result<(), Close> {
+        if self.pending_haves.len() >= MAX_PENDING_HAVES {
+            return Err(Close::Unexpected(
+                "the peer does not read its chunk notifications",
+            ));
+        }
+        self.pending_haves.push_back(index);
+        Ok(())
     }
 
     /// Reads requests and writes replies until the socket would block both
     /// ways or `budget` bytes were sent (then [`Flow::Again`]: call again
     /// soon, without waiting for an event, since edge-triggered readiness
     /// will not repeat itself).
-    pub fn drive<S: Read + Write>(&mut self, s: &mut S, lib: &Library, budget: usize) -> Result<Flow, Close> {
+    pub fn drive<S: Read + Write>(
+        &mut self,
+        s: &mut S,
+        lib: &dyn Files,
+        budget: usize,
+    ) -> Result<Flow, Close> {
         let mut sent = 0;
         let mut read_blocked = false;
         loop {
@@ -172,7 +242,10 @@ impl Serve {
 
     /// Whether the peer has nothing outstanding (for the idle timeout).
     pub fn is_idle(&self) -> bool {
-        self.queue.is_empty() && self.sending.is_none() && self.output.is_empty()
+        self.queue.is_empty()
+            && self.sending.is_none()
+            && self.output.is_empty()
+            && self.pending_haves.is_empty()
     }
 
     /// Moves complete requests from the input buffer to the queue.
@@ -187,6 +260,7 @@ impl Serve {
             let job = match head.header {
                 PeerMsg::GetMeta { id } => Job::Meta(id),
                 PeerMsg::GetChunk { id, index } => Job::Chunk(id, index),
+                PeerMsg::GetHave { id } => Job::Have(id),
                 _ => return Err(Close::Unexpected("a reply where a request belongs")),
             };
             self.queue.push_back(job);
@@ -195,7 +269,18 @@ impl Serve {
     }
 
     /// Puts the next frame into the (empty) output buffer, if there is one.
-    fn fill(&mut self, lib: &Library) -> Result<(), Close> {
+    fn fill(&mut self, lib: &dyn Files) -> Result<(), Close> {
+        // Notifications go out first, between two frames.
+        while let Some(&index) = self.pending_haves.front() {
+            if self.output.room() < 64 {
+                return Ok(());
+            }
+            self.put(&PeerMsg::Have { index }, &[])?;
+            self.pending_haves.pop_front();
+        }
+        if !self.output.is_empty() {
+            return Ok(());
+        }
         if self.sending.is_none() {
             let Some(job) = self.queue.pop_front() else {
                 return Ok(());
@@ -207,10 +292,10 @@ impl Serve {
         }
         match self.sending.take() {
             Some(Sending::Meta { id, offset }) => {
-                let Some(file) = lib.get(&id) else {
+                let Some(file) = lib.source(&id) else {
                     return Err(Close::FileChanged);
                 };
-                let meta = &file.encoded_meta;
+                let meta = file.encoded_meta;
                 let end = meta.len().min(offset + BLOCK_SIZE);
                 let msg = PeerMsg::MetaPiece {
                     offset: offset as u32,
@@ -221,6 +306,18 @@ impl Serve {
                     self.sending = Some(Sending::Meta { id, offset: end });
                 }
             }
+            Some(Sending::HaveAll) => self.put(&PeerMsg::HaveAll, &[])?,
+            Some(Sending::Have { bits, offset }) => {
+                let end = bits.len().min(offset + BLOCK_SIZE);
+                let msg = PeerMsg::HaveMap {
+                    offset: offset as u32,
+                    total: bits.len() as u32,
+                };
+                self.put(&msg, &bits[offset..end])?;
+                if end < bits.len() {
+                    self.sending = Some(Sending::Have { bits, offset: end });
+                }
+            }
             Some(Sending::Chunk {
                 id,
                 index,
@@ -228,7 +325,7 @@ impl Serve {
                 len,
             }) => {
                 let n = (len - offset).min(BLOCK_SIZE as u64) as usize;
-                let Some(file) = lib.get(&id) else {
+                let Some(file) = lib.source(&id) else {
                     return Err(Close::FileChanged);
                 };
                 let at = u64::from(index) * u64::from(file.meta.chunk_size) + offset;
@@ -282,19 +379,34 @@ impl Serve {
     }
 
     /// Checks a request against what we share and opens its file.
-    fn start(&mut self, job: Job, lib: &Library) -> Result<Sending, Refusal> {
-        let (Job::Meta(id) | Job::Chunk(id, _)) = job;
+    fn start(&mut self, job: Job, lib: &dyn Files) -> Result<Sending, Refusal> {
+        let (Job::Meta(id) | Job::Chunk(id, _) | Job::Have(id)) = job;
         self.file = Some(id);
-        let file = lib.get(&id).ok_or(Refusal::NoSuchFile)?;
+        let file = lib.source(&id).ok_or(Refusal::NoSuchFile)?;
         match job {
             Job::Meta(id) => Ok(Sending::Meta { id, offset: 0 }),
+            Job::Have(id) => match file.have {
+                // An empty bitmap cannot travel as a payload; an empty
+                // file is complete anyway.
+                Some(bits) if !bits.is_empty() => {
+                    self.subscribed = Some(id);
+                    Ok(Sending::Have {
+                        bits: bits.to_vec(),
+                        offset: 0,
+                    })
+                }
+                _ => Ok(Sending::HaveAll),
+            },
             Job::Chunk(id, index) => {
-                let meta: &FileMeta = &file.meta;
+                let meta: &FileMeta = file.meta;
                 if index as usize >= meta.chunks.len() {
                     return Err(Refusal::NoSuchChunk);
                 }
+                if file.have.is_some_and(|bits| !resume::bit(bits, index as usize)) {
+                    return Err(Refusal::Missing);
+                }
                 if self.open.as_ref().map(|(open, _)| *open) != Some(id) {
-                    let f = File::open(&file.path).map_err(|_| Refusal::Unavailable)?;
+                    let f = File::open(file.path).map_err(|_| Refusal::Unavailable)?;
                     self.open = Some((id, f));
                 }
                 Ok(Sending::Chunk {

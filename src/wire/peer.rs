@@ -11,12 +11,18 @@
 //!   the file's encoded [`FileMeta`](crate::meta::FileMeta), in order.
 //! - `GetChunk { id, index }` is answered by `Block` frames that together
 //!   carry the chunk's bytes, in order, each at most [`BLOCK_SIZE`].
-//! - Either may instead be answered by one `Refused`.
+//! - `GetHave { id }` asks which chunks the seeder holds: `HaveAll` (it
+//!   has the whole file), or `HaveMap` frames carrying a bitmap, one bit
+//!   per chunk, in order. It also subscribes the connection: whenever a
+//!   seeder that is itself still downloading verifies a chunk, it sends
+//!   `Have { index }`, unsolicited, between any two frames (never inside
+//!   one). This is how partial peers swarm, as in BitTorrent.
+//! - Any request may instead be answered by one `Refused`.
 //!
 //! Invariants (checked by [`decode_peer_msg`], so every caller can rely on
 //! them): a frame body is at most [`MAX_PEER_BODY`] bytes, so a connection
-//! never buffers more than one block; only `MetaPiece` and `Block` carry a
-//! payload, of 1 to [`BLOCK_SIZE`] bytes.
+//! never buffers more than one block; only `MetaPiece`, `HaveMap` and
+//! `Block` carry a payload, of 1 to [`BLOCK_SIZE`] bytes.
 
 use super::codec::EncodeError;
 use super::frame::{decode_frame_head, encode_frame_head, FrameHead, MAX_HEADER};
@@ -41,6 +47,8 @@ pub enum Refusal {
     NoSuchChunk,
     /// The seeder could not read the file (changed or removed on disk).
     Unavailable,
+    /// The seeder is still downloading the file and lacks this chunk.
+    Missing,
 }
 
 impl std::fmt::Display for Refusal {
@@ -49,6 +57,7 @@ impl std::fmt::Display for Refusal {
             Refusal::NoSuchFile => "the peer does not share this file",
             Refusal::NoSuchChunk => "the file has no such chunk",
             Refusal::Unavailable => "the peer cannot read the file",
+            Refusal::Missing => "the peer does not have this chunk yet",
         })
     }
 }
@@ -60,11 +69,23 @@ pub enum PeerMsg {
     GetMeta { id: FileId },
     /// Leecher -> seeder: send chunk `index` of file `id`.
     GetChunk { id: FileId, index: u32 },
+    /// Leecher -> seeder: which chunks of `id` do you hold? (And tell me
+    /// of new ones.)
+    GetHave { id: FileId },
     /// Seeder -> leecher: the payload is the encoded metadata's bytes from
     /// `offset`; `total` is its whole length.
     MetaPiece { offset: u32, total: u32 },
     /// Seeder -> leecher: the payload is chunk `index`'s bytes from `offset`.
     Block { index: u32, offset: u32 },
+    /// Seeder -> leecher: every chunk (the answer to `GetHave` from a
+    /// complete seeder).
+    HaveAll,
+    /// Seeder -> leecher: the payload is the held-chunks bitmap's bytes
+    /// from `offset` (bit `i % 8` of byte `i / 8` is chunk `i`); `total` is
+    /// its whole length.
+    HaveMap { offset: u32, total: u32 },
+    /// Seeder -> leecher, unsolicited: chunk `index` was just verified.
+    Have { index: u32 },
     /// Seeder -> leecher: the oldest outstanding request is not served.
     Refused { reason: Refusal },
 }
@@ -72,7 +93,10 @@ pub enum PeerMsg {
 impl PeerMsg {
     /// Whether this message travels with a payload.
     pub fn has_payload(&self) -> bool {
-        matches!(self, PeerMsg::MetaPiece { .. } | PeerMsg::Block { .. })
+        matches!(
+            self,
+            PeerMsg::MetaPiece { .. } | PeerMsg::HaveMap { .. } | PeerMsg::Block { .. }
+        )
     }
 }
 
@@ -166,6 +190,10 @@ mod tests {
                 },
                 vec![],
             ),
+            (PeerMsg::GetHave { id: [5; 32] }, vec![]),
+            (PeerMsg::HaveAll, vec![]),
+            (PeerMsg::HaveMap { offset: 0, total: 3 }, vec![0xff, 0x0f, 0x01]),
+            (PeerMsg::Have { index: 77 }, vec![]),
         ]
     }
 
@@ -176,7 +204,10 @@ mod tests {
             encode_peer_msg(&msg, &payload, &mut buf).unwrap();
             let d = decode_peer_msg(&buf).unwrap().unwrap();
             assert_eq!((&d.msg, d.payload, d.len), (&msg, &payload[..], buf.len()));
-            for cut in [0, 1, 8, 9, 12, buf.len() / 2, buf.len() - 1] {
+            for cut in [0, 1, 8, 9, 12, buf.len() / 2, buf.len() - 1]
+                .into_iter()
+                .filter(|&c| c < buf.len())
+            {
                 assert_eq!(decode_peer_msg(&buf[..cut]), Ok(None), "cut {cut}");
             }
             // The head alone is enough to learn the message and its payload size.
