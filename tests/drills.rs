@@ -451,6 +451,7 @@ fn downloads_dir_unusable() {
     let mut leech = ClientProc::start(&tmp, "leech", &a);
     let code = leech.wait_code(Duration::from_secs(30));
     let err = leech.stderr_text();
+    eprintln!("exit {code}, stderr:\n{err}");
     assert_eq!(code, 1, "{}", leech.report());
     assert!(err.contains("pytorrent: error: "), "{}", leech.report());
     assert!(
@@ -501,6 +502,7 @@ fn disk_full() {
     let status = leech.wait_exit(Duration::from_secs(30));
     assert_eq!(status.code(), Some(1), "{status:?}\n{}", leech.report());
     let err = leech.stderr_text();
+    eprintln!("{status:?}, stderr:\n{err}");
     assert!(err.contains("pytorrent: error: "), "{}", leech.report());
     assert!(err.contains("huge.bin"), "stderr does not name the file: {err}");
     assert!(
