@@ -78,7 +78,11 @@ const TICK: Duration = Duration::from_millis(250);
 /// How long to wait for the tracker to acknowledge a disconnect.
 const GOODBYE_WAIT: Duration = Duration::from_secs(3);
 /// Peer re-query period while a download has peers, and while it has none.
-const REQUERY_BUSY: Duration = Duration::from_secs(15);
+/// Other downloaders of the same file appear at the tracker once they have
+/// its metadata, so the first re-query comes soon after ours
+/// ([`REQUERY_AFTER_META`]).
+const REQUERY_BUSY: Duration = Duration::from_secs(5);
+const REQUERY_AFTER_META: Duration = Duration::from_millis(300);
 const REQUERY_IDLE: Duration = Duration::from_secs(2);
 /// How often a download records its verified chunks in its sidecar (each
 /// time syncing the `.part` file's data first).
@@ -958,8 +962,11 @@ impl Client {
     /// Tells the tracker we hold part of download `dk`, so other
     /// downloaders can fetch what we verified (swarming).
     fn announce_partial(&mut self, dk: usize, now: Instant) {
-        if let Some(entry) = self.downloads.get(dk).and_then(|d| d.entry(false)) {
-            self.link.announce(vec![entry], now);
+        if let Some(d) = self.downloads.get_mut(dk) {
+            if let Some(entry) = d.entry(false) {
+                self.link.announce(vec![entry], now);
+                d.next_query = d.next_query.min(now + REQUERY_AFTER_META);
+            }
         }
     }
 
