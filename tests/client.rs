@@ -7,8 +7,8 @@
 mod common;
 
 use common::{
-    args, hex, random_bytes, s, seed, seeding_addr, sha256_file, sha256_hex, shared_dir, Client, ClientProc,
-    Seeder, TempDir, TrackerProc, READY,
+    args, hex, random_bytes, s, seed, seeding_addr, served_bytes, sha256_file, sha256_hex, shared_dir,
+    Client, ClientProc, Seeder, TempDir, TrackerProc, READY,
 };
 use pytorrent::meta::{FileMeta, MAX_META_LEN};
 use pytorrent::wire::peer::{decode_peer_msg, encode_peer_msg, PeerMsg, Refusal, BLOCK_SIZE};
@@ -77,26 +77,6 @@ fn expect_success(leecher: &mut ClientProc) {
         let report = leecher.report();
         panic!("{} exited {code}\n{report}", leecher.name);
     }
-}
-
-/// Chunk bytes a seeder's log says it sent, over all its connections.
-fn served_bytes(log: &str) -> u64 {
-    log.lines()
-        .filter_map(|l| {
-            if let Some(rest) = l.split("finished serving ").nth(1) {
-                rest.split(": ").nth(1)?.split(' ').next()?.parse::<u64>().ok()
-            } else if let Some(rest) = l.split("stopped serving ").nth(1) {
-                rest.split(" after ")
-                    .nth(1)?
-                    .split(' ')
-                    .next()?
-                    .parse::<u64>()
-                    .ok()
-            } else {
-                None
-            }
-        })
-        .sum()
 }
 
 fn peer_used(name: &str, addr: SocketAddr) -> impl Fn(&str) -> bool {

@@ -612,3 +612,23 @@ pub fn shared_dir(tmp: &TempDir, name: &str, files: &[(&str, &[u8])]) -> PathBuf
     }
     dir
 }
+
+/// Chunk bytes a seeder's log says it sent, over all its connections.
+pub fn served_bytes(log: &str) -> u64 {
+    log.lines()
+        .filter_map(|l| {
+            if let Some(rest) = l.split("finished serving ").nth(1) {
+                rest.split(": ").nth(1)?.split(' ').next()?.parse::<u64>().ok()
+            } else if let Some(rest) = l.split("stopped serving ").nth(1) {
+                rest.split(" after ")
+                    .nth(1)?
+                    .split(' ')
+                    .next()?
+                    .parse::<u64>()
+                    .ok()
+            } else {
+                None
+            }
+        })
+        .sum()
+}
