@@ -7,8 +7,8 @@
 mod common;
 
 use common::{
-    args, hex, random_bytes, s, seed, seeding_addr, served_bytes, sha256_file, sha256_hex, shared_dir,
-    Client, ClientProc, Seeder, TempDir, TrackerProc, READY,
+    args, check_downloaded, hex, random_bytes, s, seed, seeding_addr, served_bytes, shared_dir, Client,
+    ClientProc, Seeder, TempDir, TrackerProc, READY,
 };
 use pytorrent::meta::{FileMeta, MAX_META_LEN};
 use pytorrent::wire::peer::{decode_peer_msg, encode_peer_msg, PeerMsg, Refusal, BLOCK_SIZE};
@@ -16,7 +16,7 @@ use pytorrent::wire::tracker::{FileEntry, ReplyBody, RequestBody};
 use sha2::{Digest, Sha256};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -46,30 +46,6 @@ fn get(
     (ClientProc::start(tmp, name, &a), downloads)
 }
 
-/// Checks the `downloaded NAME (SIZE bytes) sha256 HEX -> PATH` line and the
-/// file on disk against `original`.
-fn check_downloaded(leecher: &mut ClientProc, dir: &Path, name: &str, original: &[u8]) {
-    let line = leecher.wait_line(&format!("downloaded {name} ("), DOWNLOAD);
-    let want = sha256_hex(original);
-    assert!(
-        line.contains(&format!("({} bytes) sha256 {want} -> ", original.len())),
-        "unexpected line {line:?}, want size {} and sha256 {want}",
-        original.len()
-    );
-    let path = dir.join(name);
-    assert!(
-        line.ends_with(&s(&path)),
-        "{line:?} does not end in {}",
-        path.display()
-    );
-    assert_eq!(
-        sha256_file(&path),
-        want,
-        "{} differs from the original",
-        path.display()
-    );
-}
-
 /// Waits for the leecher to exit 0.
 fn expect_success(leecher: &mut ClientProc) {
     let code = leecher.wait_code(DOWNLOAD);
@@ -92,7 +68,7 @@ fn one_seeder_to_one_leecher() {
     let shared = shared_dir(&tmp, "alice", &[("song.bin", &data)]);
     let mut alice = seed(&tmp, t.addr, "alice", &shared, &[]);
     let (mut bob, dl) = get(&tmp, t.addr, "bob", &["song.bin"], &[]);
-    check_downloaded(&mut bob, &dl, "song.bin", &data);
+    check_downloaded(&mut bob, &dl, "song.bin", &data, DOWNLOAD);
     expect_success(&mut bob);
     let log = bob.log_text();
     assert!(log.contains("download started: "), "{log}");
@@ -131,7 +107,7 @@ fn three_seeders_each_serve_part_of_one_file() {
         })
         .collect();
     let (mut leech, dl) = get(&tmp, t.addr, "leech", &["big.bin"], &[]);
-    check_downloaded(&mut leech, &dl, "big.bin", &data);
+    check_downloaded(&mut leech, &dl, "big.bin", &data, DOWNLOAD);
     expect_success(&mut leech);
     let log = leech.log_text();
     for mut seeder in seeders {
@@ -192,7 +168,7 @@ fn seeder_killed_mid_download() {
     for s in &seeders {
         s.proc.signal("CONT");
     }
-    check_downloaded(&mut leech, &dl, "film.bin", &data);
+    check_downloaded(&mut leech, &dl, "film.bin", &data, DOWNLOAD);
     expect_success(&mut leech);
 }
 
@@ -226,7 +202,7 @@ fn file_changed_on_disk_after_indexing() {
     let bad = format!("of doc.bin from {} failed its SHA-256", a.addr);
     leech.wait_log("with a bad chunk from A", |l| l.contains(&bad), DOWNLOAD);
     let _b = seed(&tmp, t.addr, "b", &shared_b, &[]);
-    check_downloaded(&mut leech, &dl, "doc.bin", &data);
+    check_downloaded(&mut leech, &dl, "doc.bin", &data, DOWNLOAD);
     expect_success(&mut leech);
 }
 
@@ -260,7 +236,7 @@ fn seeder_that_stops_responding() {
     );
     assert!(line.contains("stalled"));
     a.proc.signal("CONT");
-    check_downloaded(&mut leech, &dl, "slow.bin", &data);
+    check_downloaded(&mut leech, &dl, "slow.bin", &data, DOWNLOAD);
     expect_success(&mut leech);
     v.proc.signal("CONT");
 }
@@ -286,7 +262,7 @@ fn empty_one_chunk_and_chunks_plus_one_byte() {
         &[],
     );
     for (name, bytes) in files {
-        check_downloaded(&mut leech, &dl, name, bytes);
+        check_downloaded(&mut leech, &dl, name, bytes, DOWNLOAD);
     }
     expect_success(&mut leech);
     drop(seeder);
@@ -301,7 +277,7 @@ fn name_with_spaces_and_non_ascii_letters() {
     let shared = shared_dir(&tmp, "seeder", &[(name, &data)]);
     let _seeder = seed(&tmp, t.addr, "seeder", &shared, &[]);
     let (mut leech, dl) = get(&tmp, t.addr, "leech", &[name], &[]);
-    check_downloaded(&mut leech, &dl, name, &data);
+    check_downloaded(&mut leech, &dl, name, &data, DOWNLOAD);
     expect_success(&mut leech);
 }
 
@@ -559,7 +535,7 @@ fn downloads_two_files_while_seeding_a_third() {
         .unwrap()
         .id();
     let (mut d, downloads_d) = get(&tmp, t.addr, "d", &[&hex(&f3_id)], &["--peer-wait", "30"]);
-    check_downloaded(&mut d, &downloads_d, "f3.bin", &f3);
+    check_downloaded(&mut d, &downloads_d, "f3.bin", &f3, DOWNLOAD);
     expect_success(&mut d);
     let c_addr = {
         let log = d.log_text();
@@ -582,8 +558,8 @@ fn downloads_two_files_while_seeding_a_third() {
         c.report()
     );
     a.proc.signal("CONT");
-    check_downloaded(&mut c, &downloads_c, "f1.bin", &f1);
-    check_downloaded(&mut c, &downloads_c, "f2.bin", &f2);
+    check_downloaded(&mut c, &downloads_c, "f1.bin", &f1, DOWNLOAD);
+    check_downloaded(&mut c, &downloads_c, "f2.bin", &f2, DOWNLOAD);
     let seeding = c.wait_line("seeding ", DOWNLOAD);
     let pos = |prefix: &str| c.stdout.iter().position(|l| l.starts_with(prefix)).unwrap();
     assert!(

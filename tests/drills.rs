@@ -8,8 +8,7 @@
 mod common;
 
 use common::{
-    args, random_bytes, s, seed, sha256_file, sha256_hex, shared_dir, Client, ClientProc, TempDir,
-    TrackerProc,
+    args, check_downloaded, random_bytes, s, seed, shared_dir, Client, ClientProc, TempDir, TrackerProc,
 };
 use pytorrent::rand::Rng;
 use pytorrent::wire::tracker::{PeerInfo, ReplyBody, RequestBody, Role};
@@ -40,31 +39,6 @@ fn get(
     a.extend(["-d".into(), s(&downloads), "--get".into(), target.into()]);
     a.extend(args(extra));
     (ClientProc::start(tmp, name, &a), downloads)
-}
-
-/// Checks the `downloaded NAME (SIZE bytes) sha256 HEX -> PATH` line and
-/// the file on disk against `original`.
-fn check_downloaded(leecher: &mut ClientProc, dir: &Path, name: &str, original: &[u8], limit: Duration) {
-    let line = leecher.wait_line(&format!("downloaded {name} ("), limit);
-    let want = sha256_hex(original);
-    assert!(
-        line.contains(&format!("({} bytes) sha256 {want} -> ", original.len())),
-        "{}: unexpected line {line:?}, want size {} and sha256 {want}",
-        leecher.name,
-        original.len()
-    );
-    let path = dir.join(name);
-    assert!(
-        line.ends_with(&s(&path)),
-        "{line:?} does not end in {}",
-        path.display()
-    );
-    assert_eq!(
-        sha256_file(&path),
-        want,
-        "{} differs from the original",
-        path.display()
-    );
 }
 
 /// Waits for the client to exit 0.

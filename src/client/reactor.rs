@@ -786,7 +786,7 @@ impl Client {
     fn accept(&mut self, now: Instant) {
         loop {
             match self.listener.accept() {
-                Ok((mut stream, addr)) => {
+                Ok((stream, addr)) => {
                     if self.inbound >= self.opts.max_inbound || self.exit.is_some() {
                         // Accept and drop at once, so the backlog does not
                         // fill with connections we will not serve.
@@ -799,24 +799,13 @@ impl Client {
                         }
                         continue;
                     }
-                    let entry = self.conns.vacant_entry();
-                    let key = entry.key();
-                    if let Err(e) = self.poll.registry().register(
-                        &mut stream,
-                        conn_token(key),
-                        Interest::READABLE | Interest::WRITABLE,
-                    ) {
-                        warn!("cannot register a connection from {addr}: {e}");
-                        continue;
+                    match self.add_conn(stream, now, |_| Kind::Serve(Serve::new())) {
+                        Ok(_) => {
+                            self.inbound += 1;
+                            debug!("serving {addr}");
+                        }
+                        Err(e) => warn!("cannot register a connection from {addr}: {e}"),
                     }
-                    let _ = stream.set_nodelay(true);
-                    entry.insert(Conn {
-                        stream,
-                        kind: Kind::Serve(Serve::new()),
-                        last_active: now,
-                    });
-                    self.inbound += 1;
-                    debug!("serving {addr}");
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -828,6 +817,32 @@ impl Client {
                 }
             }
         }
+    }
+
+    /// Registers `stream` with the poll (READABLE | WRITABLE, see the
+    /// module header) under a new key and keeps it; `make` builds its
+    /// protocol state from the key.
+    fn add_conn(
+        &mut self,
+        mut stream: TcpStream,
+        now: Instant,
+        make: impl FnOnce(usize) -> Kind,
+    ) -> io::Result<usize> {
+        let entry = self.conns.vacant_entry();
+        let key = entry.key();
+        self.poll.registry().register(
+            &mut stream,
+            conn_token(key),
+            Interest::READABLE | Interest::WRITABLE,
+        )?;
+        // Requests and block heads are small: send them at once.
+        let _ = stream.set_nodelay(true);
+        entry.insert(Conn {
+            stream,
+            kind: make(key),
+            last_active: now,
+        });
+        Ok(key)
     }
 
     /// Opens connections to the peers downloads know of.
@@ -843,7 +858,7 @@ impl Client {
                 if open >= MAX_CONNS_PER_DOWNLOAD {
                     break;
                 }
-                let mut stream = match TcpStream::connect(addr) {
+                let stream = match TcpStream::connect(addr) {
                     Ok(s) => s,
                     Err(e) => {
                         warn!("cannot connect to peer {addr}: {e}");
@@ -851,28 +866,18 @@ impl Client {
                         continue;
                     }
                 };
-                let entry = self.conns.vacant_entry();
-                let key = entry.key();
-                if let Err(e) = self.poll.registry().register(
-                    &mut stream,
-                    conn_token(key),
-                    Interest::READABLE | Interest::WRITABLE,
-                ) {
-                    warn!("cannot register a connection to {addr}: {e}");
-                    continue;
+                let strikes = self.downloads[dk].peer_mut(addr).map_or(0, |p| p.strikes);
+                let timeout = self.opts.request_timeout;
+                let make = |key| Kind::Fetch(Fetch::new(key, dk, addr, now, timeout, strikes));
+                match self.add_conn(stream, now, make) {
+                    Ok(key) => {
+                        if let Some(p) = self.downloads[dk].peer_mut(addr) {
+                            p.conn = Some(key);
+                        }
+                        open += 1;
+                    }
+                    Err(e) => warn!("cannot register a connection to {addr}: {e}"),
                 }
-                let _ = stream.set_nodelay(true);
-                let d = &mut self.downloads[dk];
-                let strikes = d.peer_mut(addr).map_or(0, |p| p.strikes);
-                entry.insert(Conn {
-                    stream,
-                    kind: Kind::Fetch(Fetch::new(key, dk, addr, now, self.opts.request_timeout, strikes)),
-                    last_active: now,
-                });
-                if let Some(p) = d.peer_mut(addr) {
-                    p.conn = Some(key);
-                }
-                open += 1;
             }
         }
     }

@@ -632,3 +632,28 @@ pub fn served_bytes(log: &str) -> u64 {
         })
         .sum()
 }
+
+/// Checks the `downloaded NAME (SIZE bytes) sha256 HEX -> PATH` line and
+/// the file on disk against `original`.
+pub fn check_downloaded(leecher: &mut ClientProc, dir: &Path, name: &str, original: &[u8], limit: Duration) {
+    let line = leecher.wait_line(&format!("downloaded {name} ("), limit);
+    let want = sha256_hex(original);
+    assert!(
+        line.contains(&format!("({} bytes) sha256 {want} -> ", original.len())),
+        "{}: unexpected line {line:?}, want size {} and sha256 {want}",
+        leecher.name,
+        original.len()
+    );
+    let path = dir.join(name);
+    assert!(
+        line.ends_with(&s(&path)),
+        "{line:?} does not end in {}",
+        path.display()
+    );
+    assert_eq!(
+        sha256_file(&path),
+        want,
+        "{} differs from the original",
+        path.display()
+    );
+}
