@@ -119,6 +119,8 @@ pub struct Download {
     pub phase: Phase,
     pub peers: Vec<PeerRec>,
     pub verified_bytes: u64,
+    /// Of `verified_bytes`, those found on disk from an earlier run.
+    pub resumed_bytes: u64,
     pub started: Instant,
     /// Last time a connection to a peer was up (for giving up).
     pub last_connected: Instant,
@@ -155,6 +157,7 @@ impl Download {
             phase: Phase::Meta,
             peers: Vec::new(),
             verified_bytes: 0,
+            resumed_bytes: 0,
             started: now,
             last_connected: now,
             next_query: now,
@@ -290,6 +293,7 @@ impl Download {
             return None;
         }
         let part = OpenOptions::new().read(true).write(true).open(&part_path).ok()?;
+        lock(&part).ok()?;
         if part.metadata().ok()?.len() != state.meta.size {
             return None;
         }
@@ -303,6 +307,7 @@ impl Download {
             self.verified_bytes += state.meta.chunk_len(i);
         }
         self.saved = self.sched.done();
+        self.resumed_bytes = self.verified_bytes;
         self.bits = state.verified;
         self.meta = Some(state.meta);
         self.part = Some(part);
@@ -343,6 +348,7 @@ impl Download {
         if (self.recheck_next as usize) < total {
             return None;
         }
+        self.resumed_bytes = self.verified_bytes;
         self.start_fetching();
         Some(Resumed {
             verified: self.sched.done(),
@@ -410,21 +416,34 @@ impl Download {
         }
         fs::create_dir_all(&self.dir).map_err(|e| format!("cannot create {}: {e}", self.dir.display()))?;
         let part_path = self.dir.join(format!("{}.part", meta.name));
-        let earlier = fs::symlink_metadata(&part_path).is_ok_and(|m| m.is_file() && m.len() == meta.size);
-        if earlier {
-            if let Ok(part) = OpenOptions::new().read(true).write(true).open(&part_path) {
-                self.part = Some(part);
-                self.part_path = part_path;
-                return Ok(true);
-            }
-        }
+        // Opened without truncating: another download (in this process or
+        // another) may own it, which the lock finds out before anything
+        // is changed.
         let part = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
-            .truncate(true)
+            .truncate(false)
             .open(&part_path)
             .map_err(|e| format!("cannot create '{shown}.part': {e}"))?;
+        lock(&part).map_err(|_| {
+            format!(
+                "another download is writing '{shown}.part' in {}",
+                self.dir.display()
+            )
+        })?;
+        let len = part
+            .metadata()
+            .map_err(|e| format!("cannot read '{shown}.part': {e}"))?
+            .len();
+        if len == meta.size && len > 0 {
+            // An earlier run's file: its chunks are checked, not trusted.
+            self.part = Some(part);
+            self.part_path = part_path;
+            return Ok(true);
+        }
+        part.set_len(0)
+            .map_err(|e| format!("cannot reset '{shown}.part': {e}"))?;
         if let Err(e) = reserve(&part, meta.size) {
             drop(part);
             let _ = fs::remove_file(&part_path);
@@ -614,6 +633,19 @@ impl Download {
     }
 }
 
+/// Takes the `.part` file for this download alone (an advisory `flock`,
+/// released when the file is closed): two downloads never write the same
+/// `.part`, whether in one client or in two.
+fn lock(file: &File) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a plain syscall on a file descriptor we own.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 /// SHA-256 of `len` bytes of `file` from `start`, read through `buf`.
 fn hash_range(file: &File, start: u64, len: u64, buf: &mut [u8]) -> io::Result<Hash> {
     let mut hasher = Sha256::new();
@@ -654,4 +686,63 @@ fn reserve(file: &File, size: u64) -> io::Result<()> {
 /// Lower-case hex of `bytes`.
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::meta::MIN_CHUNK_SIZE;
+    use crate::testutil::{data, TempDir};
+
+    fn encoded(name: &str, seed: u8) -> (FileMeta, Vec<u8>) {
+        let meta = FileMeta::from_reader(name, &data(3 * MIN_CHUNK_SIZE as usize, seed)[..], MIN_CHUNK_SIZE)
+            .unwrap();
+        let mut bytes = Vec::new();
+        encode_meta(&meta, &mut bytes).unwrap();
+        (meta, bytes)
+    }
+
+    #[test]
+    fn two_downloads_never_share_a_part_file() {
+        let dir = TempDir::new("lock");
+        let now = Instant::now();
+        let (a, a_bytes) = encoded("same.bin", 1);
+        let (b, b_bytes) = encoded("same.bin", 2);
+        let mut first = Download::new(a.id(), "a".into(), dir.path(), now);
+        assert_eq!(first.accept_meta(&a_bytes), MetaOutcome::Accepted);
+        let mut second = Download::new(b.id(), "b".into(), dir.path(), now);
+        assert_eq!(second.accept_meta(&b_bytes), MetaOutcome::Failed);
+        assert!(
+            matches!(&second.phase, Phase::Failed(why) if why.contains("another download")),
+            "{:?}",
+            second.phase
+        );
+        // The first one's file is untouched: still its full reserved size.
+        assert_eq!(
+            fs::metadata(dir.path().join("same.bin.part")).unwrap().len(),
+            a.size
+        );
+        // Once the first is gone, the file can be taken (and re-checked).
+        drop(first);
+        let mut third = Download::new(b.id(), "b".into(), dir.path(), now);
+        assert_eq!(third.accept_meta(&b_bytes), MetaOutcome::Accepted);
+        assert_eq!(third.phase, Phase::Recheck);
+    }
+
+    #[test]
+    fn wrong_metadata_is_refused_before_anything_is_created() {
+        let dir = TempDir::new("badmeta");
+        let (a, _) = encoded("x.bin", 1);
+        let (_, other) = encoded("x.bin", 2);
+        let mut d = Download::new(a.id(), "x".into(), dir.path(), Instant::now());
+        assert_eq!(
+            d.accept_meta(&other),
+            MetaOutcome::Bad("metadata does not match the file id")
+        );
+        assert_eq!(
+            d.accept_meta(b"garbage"),
+            MetaOutcome::Bad("undecodable metadata")
+        );
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
 }

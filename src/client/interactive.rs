@@ -420,7 +420,7 @@ impl Interactive {
                 .iter()
                 .map(|d| {
                     let secs = now.duration_since(d.started).as_secs_f64();
-                    let rate = if secs > 0.0 { d.done as f64 / secs } else { 0.0 };
+                    let rate = if secs > 0.0 { d.fetched as f64 / secs } else { 0.0 };
                     progress_bar(
                         &Progress {
                             name: d.name.clone(),

@@ -152,6 +152,8 @@ pub struct DownloadView {
     /// The file's name once known (escaped), else what was asked for.
     pub name: String,
     pub done: u64,
+    /// Of `done`, the bytes fetched by this run (not found on disk).
+    pub fetched: u64,
     /// 0 until the metadata is known.
     pub total: u64,
     pub peers: usize,
@@ -300,6 +302,7 @@ impl Client {
             .map(|(_, d)| DownloadView {
                 name: d.display_name(),
                 done: d.verified_bytes,
+                fetched: d.verified_bytes - d.resumed_bytes,
                 total: d.meta.as_ref().map_or(0, |m| m.size),
                 peers: d.peers.iter().filter(|p| p.conn.is_some()).count(),
                 started: d.started,
