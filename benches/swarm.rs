@@ -1,5 +1,5 @@
 //! Swarm transfer benchmark:
-//! `cargo bench --bench swarm [-- --size-mib N --seeders N --runs N --warmup N --chunk-kib N --dir PATH --keep]`.
+//! `cargo bench --bench swarm [-- --size-mib N --seeders N --runs N --warmup N --chunk-kib N --swarm N --dir PATH --keep]`.
 //!
 //! 1. Builds the release binaries (`cargo build --release --bins`) and uses
 //!    `target/release/pytorrent{,-tracker}`.
@@ -17,6 +17,16 @@
 //! 5. Prints each run, the medians against the targets, the bytes each seeder
 //!    served per run (from the seeders' logs) and any warning or error lines
 //!    the processes logged.
+//!
+//! `--swarm N` measures swarming instead: one seeder (`--seeders` is forced
+//! to 1) and, per run, N leechers spawned back to back, each with its own
+//! downloads directory and log. A run lasts until every leecher has exited
+//! (each must exit 0 with the right SHA-256); it prints the all-finished wall
+//! time, the aggregate rate (N x size / wall), the bytes the seeder uploaded
+//! (also as copies of the file) and each leecher uploaded (from the
+//! `finished serving` / `stopped serving` lines of each one's own log), the
+//! largest peak RSS and CPU time among the leechers, and which peers each
+//! leecher fetched from; then the medians.
 //!
 //! Every wait has a time limit; the child processes are killed and the
 //! working directory (a temporary one unless `--dir` is given; `--keep`
@@ -47,16 +57,21 @@ const TICK: Duration = Duration::from_millis(50);
 const TARGET_MB_S: f64 = 600.0;
 const TARGET_RSS_MIB: f64 = 16.0;
 const USAGE: &str = "usage: cargo bench --bench swarm [-- --size-mib N (1024) --seeders N (3) --runs N (3) \
-                     --warmup N (1) --chunk-kib N (1024) --dir PATH (a temporary directory) --keep]";
+                     --warmup N (1) --chunk-kib N (1024) --swarm N (off: one leecher at a time) \
+                     --dir PATH (a temporary directory) --keep]";
 
 struct Args {
     size_mib: u64,
     seeders: usize,
+    /// Whether `--seeders` was given (swarm mode says it overrides it).
+    seeders_given: bool,
     runs: usize,
     /// Runs before the measured ones, shown but not counted: the first
     /// download on a fresh VM pays for memory the host has not backed yet.
     warmup: usize,
     chunk_kib: u64,
+    /// `--swarm N`: N leechers at once from one seeder.
+    swarm: Option<usize>,
     dir: Option<PathBuf>,
     keep: bool,
 }
@@ -65,9 +80,11 @@ fn parse_args() -> Result<Args, String> {
     let mut a = Args {
         size_mib: 1024,
         seeders: 3,
+        seeders_given: false,
         runs: 3,
         warmup: 1,
         chunk_kib: 1024,
+        swarm: None,
         dir: None,
         keep: false,
     };
@@ -84,10 +101,14 @@ fn parse_args() -> Result<Args, String> {
             // cargo bench passes this to every harness = false bench.
             "--bench" => {}
             "--size-mib" => a.size_mib = value(1, 1 << 20)?,
-            "--seeders" => a.seeders = value(1, 64)? as usize,
+            "--seeders" => {
+                a.seeders = value(1, 64)? as usize;
+                a.seeders_given = true;
+            }
             "--runs" => a.runs = value(1, 1000)? as usize,
             "--warmup" => a.warmup = value(0, 100)? as usize,
             "--chunk-kib" => a.chunk_kib = value(16, 65536)?,
+            "--swarm" => a.swarm = Some(value(1, 64)? as usize),
             "--dir" => a.dir = Some(it.next().ok_or("--dir needs a value")?.into()),
             "--keep" => a.keep = true,
             "-h" | "--help" => return Err(USAGE.into()),
@@ -275,46 +296,79 @@ struct Reaped {
 /// Waits for `p` to exit with `wait4`, for its rusage; kills it after
 /// `timeout`.
 fn wait_rusage(p: &mut Proc, timeout: Duration, stop: &AtomicBool) -> Result<Reaped, String> {
-    let pid = p.pid();
+    let mut all = wait_all(std::slice::from_mut(p), timeout, stop)?;
+    all.pop().ok_or_else(|| "nothing reaped".into())
+}
+
+/// Waits for every process in `ps` to exit with `wait4` (one thread each),
+/// for their rusage and exit times; kills those still running after
+/// `timeout` or on a signal.
+fn wait_all(ps: &mut [Proc], timeout: Duration, stop: &AtomicBool) -> Result<Vec<Reaped>, String> {
     let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut status: libc::c_int = 0;
-        // SAFETY: rusage is plain integers; wait4 fills it in.
-        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-        let r = loop {
-            let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-            if r == -1 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
-                continue;
-            }
-            break r;
-        };
-        let at = Instant::now();
-        let _ = tx.send((r == pid).then_some(Reaped { status, usage, at }));
-    });
+    for (i, p) in ps.iter().enumerate() {
+        let pid = p.pid();
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            let mut status: libc::c_int = 0;
+            // SAFETY: rusage is plain integers; wait4 fills it in.
+            let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+            let r = loop {
+                let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+                if r == -1 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+                    continue;
+                }
+                break r;
+            };
+            let at = Instant::now();
+            let _ = tx.send((i, (r == pid).then_some(Reaped { status, usage, at })));
+        });
+    }
+    drop(tx);
+    let mut got: Vec<Option<Reaped>> = ps.iter().map(|_| None).collect();
+    let mut left = ps.len();
     let deadline = Instant::now() + timeout;
-    loop {
+    while left > 0 {
         match rx.recv_timeout(TICK) {
-            Ok(reaped) => {
-                p.ended = true;
-                return reaped.ok_or_else(|| format!("wait4 on {} failed", p.name));
+            Ok((i, reaped)) => {
+                ps[i].ended = true;
+                left -= 1;
+                got[i] = Some(reaped.ok_or_else(|| format!("wait4 on {} failed", ps[i].name))?);
             }
             Err(RecvTimeoutError::Timeout) => {
                 let why = if stop.load(Ordering::Relaxed) {
                     "interrupted by a signal".to_string()
                 } else if Instant::now() > deadline {
-                    format!("{} did not finish within {timeout:?}", p.name)
+                    let late: Vec<&str> = ps
+                        .iter()
+                        .zip(&got)
+                        .filter(|(_, g)| g.is_none())
+                        .map(|(p, _)| p.name.as_str())
+                        .collect();
+                    format!("{} did not finish within {timeout:?}", late.join(", "))
                 } else {
                     continue;
                 };
-                let _ = p.child.kill();
-                if rx.recv_timeout(STOP_TIMEOUT).is_ok() {
-                    p.ended = true;
+                for (p, g) in ps.iter_mut().zip(&got) {
+                    if g.is_none() {
+                        let _ = p.child.kill();
+                    }
+                }
+                let until = Instant::now() + STOP_TIMEOUT;
+                while left > 0 {
+                    match rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
+                        Ok((i, _)) => {
+                            ps[i].ended = true;
+                            left -= 1;
+                        }
+                        Err(_) => break,
+                    }
                 }
                 return Err(why);
             }
-            Err(RecvTimeoutError::Disconnected) => return Err(format!("wait4 on {} failed", p.name)),
+            Err(RecvTimeoutError::Disconnected) => return Err("wait4 failed".into()),
         }
     }
+    Ok(got.into_iter().flatten().collect())
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -361,6 +415,11 @@ fn hash_file(path: &Path) -> Result<(String, u64), String> {
         hasher.update(&buf[..n]);
         len += n as u64;
     }
+}
+
+/// `n` and `word`, plural unless `n` is 1.
+fn count(n: usize, word: &str) -> String {
+    format!("{n} {word}{}", if n == 1 { "" } else { "s" })
 }
 
 fn tail(text: &str, n: usize) -> String {
@@ -574,12 +633,24 @@ fn run(args: &Args, stop: &AtomicBool) -> Result<(), String> {
     create_dir(&dir)?;
     println!("swarm: {context}");
     println!("swarm: command line: {command_line}");
+    let n_seeders = if args.swarm.is_some() { 1 } else { args.seeders };
+    if args.swarm.is_some() && args.seeders_given && args.seeders != 1 {
+        println!(
+            "swarm: --swarm uses one seeder: --seeders {} ignored",
+            args.seeders
+        );
+    }
+    let leechers = match args.swarm {
+        Some(n) => format!("{n} leechers at once per run"),
+        None => "one leecher per run".into(),
+    };
     println!(
-        "swarm: {} MiB file, {} seeders, chunks of {} KiB, {} runs, working directory {}",
+        "swarm: {} MiB file, {}, {leechers}, chunks of {} KiB, {} runs + {} warm-up, working directory {}",
         args.size_mib,
-        args.seeders,
+        count(n_seeders, "seeder"),
         args.chunk_kib,
         args.runs,
+        args.warmup,
         dir.display()
     );
 
@@ -614,7 +685,7 @@ fn run(args: &Args, stop: &AtomicBool) -> Result<(), String> {
     let t = Instant::now();
     let mut seeders = Vec::new();
     let mut seeder_logs = Vec::new();
-    for i in 1..=args.seeders {
+    for i in 1..=n_seeders {
         let home = dir.join(format!("seeder{i}"));
         remove(&home)?;
         let shared = home.join("shared");
@@ -650,118 +721,43 @@ fn run(args: &Args, stop: &AtomicBool) -> Result<(), String> {
         seeder_logs.push(log);
     }
     // Indexing runs at roughly 1-2 GB/s per core; allow for a busy machine.
-    let seed_deadline = Instant::now() + Duration::from_secs(60 + args.size_mib * args.seeders as u64 / 16);
+    let seed_deadline = Instant::now() + Duration::from_secs(60 + args.size_mib * n_seeders as u64 / 16);
+    let mut seeder_addrs = Vec::new();
     for s in &mut seeders {
         let line = s.wait_line("seeding ", seed_deadline, stop)?;
         println!("swarm: {}: {line}", s.name);
+        seeder_addrs.push(
+            line.split_whitespace()
+                .skip_while(|w| *w != "tcp")
+                .nth(1)
+                .unwrap_or("?")
+                .to_string(),
+        );
     }
     println!(
-        "swarm: {} seeders ready {:.1} s after start",
-        args.seeders,
+        "swarm: {} ready {:.1} s after start",
+        count(n_seeders, "seeder"),
         t.elapsed().as_secs_f64()
     );
 
-    let leech_home = dir.join("leecher");
-    remove(&leech_home)?;
-    create_dir(&leech_home)?;
-    let mut results = Vec::new();
-    // Where each run starts in each seeder's log.
-    let mut log_starts: Vec<Vec<u64>> = Vec::new();
-    let mut leecher_logs = Vec::new();
-    for run in 1..=args.warmup + args.runs {
-        interrupted(stop)?;
-        log_starts.push(
-            seeder_logs
-                .iter()
-                .map(|l| fs::metadata(l).map_or(0, |m| m.len()))
-                .collect(),
-        );
-        let downloads = leech_home.join("downloads");
-        remove(&downloads)?;
-        create_dir(&downloads)?;
-        let log = leech_home.join(format!("run{run}.log"));
-        let out = leech_home.join(format!("run{run}.stdout"));
-        let mut cmd = Command::new(&client_bin);
-        cmd.args(["--get", &name, "-c"])
-            .arg(&config)
-            .args(["-t", &tracker_addr, "-d"])
-            .arg(&downloads)
-            .args(["-l", "127.0.0.1:0", "--log"])
-            .arg(&log);
-        let start = Instant::now();
-        let start_clock = seconds_of_day(SystemTime::now());
-        let mut leecher = Proc::spawn(
-            &format!("leecher (run {run})"),
-            cmd,
-            leech_home.join(format!("run{run}.stderr")),
-            false,
-            Some(&out),
-        )?;
-        let reaped = wait_rusage(&mut leecher, RUN_TIMEOUT, stop)?;
-        let wall = reaped.at.duration_since(start).as_secs_f64();
-        leecher_logs.push(log.clone());
-        let stdout = fs::read_to_string(&out).unwrap_or_default();
-        let exited_ok = libc::WIFEXITED(reaped.status) && libc::WEXITSTATUS(reaped.status) == 0;
-        if !exited_ok {
-            let how = if libc::WIFEXITED(reaped.status) {
-                format!("exit status {}", libc::WEXITSTATUS(reaped.status))
-            } else {
-                format!("signal {}", libc::WTERMSIG(reaped.status))
-            };
-            return Err(format!(
-                "run {run}: the leecher ended with {how} after {wall:.2} s\nstdout:\n{}\nstderr:\n{}\nlog ({}):\n{}",
-                tail(&stdout, 20),
-                leecher.stderr_text(),
-                log.display(),
-                tail(&fs::read_to_string(&log).unwrap_or_default(), 30)
-            ));
-        }
-        let line = stdout
-            .lines()
-            .find(|l| l.starts_with("downloaded "))
-            .ok_or_else(|| {
-                format!("run {run}: the leecher exited 0 without a 'downloaded' line; stdout:\n{stdout}")
-            })?;
-        if !line.contains(&format!("sha256 {sha}")) || !line.contains(&format!("({size} bytes)")) {
-            return Err(format!(
-                "run {run}: the leecher reports another file: {line:?} (expected {size} bytes, sha256 {sha})"
-            ));
-        }
-        let path = downloads.join(&name);
-        let (got, len) = hash_file(&path)?;
-        if got != sha || len != size {
-            return Err(format!(
-                "run {run}: {} has {len} bytes with sha256 {got}; the original has {size} bytes with sha256 {sha}",
-                path.display()
-            ));
-        }
-        let u = reaped.usage;
-        let r = RunResult {
-            wall,
-            rss_mib: u.ru_maxrss as f64 / 1024.0,
-            user: secs(u.ru_utime),
-            sys: secs(u.ru_stime),
-        };
-        let timeline = timeline(&fs::read_to_string(&log).unwrap_or_default(), start_clock, wall);
-        let label = if run <= args.warmup {
-            " (warm-up, not counted)"
-        } else {
-            ""
-        };
-        println!(
-            "run {run}{label}: {:.3} s, {:.1} MB/s, peak RSS {:.1} MiB, CPU {:.2} s (user {:.2} + sys {:.2}); sha256 ok; {timeline}",
-            r.wall,
-            size as f64 / r.wall / 1e6,
-            r.rss_mib,
-            r.user + r.sys,
-            r.user,
-            r.sys
-        );
-        if run > args.warmup {
-            results.push(r);
-        }
-        remove(&downloads)?;
-    }
+    let su = Setup {
+        args,
+        client: client_bin,
+        config,
+        tracker: tracker_addr,
+        name,
+        sha,
+        size,
+        dir: dir.clone(),
+        seeder_logs: seeder_logs.clone(),
+        seeder_addrs,
+    };
+    // The leechers' logs and stderr files, for the problem report.
+    let mut leecher_files = Vec::new();
+    let outcome = match args.swarm {
+        None => Outcome::Single(single_runs(&su, &mut leecher_files, stop)?),
+        Some(n) => Outcome::Swarm(swarm_runs(&su, n, &mut leecher_files, stop)?),
+    };
 
     // Stop the seeders (their logs are then complete) and the tracker.
     let mut seeder_rss = Vec::new();
@@ -780,34 +776,8 @@ fn run(args: &Args, stop: &AtomicBool) -> Result<(), String> {
         Err(e) => stop_problems.push(e),
     }
 
-    println!("served chunk bytes per seeder (from the seeders' logs; MiB, connections):");
-    let logs: Vec<String> = seeder_logs
-        .iter()
-        .map(|l| fs::read_to_string(l).unwrap_or_default())
-        .collect();
-    for run in 0..log_starts.len() {
-        let mut parts = Vec::new();
-        let mut total = 0;
-        for (i, text) in logs.iter().enumerate() {
-            let from = (log_starts[run][i] as usize).min(text.len());
-            let to = log_starts
-                .get(run + 1)
-                .map_or(text.len(), |s| (s[i] as usize).min(text.len()));
-            let (bytes, conns) = served(text.get(from..to).unwrap_or(""));
-            total += bytes;
-            parts.push(format!(
-                "seeder{} {:.1} ({conns})",
-                i + 1,
-                bytes as f64 / MIB as f64
-            ));
-        }
-        println!(
-            "  run {}: {}; total {:.1} MiB of {} MiB",
-            run + 1,
-            parts.join(", "),
-            total as f64 / MIB as f64,
-            args.size_mib
-        );
+    if let Outcome::Single(single) = &outcome {
+        print_served(&seeder_logs, &single.log_starts, args.size_mib);
     }
     let rss: Vec<String> = seeder_rss
         .iter()
@@ -828,10 +798,7 @@ fn run(args: &Args, stop: &AtomicBool) -> Result<(), String> {
         files.push((l.clone(), false));
         files.push((s.stderr.clone(), true));
     }
-    for (run, l) in leecher_logs.iter().enumerate() {
-        files.push((l.clone(), false));
-        files.push((leech_home.join(format!("run{}.stderr", run + 1)), true));
-    }
+    files.extend(leecher_files);
     let mut any = !stop_problems.is_empty();
     for p in &stop_problems {
         println!("problem: {p}");
@@ -855,6 +822,221 @@ fn run(args: &Args, stop: &AtomicBool) -> Result<(), String> {
         println!("no warnings or errors in the logs");
     }
 
+    match outcome {
+        Outcome::Single(single) => print_single_medians(args, size, &single.results),
+        Outcome::Swarm(runs) => print_swarm_medians(args, &runs),
+    }
+    let load = fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!(
+        "swarm: load average at the end {} (figures on a busy machine are low)",
+        load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+    );
+    drop(seeders);
+    drop(tracker);
+    drop(work);
+    Ok(())
+}
+
+/// What the leecher runs need.
+struct Setup<'a> {
+    args: &'a Args,
+    client: PathBuf,
+    config: PathBuf,
+    tracker: String,
+    name: String,
+    sha: String,
+    size: u64,
+    dir: PathBuf,
+    seeder_logs: Vec<PathBuf>,
+    /// The seeders' TCP addresses, from their `seeding ...` lines.
+    seeder_addrs: Vec<String>,
+}
+
+enum Outcome {
+    Single(Single),
+    Swarm(Vec<SwarmRun>),
+}
+
+/// The measured runs of the one-leecher mode, and where every run
+/// (warm-ups too) starts in each seeder's log.
+struct Single {
+    results: Vec<RunResult>,
+    log_starts: Vec<Vec<u64>>,
+}
+
+/// One leecher process and its files.
+struct Leecher {
+    proc: Proc,
+    downloads: PathBuf,
+    log: PathBuf,
+    out: PathBuf,
+}
+
+/// Starts a leecher (`--get`) whose files go in `home`: `downloads/`, an
+/// empty `shared/`, `log.txt`, `stdout.txt`, `stderr.txt`.
+fn spawn_leecher(su: &Setup, label: &str, home: &Path) -> Result<Leecher, String> {
+    let downloads = home.join("downloads");
+    let shared = home.join("shared");
+    let log = home.join("log.txt");
+    let out = home.join("stdout.txt");
+    let mut cmd = Command::new(&su.client);
+    cmd.args(["--get", &su.name, "-c"])
+        .arg(&su.config)
+        .args(["-t", &su.tracker, "-s"])
+        .arg(&shared)
+        .arg("-d")
+        .arg(&downloads)
+        .args(["-l", "127.0.0.1:0", "--log"])
+        .arg(&log);
+    let proc = Proc::spawn(label, cmd, home.join("stderr.txt"), false, Some(&out))?;
+    Ok(Leecher {
+        proc,
+        downloads,
+        log,
+        out,
+    })
+}
+
+/// A fresh home for a leecher: its old files removed, `downloads/` and
+/// `shared/` created.
+fn leecher_home(home: &Path) -> Result<(), String> {
+    remove(home)?;
+    create_dir(&home.join("downloads"))?;
+    create_dir(&home.join("shared"))
+}
+
+/// Checks how leecher `l` ended: exit status 0, its `downloaded` line, and
+/// the SHA-256 and length of the file it wrote.
+fn check_download(su: &Setup, l: &Leecher, reaped: &Reaped, wall: f64) -> Result<(), String> {
+    let stdout = fs::read_to_string(&l.out).unwrap_or_default();
+    let exited_ok = libc::WIFEXITED(reaped.status) && libc::WEXITSTATUS(reaped.status) == 0;
+    let who = &l.proc.name;
+    if !exited_ok {
+        let how = if libc::WIFEXITED(reaped.status) {
+            format!("exit status {}", libc::WEXITSTATUS(reaped.status))
+        } else {
+            format!("signal {}", libc::WTERMSIG(reaped.status))
+        };
+        return Err(format!(
+            "{who} ended with {how} after {wall:.2} s\nstdout:\n{}\nstderr:\n{}\nlog ({}):\n{}",
+            tail(&stdout, 20),
+            l.proc.stderr_text(),
+            l.log.display(),
+            tail(&fs::read_to_string(&l.log).unwrap_or_default(), 30)
+        ));
+    }
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("downloaded "))
+        .ok_or_else(|| format!("{who} exited 0 without a 'downloaded' line; stdout:\n{stdout}"))?;
+    let (sha, size) = (&su.sha, su.size);
+    if !line.contains(&format!("sha256 {sha}")) || !line.contains(&format!("({size} bytes)")) {
+        return Err(format!(
+            "{who} reports another file: {line:?} (expected {size} bytes, sha256 {sha})"
+        ));
+    }
+    let path = l.downloads.join(&su.name);
+    let (got, len) = hash_file(&path)?;
+    if got != *sha || len != size {
+        return Err(format!(
+            "{who}: {} has {len} bytes with sha256 {got}; the original has {size} bytes with sha256 {sha}",
+            path.display()
+        ));
+    }
+    Ok(())
+}
+
+/// Where each seeder's log ends now.
+fn log_ends(logs: &[PathBuf]) -> Vec<u64> {
+    logs.iter()
+        .map(|l| fs::metadata(l).map_or(0, |m| m.len()))
+        .collect()
+}
+
+/// The default mode: one leecher per run.
+fn single_runs(su: &Setup, files: &mut Vec<(PathBuf, bool)>, stop: &AtomicBool) -> Result<Single, String> {
+    let args = su.args;
+    let size = su.size;
+    let leech_home = su.dir.join("leecher");
+    remove(&leech_home)?;
+    let mut results = Vec::new();
+    let mut log_starts: Vec<Vec<u64>> = Vec::new();
+    for run in 1..=args.warmup + args.runs {
+        interrupted(stop)?;
+        log_starts.push(log_ends(&su.seeder_logs));
+        let home = leech_home.join(format!("run{run}"));
+        leecher_home(&home)?;
+        let start = Instant::now();
+        let start_clock = seconds_of_day(SystemTime::now());
+        let mut l = spawn_leecher(su, &format!("the leecher (run {run})"), &home)?;
+        files.push((l.log.clone(), false));
+        files.push((l.proc.stderr.clone(), true));
+        let reaped = wait_rusage(&mut l.proc, RUN_TIMEOUT, stop)?;
+        let wall = reaped.at.duration_since(start).as_secs_f64();
+        check_download(su, &l, &reaped, wall).map_err(|e| format!("run {run}: {e}"))?;
+        let u = reaped.usage;
+        let r = RunResult {
+            wall,
+            rss_mib: u.ru_maxrss as f64 / 1024.0,
+            user: secs(u.ru_utime),
+            sys: secs(u.ru_stime),
+        };
+        let timeline = timeline(&fs::read_to_string(&l.log).unwrap_or_default(), start_clock, wall);
+        let label = if run <= args.warmup {
+            " (warm-up, not counted)"
+        } else {
+            ""
+        };
+        println!(
+            "run {run}{label}: {:.3} s, {:.1} MB/s, peak RSS {:.1} MiB, CPU {:.2} s (user {:.2} + sys {:.2}); sha256 ok; {timeline}",
+            r.wall,
+            size as f64 / r.wall / 1e6,
+            r.rss_mib,
+            r.user + r.sys,
+            r.user,
+            r.sys
+        );
+        if run > args.warmup {
+            results.push(r);
+        }
+        remove(&l.downloads)?;
+    }
+    Ok(Single { results, log_starts })
+}
+
+/// The chunk bytes each seeder served in each run (from their logs).
+fn print_served(seeder_logs: &[PathBuf], log_starts: &[Vec<u64>], size_mib: u64) {
+    println!("served chunk bytes per seeder (from the seeders' logs; MiB, connections):");
+    let logs: Vec<String> = seeder_logs
+        .iter()
+        .map(|l| fs::read_to_string(l).unwrap_or_default())
+        .collect();
+    for run in 0..log_starts.len() {
+        let mut parts = Vec::new();
+        let mut total = 0;
+        for (i, text) in logs.iter().enumerate() {
+            let from = (log_starts[run][i] as usize).min(text.len());
+            let to = log_starts
+                .get(run + 1)
+                .map_or(text.len(), |s| (s[i] as usize).min(text.len()));
+            let (bytes, conns) = served(text.get(from..to).unwrap_or(""));
+            total += bytes;
+            parts.push(format!(
+                "seeder{} {:.1} ({conns})",
+                i + 1,
+                bytes as f64 / MIB as f64
+            ));
+        }
+        println!(
+            "  run {}: {}; total {:.1} MiB of {size_mib} MiB",
+            run + 1,
+            parts.join(", "),
+            total as f64 / MIB as f64,
+        );
+    }
+}
+
+fn print_single_medians(args: &Args, size: u64, results: &[RunResult]) {
     let mb_s = median(results.iter().map(|r| size as f64 / r.wall / 1e6).collect());
     let wall = median(results.iter().map(|r| r.wall).collect());
     let rss = median(results.iter().map(|r| r.rss_mib).collect());
@@ -871,13 +1053,265 @@ fn run(args: &Args, stop: &AtomicBool) -> Result<(), String> {
         },
         verdict(rss < TARGET_RSS_MIB)
     );
-    let load = fs::read_to_string("/proc/loadavg").unwrap_or_default();
+}
+
+/// One run of the swarm mode.
+struct SwarmRun {
+    /// From the first spawn until the last leecher exited.
+    wall: f64,
+    /// Chunk bytes the seeder served in the run.
+    seeder_bytes: u64,
+    /// The largest peak RSS (MiB) and CPU seconds among the leechers.
+    max_rss_mib: f64,
+    max_cpu: f64,
+    counted: bool,
+}
+
+/// The TCP port process `pid` listens on (its first listening socket in
+/// /proc/net/tcp), if it has one yet.
+fn listen_port(pid: libc::pid_t) -> Option<u16> {
+    let inodes: Vec<String> = fs::read_dir(format!("/proc/{pid}/fd"))
+        .ok()?
+        .flatten()
+        .filter_map(|e| fs::read_link(e.path()).ok())
+        .filter_map(|t| {
+            let t = t.to_string_lossy().into_owned();
+            Some(t.strip_prefix("socket:[")?.strip_suffix(']')?.to_string())
+        })
+        .collect();
+    let table = fs::read_to_string(format!("/proc/{pid}/net/tcp")).ok()?;
+    table.lines().skip(1).find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        // local_address is HEXIP:HEXPORT; state 0A is LISTEN; field 9 the inode.
+        if f.len() > 9 && f[3] == "0A" && inodes.iter().any(|i| i == f[9]) {
+            u16::from_str_radix(f[1].rsplit(':').next()?, 16).ok()
+        } else {
+            None
+        }
+    })
+}
+
+/// The peer addresses a leecher connected to (`peer used for NAME: ADDR`
+/// lines), in order, repeats included.
+fn peers_used(log: &str) -> Vec<String> {
+    log.lines()
+        .filter(|l| l.contains("peer used for "))
+        .filter_map(|l| l.rsplit(": ").next())
+        .map(|a| a.trim().to_string())
+        .collect()
+}
+
+/// Swarm mode: `n` leechers at once per run, from one seeder.
+fn swarm_runs(
+    su: &Setup,
+    n: usize,
+    files: &mut Vec<(PathBuf, bool)>,
+    stop: &AtomicBool,
+) -> Result<Vec<SwarmRun>, String> {
+    let args = su.args;
+    let size = su.size;
+    let mib = |b: u64| b as f64 / MIB as f64;
+    let seeder_addr = su.seeder_addrs.first().cloned().unwrap_or_default();
+    let seeder_log = su.seeder_logs.first().ok_or("no seeder")?;
+    let swarm_home = su.dir.join("swarm");
+    remove(&swarm_home)?;
+    let mut runs = Vec::new();
+    for run in 1..=args.warmup + args.runs {
+        interrupted(stop)?;
+        let homes: Vec<PathBuf> = (1..=n)
+            .map(|i| swarm_home.join(format!("run{run}")).join(format!("leecher{i}")))
+            .collect();
+        for h in &homes {
+            leecher_home(h)?;
+        }
+        let log_start = log_ends(std::slice::from_ref(seeder_log))[0];
+        let start = Instant::now();
+        let start_clock = seconds_of_day(SystemTime::now());
+        let mut leechers = Vec::new();
+        for (i, h) in homes.iter().enumerate() {
+            leechers.push(spawn_leecher(su, &format!("leecher{} (run {run})", i + 1), h)?);
+        }
+        for l in &leechers {
+            files.push((l.log.clone(), false));
+            files.push((l.proc.stderr.clone(), true));
+        }
+        // Each leecher's listening port, to tell which leecher served whom.
+        let mut ports: Vec<Option<u16>> = vec![None; n];
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while ports.iter().any(Option::is_none) && Instant::now() < deadline {
+            for (p, l) in ports.iter_mut().zip(&leechers) {
+                if p.is_none() {
+                    *p = listen_port(l.proc.pid());
+                }
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let mut procs: Vec<Proc> = Vec::new();
+        let mut rest = Vec::new();
+        for l in leechers {
+            let Leecher {
+                proc,
+                downloads,
+                log,
+                out,
+            } = l;
+            procs.push(proc);
+            rest.push((downloads, log, out));
+        }
+        let reaped = wait_all(&mut procs, RUN_TIMEOUT, stop)?;
+        let leechers: Vec<Leecher> = procs
+            .into_iter()
+            .zip(rest)
+            .map(|(proc, (downloads, log, out))| Leecher {
+                proc,
+                downloads,
+                log,
+                out,
+            })
+            .collect();
+        let walls: Vec<f64> = reaped
+            .iter()
+            .map(|r| r.at.duration_since(start).as_secs_f64())
+            .collect();
+        let wall = walls.iter().copied().fold(0.0, f64::max);
+        for ((l, r), w) in leechers.iter().zip(&reaped).zip(&walls) {
+            check_download(su, l, r, *w).map_err(|e| format!("run {run}: {e}"))?;
+        }
+        let logs: Vec<String> = leechers
+            .iter()
+            .map(|l| fs::read_to_string(&l.log).unwrap_or_default())
+            .collect();
+        let used: Vec<Vec<String>> = logs.iter().map(|t| peers_used(t)).collect();
+        let addr_of = |j: usize| ports[j].map(|p| format!("127.0.0.1:{p}"));
+        let name_of = |a: &str| {
+            if a == seeder_addr {
+                "seeder".to_string()
+            } else if let Some(j) = (0..n).find(|&j| addr_of(j).as_deref() == Some(a)) {
+                format!("leecher{}", j + 1)
+            } else {
+                a.to_string()
+            }
+        };
+        let connections_to = |a: &str| used.iter().flatten().filter(|u| u.as_str() == a).count();
+        // The seeder logs a connection when it sees it close, just after the
+        // leecher's exit: wait (bounded) for all of them.
+        let seeder_expected = connections_to(&seeder_addr);
+        let settle = Instant::now() + Duration::from_secs(5);
+        let (seeder_bytes, seeder_conns) = loop {
+            let text = fs::read_to_string(seeder_log).unwrap_or_default();
+            let got = served(text.get(log_start as usize..).unwrap_or(""));
+            if got.1 >= seeder_expected || Instant::now() > settle {
+                break got;
+            }
+            std::thread::sleep(TICK);
+        };
+        let label = if run <= args.warmup {
+            " (warm-up, not counted)"
+        } else {
+            ""
+        };
+        let mut lines = Vec::new();
+        let mut leecher_total = 0;
+        let (mut max_rss, mut max_cpu) = (0.0f64, 0.0f64);
+        for (i, ((text, r), w)) in logs.iter().zip(&reaped).zip(&walls).enumerate() {
+            let (bytes, conns) = served(text);
+            leecher_total += bytes;
+            let expected = addr_of(i).map(|a| connections_to(&a));
+            let u = r.usage;
+            let rss = u.ru_maxrss as f64 / 1024.0;
+            let cpu = secs(u.ru_utime) + secs(u.ru_stime);
+            max_rss = max_rss.max(rss);
+            max_cpu = max_cpu.max(cpu);
+            let mut from: Vec<String> = Vec::new();
+            for a in &used[i] {
+                let who = name_of(a);
+                if !from.contains(&who) {
+                    from.push(who);
+                }
+            }
+            let logged = match expected {
+                Some(e) if e == conns => count(conns, "connection"),
+                Some(e) => format!("{conns} of the {} made to it logged", count(e, "connection")),
+                None => format!("{}; its port was not found", count(conns, "connection")),
+            };
+            lines.push(format!(
+                "  leecher{}: {w:.3} s, uploaded {:.1} MiB ({logged}), fetched from {} ({}), peak RSS {rss:.1} MiB, CPU {cpu:.2} s; {}",
+                i + 1,
+                mib(bytes),
+                if from.is_empty() { "nobody".into() } else { from.join(", ") },
+                count(used[i].len(), "connection"),
+                timeline(text, start_clock, *w)
+            ));
+        }
+        let sorted_walls = {
+            let mut v = walls.clone();
+            v.sort_by(f64::total_cmp);
+            v.iter()
+                .map(|w| format!("{w:.2}"))
+                .collect::<Vec<_>>()
+                .join(" / ")
+        };
+        println!(
+            "run {run}{label}: all {n} finished in {wall:.3} s (exits at {sorted_walls} s), aggregate {:.1} MB/s; \
+             seeder uploaded {:.1} MiB = {:.2} copies ({}{}); leechers uploaded {:.1} MiB; \
+             max peak RSS {max_rss:.1} MiB, max CPU {max_cpu:.2} s; sha256 ok x{n}",
+            n as f64 * size as f64 / wall / 1e6,
+            mib(seeder_bytes),
+            seeder_bytes as f64 / size as f64,
+            count(seeder_conns, "connection"),
+            if seeder_conns == seeder_expected {
+                String::new()
+            } else {
+                format!(" logged of {seeder_expected} made to it")
+            },
+            mib(leecher_total),
+        );
+        for l in &lines {
+            println!("{l}");
+        }
+        let total = seeder_bytes + leecher_total;
+        let needed = n as u64 * size;
+        if total != needed {
+            println!(
+                "  uploads logged: {:.1} MiB for {n} x {} MiB downloaded ({:+.1} MiB: {})",
+                mib(total),
+                args.size_mib,
+                (total as f64 - needed as f64) / MIB as f64,
+                if total > needed {
+                    "chunks sent twice, or not used"
+                } else {
+                    "bytes received that no log accounts for"
+                }
+            );
+        }
+        runs.push(SwarmRun {
+            wall,
+            seeder_bytes,
+            max_rss_mib: max_rss,
+            max_cpu,
+            counted: run > args.warmup,
+        });
+        for l in &leechers {
+            remove(&l.downloads)?;
+        }
+    }
+    Ok(runs)
+}
+
+fn print_swarm_medians(args: &Args, runs: &[SwarmRun]) {
+    let n = args.swarm.unwrap_or(1);
+    let size = args.size_mib * MIB;
+    let counted: Vec<&SwarmRun> = runs.iter().filter(|r| r.counted).collect();
+    let m = |f: &dyn Fn(&SwarmRun) -> f64| median(counted.iter().map(|r| f(r)).collect());
     println!(
-        "swarm: load average at the end {} (figures on a busy machine are low)",
-        load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+        "swarm: median of {} runs, {n} leechers x {} MiB from one seeder: all finished in {:.3} s, aggregate {:.1} MB/s, \
+         seeder uploaded {:.2} copies; largest leecher peak RSS {:.1} MiB, largest leecher CPU {:.2} s",
+        counted.len(),
+        args.size_mib,
+        m(&|r| r.wall),
+        m(&|r| n as f64 * size as f64 / r.wall / 1e6),
+        m(&|r| r.seeder_bytes as f64 / size as f64),
+        m(&|r| r.max_rss_mib),
+        m(&|r| r.max_cpu),
     );
-    drop(seeders);
-    drop(tracker);
-    drop(work);
-    Ok(())
 }
