@@ -106,6 +106,8 @@ enum Ending {
     Serve(Close),
     Fetch(FetchEnd),
     Idle,
+    /// We are leaving the network.
+    Leaving,
 }
 
 /// The client engine, bound and ready to [`run`](Client::run).
@@ -358,6 +360,11 @@ impl Client {
             let now = Instant::now();
             if let Some((code, deadline)) = self.exit {
                 if now >= deadline {
+                    // Every connection ends with its one log line.
+                    let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
+                    self.closing
+                        .extend(keys.into_iter().map(|k| (k, Ending::Leaving)));
+                    self.apply_closes(now);
                     break Ok(code);
                 }
             }
@@ -973,7 +980,10 @@ impl Client {
         if let Some(d) = self.downloads.get_mut(dk) {
             if let Some(entry) = d.entry(false) {
                 self.link.announce(vec![entry], now);
-                d.next_query = d.next_query.min(now + REQUERY_AFTER_META);
+                let query = now + REQUERY_AFTER_META;
+                d.next_query = d.next_query.min(query);
+                // The query is sent from the tick: bring it forward.
+                self.next_tick = self.next_tick.min(query);
             }
         }
     }
@@ -1023,6 +1033,7 @@ impl Client {
                         Ending::Serve(Close::Eof) => None,
                         Ending::Serve(c) => Some(c.to_string()),
                         Ending::Idle => Some("idle timeout".into()),
+                        Ending::Leaving => Some("leaving the network".into()),
                         Ending::Fetch(f) => Some(f.to_string()),
                     };
                     let peer = conn
@@ -1040,10 +1051,12 @@ impl Client {
                         continue;
                     };
                     f.abandon(d);
+                    let in_flight = f.in_flight();
                     let end = match ending {
                         Ending::Fetch(e) => e,
                         Ending::Serve(c) => FetchEnd::Close(c),
                         Ending::Idle => FetchEnd::Stalled,
+                        Ending::Leaving => FetchEnd::Done,
                     };
                     let failed = !matches!(end, FetchEnd::Done);
                     d.peer_disconnected(f.addr, now, failed);
@@ -1055,10 +1068,18 @@ impl Client {
                             p.banned = true;
                         }
                     }
-                    if !matches!(end, FetchEnd::Done) {
-                        let banned = d.peer_mut(f.addr).is_some_and(|p| p.banned);
-                        let what = if banned { "peer dropped" } else { "peer lost" };
-                        warn!("{what} for {}: {}: {end}", d.display_name(), f.addr);
+                    let banned = d.peer_mut(f.addr).is_some_and(|p| p.banned);
+                    match end {
+                        FetchEnd::Done => {}
+                        // A peer that leaves with nothing of ours in flight
+                        // (another downloader that finished) is normal churn.
+                        FetchEnd::Close(Close::Eof) if in_flight == 0 && !banned => {
+                            info!("peer left {}: {}", d.display_name(), f.addr)
+                        }
+                        end => {
+                            let what = if banned { "peer dropped" } else { "peer lost" };
+                            warn!("{what} for {}: {}: {end}", d.display_name(), f.addr);
+                        }
                     }
                     self.kick(dk);
                 }

@@ -1,15 +1,15 @@
 //! Which chunk a peer should fetch next: a pure state machine over the
 //! chunks of one download.
 //!
-//! While every connected peer has the whole file, chunks are handed out
-//! lowest index first, so the file fills from the front (which keeps the
-//! whole-file hash close behind). Once some peers hold only part of it
-//! (a swarm of downloaders serving each other), each peer is given the
-//! *rarest* missing chunk it has: the one the fewest connected peers hold,
-//! at random among equals, so a new file spreads across the swarm instead
-//! of every downloader draining the one seeder. The rarest is sought among
-//! the first [`RAREST_WINDOW`] candidates, which bounds the work per
-//! request on huge files.
+//! Each peer is given the *rarest* missing chunk it has: the one the
+//! fewest connected peers hold, at random among equals, so a new file
+//! spreads across a swarm of downloaders instead of every one of them
+//! draining the one seeder (with only complete peers every chunk is equally
+//! rare, and downloaders that start together still fetch different chunks
+//! from the seeder, which they can then trade). The rarest is sought among
+//! the first [`RAREST_WINDOW`] missing candidates from the front of the
+//! file, which bounds the work per request on huge files and keeps the
+//! file filling roughly front to back.
 //!
 //! When nothing is left unassigned (the end-game), a peer with room in its
 //! pipeline may take a chunk another peer is already fetching, so one slow
@@ -158,11 +158,7 @@ impl Scheduler {
     /// that must not be given any of `avoid` (chunks it sent bad data
     /// for). `None` when there is nothing useful for it to do.
     pub fn next_for(&mut self, has: &Has, busy: &[u32], avoid: &[u32]) -> Option<u32> {
-        let pick = if self.partial_peers == 0 && *has == Has::All {
-            self.lowest_missing(busy, avoid)
-        } else {
-            self.rarest_missing(has, busy, avoid)
-        };
+        let pick = self.rarest_missing(has, busy, avoid);
         if let Some(i) = pick {
             self.chunks[i as usize] = State::InFlight { fetchers: 1 };
             self.in_flight.push(i);
@@ -178,23 +174,6 @@ impl Scheduler {
             *fetchers += 1;
         }
         Some(dup)
-    }
-
-    /// The lowest missing chunk not in `busy` or `avoid`.
-    fn lowest_missing(&mut self, busy: &[u32], avoid: &[u32]) -> Option<u32> {
-        // `avoid` and `busy` are tiny, so scanning past them costs nothing.
-        let mut i = self.first_missing;
-        while i < self.chunks.len() {
-            if self.chunks[i] == State::Missing {
-                if !busy.contains(&(i as u32)) && !avoid.contains(&(i as u32)) {
-                    return Some(i as u32);
-                }
-            } else if i == self.first_missing {
-                self.first_missing += 1;
-            }
-            i += 1;
-        }
-        None
     }
 
     /// The missing chunk `has` holds that the fewest peers hold, at random
@@ -266,14 +245,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn hands_out_lowest_first_then_duplicates_in_the_end_game() {
+    fn hands_out_each_chunk_once_then_duplicates_in_the_end_game() {
         let mut s = Scheduler::new(4);
-        assert_eq!(s.next_for(&Has::All, &[], &[]), Some(0));
-        assert_eq!(s.next_for(&Has::All, &[0], &[]), Some(1));
+        let mut given = Vec::new();
+        for _ in 0..3 {
+            // Never a chunk the peer spoiled (2), never one already given.
+            let c = s.next_for(&Has::All, &[], &[2]).unwrap();
+            assert!(c != 2 && !given.contains(&c), "{c} in {given:?}");
+            given.push(c);
+        }
         assert_eq!(
-            s.next_for(&Has::All, &[], &[2]),
-            Some(3),
-            "avoids the chunk it spoiled"
+            s.next_for(&Has::All, &given, &[2]),
+            None,
+            "only 2 is left, and it is avoided; the rest are this peer's own"
         );
         assert_eq!(s.next_for(&Has::All, &[], &[]), Some(2));
         // Nothing missing: a peer fetching 0 and 1 may duplicate 2 or 3.
@@ -283,8 +267,11 @@ mod tests {
         let other = s.next_for(&Has::All, &[0, 1, dup], &[]).unwrap();
         assert_ne!(other, dup);
         assert_eq!(s.next_for(&Has::All, &[0, 1, 2, 3], &[]), None);
-        assert_eq!(s.next_for(&Has::All, &[], &[]), Some(0), "0 has one fetcher");
-        assert_eq!(s.next_for(&Has::All, &[], &[]), Some(1));
+        let (a, b) = (
+            s.next_for(&Has::All, &[], &[]).unwrap(),
+            s.next_for(&Has::All, &[], &[]).unwrap(),
+        );
+        assert_eq!([a.min(b), a.max(b)], [0, 1], "0 and 1 had one fetcher each");
         assert_eq!(
             s.next_for(&Has::All, &[], &[]),
             None,
@@ -336,8 +323,11 @@ mod tests {
         for i in [0, 1, 3] {
             s.complete(i);
         }
-        assert_eq!(s.next_for(&Has::All, &[], &[]), Some(2));
-        assert_eq!(s.next_for(&Has::All, &[], &[]), Some(4));
+        let (a, b) = (
+            s.next_for(&Has::All, &[], &[]).unwrap(),
+            s.next_for(&Has::All, &[], &[]).unwrap(),
+        );
+        assert_eq!([a.min(b), a.max(b)], [2, 4]);
         assert_eq!(s.done(), 3);
     }
 
