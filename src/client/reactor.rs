@@ -245,7 +245,7 @@ impl Client {
             link_events: Vec::new(),
             events,
             udp_buf: vec![0; MAX_DATAGRAM + 1],
-            whole_buf: vec![0; 1 << 20],
+            whole_buf: vec![0; 256 << 10],
             next_tick: now,
             announce_pending: false,
             ready_told: false,
