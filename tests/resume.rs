@@ -35,21 +35,25 @@ fn leecher(tmp: &TempDir, tracker: &str, tag: &str, downloads: &Path, name: &str
     ClientProc::start(tmp, tag, &args)
 }
 
-/// Runs a leecher against a seeder whose copy is good for the first half
-/// only, until it has verified what it can and waits for peers; then kills
-/// it (SIGKILL) and that seeder. Returns the downloads dir and the data.
+/// Runs a leecher against a seeder whose copy has two bad chunks, until
+/// the leecher has dropped it (two bad chunks) and waits for peers, having
+/// verified whatever came before; then kills it (SIGKILL) and that seeder.
+/// Returns the downloads dir and the data.
 fn interrupted_download(t: &TrackerProc, tmp: &TempDir) -> (PathBuf, Vec<u8>) {
     let data = random_bytes(CHUNKS * CHUNK, 31);
     let shared = shared_dir(tmp, "half", &[("film.bin", &data)]);
     let mut half = seed(tmp, t.addr, "half", &shared, &[]);
     {
-        // The second half changes on disk after indexing: its chunks fail.
+        // The last two chunks change on disk after indexing: they fail.
+        // Chunks go out in random order, so the seeder is dropped at a
+        // random point, with the chunks that came before it verified
+        // (about half of them, most likely).
         let mut f = std::fs::OpenOptions::new()
             .write(true)
             .open(shared.join("film.bin"))
             .unwrap();
-        f.seek(SeekFrom::Start((CHUNKS / 2 * CHUNK) as u64)).unwrap();
-        f.write_all(&vec![0u8; CHUNKS / 2 * CHUNK]).unwrap();
+        f.seek(SeekFrom::Start(((CHUNKS - 2) * CHUNK) as u64)).unwrap();
+        f.write_all(&vec![0u8; 2 * CHUNK]).unwrap();
         f.sync_all().unwrap();
     }
     let downloads = tmp.mkdir("downloads");
