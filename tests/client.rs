@@ -98,7 +98,7 @@ fn one_seeder_to_one_leecher() {
 fn three_seeders_each_serve_part_of_one_file() {
     let t = TrackerProc::start(&[]);
     let tmp = TempDir::new("three");
-    let data = random_bytes(24 * MIB, 2);
+    let data = random_bytes(48 * MIB, 2);
     let seeders: Vec<Seeder> = ["s1", "s2", "s3"]
         .iter()
         .map(|name| {
@@ -106,7 +106,20 @@ fn three_seeders_each_serve_part_of_one_file() {
             seed(&tmp, t.addr, name, &shared, &[])
         })
         .collect();
+    // Stopped seeders still accept connections: the leecher connects to
+    // all three before any can answer, so none is left out by a download
+    // that finishes before its connection is up.
+    for seeder in &seeders {
+        seeder.proc.signal("STOP");
+    }
     let (mut leech, dl) = get(&tmp, t.addr, "leech", &["big.bin"], &[]);
+    for seeder in &seeders {
+        let used = format!("peer used for big.bin: {}", seeder.addr);
+        leech.wait_log("using each seeder", |l| l.contains(&used), DOWNLOAD);
+    }
+    for seeder in &seeders {
+        seeder.proc.signal("CONT");
+    }
     check_downloaded(&mut leech, &dl, "big.bin", &data, DOWNLOAD);
     expect_success(&mut leech);
     let log = leech.log_text();
