@@ -7,8 +7,8 @@
 mod common;
 
 use common::{
-    args, check_downloaded, hex, random_bytes, s, seed, seeding_addr, served_bytes, shared_dir, Client,
-    ClientProc, Seeder, TempDir, TrackerProc, READY,
+    args, check_downloaded, get, hex, random_bytes, s, seed, seeding_addr, served_bytes, shared_dir, Client,
+    ClientProc, Seeder, TempDir, TrackerProc, CHUNK, DOWNLOAD, KIB, MIB, READY,
 };
 use pytorrent::meta::{FileMeta, MAX_META_LEN};
 use pytorrent::wire::peer::{decode_peer_msg, encode_peer_msg, PeerMsg, Refusal, BLOCK_SIZE};
@@ -16,35 +16,9 @@ use pytorrent::wire::tracker::{FileEntry, ReplyBody, RequestBody};
 use sha2::{Digest, Sha256};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-const KIB: usize = 1024;
-const MIB: usize = 1024 * 1024;
-/// Chunk size every seeder uses (`--chunk-size-kib 64`).
-const CHUNK: usize = 64 * KIB;
-/// Longest a download may take (they take about a second).
-const DOWNLOAD: Duration = Duration::from_secs(60);
-
-/// Starts `pytorrent --get T...` as `name`; downloads land in `NAME-downloads`.
-fn get(
-    tmp: &TempDir,
-    tracker: SocketAddr,
-    name: &str,
-    targets: &[&str],
-    extra: &[&str],
-) -> (ClientProc, PathBuf) {
-    let downloads = tmp.mkdir(format!("{name}-downloads"));
-    let mut a = args(&["-t", &tracker.to_string(), "-u", name]);
-    a.extend(["-d".into(), s(&downloads)]);
-    for t in targets {
-        a.extend(["--get".into(), t.to_string()]);
-    }
-    a.extend(args(extra));
-    (ClientProc::start(tmp, name, &a), downloads)
-}
 
 /// Waits for the leecher to exit 0.
 fn expect_success(leecher: &mut ClientProc) {

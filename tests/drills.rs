@@ -8,7 +8,8 @@
 mod common;
 
 use common::{
-    args, check_downloaded, random_bytes, s, seed, shared_dir, Client, ClientProc, TempDir, TrackerProc,
+    args, check_downloaded, get, random_bytes, s, seed, shared_dir, Client, ClientProc, TempDir, TrackerProc,
+    CHUNK, DOWNLOAD, KIB, MIB,
 };
 use pytorrent::rand::Rng;
 use pytorrent::wire::tracker::{PeerInfo, ReplyBody, RequestBody, Role};
@@ -18,28 +19,6 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-const KIB: usize = 1024;
-const MIB: usize = 1024 * 1024;
-/// Chunk size every seeder uses (`--chunk-size-kib 64`).
-const CHUNK: usize = 64 * KIB;
-/// Longest a download may take (they take a second or two).
-const DOWNLOAD: Duration = Duration::from_secs(60);
-
-/// Starts `pytorrent --get T` as `name`; downloads land in `NAME-downloads`.
-fn get(
-    tmp: &TempDir,
-    tracker: SocketAddr,
-    name: &str,
-    target: &str,
-    extra: &[&str],
-) -> (ClientProc, PathBuf) {
-    let downloads = tmp.mkdir(format!("{name}-downloads"));
-    let mut a = args(&["-t", &tracker.to_string(), "-u", name]);
-    a.extend(["-d".into(), s(&downloads), "--get".into(), target.into()]);
-    a.extend(args(extra));
-    (ClientProc::start(tmp, name, &a), downloads)
-}
 
 /// Waits for the client to exit 0.
 fn expect_success(leecher: &mut ClientProc, limit: Duration) {
@@ -145,7 +124,7 @@ fn tracker_restarted_mid_download() {
         std::fs::metadata(shared_a.join("doc.bin")).unwrap().len(),
         data.len() as u64
     );
-    let (mut leech, dl) = get(&tmp, addr, "leech", "doc.bin", &["--peer-wait", "60"]);
+    let (mut leech, dl) = get(&tmp, addr, "leech", &["doc.bin"], &["--peer-wait", "60"]);
     let dropped = format!("peer dropped for doc.bin: {}", a.addr);
     leech.wait_log("dropping A", |l| l.contains(&dropped), DOWNLOAD);
     wait_log_after(&mut leech, &dropped, "waiting for peers", Duration::from_secs(20));
@@ -325,7 +304,7 @@ fn datagram_flood_during_a_download() {
         let (tracker, stop) = (t.addr, Arc::clone(&stop));
         std::thread::spawn(move || flood(tracker, stop))
     };
-    let (mut leech, dl) = get(&tmp, t.addr, "leech", "big.bin", &["--peer-wait", "60"]);
+    let (mut leech, dl) = get(&tmp, t.addr, "leech", &["big.bin"], &["--peer-wait", "60"]);
     let used = format!("peer used for big.bin: {}", seeder.addr);
     let connected = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         leech.wait_log("using the seeder", |l| l.contains(&used), Duration::from_secs(40))
@@ -380,7 +359,7 @@ fn thirty_leechers_one_seeder() {
                 &tmp,
                 t.addr,
                 &format!("l{i:02}"),
-                "one.bin",
+                &["one.bin"],
                 &["--peer-wait", "60"],
             )
         })

@@ -657,3 +657,28 @@ pub fn check_downloaded(leecher: &mut ClientProc, dir: &Path, name: &str, origin
         path.display()
     );
 }
+
+pub const KIB: usize = 1024;
+pub const MIB: usize = 1024 * 1024;
+/// Chunk size the test seeders use (`--chunk-size-kib 64`).
+pub const CHUNK: usize = 64 * KIB;
+/// Longest a download may take (they take a second or two).
+pub const DOWNLOAD: Duration = Duration::from_secs(60);
+
+/// Starts `pytorrent --get T...` as `name`; downloads land in `NAME-downloads`.
+pub fn get(
+    tmp: &TempDir,
+    tracker: SocketAddr,
+    name: &str,
+    targets: &[&str],
+    extra: &[&str],
+) -> (ClientProc, PathBuf) {
+    let downloads = tmp.mkdir(format!("{name}-downloads"));
+    let mut a = args(&["-t", &tracker.to_string(), "-u", name]);
+    a.extend(["-d".into(), s(&downloads)]);
+    for t in targets {
+        a.extend(["--get".into(), t.to_string()]);
+    }
+    a.extend(args(extra));
+    (ClientProc::start(tmp, name, &a), downloads)
+}
