@@ -6,7 +6,9 @@
 //! spreads across a swarm of downloaders instead of every one of them
 //! draining the one seeder (with only complete peers every chunk is equally
 //! rare, and downloaders that start together still fetch different chunks
-//! from the seeder, which they can then trade). The rarest is sought among
+//! from the seeder, which they can then trade). A complete peer is given
+//! only chunks no partial peer holds, so a seeder uploads what the swarm
+//! lacks, not what it can already trade. The rarest is sought among
 //! the first [`RAREST_WINDOW`] missing candidates from the front of the
 //! file, which bounds the work per request on huge files and keeps the
 //! file filling roughly front to back.
@@ -56,6 +58,15 @@ enum State {
     Missing,
     InFlight { fetchers: u8 },
     Done,
+}
+
+/// What the search for the rarest chunk found.
+enum Pick {
+    Chunk(u32),
+    /// Missing chunks this (complete) peer could serve, all held by a
+    /// partial peer.
+    LeftToPartialPeers,
+    Nothing,
 }
 
 /// The chunk states of one download.
@@ -158,11 +169,15 @@ impl Scheduler {
     /// that must not be given any of `avoid` (chunks it sent bad data
     /// for). `None` when there is nothing useful for it to do.
     pub fn next_for(&mut self, has: &Has, busy: &[u32], avoid: &[u32]) -> Option<u32> {
-        let pick = self.rarest_missing(has, busy, avoid);
-        if let Some(i) = pick {
-            self.chunks[i as usize] = State::InFlight { fetchers: 1 };
-            self.in_flight.push(i);
-            return Some(i);
+        match self.rarest_missing(has, busy, avoid) {
+            Pick::Chunk(i) => {
+                self.chunks[i as usize] = State::InFlight { fetchers: 1 };
+                self.in_flight.push(i);
+                return Some(i);
+            }
+            // Not the end-game: what is left is for the partial peers.
+            Pick::LeftToPartialPeers => return None,
+            Pick::Nothing => {}
         }
         // End-game: duplicate a chunk someone else is fetching.
         let skip = |i: u32| busy.contains(&i) || avoid.contains(&i) || !has.contains(i);
@@ -178,7 +193,11 @@ impl Scheduler {
 
     /// The missing chunk `has` holds that the fewest peers hold, at random
     /// among equals, among the first [`RAREST_WINDOW`] candidates.
-    fn rarest_missing(&mut self, has: &Has, busy: &[u32], avoid: &[u32]) -> Option<u32> {
+    ///
+    /// A complete peer (a seeder) is given only chunks no partial peer
+    /// holds: the others it leaves to the downloaders that have them, so
+    /// the seeder's upload goes to what the swarm lacks.
+    fn rarest_missing(&mut self, has: &Has, busy: &[u32], avoid: &[u32]) -> Pick {
         let (mut best, mut best_avail, mut ties, mut seen) = (None, u16::MAX, 0u64, 0);
         let mut i = self.first_missing;
         while i < self.chunks.len() && seen < RAREST_WINDOW {
@@ -203,7 +222,11 @@ impl Scheduler {
             }
             i += 1;
         }
-        best
+        match best {
+            Some(_) if *has == Has::All && best_avail > 0 => Pick::LeftToPartialPeers,
+            Some(i) => Pick::Chunk(i),
+            None => Pick::Nothing,
+        }
     }
 
     /// A fetch of `index` delivered a verified chunk. Returns true the first
@@ -347,8 +370,10 @@ mod tests {
         s.peer_joined(&p2);
         // The seeder (it has everything) is asked for 5, which only it has.
         assert_eq!(s.next_for(&Has::All, &[], &[]), Some(5));
-        // Then for 4, the next rarest.
-        assert_eq!(s.next_for(&Has::All, &[5], &[]), Some(4));
+        // Everything else is held by a partial peer: left to them, and not
+        // duplicated either (it is not the end-game).
+        assert_eq!(s.next_for(&Has::All, &[], &[]), None);
+        assert_eq!(s.next_for(&p1, &[], &[]).map(|c| c < 5), Some(true));
         // A partial peer is only asked for what it holds.
         let c = s.next_for(&p2, &[], &[]).unwrap();
         assert!(c < 4, "{c}");
@@ -363,7 +388,6 @@ mod tests {
         let mut picked = [false; 4];
         for seed in 0..64 {
             let mut s = Scheduler::new(4).with_rng(Rng::seeded(seed));
-            s.peer_joined(&bits(&[0, 1, 2, 3]));
             picked[s.next_for(&Has::All, &[], &[]).unwrap() as usize] = true;
         }
         assert_eq!(picked, [true; 4]);
