@@ -9,9 +9,10 @@
 //!   is driven again after the batch, since edge-triggered readiness will
 //!   not repeat), and hashing (the shared library, the whole-file check)
 //!   runs in slices between events.
-//! - The slab changes only between event batches: closes are queued and
-//!   applied after the batch, deregistering before removing, so an event
-//!   never reaches a reused key's new connection.
+//! - Nothing leaves the slab during an event batch: closes are queued and
+//!   applied after it, deregistering before removing, so an event never
+//!   reaches a reused key's new connection (a connection accepted during a
+//!   batch takes a key that no event of that batch can name).
 //! - Every timer (tracker retries and keep-alives, request and idle
 //!   timeouts, peer re-queries) is a deadline that bounds the poll timeout.
 //! - Connections register READABLE | WRITABLE once: with edge-triggered
