@@ -6,7 +6,9 @@
 
 mod common;
 
-use common::{random_bytes, seed, sha256_file, sha256_hex, shared_dir, TempDir, TrackerProc};
+use common::{
+    interrupted_download, random_bytes, seed, sha256_file, sha256_hex, shared_dir, TempDir, TrackerProc,
+};
 use rexpect::reader::Options;
 use rexpect::session::{spawn_with_options, PtySession};
 use std::process::Command;
@@ -109,4 +111,66 @@ fn a_person_downloads_shares_renames_and_leaves() {
     assert!(config.starts_with("# bob's config\n"), "comment kept: {config:?}");
     assert!(config.contains("username=carol"), "{config:?}");
     drop(alice);
+}
+
+#[test]
+fn unfinished_downloads_are_offered_at_start_and_resumed() {
+    let t = TrackerProc::start(&[]);
+    let tmp = TempDir::new("interactive-resume");
+    let home = tmp.mkdir("erin");
+    let downloads = home.join("downloads");
+    std::fs::create_dir_all(&downloads).unwrap();
+    // An earlier run left film.bin half done (and its only seeder gone).
+    let data = interrupted_download(&t, &tmp, &downloads);
+    let good = shared_dir(&tmp, "good", &[("film.bin", &data)]);
+    let _good = seed(&tmp, t.addr, "good", &good, &[]);
+
+    std::fs::write(home.join("config.txt"), "username=erin\n").unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pytorrent"));
+    cmd.current_dir(&home)
+        .args(["-c", "config.txt", "-t", &t.addr.to_string(), "-l", "127.0.0.1:0"])
+        .args([
+            "-s",
+            "shared",
+            "-d",
+            "downloads",
+            "--log",
+            "erin.log",
+            "--no-effects",
+        ]);
+    let mut p = spawn_with_options(
+        cmd,
+        Options {
+            timeout_ms: Some(WAIT_MS),
+            strip_ansi_escape_codes: true,
+        },
+    )
+    .expect("start pytorrent in a pty");
+    expect(&mut p, "Hi, erin!");
+    expect(&mut p, "Unfinished downloads from last time:");
+    expect(&mut p, "film.bin: ");
+    expect(&mut p, "Press any key to continue");
+    p.send("x").unwrap();
+    p.flush().unwrap();
+    expect(&mut p, "Resume them now? (y/n)");
+    p.send_line("y").unwrap();
+    expect(&mut p, "Resuming film.bin: ");
+    expect(&mut p, &format!("sha256 {}", sha256_hex(&data)));
+    expect(&mut p, "with other peers? (y/n)");
+    p.send_line("n").unwrap();
+    expect(&mut p, "not shared");
+    p.send_line("5").unwrap();
+    expect(&mut p, "Goodbye");
+    let status = p.process().wait().expect("wait for pytorrent");
+    assert_eq!(
+        format!("{status:?}"),
+        format!("Exited(Pid({}), 0)", p.process().child_pid),
+        "exit status"
+    );
+    assert_eq!(sha256_file(&downloads.join("film.bin")), sha256_hex(&data));
+    assert!(!downloads.join("film.bin.part.state").exists());
+    assert!(
+        !home.join("shared").join("film.bin").exists(),
+        "not shared when the answer was n"
+    );
 }

@@ -6,71 +6,13 @@
 mod common;
 
 use common::{
-    random_bytes, s, seed, served_bytes, sha256_file, sha256_hex, shared_dir, ClientProc, TempDir,
-    TrackerProc,
+    interrupted_download, leecher, seed, served_bytes, sha256_file, sha256_hex, shared_dir, TempDir,
+    TrackerProc, CHUNK, INTERRUPTED_CHUNKS as CHUNKS,
 };
-use std::io::{Seek, SeekFrom, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
-const CHUNK: usize = 64 * 1024;
-const CHUNKS: usize = 256;
 const WAIT: Duration = Duration::from_secs(60);
-
-/// A leecher of `name` into `downloads`, as process `tag`.
-fn leecher(tmp: &TempDir, tracker: &str, tag: &str, downloads: &Path, name: &str) -> ClientProc {
-    let args: Vec<String> = [
-        "--get",
-        name,
-        "-t",
-        tracker,
-        "-d",
-        &s(downloads),
-        "--peer-wait",
-        "60",
-    ]
-    .iter()
-    .map(|a| a.to_string())
-    .collect();
-    ClientProc::start(tmp, tag, &args)
-}
-
-/// Runs a leecher against a seeder whose copy has two bad chunks, until
-/// the leecher has dropped it (two bad chunks) and waits for peers, having
-/// verified whatever came before; then kills it (SIGKILL) and that seeder.
-/// Returns the downloads dir and the data.
-fn interrupted_download(t: &TrackerProc, tmp: &TempDir) -> (PathBuf, Vec<u8>) {
-    let data = random_bytes(CHUNKS * CHUNK, 31);
-    let shared = shared_dir(tmp, "half", &[("film.bin", &data)]);
-    let mut half = seed(tmp, t.addr, "half", &shared, &[]);
-    {
-        // The last two chunks change on disk after indexing: they fail.
-        // Chunks go out in random order, so the seeder is dropped at a
-        // random point, with the chunks that came before it verified
-        // (about half of them, most likely).
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .open(shared.join("film.bin"))
-            .unwrap();
-        f.seek(SeekFrom::Start(((CHUNKS - 2) * CHUNK) as u64)).unwrap();
-        f.write_all(&vec![0u8; 2 * CHUNK]).unwrap();
-        f.sync_all().unwrap();
-    }
-    let downloads = tmp.mkdir("downloads");
-    let mut first = leecher(tmp, &t.addr.to_string(), "first", &downloads, "film.bin");
-    // Dropped for bad data, nobody else: it records its progress and waits.
-    first.wait_log("waiting for peers", |l| l.contains("waiting for peers"), WAIT);
-    assert!(
-        downloads.join("film.bin.part.state").exists(),
-        "{}",
-        first.report()
-    );
-    first.signal("KILL");
-    first.wait_exit(WAIT);
-    half.proc.signal("KILL");
-    half.proc.wait_exit(WAIT);
-    (downloads, data)
-}
 
 /// The `N` in a line `... N of 256 chunks already verified`.
 fn verified_in(line: &str) -> usize {
@@ -105,7 +47,8 @@ fn finish(t: &TrackerProc, tmp: &TempDir, downloads: &Path, data: &[u8], expect:
 fn killed_leecher_resumes_and_fetches_only_the_missing_chunks() {
     let t = TrackerProc::start(&[]);
     let tmp = TempDir::new("resume");
-    let (downloads, data) = interrupted_download(&t, &tmp);
+    let downloads = tmp.mkdir("downloads");
+    let data = interrupted_download(&t, &tmp, &downloads);
     finish(&t, &tmp, &downloads, &data, "resuming film.bin: ");
 }
 
@@ -113,7 +56,8 @@ fn killed_leecher_resumes_and_fetches_only_the_missing_chunks() {
 fn a_torn_sidecar_costs_only_a_recheck() {
     let t = TrackerProc::start(&[]);
     let tmp = TempDir::new("torn");
-    let (downloads, data) = interrupted_download(&t, &tmp);
+    let downloads = tmp.mkdir("downloads");
+    let data = interrupted_download(&t, &tmp, &downloads);
     let side = downloads.join("film.bin.part.state");
     let len = std::fs::metadata(&side).unwrap().len();
     std::fs::OpenOptions::new()

@@ -10,7 +10,7 @@ use pytorrent::wire::tracker::{
     decode_reply, encode_request, ConnId, Reply, ReplyBody, Request, RequestBody, Role, CONNECT_PADDING,
 };
 use sha2::{Digest, Sha256};
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -681,4 +681,62 @@ pub fn get(
     }
     a.extend(args(extra));
     (ClientProc::start(tmp, name, &a), downloads)
+}
+
+/// Chunks of the file [`interrupted_download`] leaves half done.
+pub const INTERRUPTED_CHUNKS: usize = 256;
+
+/// A leecher of `name` into `downloads`, as process `tag`.
+pub fn leecher(tmp: &TempDir, tracker: &str, tag: &str, downloads: &Path, name: &str) -> ClientProc {
+    let args: Vec<String> = [
+        "--get",
+        name,
+        "-t",
+        tracker,
+        "-d",
+        &s(downloads),
+        "--peer-wait",
+        "60",
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .collect();
+    ClientProc::start(tmp, tag, &args)
+}
+
+/// Runs a leecher against a seeder whose copy has two bad chunks, until
+/// the leecher has dropped it (two bad chunks) and waits for peers, having
+/// verified whatever came before; then kills it (SIGKILL) and that seeder.
+/// The leecher downloads into `downloads`; returns the file's bytes.
+pub fn interrupted_download(t: &TrackerProc, tmp: &TempDir, downloads: &Path) -> Vec<u8> {
+    const CHUNKS: usize = INTERRUPTED_CHUNKS;
+    let data = random_bytes(CHUNKS * CHUNK, 31);
+    let shared = shared_dir(tmp, "half", &[("film.bin", &data)]);
+    let mut half = seed(tmp, t.addr, "half", &shared, &[]);
+    {
+        // The last two chunks change on disk after indexing: they fail.
+        // Chunks go out in random order, so the seeder is dropped at a
+        // random point, with the chunks that came before it verified
+        // (about half of them, most likely).
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(shared.join("film.bin"))
+            .unwrap();
+        f.seek(SeekFrom::Start(((CHUNKS - 2) * CHUNK) as u64)).unwrap();
+        f.write_all(&vec![0u8; 2 * CHUNK]).unwrap();
+        f.sync_all().unwrap();
+    }
+    let mut first = leecher(tmp, &t.addr.to_string(), "first", downloads, "film.bin");
+    // Dropped for bad data, nobody else: it records its progress and waits.
+    first.wait_log("waiting for peers", |l| l.contains("waiting for peers"), DOWNLOAD);
+    assert!(
+        downloads.join("film.bin.part.state").exists(),
+        "{}",
+        first.report()
+    );
+    first.signal("KILL");
+    first.wait_exit(DOWNLOAD);
+    half.proc.signal("KILL");
+    half.proc.wait_exit(DOWNLOAD);
+    data
 }
