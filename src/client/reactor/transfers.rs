@@ -1,0 +1,355 @@
+//! Downloads and shares: starting, resuming and ending downloads, sharing
+//! finished ones, partial announces and `Have` notifications, and the
+//! upkeep that runs on the tick (timeouts, re-queries, progress records,
+//! indexing and whole-file checks in slices).
+
+use super::*;
+
+impl Client {
+    pub(super) fn start_download(&mut self, id: FileId, label: String, now: Instant) {
+        if self.downloads.iter().any(|(_, d)| d.id == id) {
+            return;
+        }
+        if self.downloads.len() >= MAX_DOWNLOADS {
+            self.events.push(Event::DownloadFailed {
+                label,
+                why: format!("at most {MAX_DOWNLOADS} downloads at once"),
+            });
+            return;
+        }
+        info!("download started: {label} (id {})", hex(&id));
+        let mut d = Download::new(id, label, &self.opts.download_dir, now);
+        d.next_query = now + REQUERY_IDLE;
+        let resumed = d.resume();
+        if let Some(r) = resumed {
+            self.resumed(&d, r);
+        }
+        let dk = self.downloads.insert(d);
+        if resumed.is_some() {
+            self.announce_partial(dk, now);
+        }
+        if let Err(e) = self.link.query(Query::GetPeers(id), now) {
+            debug!("peer query postponed: {e}");
+        }
+    }
+
+    pub(super) fn resumed(&mut self, d: &Download, r: Resumed) {
+        let how = if r.rechecked {
+            "re-checked the .part file"
+        } else {
+            "resuming"
+        };
+        info!(
+            "{how} for {}: {} of {} chunks already verified",
+            d.display_name(),
+            r.verified,
+            r.total
+        );
+        self.events.push(Event::Resumed {
+            name: d.display_name(),
+            verified: r.verified,
+            total: r.total,
+            rechecked: r.rechecked,
+        });
+    }
+
+    /// Records a download's verified chunks in its sidecar; a failure is
+    /// logged (the next run then re-checks the `.part` file instead).
+    pub(super) fn save(d: &mut Download, now: Instant) {
+        if let Err(e) = d.save(now) {
+            warn!("cannot record the progress of {}: {e}", d.display_name());
+        }
+    }
+
+    /// Downloads in the downloads directory that an earlier run left
+    /// unfinished (not the ones running now): id, name (escaped), chunks
+    /// verified, chunks in all.
+    pub fn unfinished(&self) -> Vec<(FileId, String, usize, usize)> {
+        resume::scan(&self.opts.download_dir)
+            .into_iter()
+            .map(|(_, st)| {
+                (
+                    st.meta.id(),
+                    names::escape(&st.meta.name),
+                    st.count(),
+                    st.meta.chunks.len(),
+                )
+            })
+            .filter(|(id, ..)| !self.downloads.iter().any(|(_, d)| d.id == *id))
+            .collect()
+    }
+
+    /// A download ended: report it. Its partial entry at the tracker is
+    /// withdrawn (a share announces the complete file).
+    pub(super) fn download_ended(&mut self, key: usize, now: Instant) {
+        let mut d = self.downloads.remove(key);
+        if d.meta.is_some() {
+            self.link.withdraw(vec![d.id], now);
+        }
+        match std::mem::replace(&mut d.phase, Phase::Meta) {
+            Phase::Done(path) => {
+                let secs = now.duration_since(d.started).as_secs_f64().max(1e-6);
+                let size = d.meta.as_ref().map_or(0, |m| m.size);
+                info!(
+                    "download verified: {} ({} bytes in {:.2} s, {:.1} MB/s), sha256 {}",
+                    d.display_name(),
+                    size,
+                    secs,
+                    size as f64 / secs / 1e6,
+                    d.sha256_hex()
+                );
+                if let Some(meta) = d.meta {
+                    self.events.push(Event::DownloadDone { meta, path });
+                }
+            }
+            Phase::Failed(why) => {
+                Self::save(&mut d, now);
+                warn!("download failed: {}: {why}", d.display_name());
+                self.events.push(Event::DownloadFailed {
+                    label: d.display_name(),
+                    why,
+                });
+            }
+            _ => {}
+        }
+    }
+
+    /// Shares a verified download without copying its bytes: hard-linked
+    /// into the shared directory when that works (same file system, name
+    /// free), else shared from where it is.
+    pub(super) fn share(&mut self, meta: FileMeta, path: PathBuf, now: Instant) {
+        let name = names::escape(&meta.name);
+        let linked = self.opts.shared_dir.join(&meta.name);
+        let path = match std::fs::create_dir_all(&self.opts.shared_dir)
+            .and_then(|()| std::fs::hard_link(&path, &linked))
+        {
+            Ok(()) => linked,
+            Err(e) => {
+                debug!("sharing {name} from {} ({e})", path.display());
+                path
+            }
+        };
+        let entry = FileEntry {
+            id: meta.id(),
+            name: meta.name.clone(),
+            size: meta.size,
+            complete: true,
+        };
+        match self.library.add_verified(meta, path) {
+            Ok(_) => {
+                info!("sharing {name}");
+                self.link.set_role(Role::Seeder, now);
+                self.link.announce(vec![entry], now);
+                self.announce_pending = true;
+                self.ready_told = false;
+                self.events.push(Event::Shared { name });
+            }
+            Err(e) => {
+                warn!("cannot share {name}: {e}");
+                self.events
+                    .push(Event::Warning(format!("cannot share {name}: {e}")));
+            }
+        }
+    }
+
+    /// Registers with the tracker as `name` (once; later changes go
+    /// through [`Command::ChangeUsername`]).
+    pub(super) fn join(&mut self, name: String, now: Instant) {
+        if self.joined {
+            self.link.change_username(name, now);
+            return;
+        }
+        let role = if self.library.is_empty() && !self.library.is_indexing() {
+            Role::Leecher
+        } else {
+            Role::Seeder
+        };
+        let rng = Rng::seeded(self.rng.next_u64());
+        self.link = TrackerLink::new(name, self.listen_addr.port(), role, rng, now);
+        self.joined = true;
+    }
+
+    /// Leaves the network and exits with `code` once the tracker has
+    /// acknowledged (or after a short wait).
+    pub(super) fn quit(&mut self, code: u8, now: Instant) {
+        if self.exit.is_some() {
+            return;
+        }
+        info!("leaving the network");
+        for (_, d) in self.downloads.iter_mut() {
+            Self::save(d, now);
+        }
+        self.exit = Some((code, now + GOODBYE_WAIT));
+        self.link.disconnect(now);
+    }
+
+    /// Tells the tracker we hold part of download `dk`, so other
+    /// downloaders can fetch what we verified (swarming).
+    pub(super) fn announce_partial(&mut self, dk: usize, now: Instant) {
+        if let Some(d) = self.downloads.get_mut(dk) {
+            if let Some(entry) = d.entry(false) {
+                self.link.announce(vec![entry], now);
+                let query = now + REQUERY_AFTER_META;
+                d.next_query = d.next_query.min(query);
+                // The query is sent from the tick: bring it forward.
+                self.next_tick = self.next_tick.min(query);
+            }
+        }
+    }
+
+    /// Sends `Have` for each of `chunks` to the leechers subscribed to
+    /// file `id` (partial seeding).
+    pub(super) fn tell_subscribers(&mut self, id: &FileId, chunks: &[u32]) {
+        for (key, conn) in self.conns.iter_mut() {
+            let Kind::Serve(s) = &mut conn.kind else {
+                continue;
+            };
+            if s.subscribed.as_ref() != Some(id) {
+                continue;
+            }
+            if let Some(Err(c)) = chunks.iter().map(|&i| s.notify_have(i)).find(Result::is_err) {
+                self.closing.push((key, Ending::Serve(c)));
+            } else if !self.again.contains(&key) {
+                self.again.push(key);
+            }
+        }
+    }
+
+    /// Timers: stalled requests, idle inbound connections, peer upkeep.
+    pub(super) fn tick(&mut self, now: Instant) {
+        for (key, conn) in self.conns.iter() {
+            match &conn.kind {
+                Kind::Fetch(f) => {
+                    if now >= f.deadline && (!f.connected || f.in_flight() > 0) {
+                        let end = if f.connected {
+                            FetchEnd::Stalled
+                        } else {
+                            FetchEnd::Close(Close::Io(io::ErrorKind::TimedOut.into()))
+                        };
+                        self.closing.push((key, Ending::Fetch(end)));
+                    } else if f.connected && !self.again.contains(&key) {
+                        // Chunks may have been handed back by others.
+                        self.again.push(key);
+                    }
+                }
+                Kind::Serve(s) => {
+                    if s.is_idle() && now.duration_since(conn.last_active) >= self.opts.idle_timeout {
+                        self.closing.push((key, Ending::Idle));
+                    }
+                }
+            }
+        }
+        let mut queries = Vec::new();
+        for (_, d) in self.downloads.iter_mut() {
+            if d.is_finished() {
+                continue;
+            }
+            let connected = d.peers.iter().filter(|p| p.conn.is_some()).count();
+            if connected > 0 {
+                d.last_connected = now;
+                d.waiting_told = false;
+            }
+            if now >= d.next_query {
+                d.next_query = now + if connected > 0 { REQUERY_BUSY } else { REQUERY_IDLE };
+                queries.push(d.id);
+            }
+            let waited = now.duration_since(d.last_connected);
+            if d.unsaved() && (now.duration_since(d.saved_at) >= SAVE_EVERY || connected == 0) {
+                Self::save(d, now);
+            }
+            if connected == 0 && waited >= WAITING_AFTER && !d.waiting_told {
+                d.waiting_told = true;
+                let msg = format!(
+                    "waiting for peers: none that has {} is reachable; asking the tracker every {} s",
+                    d.display_name(),
+                    REQUERY_IDLE.as_secs()
+                );
+                warn!("{msg}");
+                self.events.push(Event::Warning(msg));
+            }
+            // The interactive client waits as long as the user likes.
+            let gives_up = self.opts.mode != Mode::Interactive;
+            if gives_up && connected == 0 && waited >= self.opts.peer_wait {
+                let why = if d.usable_peers() == 0 && !d.peers.is_empty() {
+                    format!(
+                        "every peer that had it failed or was dropped; gave up after {} s",
+                        waited.as_secs()
+                    )
+                } else {
+                    format!("no peer has it (waited {} s)", waited.as_secs())
+                };
+                d.fail(why);
+            }
+        }
+        for id in queries {
+            if let Err(e) = self.link.query(Query::GetPeers(id), now) {
+                debug!("peer query postponed: {e}");
+            }
+        }
+        self.connect_peers(now);
+    }
+
+    pub(super) fn step_library(&mut self, now: Instant) {
+        if !self.library.is_indexing() {
+            return;
+        }
+        let step = self.library.index_step(INDEX_BUDGET);
+        for w in step.warnings {
+            warn!("{w}");
+            self.events.push(Event::Warning(w));
+        }
+        if !step.ready.is_empty() && self.link.is_registered() {
+            let entries: Vec<FileEntry> = self
+                .library
+                .entries()
+                .into_iter()
+                .filter(|e| step.ready.contains(&e.id))
+                .collect();
+            self.link.announce(entries, now);
+            self.announce_pending = true;
+        }
+        if !self.library.is_indexing() {
+            info!("indexed {} shared files", self.library.len());
+        }
+    }
+
+    pub(super) fn step_downloads(&mut self, now: Instant) {
+        let mut ended = Vec::new();
+        let mut rechecked = Vec::new();
+        for (dk, d) in self.downloads.iter_mut() {
+            if let Some(r) = d.advance_recheck(&mut self.whole_buf, WHOLE_BUDGET) {
+                rechecked.push((dk, r));
+            }
+            if matches!(d.phase, Phase::Chunks | Phase::Checking) {
+                d.advance_whole(&mut self.whole_buf, WHOLE_BUDGET);
+            }
+            if d.is_finished() {
+                ended.push(dk);
+            }
+        }
+        for (dk, r) in rechecked {
+            let d = &self.downloads[dk];
+            let (name, total) = (d.display_name(), r.total);
+            info!(
+                "re-checked the .part file of {name}: {} of {total} chunks already verified",
+                r.verified
+            );
+            self.events.push(Event::Resumed {
+                name,
+                verified: r.verified,
+                total,
+                rechecked: true,
+            });
+            self.kick(dk);
+        }
+        for dk in ended {
+            for (key, conn) in self.conns.iter() {
+                if matches!(&conn.kind, Kind::Fetch(f) if f.download == dk) {
+                    self.closing.push((key, Ending::Fetch(FetchEnd::Done)));
+                }
+            }
+            self.apply_closes(now);
+            self.download_ended(dk, now);
+        }
+    }
+}
