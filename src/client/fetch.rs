@@ -3,7 +3,7 @@
 //!
 //! Invariants:
 //! - Several requests are in flight (pipelining); replies arrive in request
-//!   order, so each reply belongs to the oldest request in [`Fetch::queue`].
+//!   order, so each reply belongs to the oldest request in `Fetch::queue`.
 //!   A reply that does not fit that request (another chunk, a wrong offset,
 //!   too many bytes) is a protocol error and ends the connection.
 //! - Block bytes are hashed and written as they arrive, straight from the

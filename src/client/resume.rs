@@ -10,7 +10,7 @@
 //!
 //! Invariants:
 //! - A chunk is recorded only after its bytes are on disk: the caller syncs
-//!   the `.part` file's data before [`write`], and [`write`] replaces the
+//!   the `.part` file's data before [`write()`], and [`write()`] replaces the
 //!   sidecar atomically (a temporary file, synced, renamed over).
 //! - [`decode`] trusts nothing: a wrong magic, checksum, size or id, or
 //!   metadata that does not hash to the id, is refused; a torn or missing

@@ -19,8 +19,8 @@
 //!   readiness a writable event comes only when buffer space frees up, so
 //!   keeping it costs nothing and saves a reregister per state change.
 //!
-//! This file holds the loop and what a frontend may read; [`conns`] drives
-//! peer connections, [`tracker`] the tracker link, [`transfers`] downloads,
+//! This file holds the loop and what a frontend may read; `conns` drives
+//! peer connections, `tracker` the tracker link, `transfers` downloads,
 //! shares and the periodic upkeep.
 
 use super::download::{hex, Download, Phase, Resumed, MAX_STRIKES};
