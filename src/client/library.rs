@@ -463,15 +463,6 @@ impl Library {
             .ok_or_else(|| warnings.join("; "))
     }
 
-    /// Removes a ready file (e.g. on withdraw) and returns it. It stays out
-    /// of the cache written next, but a file of the shared directory is
-    /// found again by the next [`Library::open`].
-    pub fn remove(&mut self, id: &FileId) -> Option<SharedFile> {
-        let ready = self.ready.remove(id)?;
-        self.order.remove(&(ready.shared.meta.name.clone(), *id));
-        Some(ready.shared)
-    }
-
     /// The tracker announce entries for all ready files, in name order.
     pub fn entries(&self) -> Vec<FileEntry> {
         self.files()
@@ -1016,7 +1007,7 @@ mod tests {
     }
 
     #[test]
-    fn add_verified_remove_and_entries() {
+    fn add_verified_and_entries() {
         let tmp = TempDir::new("add");
         let other = TempDir::new("add-downloads");
         put(&tmp.0, "b shared", b"shared bytes", 3600);
@@ -1058,13 +1049,6 @@ mod tests {
         let mut invalid = meta.clone();
         invalid.chunks.pop();
         assert!(lib.add_verified(invalid, other.0.join("x")).is_err());
-
-        assert_eq!(lib.remove(&id).map(|f| f.meta), Some(meta));
-        assert!(lib.remove(&id).is_none());
-        assert_eq!(names_of(&lib), ["b shared"]);
-        assert_eq!(lib.entries().len(), 1);
-        assert!(lib.remove(&shared.id()).is_some());
-        assert!(lib.is_empty() && lib.entries().is_empty());
     }
 
     #[test]

@@ -136,14 +136,6 @@ impl Scheduler {
         }
     }
 
-    pub fn len(&self) -> usize {
-        self.chunks.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.chunks.is_empty()
-    }
-
     /// Chunks verified so far.
     pub fn done(&self) -> usize {
         self.done

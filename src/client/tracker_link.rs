@@ -637,12 +637,6 @@ impl TrackerLink {
         &self.username
     }
 
-    /// The keep-alive interval the tracker named; `None` before the first
-    /// registration.
-    pub fn interval(&self) -> Option<Duration> {
-        self.interval
-    }
-
     /// Datagrams ignored so far: undecodable, unknown tx, or unexpected.
     pub fn ignored_datagrams(&self) -> u64 {
         self.ignored
@@ -1292,7 +1286,6 @@ mod tests {
             ]
         );
         assert!(link.is_registered());
-        assert_eq!(link.interval(), Some(Duration::from_secs(30)));
         assert_eq!(net.reg.file_count(), 300);
         let pages = net.sent_kind("announce").len();
         assert!(pages >= 5, "300 files in only {pages} datagrams");

@@ -282,11 +282,6 @@ impl Client {
         self.link.username()
     }
 
-    /// Whether the tracker has registered us (and not forgotten us).
-    pub fn is_registered(&self) -> bool {
-        self.joined && self.link.is_registered()
-    }
-
     /// Shared files still waiting to be indexed, and their bytes.
     pub fn indexing(&self) -> (usize, u64) {
         self.library.pending()
@@ -302,9 +297,6 @@ impl Client {
         self.joined && self.link.is_registered() && !self.library.is_indexing() && !self.announce_pending
     }
 
-    pub fn is_indexing(&self) -> bool {
-        self.library.is_indexing()
-    }
 
     /// The downloads in progress, oldest first.
     pub fn downloads(&self) -> Vec<DownloadView> {

@@ -176,6 +176,10 @@ impl Client {
             return;
         }
         info!("leaving the network");
+        debug!(
+            "{} datagrams from the tracker's address were ignored (undecodable or unexpected)",
+            self.link.ignored_datagrams()
+        );
         for (_, d) in self.downloads.iter_mut() {
             Self::save(d, now);
         }
