@@ -297,7 +297,6 @@ impl Client {
         self.joined && self.link.is_registered() && !self.library.is_indexing() && !self.announce_pending
     }
 
-
     /// The downloads in progress, oldest first.
     pub fn downloads(&self) -> Vec<DownloadView> {
         self.downloads
