@@ -11,6 +11,8 @@ use common::{
 };
 use rexpect::reader::Options;
 use rexpect::session::{spawn_with_options, PtySession};
+use std::net::SocketAddr;
+use std::path::Path;
 use std::process::Command;
 
 /// Longest wait for any one thing on screen.
@@ -20,6 +22,39 @@ fn expect(p: &mut PtySession, what: &str) {
     if let Err(e) = p.exp_string(what) {
         panic!("waiting for {what:?}: {e}");
     }
+}
+
+/// Starts the interactive client in a pseudo-terminal, in `home`, with
+/// `home/config.txt`, its own directories and log, and `extra` flags.
+fn start(home: &Path, tracker: SocketAddr, extra: &[&str]) -> PtySession {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pytorrent"));
+    cmd.current_dir(home)
+        .args([
+            "-c",
+            "config.txt",
+            "-t",
+            &tracker.to_string(),
+            "-l",
+            "127.0.0.1:0",
+        ])
+        .args(["-s", "shared", "-d", "downloads", "--log", "client.log"])
+        .args(extra)
+        .env_remove("NO_COLOR");
+    let options = Options {
+        timeout_ms: Some(WAIT_MS),
+        strip_ansi_escape_codes: true,
+    };
+    spawn_with_options(cmd, options).expect("start pytorrent in a pty")
+}
+
+/// Waits for the client to exit, and checks it exited 0.
+fn expect_exit_0(p: &PtySession) {
+    let status = p.process().wait().expect("wait for pytorrent");
+    assert_eq!(
+        format!("{status:?}"),
+        format!("Exited(Pid({}), 0)", p.process().child_pid),
+        "exit status"
+    );
 }
 
 #[test]
@@ -33,19 +68,7 @@ fn a_person_downloads_shares_renames_and_leaves() {
     // Bob's home: an empty config (first run), his own directories.
     let home = tmp.mkdir("bob");
     std::fs::write(home.join("config.txt"), "# bob's config\n").unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pytorrent"));
-    cmd.current_dir(&home)
-        .args(["-c", "config.txt", "-t", &t.addr.to_string(), "-l", "127.0.0.1:0"])
-        .args(["-s", "shared", "-d", "downloads", "--log", "bob.log"])
-        .env_remove("NO_COLOR");
-    let mut p = spawn_with_options(
-        cmd,
-        Options {
-            timeout_ms: Some(WAIT_MS),
-            strip_ansi_escape_codes: true,
-        },
-    )
-    .expect("start pytorrent in a pty");
+    let mut p = start(&home, t.addr, &[]);
 
     // First run: a bad name is refused, a good one accepted.
     expect(&mut p, "Choose a username:");
@@ -94,12 +117,7 @@ fn a_person_downloads_shares_renames_and_leaves() {
     // 5: goodbye, exit 0.
     p.send_line("5").unwrap();
     expect(&mut p, "Goodbye");
-    let status = p.process().wait().expect("wait for pytorrent");
-    assert_eq!(
-        format!("{status:?}"),
-        format!("Exited(Pid({}), 0)", p.process().child_pid),
-        "exit status"
-    );
+    expect_exit_0(&p);
 
     let downloaded = home.join("downloads").join("holiday ñ.bin");
     assert_eq!(sha256_file(&downloaded), sha256_hex(&data));
@@ -161,12 +179,7 @@ fn unfinished_downloads_are_offered_at_start_and_resumed() {
     expect(&mut p, "not shared");
     p.send_line("5").unwrap();
     expect(&mut p, "Goodbye");
-    let status = p.process().wait().expect("wait for pytorrent");
-    assert_eq!(
-        format!("{status:?}"),
-        format!("Exited(Pid({}), 0)", p.process().child_pid),
-        "exit status"
-    );
+    expect_exit_0(&p);
     assert_eq!(sha256_file(&downloads.join("film.bin")), sha256_hex(&data));
     assert!(!downloads.join("film.bin.part.state").exists());
     assert!(
