@@ -38,6 +38,9 @@ use std::time::{Duration, Instant};
 
 /// Most peer addresses remembered per download.
 pub const MAX_KNOWN_PEERS: usize = 64;
+/// Failed connections in a row after which a peer may make room for a new
+/// one in a full list.
+const DEAD_AFTER: u32 = 3;
 /// Bad chunks a peer may send before it is dropped for the file.
 pub const MAX_STRIKES: u8 = 2;
 
@@ -189,20 +192,30 @@ impl Download {
     }
 
     /// Adds peer addresses from the tracker (up to [`MAX_KNOWN_PEERS`]).
+    /// When the list is full, a peer that keeps failing to connect makes
+    /// room (banned peers stay, so their ban holds).
     pub fn add_peers(&mut self, addrs: &[SocketAddr], now: Instant) {
         for &addr in addrs {
-            if self.peers.len() >= MAX_KNOWN_PEERS {
-                break;
+            if self.peers.iter().any(|p| p.addr == addr) {
+                continue;
             }
-            if !self.peers.iter().any(|p| p.addr == addr) {
-                self.peers.push(PeerRec {
-                    addr,
-                    conn: None,
-                    strikes: 0,
-                    banned: false,
-                    retry_at: now,
-                    failures: 0,
-                });
+            let rec = PeerRec {
+                addr,
+                conn: None,
+                strikes: 0,
+                banned: false,
+                retry_at: now,
+                failures: 0,
+            };
+            if self.peers.len() < MAX_KNOWN_PEERS {
+                self.peers.push(rec);
+            } else if let Some(dead) = self
+                .peers
+                .iter_mut()
+                .filter(|p| p.conn.is_none() && !p.banned && p.failures >= DEAD_AFTER)
+                .max_by_key(|p| p.failures)
+            {
+                *dead = rec;
             }
         }
     }
@@ -727,6 +740,26 @@ mod tests {
         let mut third = Download::new(b.id(), "b".into(), dir.path(), now);
         assert_eq!(third.accept_meta(&b_bytes), MetaOutcome::Accepted);
         assert_eq!(third.phase, Phase::Recheck);
+    }
+
+    #[test]
+    fn a_full_peer_list_makes_room_only_for_dead_peers() {
+        let now = Instant::now();
+        let mut d = Download::new([0; 32], "x".into(), Path::new("."), now);
+        let addr = |i: u16| SocketAddr::from(([10, 0, (i >> 8) as u8, i as u8], 7000));
+        let all: Vec<SocketAddr> = (0..MAX_KNOWN_PEERS as u16).map(addr).collect();
+        d.add_peers(&all, now);
+        d.add_peers(&[addr(999)], now);
+        assert_eq!(d.peers.len(), MAX_KNOWN_PEERS);
+        assert!(d.peer_mut(addr(999)).is_none(), "full of live peers: no room");
+        // A banned peer keeps its place; one that keeps failing gives it up.
+        d.peer_mut(addr(1)).unwrap().banned = true;
+        d.peer_mut(addr(1)).unwrap().failures = 9;
+        d.peer_mut(addr(2)).unwrap().failures = DEAD_AFTER;
+        d.add_peers(&[addr(999)], now);
+        assert!(d.peer_mut(addr(999)).is_some());
+        assert!(d.peer_mut(addr(2)).is_none());
+        assert!(d.peer_mut(addr(1)).is_some_and(|p| p.banned));
     }
 
     #[test]

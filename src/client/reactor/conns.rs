@@ -139,6 +139,10 @@ impl Client {
                         Ok(true) => {
                             info!("peer used for {}: {}", d.display_name(), f.addr);
                             d.last_connected = now;
+                            if let Some(p) = d.peer_mut(f.addr) {
+                                // "Failures in a row" start again.
+                                p.failures = 0;
+                            }
                             f.on_connected(d, now);
                         }
                         Err(e) => {
