@@ -59,6 +59,17 @@ pub enum Event {
     Signal,
 }
 
+/// The sentence for an [`Event::Resumed`], as both frontends say it
+/// (capitalise it to start a line).
+pub fn resumed_text(name: &str, verified: usize, total: usize, rechecked: bool) -> String {
+    let how = if rechecked {
+        "re-checked the .part file of"
+    } else {
+        "resuming"
+    };
+    format!("{how} {name}: {verified} of {total} chunks already verified")
+}
+
 /// Something a frontend asks the engine to do.
 #[derive(Debug, Clone)]
 pub enum Command {

@@ -4,7 +4,7 @@
 //! 1 failure).
 
 use super::download::hex;
-use super::frontend::{Command, Cx, Event, Frontend};
+use super::frontend::{resumed_text, Command, Cx, Event, Frontend};
 use super::table::{human_bytes, render};
 use crate::names;
 use crate::wire::tracker::{FileInfo, PeerInfo, Role};
@@ -223,12 +223,7 @@ impl Frontend for Headless {
                 total,
                 rechecked,
             } => {
-                let how = if rechecked {
-                    "re-checked the .part file of"
-                } else {
-                    "resuming"
-                };
-                println!("{how} {name}: {verified} of {total} chunks already verified");
+                println!("{}", resumed_text(&name, verified, total, rechecked));
                 let _ = io::stdout().flush();
             }
             Event::Signal => {

@@ -12,7 +12,7 @@
 //! withdraws from the tracker and leaves unfinished downloads as `.part`.
 
 use super::download::hex;
-use super::frontend::{Command, Cx, Event, Frontend};
+use super::frontend::{resumed_text, Command, Cx, Event, Frontend};
 use super::terminal::Terminal;
 use super::ui::input::{
     parse_menu_choice, parse_pick, parse_yes_no, InputEvent, LineEditor, MenuChoice, Pick,
@@ -533,14 +533,13 @@ impl Frontend for Interactive {
                 total,
                 rechecked,
             } => {
-                let how = if rechecked {
-                    "Re-checked what was on disk for"
-                } else {
-                    "Resuming"
-                };
-                self.status(format!(
-                    "{how} {name}: {verified} of {total} chunks already verified"
-                ));
+                let text = resumed_text(&name, verified, total, rechecked);
+                let mut chars = text.chars();
+                let first = chars
+                    .next()
+                    .map(|c| c.to_uppercase().collect::<String>())
+                    .unwrap_or_default();
+                self.status(first + chars.as_str());
             }
             Event::UsernameChanged(name) => {
                 if self.wanted_name.take().is_some() {

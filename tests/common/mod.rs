@@ -41,16 +41,7 @@ impl TrackerProc {
             .stderr(Stdio::null())
             .spawn()
             .expect("start pytorrent-tracker");
-        let (tx, rx) = mpsc::channel();
-        let out = child.stdout.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let rx = stdout_lines(child.stdout.take().unwrap());
         let banner = rx.recv_timeout(Duration::from_secs(10)).expect("tracker banner");
         let addr = banner
             .split_whitespace()
@@ -84,6 +75,21 @@ impl Drop for TrackerProc {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A child's stdout as a channel of lines, read by a thread of its own
+/// (which ends with the child's stdout).
+fn stdout_lines(out: std::process::ChildStdout) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
 }
 
 pub fn wait_with_timeout(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
@@ -322,16 +328,7 @@ impl ClientProc {
             .stderr(Stdio::piped());
         tweak(&mut cmd);
         let mut child = cmd.spawn().expect("start pytorrent");
-        let (tx, stdout_rx) = mpsc::channel();
-        let out = child.stdout.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let stdout_rx = stdout_lines(child.stdout.take().unwrap());
         let stderr = Arc::new(Mutex::new(Vec::new()));
         let (done_tx, stderr_done) = mpsc::channel();
         let mut err = child.stderr.take().unwrap();
