@@ -74,6 +74,11 @@ impl std::fmt::Display for MetaError {
 
 impl std::error::Error for MetaError {}
 
+/// Lower-case hex of `bytes` (ids and hashes in messages and logs).
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Number of chunks a file of `size` bytes has.
 pub fn chunk_count(size: u64, chunk_size: u32) -> u64 {
     size.div_ceil(u64::from(chunk_size.max(1)))

@@ -6,8 +6,8 @@ use pytorrent::cli::{init_file_logging, EXIT_FAILURE, EXIT_USAGE};
 use pytorrent::client::frontend::Frontend;
 use pytorrent::client::headless::Headless;
 use pytorrent::client::interactive::{Interactive, Setup};
+use pytorrent::client::io::reactor::Client;
 use pytorrent::client::options::{parse, usage, ArgsError, Mode, Parsed};
-use pytorrent::client::reactor::Client;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {

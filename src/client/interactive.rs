@@ -11,7 +11,6 @@
 //! it; every way out (Disconnect, Ctrl-C, Ctrl-D, a signal, end of input)
 //! withdraws from the tracker and leaves unfinished downloads as `.part`.
 
-use super::download::hex;
 use super::frontend::{resumed_text, Command, Cx, Event, Frontend};
 use super::terminal::Terminal;
 use super::ui::input::{
@@ -24,6 +23,7 @@ use super::ui::render::{
 use super::ui::typewriter::{Typewriter, DEFAULT_RATE};
 use super::ui::{line_width, Line, Span, Style};
 use crate::config;
+use crate::meta::hex;
 use crate::meta::FileMeta;
 use crate::names;
 use crate::rand::Rng;

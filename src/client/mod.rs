@@ -3,44 +3,25 @@
 //! several peers at once.
 //!
 //! - [`options`]: flags over the config file, validated.
-//! - [`library`]: the shared files, indexed in slices and cached.
-//! - [`tracker_link`]: the tracker protocol as a pure state machine.
-//! - [`scheduler`]: which chunk to fetch next (pure).
-//! - [`download`]: one download's metadata, `.part` file and checks.
-//! - [`resume`]: the sidecar that lets an interrupted download resume.
-//! - [`buf`]: the fixed buffers that bound each connection's memory.
-//! - [`serve`]: an inbound connection from a leecher.
-//! - [`fetch`]: an outbound connection to a seeder.
-//! - [`table`]: plain-text tables for the listings.
-//! - [`reactor`]: the poll loop that owns every socket and file (the engine).
-//! - [`frontend`]: the engine's events and commands, and the trait that
-//!   drives it; [`headless`] and [`interactive`] are the two frontends.
+//! - [`engine`]: every decision, as a pure state machine (no sockets, no
+//!   clock, downloads' bytes behind a storage trait).
+//! - [`io`]: the mio reactor that owns the sockets and runs the engine,
+//!   and the real storage.
+//! - [`frontend`]: what a frontend sees and the trait that drives the
+//!   engine; [`headless`] and [`interactive`] are the two frontends.
 //! - [`terminal`]: the one layer that writes to the terminal.
+//! - [`table`]: plain-text tables for the listings.
 //! - [`ui`]: the terminal interface's pure parts: input, pacing, screens.
 
-pub mod buf;
-pub mod download;
-pub mod fetch;
+pub mod engine;
 pub mod frontend;
 pub mod headless;
 pub mod interactive;
-pub mod library;
+pub mod io;
 pub mod options;
-pub mod reactor;
-pub mod resume;
-pub mod scheduler;
-pub mod serve;
 pub mod table;
 pub mod terminal;
-pub mod tracker_link;
 pub mod ui;
 
-/// How a connection's turn ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Flow {
-    /// Blocked on the socket: the next readiness event resumes it.
-    Idle,
-    /// Stopped by its budget with work left: drive it again soon, since
-    /// edge-triggered readiness will not report it again.
-    Again,
-}
+#[cfg(test)]
+mod sim;

@@ -1,26 +1,32 @@
 //! Downloads and shares: starting, resuming and ending downloads, sharing
 //! finished ones, partial announces and `Have` notifications, and the
-//! upkeep that runs on the tick (timeouts, re-queries, progress records,
-//! indexing and whole-file checks in slices).
+//! upkeep of downloads (re-queries, progress records, giving up), the
+//! library's indexing and whole-file checks, in slices.
 
 use super::*;
+use crate::meta::hex;
+use crate::names;
+use crate::wire::tracker::FileEntry;
+use log::{debug, info};
+use tracker_link::Query;
 
-impl Client {
+impl Engine {
     pub(super) fn start_download(&mut self, id: FileId, label: String, now: Instant) {
         if self.downloads.iter().any(|(_, d)| d.id == id) {
             return;
         }
         if self.downloads.len() >= MAX_DOWNLOADS {
-            self.events.push(Event::DownloadFailed {
+            self.notify(Event::DownloadFailed {
                 label,
                 why: format!("at most {MAX_DOWNLOADS} downloads at once"),
             });
             return;
         }
         info!("download started: {label} (id {})", hex(&id));
-        let mut d = Download::new(id, label, &self.opts.download_dir, now);
+        let rng = Rng::seeded(self.rng.next_u64());
+        let mut d = Download::new(id, label, rng, now);
         d.next_query = now + REQUERY_IDLE;
-        let resumed = d.resume();
+        let resumed = d.resume(self.storage.as_mut());
         if let Some(r) = resumed {
             self.resumed(&d, r);
         }
@@ -33,7 +39,7 @@ impl Client {
         }
     }
 
-    pub(super) fn resumed(&mut self, d: &Download, r: Resumed) {
+    fn resumed(&mut self, d: &Download, r: download::Resumed) {
         let how = if r.rechecked {
             "re-checked the .part file"
         } else {
@@ -45,7 +51,7 @@ impl Client {
             r.verified,
             r.total
         );
-        self.events.push(Event::Resumed {
+        self.notify(Event::Resumed {
             name: d.display_name(),
             verified: r.verified,
             total: r.total,
@@ -53,35 +59,17 @@ impl Client {
         });
     }
 
-    /// Records a download's verified chunks in its sidecar; a failure is
-    /// logged (the next run then re-checks the `.part` file instead).
-    pub(super) fn save(d: &mut Download, now: Instant) {
+    /// Records a download's verified chunks; a failure is logged (the next
+    /// run then re-checks the `.part` file instead).
+    fn save(d: &mut Download, now: Instant) {
         if let Err(e) = d.save(now) {
             warn!("cannot record the progress of {}: {e}", d.display_name());
         }
     }
 
-    /// Downloads in the downloads directory that an earlier run left
-    /// unfinished (not the ones running now): id, name (escaped), chunks
-    /// verified, chunks in all.
-    pub fn unfinished(&self) -> Vec<(FileId, String, usize, usize)> {
-        resume::scan(&self.opts.download_dir)
-            .into_iter()
-            .map(|(_, st)| {
-                (
-                    st.meta.id(),
-                    names::escape(&st.meta.name),
-                    st.count(),
-                    st.meta.chunks.len(),
-                )
-            })
-            .filter(|(id, ..)| !self.downloads.iter().any(|(_, d)| d.id == *id))
-            .collect()
-    }
-
     /// A download ended: report it. Its partial entry at the tracker is
     /// withdrawn (a share announces the complete file).
-    pub(super) fn download_ended(&mut self, key: usize, now: Instant) {
+    fn download_ended(&mut self, key: usize, now: Instant) {
         let mut d = self.downloads.remove(key);
         if d.meta.is_some() {
             self.link.withdraw(vec![d.id], now);
@@ -99,13 +87,13 @@ impl Client {
                     d.sha256_hex()
                 );
                 if let Some(meta) = d.meta {
-                    self.events.push(Event::DownloadDone { meta, path });
+                    self.notify(Event::DownloadDone { meta, path });
                 }
             }
             Phase::Failed(why) => {
                 Self::save(&mut d, now);
                 warn!("download failed: {}: {why}", d.display_name());
-                self.events.push(Event::DownloadFailed {
+                self.notify(Event::DownloadFailed {
                     label: d.display_name(),
                     why,
                 });
@@ -119,16 +107,6 @@ impl Client {
     /// free), else shared from where it is.
     pub(super) fn share(&mut self, meta: FileMeta, path: PathBuf, now: Instant) {
         let name = names::escape(&meta.name);
-        let linked = self.opts.shared_dir.join(&meta.name);
-        let path = match std::fs::create_dir_all(&self.opts.shared_dir)
-            .and_then(|()| std::fs::hard_link(&path, &linked))
-        {
-            Ok(()) => linked,
-            Err(e) => {
-                debug!("sharing {name} from {} ({e})", path.display());
-                path
-            }
-        };
         let entry = FileEntry {
             id: meta.id(),
             name: meta.name.clone(),
@@ -142,12 +120,11 @@ impl Client {
                 self.link.announce(vec![entry], now);
                 self.announce_pending = true;
                 self.ready_told = false;
-                self.events.push(Event::Shared { name });
+                self.notify(Event::Shared { name });
             }
             Err(e) => {
                 warn!("cannot share {name}: {e}");
-                self.events
-                    .push(Event::Warning(format!("cannot share {name}: {e}")));
+                self.notify(Event::Warning(format!("cannot share {name}: {e}")));
             }
         }
     }
@@ -165,7 +142,7 @@ impl Client {
             Role::Seeder
         };
         let rng = Rng::seeded(self.rng.next_u64());
-        self.link = TrackerLink::new(name, self.listen_addr.port(), role, rng, now);
+        self.link = TrackerLink::new(name, self.cfg.listen_addr.port(), role, rng, now);
         self.joined = true;
     }
 
@@ -184,7 +161,11 @@ impl Client {
             Self::save(d, now);
         }
         self.exit = Some((code, now + GOODBYE_WAIT));
-        self.link.disconnect(now);
+        if self.joined {
+            self.link.disconnect(now);
+        } else {
+            self.exit = Some((code, now));
+        }
     }
 
     /// Tells the tracker we hold part of download `dk`, so other
@@ -195,60 +176,46 @@ impl Client {
                 self.link.announce(vec![entry], now);
                 let query = now + REQUERY_AFTER_META;
                 d.next_query = d.next_query.min(query);
-                // The query is sent from the tick: bring it forward.
-                self.next_tick = self.next_tick.min(query);
+                self.next_upkeep = self.next_upkeep.min(query);
             }
         }
     }
 
     /// Sends `Have` for each of `chunks` to the leechers subscribed to
     /// file `id` (partial seeding).
-    pub(super) fn tell_subscribers(&mut self, id: &FileId, chunks: &[u32]) {
-        for (key, conn) in self.conns.iter_mut() {
+    pub(super) fn tell_subscribers(&mut self, id: &FileId, chunks: &[u32], now: Instant) {
+        let mut ended = Vec::new();
+        let mut woken = Vec::new();
+        for (cid, conn) in self.conns.iter_mut() {
             let Kind::Serve(s) = &mut conn.kind else {
                 continue;
             };
             if s.subscribed.as_ref() != Some(id) {
                 continue;
             }
-            if let Some(Err(c)) = chunks.iter().map(|&i| s.notify_have(i)).find(Result::is_err) {
-                self.closing.push((key, Ending::Serve(c)));
-            } else if !self.again.contains(&key) {
-                self.again.push(key);
+            match chunks.iter().map(|&i| s.notify_have(i)).find(Result::is_err) {
+                Some(Err(end)) => ended.push((*cid, end)),
+                _ => woken.push(*cid),
             }
+        }
+        for (cid, end) in ended {
+            self.close(cid, end, now);
+        }
+        for cid in woken {
+            self.act(Action::Drive(cid));
         }
     }
 
-    /// Timers: stalled requests, idle inbound connections, peer upkeep.
-    pub(super) fn tick(&mut self, now: Instant) {
-        for (key, conn) in self.conns.iter() {
-            match &conn.kind {
-                Kind::Fetch(f) => {
-                    if now >= f.deadline && (!f.connected || f.in_flight() > 0) {
-                        let end = if f.connected {
-                            FetchEnd::Stalled
-                        } else {
-                            FetchEnd::Close(Close::Io(io::ErrorKind::TimedOut.into()))
-                        };
-                        self.closing.push((key, Ending::Fetch(end)));
-                    } else if f.connected && !self.again.contains(&key) {
-                        // Chunks may have been handed back by others.
-                        self.again.push(key);
-                    }
-                }
-                Kind::Serve(s) => {
-                    if s.is_idle() && now.duration_since(conn.last_active) >= self.opts.idle_timeout {
-                        self.closing.push((key, Ending::Idle));
-                    }
-                }
-            }
-        }
+    /// Downloads' upkeep: peer re-queries, progress records, "waiting"
+    /// messages, giving up, new connections.
+    pub(super) fn upkeep(&mut self, now: Instant) {
         let mut queries = Vec::new();
+        let mut events = Vec::new();
         for (_, d) in self.downloads.iter_mut() {
             if d.is_finished() {
                 continue;
             }
-            let connected = d.peers.iter().filter(|p| p.conn.is_some()).count();
+            let connected = d.peers.connected();
             if connected > 0 {
                 d.last_connected = now;
                 d.waiting_told = false;
@@ -269,21 +236,24 @@ impl Client {
                     REQUERY_IDLE.as_secs()
                 );
                 warn!("{msg}");
-                self.events.push(Event::Warning(msg));
+                events.push(Event::Warning(msg));
             }
-            // The interactive client waits as long as the user likes.
-            let gives_up = self.opts.mode != Mode::Interactive;
-            if gives_up && connected == 0 && waited >= self.opts.peer_wait {
-                let why = if d.usable_peers() == 0 && !d.peers.is_empty() {
-                    format!(
-                        "every peer that had it failed or was dropped; gave up after {} s",
-                        waited.as_secs()
-                    )
-                } else {
-                    format!("no peer has it (waited {} s)", waited.as_secs())
-                };
-                d.fail(why);
+            if let Some(limit) = self.cfg.give_up_after {
+                if connected == 0 && waited >= limit {
+                    let why = if d.peers.usable() == 0 && !d.peers.is_empty() {
+                        format!(
+                            "every peer that had it failed or was dropped; gave up after {} s",
+                            waited.as_secs()
+                        )
+                    } else {
+                        format!("no peer has it (waited {} s)", waited.as_secs())
+                    };
+                    d.fail(why);
+                }
             }
+        }
+        for e in events {
+            self.notify(e);
         }
         for id in queries {
             if let Err(e) = self.link.query(Query::GetPeers(id), now) {
@@ -291,6 +261,17 @@ impl Client {
             }
         }
         self.connect_peers(now);
+        // A safety net for work no event announces (a chunk a partial peer
+        // turned out to lack, say): idle fetches look for some.
+        let idle: Vec<ConnId> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| matches!(&c.kind, Kind::Fetch(f) if f.connected && f.in_flight() == 0))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in idle {
+            self.act(Action::Drive(id));
+        }
     }
 
     pub(super) fn step_library(&mut self, now: Instant) {
@@ -300,7 +281,7 @@ impl Client {
         let step = self.library.index_step(INDEX_BUDGET);
         for w in step.warnings {
             warn!("{w}");
-            self.events.push(Event::Warning(w));
+            self.notify(Event::Warning(w));
         }
         if !step.ready.is_empty() && self.link.is_registered() {
             let entries: Vec<FileEntry> = self
@@ -338,7 +319,7 @@ impl Client {
                 "re-checked the .part file of {name}: {} of {total} chunks already verified",
                 r.verified
             );
-            self.events.push(Event::Resumed {
+            self.notify(Event::Resumed {
                 name,
                 verified: r.verified,
                 total,
@@ -347,12 +328,15 @@ impl Client {
             self.kick(dk);
         }
         for dk in ended {
-            for (key, conn) in self.conns.iter() {
-                if matches!(&conn.kind, Kind::Fetch(f) if f.download == dk) {
-                    self.closing.push((key, Ending::Fetch(FetchEnd::Done)));
-                }
+            let ids: Vec<ConnId> = self
+                .conns
+                .iter()
+                .filter(|(_, c)| matches!(&c.kind, Kind::Fetch(f) if f.download == dk))
+                .map(|(id, _)| *id)
+                .collect();
+            for id in ids {
+                self.close(id, ConnEnd::Finished, now);
             }
-            self.apply_closes(now);
             self.download_ended(dk, now);
         }
     }

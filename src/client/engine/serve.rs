@@ -19,13 +19,14 @@
 //!   buffer: no per-request allocation, no copy in between.
 
 use super::buf::Buf;
+use super::conn_end::ConnEnd;
 use super::library::Library;
 use super::resume;
 use super::Flow;
 use crate::meta::FileMeta;
 use crate::wire::frame::{FRAME_PREFIX_LEN, MAX_HEADER};
 use crate::wire::peer::{decode_peer_head, encode_peer_head, PeerMsg, Refusal, BLOCK_SIZE, MAX_PIPELINE};
-use crate::wire::{DecodeError, FileId};
+use crate::wire::FileId;
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, Read, Write};
@@ -37,31 +38,6 @@ use std::path::Path;
 pub const IN_CAP: usize = FRAME_PREFIX_LEN + 2 + MAX_HEADER + 1024;
 /// Outbound buffer: exactly one largest frame.
 pub const OUT_CAP: usize = FRAME_PREFIX_LEN + 2 + MAX_HEADER + BLOCK_SIZE;
-
-/// Why a connection ends.
-#[derive(Debug)]
-pub enum Close {
-    /// The peer closed its side.
-    Eof,
-    Io(io::Error),
-    /// The peer broke the protocol.
-    Protocol(DecodeError),
-    Unexpected(&'static str),
-    /// The file changed under us in the middle of a chunk.
-    FileChanged,
-}
-
-impl std::fmt::Display for Close {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Close::Eof => write!(f, "closed by the peer"),
-            Close::Io(e) => write!(f, "{e}"),
-            Close::Protocol(e) => write!(f, "protocol error: {e}"),
-            Close::Unexpected(what) => write!(f, "protocol error: {what}"),
-            Close::FileChanged => write!(f, "the shared file changed on disk while a chunk was being sent"),
-        }
-    }
-}
 
 /// A file this peer can serve: shared whole, or still being downloaded.
 pub struct Source<'a> {
@@ -174,9 +150,9 @@ impl Serve {
     /// We verified chunk `index` of the file this leecher subscribed to:
     /// it will hear of it between two frames. Errs when too many are
     /// waiting (the leecher does not read).
-    pub fn notify_have(&mut self, index: u32) -> Result<(), Close> {
+    pub fn notify_have(&mut self, index: u32) -> Result<(), ConnEnd> {
         if self.pending_haves.len() >= MAX_PENDING_HAVES {
-            return Err(Close::Unexpected(
+            return Err(ConnEnd::Unexpected(
                 "the peer does not read its chunk notifications",
             ));
         }
@@ -188,22 +164,22 @@ impl Serve {
     /// ways or `budget` bytes were sent (then [`Flow::Again`]: call again
     /// soon, without waiting for an event, since edge-triggered readiness
     /// will not repeat itself).
-    pub fn drive<S: Read + Write>(
+    pub fn drive<S: Read + Write + ?Sized>(
         &mut self,
         s: &mut S,
         lib: &dyn Files,
         budget: usize,
-    ) -> Result<Flow, Close> {
+    ) -> Result<Flow, ConnEnd> {
         let mut sent = 0;
         let mut read_blocked = false;
         loop {
             if !read_blocked && self.queue.len() < MAX_PIPELINE && self.input.room() > 0 {
                 match self.input.read_from(s) {
-                    Ok(0) => return Err(Close::Eof),
+                    Ok(0) => return Err(ConnEnd::Eof { in_flight: 0 }),
                     Ok(_) => {}
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => read_blocked = true,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(Close::Io(e)),
+                    Err(e) => return Err(ConnEnd::Io(e)),
                 }
             }
             self.parse()?;
@@ -227,7 +203,7 @@ impl Serve {
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(Close::Io(e)),
+                Err(e) => return Err(ConnEnd::Io(e)),
             }
             if sent >= budget {
                 return Ok(Flow::Again);
@@ -249,9 +225,9 @@ impl Serve {
     }
 
     /// Moves complete requests from the input buffer to the queue.
-    fn parse(&mut self) -> Result<(), Close> {
+    fn parse(&mut self) -> Result<(), ConnEnd> {
         while self.queue.len() < MAX_PIPELINE {
-            let Some(head) = decode_peer_head(self.input.filled()).map_err(Close::Protocol)? else {
+            let Some(head) = decode_peer_head(self.input.filled()).map_err(ConnEnd::Protocol)? else {
                 return Ok(());
             };
             // Requests carry no payload (the decoder checks), so the head
@@ -261,7 +237,7 @@ impl Serve {
                 PeerMsg::GetMeta { id } => Job::Meta(id),
                 PeerMsg::GetChunk { id, index } => Job::Chunk(id, index),
                 PeerMsg::GetHave { id } => Job::Have(id),
-                _ => return Err(Close::Unexpected("a reply where a request belongs")),
+                _ => return Err(ConnEnd::Unexpected("a reply where a request belongs")),
             };
             self.queue.push_back(job);
         }
@@ -269,7 +245,7 @@ impl Serve {
     }
 
     /// Puts the next frame into the (empty) output buffer, if there is one.
-    fn fill(&mut self, lib: &dyn Files) -> Result<(), Close> {
+    fn fill(&mut self, lib: &dyn Files) -> Result<(), ConnEnd> {
         // Notifications go out first, between two frames.
         while let Some(&index) = self.pending_haves.front() {
             if self.output.room() < 64 {
@@ -293,7 +269,7 @@ impl Serve {
         match self.sending.take() {
             Some(Sending::Meta { id, offset }) => {
                 let Some(file) = lib.source(&id) else {
-                    return Err(Close::FileChanged);
+                    return Err(ConnEnd::FileChanged);
                 };
                 let meta = file.encoded_meta;
                 let end = meta.len().min(offset + BLOCK_SIZE);
@@ -326,7 +302,7 @@ impl Serve {
             }) => {
                 let n = (len - offset).min(BLOCK_SIZE as u64) as usize;
                 let Some(file) = lib.source(&id) else {
-                    return Err(Close::FileChanged);
+                    return Err(ConnEnd::FileChanged);
                 };
                 let at = u64::from(index) * u64::from(file.meta.chunk_size) + offset;
                 let msg = PeerMsg::Block {
@@ -335,12 +311,12 @@ impl Serve {
                 };
                 self.scratch.clear();
                 encode_peer_head(&msg, n, &mut self.scratch)
-                    .map_err(|_| Close::Unexpected("block too large"))?;
+                    .map_err(|_| ConnEnd::Unexpected("block too large"))?;
                 if !self.output.push(&self.scratch) {
-                    return Err(Close::Unexpected("output buffer too small"));
+                    return Err(ConnEnd::Unexpected("output buffer too small"));
                 }
                 let Some((_, f)) = &self.open else {
-                    return Err(Close::FileChanged);
+                    return Err(ConnEnd::FileChanged);
                 };
                 let head_len = self.scratch.len();
                 match f.read_exact_at(&mut self.output.spare()[..n], at) {
@@ -356,7 +332,7 @@ impl Serve {
                             &[],
                         );
                     }
-                    Err(_) => return Err(Close::FileChanged),
+                    Err(_) => return Err(ConnEnd::FileChanged),
                 }
                 self.uploaded += n as u64;
                 match self.sent.last_mut() {
@@ -420,12 +396,12 @@ impl Serve {
     }
 
     /// Appends one whole frame to the output buffer.
-    fn put(&mut self, msg: &PeerMsg, payload: &[u8]) -> Result<(), Close> {
+    fn put(&mut self, msg: &PeerMsg, payload: &[u8]) -> Result<(), ConnEnd> {
         self.scratch.clear();
         encode_peer_head(msg, payload.len(), &mut self.scratch)
-            .map_err(|_| Close::Unexpected("frame too large"))?;
+            .map_err(|_| ConnEnd::Unexpected("frame too large"))?;
         if !(self.output.push(&self.scratch) && self.output.push(payload)) {
-            return Err(Close::Unexpected("output buffer too small"));
+            return Err(ConnEnd::Unexpected("output buffer too small"));
         }
         Ok(())
     }

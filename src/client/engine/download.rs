@@ -1,48 +1,41 @@
-//! One download: its metadata, its `.part` file, which chunks are verified,
-//! the peers known to have it, and the final whole-file check.
+//! One download: its metadata, its working file (behind
+//! [`PartFile`]), which chunks are verified, the peers known to have it,
+//! and the final whole-file check. No file is named or opened here: the
+//! [`Storage`] hands out the working file.
 //!
 //! Invariants:
 //! - Metadata is trusted only after its SHA-256 equals the file id asked
-//!   for; its name then passed [`crate::names::check_file_name`], so the
-//!   `.part` and final paths are always directly inside the downloads
-//!   directory.
-//! - Bytes reach the `.part` file only through [`Download::write`], with
+//!   for; its name then passed [`crate::names::check_file_name`].
+//! - Bytes reach the working file only through [`Download::write`], with
 //!   positioned writes, and never over a chunk already verified.
 //! - A chunk counts as verified only once the bytes on disk are the bytes
 //!   that hashed right: a chunk that two peers fetched at once (end-game)
 //!   is read back and hashed again, since the other peer's writes may have
 //!   landed in between.
-//! - The resume sidecar records a chunk only after the `.part` file's data
-//!   was synced ([`Download::save`]); an earlier `.part` without a sound
-//!   sidecar is re-checked chunk by chunk against the hashes, never
+//! - The resume record holds a chunk only after the working file's data
+//!   was synced ([`PartFile::save`]); an earlier working file without a
+//!   sound record is re-checked chunk by chunk against the hashes, never
 //!   trusted ([`Phase::Recheck`]).
 //! - The final file appears only after the whole-file SHA-256 of the
-//!   `.part` file matched and its data was synced; it is created with a
-//!   hard link, which fails rather than replace an existing file.
+//!   working file matched ([`PartFile::finish`]).
+//! - A download never changes its own phase because of storage alone:
+//!   every storage result is looked at here and turned into a phase.
 
+use super::peer_set::PeerSet;
 use super::resume;
 use super::scheduler::{Has, Scheduler};
 use super::serve::Source;
-use crate::meta::{decode_meta, encode_meta, FileMeta, Hash};
+use super::storage::{CreateError, FinishError, PartFile, Storage};
+use super::ConnId;
+use crate::meta::{decode_meta, encode_meta, hex, FileMeta, Hash};
 use crate::names;
 use crate::rand::Rng;
 use crate::wire::tracker::FileEntry;
 use crate::wire::FileId;
 use sha2::{Digest, Sha256};
-use std::fs::{self, File, OpenOptions};
 use std::io;
-use std::net::SocketAddr;
-use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
-
-/// Most peer addresses remembered per download.
-pub const MAX_KNOWN_PEERS: usize = 64;
-/// Failed connections in a row after which a peer may make room for a new
-/// one in a full list.
-const DEAD_AFTER: u32 = 3;
-/// Bad chunks a peer may send before it is dropped for the file.
-pub const MAX_STRIKES: u8 = 2;
+use std::path::PathBuf;
+use std::time::Instant;
 
 /// Where a download stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,41 +79,24 @@ pub struct Resumed {
     pub rechecked: bool,
 }
 
-/// A peer known to have the file.
-#[derive(Debug, Clone)]
-pub struct PeerRec {
-    pub addr: SocketAddr,
-    /// Key of our connection to it, if any.
-    pub conn: Option<usize>,
-    pub strikes: u8,
-    /// Dropped for this file (bad data twice, or it refused the file).
-    pub banned: bool,
-    /// No new connection before this time.
-    pub retry_at: Instant,
-    /// Connection failures in a row (backs off the retries).
-    pub failures: u32,
-}
-
 /// One download's state.
-#[derive(Debug)]
 pub struct Download {
     pub id: FileId,
     /// What the user asked for, safe to print.
     pub label: String,
     pub meta: Option<FileMeta>,
     /// The connection fetching the metadata, if any.
-    pub meta_conn: Option<usize>,
+    pub meta_conn: Option<ConnId>,
     pub sched: Scheduler,
     /// Chunks that had two fetchers at once since they were last missing.
     shared: Vec<u32>,
-    dir: PathBuf,
-    part: Option<File>,
-    part_path: PathBuf,
+    part: Option<Box<dyn PartFile>>,
+    rng: Option<Rng>,
     whole: Sha256,
     /// Next chunk to feed the whole-file hash.
     whole_next: u32,
     pub phase: Phase,
-    pub peers: Vec<PeerRec>,
+    pub peers: PeerSet,
     pub verified_bytes: u64,
     /// Of `verified_bytes`, those found on disk from an earlier run.
     pub resumed_bytes: u64,
@@ -144,7 +120,7 @@ pub struct Download {
 }
 
 impl Download {
-    pub fn new(id: FileId, label: String, dir: &Path, now: Instant) -> Download {
+    pub fn new(id: FileId, label: String, rng: Rng, now: Instant) -> Download {
         Download {
             id,
             label,
@@ -152,13 +128,12 @@ impl Download {
             meta_conn: None,
             sched: Scheduler::new(0),
             shared: Vec::new(),
-            dir: dir.to_path_buf(),
             part: None,
-            part_path: PathBuf::new(),
+            rng: Some(rng),
             whole: Sha256::new(),
             whole_next: 0,
             phase: Phase::Meta,
-            peers: Vec::new(),
+            peers: PeerSet::default(),
             verified_bytes: 0,
             resumed_bytes: 0,
             started: now,
@@ -191,71 +166,9 @@ impl Download {
         }
     }
 
-    /// Adds peer addresses from the tracker (up to [`MAX_KNOWN_PEERS`]).
-    /// When the list is full, a peer that keeps failing to connect makes
-    /// room (banned peers stay, so their ban holds).
-    pub fn add_peers(&mut self, addrs: &[SocketAddr], now: Instant) {
-        for &addr in addrs {
-            if self.peers.iter().any(|p| p.addr == addr) {
-                continue;
-            }
-            let rec = PeerRec {
-                addr,
-                conn: None,
-                strikes: 0,
-                banned: false,
-                retry_at: now,
-                failures: 0,
-            };
-            if self.peers.len() < MAX_KNOWN_PEERS {
-                self.peers.push(rec);
-            } else if let Some(dead) = self
-                .peers
-                .iter_mut()
-                .filter(|p| p.conn.is_none() && !p.banned && p.failures >= DEAD_AFTER)
-                .max_by_key(|p| p.failures)
-            {
-                *dead = rec;
-            }
-        }
-    }
-
-    pub fn peer_mut(&mut self, addr: SocketAddr) -> Option<&mut PeerRec> {
-        self.peers.iter_mut().find(|p| p.addr == addr)
-    }
-
-    /// Peers worth a new connection now.
-    pub fn connectable(&self, now: Instant) -> Vec<SocketAddr> {
-        self.peers
-            .iter()
-            .filter(|p| p.conn.is_none() && !p.banned && p.retry_at <= now)
-            .map(|p| p.addr)
-            .collect()
-    }
-
-    /// Peers that are neither banned nor backing off for long: whether
-    /// waiting still makes sense.
-    pub fn usable_peers(&self) -> usize {
-        self.peers.iter().filter(|p| !p.banned).count()
-    }
-
-    /// A connection to `addr` ended; back off before the next one.
-    pub fn peer_disconnected(&mut self, addr: SocketAddr, now: Instant, failed: bool) {
-        if let Some(p) = self.peer_mut(addr) {
-            p.conn = None;
-            if failed {
-                p.failures = p.failures.saturating_add(1);
-                let secs = 1u64 << p.failures.min(5);
-                p.retry_at = now + Duration::from_secs(secs);
-            } else {
-                p.retry_at = now + Duration::from_secs(1);
-            }
-        }
-    }
-
     /// Checks metadata a peer sent against the file id and prepares the
-    /// `.part` file.
-    pub fn accept_meta(&mut self, bytes: &[u8]) -> MetaOutcome {
+    /// working file.
+    pub fn accept_meta(&mut self, bytes: &[u8], storage: &mut dyn Storage) -> MetaOutcome {
         if self.meta.is_some() {
             return MetaOutcome::AlreadyKnown;
         }
@@ -265,10 +178,10 @@ impl Download {
         if meta.id() != self.id {
             return MetaOutcome::Bad("metadata does not match the file id");
         }
-        match self.create_part(&meta) {
+        match self.create_part(&meta, storage) {
             Ok(reused) => {
                 self.encoded_meta = bytes.to_vec();
-                self.sched = Scheduler::new(meta.chunks.len()).with_rng(Rng::from_entropy());
+                self.sched = self.scheduler(meta.chunks.len());
                 self.bits = vec![0; meta.chunks.len().div_ceil(8)];
                 self.meta = Some(meta);
                 if reused {
@@ -297,21 +210,22 @@ impl Download {
         };
     }
 
-    /// Picks up an earlier run's `.part` file from its sidecar, if there is
-    /// a sound one for this file: its verified chunks are not fetched again.
-    pub fn resume(&mut self) -> Option<Resumed> {
-        let (side, state) = resume::find(&self.dir, &self.id)?;
-        let part_path = self.dir.join(format!("{}.part", state.meta.name));
-        if resume::path_for(&part_path) != side {
-            return None;
+    /// The scheduler for `count` chunks, taking this download's random
+    /// source (given once, at creation, so runs with one seed repeat).
+    fn scheduler(&mut self, count: usize) -> Scheduler {
+        let s = Scheduler::new(count);
+        match self.rng.take() {
+            Some(rng) => s.with_rng(rng),
+            None => s,
         }
-        let part = OpenOptions::new().read(true).write(true).open(&part_path).ok()?;
-        lock(&part).ok()?;
-        if part.metadata().ok()?.len() != state.meta.size {
-            return None;
-        }
+    }
+
+    /// Picks up an earlier run's working file, if the storage has a sound
+    /// record of it: its verified chunks are not fetched again.
+    pub fn resume(&mut self, storage: &mut dyn Storage) -> Option<Resumed> {
+        let (part, state) = storage.resume(&self.id)?;
         let total = state.meta.chunks.len();
-        self.sched = Scheduler::new(total).with_rng(Rng::from_entropy());
+        self.sched = self.scheduler(total);
         let mut encoded = Vec::new();
         encode_meta(&state.meta, &mut encoded).ok()?;
         self.encoded_meta = encoded;
@@ -324,7 +238,6 @@ impl Download {
         self.bits = state.verified;
         self.meta = Some(state.meta);
         self.part = Some(part);
-        self.part_path = part_path;
         self.start_fetching();
         Some(Resumed {
             verified: self.saved,
@@ -348,7 +261,13 @@ impl Download {
         while (self.recheck_next as usize) < total && spent < budget {
             let index = self.recheck_next;
             let len = meta.chunk_len(index as usize);
-            if hash_range(part, u64::from(index) * u64::from(meta.chunk_size), len, buf).ok()
+            if hash_range(
+                part.as_ref(),
+                u64::from(index) * u64::from(meta.chunk_size),
+                len,
+                buf,
+            )
+            .ok()
                 == Some(meta.chunks[index as usize])
             {
                 self.sched.complete(index);
@@ -372,11 +291,10 @@ impl Download {
 
     /// What this download can serve other peers: its verified chunks.
     pub fn source(&self) -> Option<Source<'_>> {
-        self.part.as_ref()?;
         Some(Source {
             meta: self.meta.as_ref()?,
             encoded_meta: &self.encoded_meta,
-            path: &self.part_path,
+            path: self.part.as_ref()?.path()?,
             have: Some(&self.bits),
         })
     }
@@ -398,76 +316,44 @@ impl Download {
         self.sched.done() > self.saved
     }
 
-    /// Records the verified chunks in the sidecar: the `.part` file's data
-    /// is synced first, so no chunk is ever recorded before its bytes are
-    /// on disk.
+    /// Records the verified chunks ([`PartFile::save`] syncs the data
+    /// first, so no chunk is ever recorded before its bytes are on disk).
     pub fn save(&mut self, now: Instant) -> io::Result<()> {
-        let (Some(part), Some(meta)) = (&self.part, &self.meta) else {
-            return Ok(());
-        };
         if !self.unsaved() {
             return Ok(());
         }
-        part.sync_data()?;
-        resume::write(&resume::path_for(&self.part_path), meta, &self.bits)?;
+        let (Some(part), Some(meta)) = (&mut self.part, &self.meta) else {
+            return Ok(());
+        };
+        part.save(meta, &self.bits)?;
         self.saved = self.sched.done();
         self.saved_at = now;
         Ok(())
     }
 
-    /// Prepares `<dir>/<name>.part`: reused (true) if a file of the right
-    /// size is there from an earlier run, else created and its space
-    /// reserved.
-    fn create_part(&mut self, meta: &FileMeta) -> Result<bool, String> {
+    /// Gets the working file from the storage: reused (true) if an earlier
+    /// run left one of the right size, else reserved at full size.
+    fn create_part(&mut self, meta: &FileMeta, storage: &mut dyn Storage) -> Result<bool, String> {
         let shown = names::escape(&meta.name);
-        let final_path = self.dir.join(&meta.name);
-        if fs::symlink_metadata(&final_path).is_ok() {
-            return Err(format!(
-                "'{shown}' already exists in {}; move it away to download it again",
-                self.dir.display()
-            ));
-        }
-        fs::create_dir_all(&self.dir).map_err(|e| format!("cannot create {}: {e}", self.dir.display()))?;
-        let part_path = self.dir.join(format!("{}.part", meta.name));
-        // Opened without truncating: another download (in this process or
-        // another) may own it, which the lock finds out before anything
-        // is changed.
-        let part = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&part_path)
-            .map_err(|e| format!("cannot create '{shown}.part': {e}"))?;
-        lock(&part).map_err(|_| {
-            format!(
-                "another download is writing '{shown}.part' in {}",
-                self.dir.display()
-            )
+        let created = storage.create(meta).map_err(|e| match e {
+            CreateError::Exists => format!(
+                "'{shown}' already exists in the downloads directory; move it away to download it again"
+            ),
+            CreateError::Busy => format!("another download is writing '{shown}.part'"),
+            e => format!("'{shown}': {e}"),
         })?;
-        let len = part
-            .metadata()
-            .map_err(|e| format!("cannot read '{shown}.part': {e}"))?
-            .len();
-        if len == meta.size && len > 0 {
-            // An earlier run's file: its chunks are checked, not trusted.
-            self.part = Some(part);
-            self.part_path = part_path;
-            return Ok(true);
-        }
-        part.set_len(0)
-            .map_err(|e| format!("cannot reset '{shown}.part': {e}"))?;
-        if let Err(e) = reserve(&part, meta.size) {
-            drop(part);
-            let _ = fs::remove_file(&part_path);
-            return Err(format!(
-                "cannot make room for '{shown}' ({} bytes): {e}",
-                meta.size
-            ));
+        let mut part = created.part;
+        if !created.reused {
+            if let Err(e) = part.reserve(meta.size) {
+                part.discard();
+                return Err(format!(
+                    "cannot make room for '{shown}' ({} bytes): {e}",
+                    meta.size
+                ));
+            }
         }
         self.part = Some(part);
-        self.part_path = part_path;
-        Ok(false)
+        Ok(created.reused)
     }
 
     /// The chunk for a connection to a peer holding `has`, busy with
@@ -498,10 +384,10 @@ impl Download {
         if self.sched.is_done(index as usize) {
             return Ok(());
         }
-        let (Some(part), Some(meta)) = (&self.part, &self.meta) else {
+        let (Some(part), Some(meta)) = (&mut self.part, &self.meta) else {
             return Ok(());
         };
-        part.write_all_at(data, u64::from(index) * u64::from(meta.chunk_size) + offset)
+        part.write_at(data, u64::from(index) * u64::from(meta.chunk_size) + offset)
     }
 
     /// A fetch of `index` delivered bytes that hashed right. Returns true
@@ -537,36 +423,22 @@ impl Download {
         }
     }
 
-    /// Asks the kernel to start writing a verified chunk to disk now, so
-    /// the sync before the final rename has little left to wait for and
-    /// dirty pages do not pile up (Linux; elsewhere the final sync does it
-    /// all).
+    /// Tells the storage a verified chunk is final, so it can start
+    /// writing it back and the last sync has little left to do.
     fn start_writeback(&self, index: u32) {
-        #[cfg(target_os = "linux")]
         if let (Some(part), Some(meta)) = (&self.part, &self.meta) {
-            use std::os::fd::AsRawFd;
-            let start = u64::from(index) * u64::from(meta.chunk_size);
-            let len = meta.chunk_len(index as usize);
-            // SAFETY: a plain syscall on a file descriptor we own; it only
-            // schedules I/O. A failure is harmless: the final sync covers it.
-            unsafe {
-                libc::sync_file_range(
-                    part.as_raw_fd(),
-                    start as i64,
-                    len as i64,
-                    libc::SYNC_FILE_RANGE_WRITE,
-                );
-            }
+            part.written(
+                u64::from(index) * u64::from(meta.chunk_size),
+                meta.chunk_len(index as usize),
+            );
         }
-        #[cfg(not(target_os = "linux"))]
-        let _ = index;
     }
 
     fn read_back_matches(&self, index: u32) -> Option<bool> {
         let (part, meta) = (self.part.as_ref()?, self.meta.as_ref()?);
         let mut buf = vec![0u8; 64 * 1024];
         let start = u64::from(index) * u64::from(meta.chunk_size);
-        let hash = hash_range(part, start, meta.chunk_len(index as usize), &mut buf).ok()?;
+        let hash = hash_range(part.as_ref(), start, meta.chunk_len(index as usize), &mut buf).ok()?;
         Some(hash == meta.chunks[index as usize])
     }
 
@@ -589,7 +461,7 @@ impl Download {
             let mut left = meta.chunk_len(index as usize);
             while left > 0 {
                 let n = left.min(buf.len() as u64) as usize;
-                if let Err(e) = part.read_exact_at(&mut buf[..n], at) {
+                if let Err(e) = part.read_at(&mut buf[..n], at) {
                     let why = format!("cannot read back '{}.part': {e}", names::escape(&meta.name));
                     self.fail(why);
                     return false;
@@ -608,7 +480,7 @@ impl Download {
     }
 
     fn finish(&mut self) {
-        let (Some(part), Some(meta)) = (self.part.take(), &self.meta) else {
+        let (Some(mut part), Some(meta)) = (self.part.take(), &self.meta) else {
             return;
         };
         let shown = names::escape(&meta.name);
@@ -621,23 +493,13 @@ impl Download {
             ));
             return;
         }
-        if let Err(e) = part.sync_data() {
-            self.fail(format!("cannot sync '{shown}.part': {e}"));
-            return;
+        match part.finish(meta) {
+            Ok(path) => self.phase = Phase::Done(path),
+            Err(FinishError::Exists) => self.fail(format!(
+                "'{shown}' appeared in the downloads directory meanwhile; the verified data stays in '{shown}.part'"
+            )),
+            Err(FinishError::Io(e)) => self.fail(format!("cannot move '{shown}.part' into place: {e}")),
         }
-        let final_path = self.dir.join(&meta.name);
-        if let Err(e) = fs::hard_link(&self.part_path, &final_path) {
-            let why = if e.kind() == io::ErrorKind::AlreadyExists {
-                format!("'{shown}' appeared in the downloads directory meanwhile; the verified data stays in '{shown}.part'")
-            } else {
-                format!("cannot move '{shown}.part' into place: {e}")
-            };
-            self.fail(why);
-            return;
-        }
-        let _ = fs::remove_file(&self.part_path);
-        let _ = fs::remove_file(resume::path_for(&self.part_path));
-        self.phase = Phase::Done(final_path);
     }
 
     /// Hex SHA-256 of the whole file (once the metadata is known).
@@ -646,26 +508,13 @@ impl Download {
     }
 }
 
-/// Takes the `.part` file for this download alone (an advisory `flock`,
-/// released when the file is closed): two downloads never write the same
-/// `.part`, whether in one client or in two.
-fn lock(file: &File) -> io::Result<()> {
-    use std::os::fd::AsRawFd;
-    // SAFETY: a plain syscall on a file descriptor we own.
-    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
 /// SHA-256 of `len` bytes of `file` from `start`, read through `buf`.
-fn hash_range(file: &File, start: u64, len: u64, buf: &mut [u8]) -> io::Result<Hash> {
+fn hash_range(file: &dyn PartFile, start: u64, len: u64, buf: &mut [u8]) -> io::Result<Hash> {
     let mut hasher = Sha256::new();
     let (mut at, mut left) = (start, len);
     while left > 0 {
         let n = left.min(buf.len() as u64) as usize;
-        file.read_exact_at(&mut buf[..n], at)?;
+        file.read_at(&mut buf[..n], at)?;
         hasher.update(&buf[..n]);
         at += n as u64;
         left -= n as u64;
@@ -673,58 +522,111 @@ fn hash_range(file: &File, start: u64, len: u64, buf: &mut [u8]) -> io::Result<H
     Ok(hasher.finalize().into())
 }
 
-/// Gives `file` its full length, with the disk space reserved where the
-/// file system can (Linux `fallocate`): a full disk is found before the
-/// first byte is fetched, and writes into reserved blocks are cheaper than
-/// growing a sparse file page by page.
-fn reserve(file: &File, size: u64) -> io::Result<()> {
-    #[cfg(target_os = "linux")]
-    if size > 0 {
-        use std::os::fd::AsRawFd;
-        // SAFETY: a plain syscall on a file descriptor we own.
-        let rc = unsafe { libc::fallocate(file.as_raw_fd(), 0, 0, size as libc::off_t) };
-        if rc == 0 {
-            return Ok(());
-        }
-        let e = io::Error::last_os_error();
-        // File systems without fallocate (tmpfs has it; some do not) fall
-        // back to a sparse file; a full disk is a real error.
-        if e.raw_os_error() != Some(libc::EOPNOTSUPP) {
-            return Err(e);
-        }
-    }
-    file.set_len(size)
-}
-
-/// Lower-case hex of `bytes`.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::client::engine::storage::mem::MemStorage;
+    use crate::client::io::part_file::FsStorage;
     use crate::meta::MIN_CHUNK_SIZE;
     use crate::testutil::{data, TempDir};
 
-    fn encoded(name: &str, seed: u8) -> (FileMeta, Vec<u8>) {
-        let meta = FileMeta::from_reader(name, &data(3 * MIN_CHUNK_SIZE as usize, seed)[..], MIN_CHUNK_SIZE)
-            .unwrap();
-        let mut bytes = Vec::new();
-        encode_meta(&meta, &mut bytes).unwrap();
-        (meta, bytes)
+    fn encoded(name: &str, bytes: &[u8]) -> (FileMeta, Vec<u8>) {
+        let meta = FileMeta::from_reader(name, bytes, MIN_CHUNK_SIZE).unwrap();
+        let mut out = Vec::new();
+        encode_meta(&meta, &mut out).unwrap();
+        (meta, out)
+    }
+
+    fn download(id: FileId) -> Download {
+        Download::new(id, "x".into(), Rng::seeded(1), Instant::now())
+    }
+
+    /// Chunk `i` of `bytes`, with its first byte flipped if `spoil`.
+    fn chunk(meta: &FileMeta, bytes: &[u8], i: u32, spoil: bool) -> Vec<u8> {
+        let start = i as usize * meta.chunk_size as usize;
+        let mut c = bytes[start..start + meta.chunk_len(i as usize) as usize].to_vec();
+        if spoil {
+            c[0] ^= 1;
+        }
+        c
+    }
+
+    /// Fetches every chunk the scheduler hands out but `skip`, as a peer
+    /// would deliver them, and hashes each as a connection does.
+    fn fill(d: &mut Download, bytes: &[u8], skip: Option<u32>) {
+        let meta = d.meta.clone().unwrap();
+        let avoid: Vec<u32> = skip.into_iter().collect();
+        while let Some(i) = d.next_chunk(&Has::All, &[], &avoid) {
+            deliver(d, &chunk(&meta, bytes, i, false), i);
+        }
+    }
+
+    /// Writes `data` as chunk `i` and reports it as a connection would.
+    fn deliver(d: &mut Download, data: &[u8], i: u32) {
+        d.write(i, 0, data).unwrap();
+        let hash: Hash = Sha256::digest(data).into();
+        if Some(hash) == d.chunk_hash(i) {
+            assert!(d.chunk_fetched(i));
+        } else {
+            d.chunk_abandoned(i);
+        }
+    }
+
+    #[test]
+    fn a_download_in_memory_storage_finishes_verified() {
+        let bytes = data(3 * MIN_CHUNK_SIZE as usize + 7, 4);
+        let (meta, enc) = encoded("m.bin", &bytes);
+        let mut storage = MemStorage::default();
+        let mut d = download(meta.id());
+        assert_eq!(d.accept_meta(&enc, &mut storage), MetaOutcome::Accepted);
+        // Everything but the last chunk, which comes with a wrong byte.
+        fill(&mut d, &bytes, Some(3));
+        assert_eq!(d.next_chunk(&Has::All, &[], &[]), Some(3));
+        deliver(&mut d, &chunk(&meta, &bytes, 3, true), 3);
+        assert_eq!(d.phase, Phase::Chunks, "a bad chunk is not verified");
+        d.save(Instant::now()).unwrap();
+        let recorded = storage.0.borrow().parts["m.bin"].1.clone().unwrap();
+        assert_eq!(recorded.count(), 3, "the record holds the three good chunks");
+        // The bad chunk is fetched again, right this time.
+        assert_eq!(d.next_chunk(&Has::All, &[], &[]), Some(3));
+        deliver(&mut d, &chunk(&meta, &bytes, 3, false), 3);
+        assert_eq!(d.phase, Phase::Checking);
+        d.advance_whole(&mut [0; 4096], u64::MAX);
+        assert_eq!(d.phase, Phase::Done(PathBuf::from("m.bin")));
+        assert_eq!(storage.0.borrow().done["m.bin"], bytes);
+        assert!(storage.0.borrow().parts.is_empty());
+    }
+
+    #[test]
+    fn a_disk_that_lies_fails_the_whole_file_check_and_keeps_the_part() {
+        let bytes = data(2 * MIN_CHUNK_SIZE as usize, 6);
+        let (meta, enc) = encoded("lie.bin", &bytes);
+        let mut storage = MemStorage::default();
+        let mut d = download(meta.id());
+        d.accept_meta(&enc, &mut storage);
+        fill(&mut d, &bytes, None);
+        // The bytes change on "disk" after they were verified.
+        storage.0.borrow_mut().parts.get_mut("lie.bin").unwrap().0[5] ^= 1;
+        d.advance_whole(&mut [0; 4096], u64::MAX);
+        assert!(
+            matches!(&d.phase, Phase::Failed(why) if why.contains("whole-file")),
+            "{:?}",
+            d.phase
+        );
+        assert!(storage.0.borrow().done.is_empty());
+        assert!(storage.0.borrow().parts.contains_key("lie.bin"));
     }
 
     #[test]
     fn two_downloads_never_share_a_part_file() {
         let dir = TempDir::new("lock");
-        let now = Instant::now();
-        let (a, a_bytes) = encoded("same.bin", 1);
-        let (b, b_bytes) = encoded("same.bin", 2);
-        let mut first = Download::new(a.id(), "a".into(), dir.path(), now);
-        assert_eq!(first.accept_meta(&a_bytes), MetaOutcome::Accepted);
-        let mut second = Download::new(b.id(), "b".into(), dir.path(), now);
-        assert_eq!(second.accept_meta(&b_bytes), MetaOutcome::Failed);
+        let mut storage = FsStorage::new(dir.path());
+        let (a, a_bytes) = encoded("same.bin", &data(3 * MIN_CHUNK_SIZE as usize, 1));
+        let (b, b_bytes) = encoded("same.bin", &data(3 * MIN_CHUNK_SIZE as usize, 2));
+        let mut first = download(a.id());
+        assert_eq!(first.accept_meta(&a_bytes, &mut storage), MetaOutcome::Accepted);
+        let mut second = download(b.id());
+        assert_eq!(second.accept_meta(&b_bytes, &mut storage), MetaOutcome::Failed);
         assert!(
             matches!(&second.phase, Phase::Failed(why) if why.contains("another download")),
             "{:?}",
@@ -732,50 +634,30 @@ mod tests {
         );
         // The first one's file is untouched: still its full reserved size.
         assert_eq!(
-            fs::metadata(dir.path().join("same.bin.part")).unwrap().len(),
+            std::fs::metadata(dir.path().join("same.bin.part")).unwrap().len(),
             a.size
         );
         // Once the first is gone, the file can be taken (and re-checked).
         drop(first);
-        let mut third = Download::new(b.id(), "b".into(), dir.path(), now);
-        assert_eq!(third.accept_meta(&b_bytes), MetaOutcome::Accepted);
+        let mut third = download(b.id());
+        assert_eq!(third.accept_meta(&b_bytes, &mut storage), MetaOutcome::Accepted);
         assert_eq!(third.phase, Phase::Recheck);
     }
 
     #[test]
-    fn a_full_peer_list_makes_room_only_for_dead_peers() {
-        let now = Instant::now();
-        let mut d = Download::new([0; 32], "x".into(), Path::new("."), now);
-        let addr = |i: u16| SocketAddr::from(([10, 0, (i >> 8) as u8, i as u8], 7000));
-        let all: Vec<SocketAddr> = (0..MAX_KNOWN_PEERS as u16).map(addr).collect();
-        d.add_peers(&all, now);
-        d.add_peers(&[addr(999)], now);
-        assert_eq!(d.peers.len(), MAX_KNOWN_PEERS);
-        assert!(d.peer_mut(addr(999)).is_none(), "full of live peers: no room");
-        // A banned peer keeps its place; one that keeps failing gives it up.
-        d.peer_mut(addr(1)).unwrap().banned = true;
-        d.peer_mut(addr(1)).unwrap().failures = 9;
-        d.peer_mut(addr(2)).unwrap().failures = DEAD_AFTER;
-        d.add_peers(&[addr(999)], now);
-        assert!(d.peer_mut(addr(999)).is_some());
-        assert!(d.peer_mut(addr(2)).is_none());
-        assert!(d.peer_mut(addr(1)).is_some_and(|p| p.banned));
-    }
-
-    #[test]
     fn wrong_metadata_is_refused_before_anything_is_created() {
-        let dir = TempDir::new("badmeta");
-        let (a, _) = encoded("x.bin", 1);
-        let (_, other) = encoded("x.bin", 2);
-        let mut d = Download::new(a.id(), "x".into(), dir.path(), Instant::now());
+        let mut storage = MemStorage::default();
+        let (a, _) = encoded("x.bin", &data(1000, 1));
+        let (_, other) = encoded("x.bin", &data(1000, 2));
+        let mut d = download(a.id());
         assert_eq!(
-            d.accept_meta(&other),
+            d.accept_meta(&other, &mut storage),
             MetaOutcome::Bad("metadata does not match the file id")
         );
         assert_eq!(
-            d.accept_meta(b"garbage"),
+            d.accept_meta(b"garbage", &mut storage),
             MetaOutcome::Bad("undecodable metadata")
         );
-        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
+        assert!(storage.0.borrow().parts.is_empty());
     }
 }

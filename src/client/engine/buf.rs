@@ -85,7 +85,7 @@ impl Buf {
 
     /// One `read` into the free space (compacting first if the space at the
     /// end is gone). `Ok(0)` means end of stream, unless the buffer is full.
-    pub fn read_from(&mut self, r: &mut impl Read) -> io::Result<usize> {
+    pub fn read_from<R: Read + ?Sized>(&mut self, r: &mut R) -> io::Result<usize> {
         if self.end == self.data.len() {
             self.compact();
         }
@@ -95,7 +95,7 @@ impl Buf {
     }
 
     /// One `write` of the filled bytes.
-    pub fn write_to(&mut self, w: &mut impl Write) -> io::Result<usize> {
+    pub fn write_to<W: Write + ?Sized>(&mut self, w: &mut W) -> io::Result<usize> {
         let n = w.write(&self.data[self.start..self.end])?;
         self.consume(n);
         Ok(n)

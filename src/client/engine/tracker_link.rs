@@ -113,7 +113,7 @@ pub enum LinkEvent {
     UsernameChanged(String),
     /// A request failed: an error reply, or no answer after its retries.
     /// `error` is safe to print (network text is escaped).
-    Failed { what: &'static str, error: String },
+    Failed { what: RequestKind, error: String },
     /// The handshake failed [`UNREACHABLE_AFTER`] times in a row (once per
     /// outage).
     Unreachable,
@@ -121,6 +121,39 @@ pub enum LinkEvent {
     Reachable,
     /// The disconnect was acknowledged, or given up on: the loop may exit.
     Disconnected,
+}
+
+/// Which request a [`LinkEvent::Failed`] is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestKind {
+    Connect,
+    Register,
+    KeepAlive,
+    Announce,
+    Withdraw,
+    ListPeers,
+    ListFiles,
+    GetPeers,
+    ChangeUsername,
+    Disconnect,
+}
+
+impl RequestKind {
+    /// How messages name it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RequestKind::Connect => "connect",
+            RequestKind::Register => "register",
+            RequestKind::KeepAlive => "keep-alive",
+            RequestKind::Announce => "announce",
+            RequestKind::Withdraw => "withdraw",
+            RequestKind::ListPeers => "list peers",
+            RequestKind::ListFiles => "list files",
+            RequestKind::GetPeers => "get peers",
+            RequestKind::ChangeUsername => "change username",
+            RequestKind::Disconnect => "disconnect",
+        }
+    }
 }
 
 /// Why a request is on its way, and what it carries (the body is built
@@ -147,17 +180,17 @@ enum Purpose {
 }
 
 impl Purpose {
-    fn what(&self) -> &'static str {
+    fn what(&self) -> RequestKind {
         match self {
-            Purpose::Register => "register",
-            Purpose::KeepAlive => "keep-alive",
-            Purpose::Announce(_) => "announce",
-            Purpose::Withdraw(_) => "withdraw",
-            Purpose::ListPeers { .. } => "list peers",
-            Purpose::ListFiles { .. } => "list files",
-            Purpose::GetPeers(_) => "get peers",
-            Purpose::ChangeUsername(_) => "change username",
-            Purpose::Disconnect => "disconnect",
+            Purpose::Register => RequestKind::Register,
+            Purpose::KeepAlive => RequestKind::KeepAlive,
+            Purpose::Announce(_) => RequestKind::Announce,
+            Purpose::Withdraw(_) => RequestKind::Withdraw,
+            Purpose::ListPeers { .. } => RequestKind::ListPeers,
+            Purpose::ListFiles { .. } => RequestKind::ListFiles,
+            Purpose::GetPeers(_) => RequestKind::GetPeers,
+            Purpose::ChangeUsername(_) => RequestKind::ChangeUsername,
+            Purpose::Disconnect => RequestKind::Disconnect,
         }
     }
 
@@ -316,13 +349,13 @@ impl TrackerLink {
         }
         if let Some(error) = bad_name {
             self.defer(LinkEvent::Failed {
-                what: "announce",
+                what: RequestKind::Announce,
                 error,
             });
         }
         if over > 0 {
             self.defer(LinkEvent::Failed {
-                what: "announce",
+                what: RequestKind::Announce,
                 error: format!(
                     "{over} file(s) left out: a peer may share at most {MAX_FILES_PER_PEER} files"
                 ),
@@ -355,7 +388,7 @@ impl TrackerLink {
         }
         if dropped > 0 {
             self.defer(LinkEvent::Failed {
-                what: "withdraw",
+                what: RequestKind::Withdraw,
                 error: format!("{dropped} file(s) not withdrawn: too many withdrawals waiting"),
             });
         }
@@ -667,7 +700,7 @@ impl TrackerLink {
                 }
             }
             ReplyBody::Error { code, message } => events.push(LinkEvent::Failed {
-                what: "connect",
+                what: RequestKind::Connect,
                 error: error_text(code, &message),
             }),
             _ => self.ignored += 1,
@@ -706,7 +739,7 @@ impl TrackerLink {
             }
             (Purpose::Register, ReplyBody::Error { code, message }) => {
                 events.push(LinkEvent::Failed {
-                    what: "register",
+                    what: RequestKind::Register,
                     error: error_text(code, &message),
                 });
                 // Registration never gives up; try again later.
@@ -1469,7 +1502,7 @@ mod tests {
             net.count(|e| matches!(
                 e,
                 LinkEvent::Failed {
-                    what: "list peers",
+                    what: RequestKind::ListPeers,
                     ..
                 }
             )),
@@ -1503,7 +1536,7 @@ mod tests {
             net.count(|e| matches!(
                 e,
                 LinkEvent::Failed {
-                    what: "list files",
+                    what: RequestKind::ListFiles,
                     ..
                 }
             )),
@@ -1526,7 +1559,7 @@ mod tests {
         net.run(&mut link, SEC);
         match net.events.last() {
             Some(LinkEvent::Failed { what, error }) => {
-                assert_eq!(*what, "change username");
+                assert_eq!(*what, RequestKind::ChangeUsername);
                 assert!(error.contains("BadUsername"), "{error}");
                 assert!(!error.contains('\x1b'));
             }
@@ -1661,7 +1694,13 @@ mod tests {
         net.run(&mut link, SEC);
         assert_eq!(net.reg.file_count(), 291);
         assert_eq!(
-            net.count(|e| matches!(e, LinkEvent::Failed { what: "announce", .. })),
+            net.count(|e| matches!(
+                e,
+                LinkEvent::Failed {
+                    what: RequestKind::Announce,
+                    ..
+                }
+            )),
             1
         );
 
@@ -1669,7 +1708,13 @@ mod tests {
         link.announce(many, net.now);
         net.run(&mut link, 5 * SEC);
         assert_eq!(
-            net.count(|e| matches!(e, LinkEvent::Failed { what: "announce", .. })),
+            net.count(|e| matches!(
+                e,
+                LinkEvent::Failed {
+                    what: RequestKind::Announce,
+                    ..
+                }
+            )),
             2
         );
         assert_eq!(net.reg.file_count(), MAX_FILES_PER_PEER);

@@ -20,11 +20,12 @@
 //!   bounded, and applied once it is whole).
 
 use super::buf::Buf;
-use super::download::{Download, MetaOutcome, MAX_STRIKES};
+use super::conn_end::ConnEnd;
+use super::download::Download;
 use super::resume;
 use super::scheduler::Has;
-use super::serve::{Close, MAX_PENDING_HAVES};
-use super::Flow;
+use super::serve::MAX_PENDING_HAVES;
+use super::{ConnId, Flow};
 use crate::meta::{Hash, MAX_META_LEN};
 use crate::wire::peer::{decode_peer_head, encode_peer_msg, PeerMsg, Refusal, BLOCK_SIZE, MAX_PIPELINE};
 use sha2::{Digest, Sha256};
@@ -38,38 +39,6 @@ pub const IN_CAP: usize = 2 * (BLOCK_SIZE + 64);
 /// Bytes of chunks a connection tries to keep requested, which sets its
 /// pipeline depth from the chunk size.
 const BYTES_IN_FLIGHT: u64 = 4 << 20;
-
-/// Why a fetch connection ended, beyond transport errors.
-#[derive(Debug)]
-pub enum FetchEnd {
-    Close(Close),
-    /// The peer refused a request.
-    Refused(Refusal),
-    /// The peer sent bad data too often, or metadata that is not the file.
-    BadPeer(&'static str),
-    /// No progress within the request timeout.
-    Stalled,
-    /// The download stopped (finished, failed); nothing left to ask.
-    Done,
-}
-
-impl std::fmt::Display for FetchEnd {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            FetchEnd::Close(c) => write!(f, "{c}"),
-            FetchEnd::Refused(r) => write!(f, "refused: {r}"),
-            FetchEnd::BadPeer(why) => write!(f, "dropped: {why}"),
-            FetchEnd::Stalled => write!(f, "stalled: no data within the request timeout"),
-            FetchEnd::Done => write!(f, "no longer needed"),
-        }
-    }
-}
-
-impl From<Close> for FetchEnd {
-    fn from(c: Close) -> Self {
-        FetchEnd::Close(c)
-    }
-}
 
 /// Which assembled reply a [`Req::Pieces`] is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,8 +81,9 @@ pub struct Report {
     pub verified: Vec<u32>,
     /// Chunks that failed their hash.
     pub bad: Vec<u32>,
-    /// The metadata was accepted (other connections can start).
-    pub meta_accepted: bool,
+    /// The metadata the peer sent, whole, for the engine to check (it is
+    /// not trusted here).
+    pub meta: Option<Vec<u8>>,
 }
 
 /// An outbound connection's protocol state.
@@ -121,8 +91,8 @@ pub struct Report {
 pub struct Fetch {
     /// Key of the download this connection serves.
     pub download: usize,
-    /// This connection's own key in the loop's slab.
-    key: usize,
+    /// This connection's id.
+    conn: ConnId,
     pub addr: SocketAddr,
     /// False until the TCP connect completes.
     pub connected: bool,
@@ -133,8 +103,6 @@ pub struct Fetch {
     payload_left: usize,
     /// Chunks this peer sent bad data for: never asked of it again.
     avoid: Vec<u32>,
-    /// Bad chunks from this peer for this file (carried across reconnects).
-    pub strikes: u8,
     /// The connect or the oldest request must make progress by then.
     pub deadline: Instant,
     timeout: Duration,
@@ -149,16 +117,9 @@ pub struct Fetch {
 }
 
 impl Fetch {
-    pub fn new(
-        key: usize,
-        download: usize,
-        addr: SocketAddr,
-        now: Instant,
-        timeout: Duration,
-        strikes: u8,
-    ) -> Fetch {
+    pub fn new(conn: ConnId, download: usize, addr: SocketAddr, now: Instant, timeout: Duration) -> Fetch {
         Fetch {
-            key,
+            conn,
             download,
             addr,
             connected: false,
@@ -167,7 +128,6 @@ impl Fetch {
             queue: VecDeque::new(),
             payload_left: 0,
             avoid: Vec::new(),
-            strikes,
             deadline: now + timeout,
             timeout,
             received: 0,
@@ -197,7 +157,7 @@ impl Fetch {
         let was_idle = self.queue.is_empty();
         match dl.meta.as_ref() {
             None if dl.meta_conn.is_none() => {
-                dl.meta_conn = Some(self.key);
+                dl.meta_conn = Some(self.conn);
                 self.request(&PeerMsg::GetMeta { id: dl.id }, pieces(Pieces::Meta));
             }
             None => {}
@@ -249,14 +209,14 @@ impl Fetch {
 
     /// Writes queued requests and reads replies until the socket would
     /// block, or `budget` bytes were read ([`Flow::Again`]).
-    pub fn drive<S: Read + Write>(
+    pub fn drive<S: Read + Write + ?Sized>(
         &mut self,
         s: &mut S,
         dl: &mut Download,
         now: Instant,
         budget: usize,
         report: &mut Report,
-    ) -> Result<Flow, FetchEnd> {
+    ) -> Result<Flow, ConnEnd> {
         let mut got = 0;
         loop {
             while !self.output.is_empty() {
@@ -264,11 +224,15 @@ impl Fetch {
                     Ok(_) => {}
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(Close::Io(e).into()),
+                    Err(e) => return Err(ConnEnd::Io(e)),
                 }
             }
             match self.input.read_from(s) {
-                Ok(0) => return Err(Close::Eof.into()),
+                Ok(0) => {
+                    return Err(ConnEnd::Eof {
+                        in_flight: self.queue.len(),
+                    })
+                }
                 Ok(n) => {
                     got += n;
                     self.deadline = now + self.timeout;
@@ -278,11 +242,11 @@ impl Fetch {
                     return Ok(Flow::Idle);
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(Close::Io(e).into()),
+                Err(e) => return Err(ConnEnd::Io(e)),
             }
             self.process(dl, now, report)?;
             if dl.is_finished() {
-                return Err(FetchEnd::Done);
+                return Err(ConnEnd::Finished);
             }
             if got >= budget {
                 return Ok(Flow::Again);
@@ -291,7 +255,7 @@ impl Fetch {
     }
 
     /// Handles every complete head and every payload byte in the input.
-    fn process(&mut self, dl: &mut Download, now: Instant, report: &mut Report) -> Result<(), FetchEnd> {
+    fn process(&mut self, dl: &mut Download, now: Instant, report: &mut Report) -> Result<(), ConnEnd> {
         loop {
             if self.payload_left > 0 {
                 let take = self.payload_left.min(self.input.len());
@@ -308,12 +272,12 @@ impl Fetch {
                         dl.write(*index, *got, data).map_err(|e| {
                             let why = format!("cannot write to the .part file: {e}");
                             dl.fail(why);
-                            FetchEnd::Done
+                            ConnEnd::Finished
                         })?;
                         *got += take as u64;
                         self.received += take as u64;
                     }
-                    None => return Err(Close::Unexpected("payload without a request").into()),
+                    None => return Err(ConnEnd::Unexpected("payload without a request")),
                 }
                 self.input.consume(take);
                 self.payload_left -= take;
@@ -325,7 +289,7 @@ impl Fetch {
             let head = match decode_peer_head(self.input.filled()) {
                 Ok(Some(head)) => head,
                 Ok(None) => return Ok(()),
-                Err(e) => return Err(Close::Protocol(e).into()),
+                Err(e) => return Err(ConnEnd::Protocol(e)),
             };
             self.input.consume(head.head_len);
             match head.header {
@@ -335,7 +299,7 @@ impl Fetch {
                     if self.has == Has::Unknown {
                         // The bitmap is still on its way (in pieces).
                         if self.early_haves.len() >= MAX_PENDING_HAVES {
-                            return Err(Close::Unexpected("too many chunk notifications").into());
+                            return Err(ConnEnd::Unexpected("too many chunk notifications"));
                         }
                         self.early_haves.push(index);
                     } else {
@@ -352,7 +316,7 @@ impl Fetch {
                             ..
                         })
                     ) {
-                        return Err(Close::Unexpected("a reply that does not match the request").into());
+                        return Err(ConnEnd::Unexpected("a reply that does not match the request"));
                     }
                     self.has = Has::All;
                     dl.sched.peer_joined(&self.has);
@@ -365,7 +329,7 @@ impl Fetch {
                     // A partial peer lacks a chunk we thought it had: give
                     // the chunk back and forget that the peer has it.
                     let Some(Req::Chunk { index, .. }) = self.queue.pop_front() else {
-                        return Err(Close::Unexpected("a refusal that does not match the request").into());
+                        return Err(ConnEnd::Unexpected("a refusal that does not match the request"));
                     };
                     dl.chunk_abandoned(index);
                     if let Has::Bits(bits) = &mut self.has {
@@ -376,7 +340,7 @@ impl Fetch {
                     self.refill(dl, now);
                     continue;
                 }
-                PeerMsg::Refused { reason } => return Err(FetchEnd::Refused(reason)),
+                PeerMsg::Refused { reason } => return Err(ConnEnd::Refused(reason)),
                 _ => {}
             }
             self.check_head(&head.header, head.payload_len, dl)?;
@@ -385,7 +349,7 @@ impl Fetch {
     }
 
     /// Checks that a reply fits the oldest request.
-    fn check_head(&mut self, msg: &PeerMsg, payload: usize, dl: &Download) -> Result<(), FetchEnd> {
+    fn check_head(&mut self, msg: &PeerMsg, payload: usize, dl: &Download) -> Result<(), ConnEnd> {
         // The whole bitmap's size is known from the metadata.
         let have_len = dl.meta.as_ref().map_or(0, |m| m.chunks.len().div_ceil(8));
         let fits = match (msg, self.queue.front_mut()) {
@@ -434,12 +398,12 @@ impl Fetch {
         if fits {
             Ok(())
         } else {
-            Err(Close::Unexpected("a reply that does not match the request").into())
+            Err(ConnEnd::Unexpected("a reply that does not match the request"))
         }
     }
 
     /// The payload of the head request's latest frame is all in.
-    fn frame_done(&mut self, dl: &mut Download, now: Instant, report: &mut Report) -> Result<(), FetchEnd> {
+    fn frame_done(&mut self, dl: &mut Download, now: Instant, report: &mut Report) -> Result<(), ConnEnd> {
         let complete = match self.queue.front() {
             Some(Req::Pieces { bytes, total, .. }) => bytes.len() == *total,
             Some(Req::Chunk { len, got, .. }) => got == len,
@@ -453,12 +417,7 @@ impl Fetch {
                 kind: Pieces::Meta,
                 bytes,
                 ..
-            }) => match dl.accept_meta(&bytes) {
-                MetaOutcome::Accepted => report.meta_accepted = true,
-                MetaOutcome::AlreadyKnown => {}
-                MetaOutcome::Bad(why) => return Err(FetchEnd::BadPeer(why)),
-                MetaOutcome::Failed => return Err(FetchEnd::Done),
-            },
+            }) => report.meta = Some(bytes),
             Some(Req::Pieces {
                 kind: Pieces::Have,
                 bytes,
@@ -480,10 +439,6 @@ impl Fetch {
                     dl.chunk_abandoned(index);
                     report.bad.push(index);
                     self.avoid.push(index);
-                    self.strikes += 1;
-                    if self.strikes >= MAX_STRIKES {
-                        return Err(FetchEnd::BadPeer("sent chunks that failed their SHA-256 twice"));
-                    }
                 }
             }
             None => {}
@@ -512,7 +467,7 @@ impl Fetch {
                 dl.chunk_abandoned(index);
             }
         }
-        if dl.meta_conn == Some(self.key) {
+        if dl.meta_conn == Some(self.conn) {
             dl.meta_conn = None;
         }
     }
@@ -524,10 +479,12 @@ mod tests {
     //! talking through in-memory pipes that block like sockets, with no
     //! network and no clock: the whole protocol, byte for byte.
     use super::*;
-    use crate::client::download::Phase;
-    use crate::client::library::Library;
-    use crate::client::serve::Serve;
+    use crate::client::engine::download::{MetaOutcome, Phase};
+    use crate::client::engine::library::Library;
+    use crate::client::engine::serve::Serve;
+    use crate::client::io::part_file::FsStorage;
     use crate::meta::MIN_CHUNK_SIZE;
+    use crate::rand::Rng;
     use crate::testutil::{data, TempDir};
     use std::cell::RefCell;
     use std::collections::VecDeque;
@@ -620,7 +577,7 @@ mod tests {
 
     /// Runs every peer until the download ends or nothing moves; returns
     /// the chunks reported bad.
-    fn run(dl: &mut Download, lib: &Library, peers: &mut [Peer]) -> Vec<u32> {
+    fn run(dl: &mut Download, storage: &mut FsStorage, lib: &Library, peers: &mut [Peer]) -> Vec<u32> {
         let now = Instant::now();
         let mut bad = Vec::new();
         let mut whole_buf = vec![0u8; 1 << 16];
@@ -631,7 +588,14 @@ mod tests {
             for p in peers.iter_mut().filter(|p| p.ended.is_none()) {
                 let mut report = Report::default();
                 p.fetch.refill(dl, now);
-                if let Err(e) = p.fetch.drive(&mut p.leecher, dl, now, 1 << 16, &mut report) {
+                let mut result = p.fetch.drive(&mut p.leecher, dl, now, 1 << 16, &mut report);
+                // What the engine does with metadata a peer sent.
+                if let Some(bytes) = report.meta.take() {
+                    if let MetaOutcome::Bad(why) = dl.accept_meta(&bytes, storage) {
+                        result = Err(ConnEnd::BadPeer(why));
+                    }
+                }
+                if let Err(e) = result {
                     p.fetch.abandon(dl);
                     p.ended = Some(e.to_string());
                 }
@@ -652,7 +616,13 @@ mod tests {
         let (leecher, seeder) = pair(40_000, corrupt_at);
         let addr = SocketAddr::from(([127, 0, 0, 1], 1000 + key as u16));
         Peer {
-            fetch: Fetch::new(key, 0, addr, Instant::now(), Duration::from_secs(10), 0),
+            fetch: Fetch::new(
+                ConnId(key as u64),
+                0,
+                addr,
+                Instant::now(),
+                Duration::from_secs(10),
+            ),
             serve: Serve::new(),
             leecher,
             seeder,
@@ -666,9 +636,9 @@ mod tests {
         let bytes = data(5 * MIN_CHUNK_SIZE as usize + 100, 3);
         let lib = library(&shared, "five and a bit.bin", &bytes);
         let id = lib.files().next().unwrap().id;
-        let mut dl = Download::new(id, "x".into(), downloads.path(), Instant::now());
+        let mut dl = Download::new(id, "x".into(), Rng::seeded(1), Instant::now());
         let mut peers = [peer(0, None)];
-        assert!(run(&mut dl, &lib, &mut peers).is_empty());
+        assert!(run(&mut dl, &mut FsStorage::new(downloads.path()), &lib, &mut peers).is_empty());
         let path = downloads.path().join("five and a bit.bin");
         assert_eq!(dl.phase, Phase::Done(path.clone()));
         assert_eq!(std::fs::read(&path).unwrap(), bytes);
@@ -682,10 +652,10 @@ mod tests {
         let bytes = data(8 * MIN_CHUNK_SIZE as usize, 5);
         let lib = library(&shared, "f", &bytes);
         let id = lib.files().next().unwrap().id;
-        let mut dl = Download::new(id, "f".into(), downloads.path(), Instant::now());
+        let mut dl = Download::new(id, "f".into(), Rng::seeded(2), Instant::now());
         // Peer 0 spoils a byte far past the metadata, inside some chunk.
         let mut peers = [peer(0, Some(30_000)), peer(1, None)];
-        let bad = run(&mut dl, &lib, &mut peers);
+        let bad = run(&mut dl, &mut FsStorage::new(downloads.path()), &lib, &mut peers);
         assert_eq!(bad.len(), 1, "exactly one chunk was spoiled: {bad:?}");
         assert!(matches!(dl.phase, Phase::Done(_)), "{:?}", dl.phase);
         assert_eq!(std::fs::read(downloads.path().join("f")).unwrap(), bytes);
@@ -697,9 +667,9 @@ mod tests {
         let lib = library(&shared, "real", &data(1000, 1));
         let real = lib.files().next().unwrap().id;
         // Ask for a file the seeder lacks: refused.
-        let mut dl = Download::new([9; 32], "missing".into(), downloads.path(), Instant::now());
+        let mut dl = Download::new([9; 32], "missing".into(), Rng::seeded(3), Instant::now());
         let mut peers = [peer(0, None)];
-        run(&mut dl, &lib, &mut peers);
+        run(&mut dl, &mut FsStorage::new(downloads.path()), &lib, &mut peers);
         assert!(
             peers[0].ended.as_deref().unwrap().contains("does not share"),
             "{:?}",
@@ -707,9 +677,9 @@ mod tests {
         );
         // The seeder sends metadata with one byte spoiled: it does not hash
         // to the id, so it is refused and nothing is created.
-        let mut dl = Download::new(real, "real".into(), downloads.path(), Instant::now());
+        let mut dl = Download::new(real, "real".into(), Rng::seeded(4), Instant::now());
         let mut peers = [peer(0, Some(40))];
-        run(&mut dl, &lib, &mut peers);
+        run(&mut dl, &mut FsStorage::new(downloads.path()), &lib, &mut peers);
         let why = peers[0].ended.clone().unwrap();
         assert!(why.contains("metadata") || why.contains("protocol"), "{why}");
         assert!(dl.meta.is_none());

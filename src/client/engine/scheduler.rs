@@ -24,7 +24,7 @@
 //! `avail[i]` counts the partial peers holding chunk `i` (complete peers
 //! are counted once, in `complete_peers`).
 
-use crate::client::resume::bit;
+use super::resume::bit;
 use crate::rand::Rng;
 
 /// Most peers fetching the same chunk at once (end-game duplicates).
@@ -351,7 +351,7 @@ mod tests {
         let bits = |held: &[usize]| {
             let mut b = vec![0u8; 1];
             for &i in held {
-                crate::client::resume::set_bit(&mut b, i);
+                super::super::resume::set_bit(&mut b, i);
             }
             Has::Bits(b)
         };

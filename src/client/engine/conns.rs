@@ -1,0 +1,292 @@
+//! Peer connections: admitting inbound ones, opening outbound ones, giving
+//! each its turn, their timers, and closing them with one log line and one
+//! verdict each.
+
+use super::*;
+use log::{debug, info};
+
+/// The files inbound connections may serve: those shared, then those
+/// being downloaded (their verified chunks).
+struct Sources<'a> {
+    library: &'a Library,
+    downloads: &'a Slab<Download>,
+}
+
+impl serve::Files for Sources<'_> {
+    fn source(&self, id: &FileId) -> Option<serve::Source<'_>> {
+        self.library
+            .source(id)
+            .or_else(|| self.downloads.iter().find(|(_, d)| d.id == *id)?.1.source())
+    }
+}
+
+impl Engine {
+    fn new_conn_id(&mut self) -> ConnId {
+        self.next_conn += 1;
+        ConnId(self.next_conn)
+    }
+
+    /// A peer connected to our listener: its id, or `None` to refuse it
+    /// (the caller drops the socket).
+    pub fn on_inbound(&mut self, addr: SocketAddr, now: Instant) -> Option<ConnId> {
+        if self.inbound >= self.cfg.max_inbound || self.exit.is_some() {
+            if !self.refused_logged {
+                warn!(
+                    "inbound limit of {} connections reached: refusing {addr}",
+                    self.cfg.max_inbound
+                );
+                self.refused_logged = true;
+            }
+            return None;
+        }
+        let id = self.new_conn_id();
+        self.inbound += 1;
+        debug!("serving {addr}");
+        self.conns.insert(
+            id,
+            Conn {
+                addr,
+                kind: Kind::Serve(Serve::new()),
+                last_active: now,
+            },
+        );
+        Some(id)
+    }
+
+    /// An outbound connect completed.
+    pub fn on_connected(&mut self, id: ConnId, now: Instant) {
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return;
+        };
+        let Kind::Fetch(f) = &mut conn.kind else {
+            return;
+        };
+        let Some(d) = self.downloads.get_mut(f.download) else {
+            return;
+        };
+        info!("peer used for {}: {}", d.display_name(), f.addr);
+        d.last_connected = now;
+        d.peers.up(f.addr);
+        f.on_connected(d, now);
+        self.act(Action::Drive(id));
+    }
+
+    /// The transport ended connection `id` (a failed connect, a reset seen
+    /// outside [`Engine::on_io`]).
+    pub fn on_closed(&mut self, id: ConnId, end: ConnEnd, now: Instant) {
+        if self.conns.contains_key(&id) {
+            self.close(id, end, now);
+            self.after(now);
+        }
+    }
+
+    /// Opens connections to the peers downloads know of.
+    pub(super) fn connect_peers(&mut self, now: Instant) {
+        if self.exit.is_some() {
+            return;
+        }
+        let keys: Vec<usize> = self.downloads.iter().map(|(k, _)| k).collect();
+        for dk in keys {
+            let d = &self.downloads[dk];
+            if d.is_finished() {
+                continue;
+            }
+            let room = MAX_CONNS_PER_DOWNLOAD.saturating_sub(d.peers.connected());
+            for addr in d.peers.connectable(now).into_iter().take(room) {
+                let id = self.new_conn_id();
+                let fetch = Fetch::new(id, dk, addr, now, self.cfg.request_timeout);
+                self.conns.insert(
+                    id,
+                    Conn {
+                        addr,
+                        kind: Kind::Fetch(fetch),
+                        last_active: now,
+                    },
+                );
+                self.downloads[dk].peers.connecting(addr, id);
+                self.act(Action::Connect { conn: id, addr });
+            }
+        }
+    }
+
+    /// Gives connection `id` its turn on `stream`.
+    pub fn on_io(&mut self, id: ConnId, stream: &mut dyn Stream, now: Instant) {
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return;
+        };
+        conn.last_active = now;
+        match &mut conn.kind {
+            Kind::Serve(s) => {
+                let files = Sources {
+                    library: &self.library,
+                    downloads: &self.downloads,
+                };
+                let flow = s.drive(stream, &files, TURN_BUDGET);
+                for (fid, bytes) in s.take_sent() {
+                    *self.uploaded.entry(fid).or_insert(0) += bytes;
+                }
+                match flow {
+                    Ok(Flow::Idle) => {}
+                    Ok(Flow::Again) => self.act(Action::Drive(id)),
+                    Err(end) => self.close(id, end, now),
+                }
+            }
+            Kind::Fetch(f) => {
+                if !f.connected {
+                    return;
+                }
+                let (dk, addr) = (f.download, f.addr);
+                let Some(d) = self.downloads.get_mut(dk) else {
+                    self.close(id, ConnEnd::Finished, now);
+                    return;
+                };
+                f.refill(d, now);
+                let mut report = fetch::Report::default();
+                let result = f.drive(stream, d, now, TURN_BUDGET, &mut report);
+                self.fetched(id, dk, addr, result, report, now);
+            }
+        }
+        self.after(now);
+    }
+
+    /// What a fetch's turn produced: bad chunks (strikes), metadata to
+    /// check, verified chunks to tell partial leechers of, its ending.
+    fn fetched(
+        &mut self,
+        id: ConnId,
+        dk: usize,
+        addr: SocketAddr,
+        result: Result<Flow, ConnEnd>,
+        mut report: fetch::Report,
+        now: Instant,
+    ) {
+        let mut end = match result {
+            Ok(Flow::Idle) => None,
+            Ok(Flow::Again) => {
+                self.act(Action::Drive(id));
+                None
+            }
+            Err(end) => Some(end),
+        };
+        let d = &mut self.downloads[dk];
+        for index in &report.bad {
+            warn!(
+                "chunk {index} of {} from {addr} failed its SHA-256: fetching it again",
+                d.display_name()
+            );
+            if d.peers.strike(addr) && end.is_none() {
+                end = Some(ConnEnd::BadPeer("sent chunks that failed their SHA-256 twice"));
+            }
+        }
+        let mut accepted = false;
+        if let Some(bytes) = report.meta.take() {
+            match d.accept_meta(&bytes, self.storage.as_mut()) {
+                download::MetaOutcome::Accepted => {
+                    if let Some(m) = &d.meta {
+                        info!(
+                            "metadata verified for {}: {} bytes in {} chunks",
+                            d.display_name(),
+                            m.size,
+                            m.chunks.len()
+                        );
+                    }
+                    accepted = true;
+                }
+                download::MetaOutcome::AlreadyKnown | download::MetaOutcome::Failed => {}
+                download::MetaOutcome::Bad(why) => end = end.or(Some(ConnEnd::BadPeer(why))),
+            }
+        }
+        let fid = d.id;
+        if accepted {
+            self.announce_partial(dk, now);
+        }
+        if accepted || !report.bad.is_empty() {
+            // Work for every connection: the chunks can be fetched now, or
+            // bad ones went back to the scheduler.
+            self.kick(dk);
+        }
+        if let Some(end) = end {
+            self.close(id, end, now);
+        }
+        if !report.verified.is_empty() {
+            self.tell_subscribers(&fid, &report.verified, now);
+        }
+    }
+
+    /// Asks for a turn for every connected fetch of download `dk`: new
+    /// work may be there for connections that were idle.
+    pub(super) fn kick(&mut self, dk: usize) {
+        let ids: Vec<ConnId> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| matches!(&c.kind, Kind::Fetch(f) if f.download == dk && f.connected))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            self.act(Action::Drive(id));
+        }
+    }
+
+    /// Connection deadlines: connects and requests without progress, and
+    /// inbound connections idle too long.
+    pub(super) fn conn_timers(&mut self, now: Instant) {
+        let mut ended = Vec::new();
+        for (id, conn) in &self.conns {
+            match &conn.kind {
+                Kind::Fetch(f) if now >= f.deadline && !f.connected => {
+                    ended.push((*id, ConnEnd::ConnectTimeout))
+                }
+                Kind::Fetch(f) if now >= f.deadline && f.in_flight() > 0 => {
+                    ended.push((*id, ConnEnd::Stalled))
+                }
+                Kind::Serve(s)
+                    if s.is_idle() && now.duration_since(conn.last_active) >= self.cfg.idle_timeout =>
+                {
+                    ended.push((*id, ConnEnd::Idle))
+                }
+                _ => {}
+            }
+        }
+        for (id, end) in ended {
+            self.close(id, end, now);
+        }
+    }
+
+    /// Ends connection `id`: its state goes now, the caller drops the
+    /// socket on [`Action::Close`]. The download's chunks come back to its
+    /// scheduler and the peer set applies the verdict.
+    pub(super) fn close(&mut self, id: ConnId, end: ConnEnd, now: Instant) {
+        let Some(conn) = self.conns.remove(&id) else {
+            return;
+        };
+        self.act(Action::Close(id));
+        match conn.kind {
+            Kind::Serve(s) => {
+                self.inbound -= 1;
+                self.refused_logged = false;
+                let peer = conn.addr;
+                if end.is_failure() {
+                    info!("stopped serving {peer} after {} chunk bytes: {end}", s.uploaded);
+                } else {
+                    info!("finished serving {peer}: {} chunk bytes sent", s.uploaded);
+                }
+            }
+            Kind::Fetch(mut f) => {
+                let dk = f.download;
+                let Some(d) = self.downloads.get_mut(dk) else {
+                    return;
+                };
+                f.abandon(d);
+                let verdict = d.peers.ended(f.addr, &end, now);
+                let name = d.display_name();
+                match (verdict, &end) {
+                    (_, ConnEnd::Finished) => {}
+                    (conn_end::Verdict::Retry, _) => info!("peer left {name}: {}", f.addr),
+                    (conn_end::Verdict::Ban, _) => warn!("peer dropped for {name}: {}: {end}", f.addr),
+                    (conn_end::Verdict::BackOff, _) => warn!("peer lost for {name}: {}: {end}", f.addr),
+                }
+                self.kick(dk);
+            }
+        }
+    }
+}

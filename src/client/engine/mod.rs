@@ -1,0 +1,426 @@
+//! The client engine: every decision the client makes, as a pure state
+//! machine in the style of quinn-proto and smoltcp. It owns no socket and
+//! reads no clock: the caller (the mio reactor in [`crate::client::io`], or
+//! the simulation in tests) feeds it what happened and executes what it
+//! asks for.
+//!
+//! In: [`Engine::command`] (from a frontend), [`Engine::on_inbound`],
+//! [`Engine::on_connected`], [`Engine::on_io`] (a connection is readable or
+//! writable: the engine reads and writes through the [`Stream`] it is
+//! handed), [`Engine::on_closed`] (the transport ended a connection),
+//! [`Engine::on_datagram`] (from the tracker), [`Engine::handle_timeout`].
+//! Out: [`Engine::poll_action`] ([`Action`]: connect, drive again, close,
+//! notify the frontend, exit), [`Engine::poll_transmit`] (datagrams for
+//! the tracker) and [`Engine::poll_timeout`] (when to call again).
+//!
+//! Invariants:
+//! - Time comes only as the `now` arguments; randomness only from the
+//!   seed in [`EngineConfig`]: one seed and one sequence of inputs give
+//!   one sequence of actions.
+//! - Connection ids ([`ConnId`]) are never reused, so an event for a
+//!   connection the engine already closed is recognised and ignored.
+//! - A connection's state is gone from the engine as soon as it asks for
+//!   [`Action::Close`]; the caller drops the socket when it gets the action.
+//! - Downloads' bytes go through [`storage::Storage`]; shared files are
+//!   read by [`library::Library`] and [`serve`] (by descriptor, never by a
+//!   name a peer chose).
+//!
+//! Modules: [`download`] (one download), [`peer_set`] (whom to connect to),
+//! [`conn_end`] (why a connection ended, and the verdict), [`scheduler`],
+//! [`fetch`] and [`serve`] (the two connection state machines),
+//! [`library`], [`resume`], [`storage`], [`tracker_link`], [`buf`].
+
+pub mod buf;
+pub mod conn_end;
+pub mod download;
+pub mod fetch;
+pub mod library;
+pub mod peer_set;
+pub mod resume;
+pub mod scheduler;
+pub mod serve;
+pub mod storage;
+pub mod tracker_link;
+
+mod conns;
+mod tracker;
+mod transfers;
+mod view;
+
+pub use conn_end::ConnEnd;
+pub use view::{DownloadView, EngineView, SharedView};
+
+use self::download::{Download, Phase};
+use self::fetch::Fetch;
+use self::library::Library;
+use self::serve::Serve;
+use self::storage::Storage;
+use self::tracker_link::{LinkEvent, TrackerLink};
+use crate::meta::FileMeta;
+use crate::rand::Rng;
+use crate::wire::tracker::{FileInfo, PeerInfo, Role};
+use crate::wire::FileId;
+use log::warn;
+use slab::Slab;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::io::{Read, Write};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// How a connection's turn ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    /// Blocked on the socket: the next readiness event resumes it.
+    Idle,
+    /// Stopped by its budget with work left: drive it again soon, since
+    /// edge-triggered readiness will not report it again.
+    Again,
+}
+
+/// A byte stream to a peer: a TCP socket, or a pipe in tests.
+pub trait Stream: Read + Write {}
+impl<T: Read + Write + ?Sized> Stream for T {}
+
+/// A peer connection's id: handed out by the engine, never reused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ConnId(pub u64);
+
+/// Bytes a connection may move in one turn before others get theirs.
+const TURN_BUDGET: usize = 4 << 20;
+/// Bytes of the shared library hashed per turn.
+const INDEX_BUDGET: u64 = 8 << 20;
+/// Bytes of a download hashed for its whole-file check per turn.
+const WHOLE_BUDGET: u64 = 16 << 20;
+/// Most connections one download opens.
+const MAX_CONNS_PER_DOWNLOAD: usize = 16;
+/// Most downloads at once.
+pub const MAX_DOWNLOADS: usize = 16;
+/// How long to wait for the tracker to acknowledge a disconnect.
+const GOODBYE_WAIT: Duration = Duration::from_secs(3);
+/// Peer re-query period while a download has peers, and while it has none.
+/// Other downloaders of the same file appear at the tracker once they have
+/// its metadata, so the first re-query comes soon after ours
+/// ([`REQUERY_AFTER_META`]).
+const REQUERY_BUSY: Duration = Duration::from_secs(5);
+const REQUERY_AFTER_META: Duration = Duration::from_millis(300);
+const REQUERY_IDLE: Duration = Duration::from_secs(2);
+/// How often a download records its verified chunks (each time syncing
+/// its data first).
+const SAVE_EVERY: Duration = Duration::from_secs(2);
+/// A download with no peer for this long says it is waiting.
+const WAITING_AFTER: Duration = Duration::from_secs(3);
+/// How often downloads are looked at for upkeep (re-queries, saves,
+/// giving up); connection timers have deadlines of their own.
+const UPKEEP_EVERY: Duration = Duration::from_millis(250);
+/// Most actions waiting to be taken; the caller drains them after every
+/// call, so this is only reached by a bug, which is logged.
+const MAX_ACTIONS: usize = 1 << 16;
+
+/// What the engine needs to know, free of command-line types.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// The tracker (for messages; the caller sends the datagrams).
+    pub tracker: SocketAddr,
+    /// The TCP address peers reach us on.
+    pub listen_addr: SocketAddr,
+    /// `None`: wait for [`Command::Join`] before talking to the tracker.
+    pub username: Option<String>,
+    /// Whether we share files (the tracker hears "seeder").
+    pub seed: bool,
+    pub max_inbound: usize,
+    /// An inbound connection with nothing to do for this long is closed.
+    pub idle_timeout: Duration,
+    /// A connect, or the oldest request, without progress for this long
+    /// ends the connection.
+    pub request_timeout: Duration,
+    /// A download with no connected peer for this long fails; `None`
+    /// waits as long as the user likes.
+    pub give_up_after: Option<Duration>,
+    /// Seed of every random choice (tie-breaks, transaction ids).
+    pub rng_seed: u64,
+}
+
+/// Something the engine reports to the frontend.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// Indexing is done, the tracker knows us and has acknowledged every
+    /// file we share (again, after a later share or re-registration).
+    Ready,
+    PeerList(Vec<PeerInfo>),
+    FileList(Vec<FileInfo>),
+    /// A download was verified and moved into place.
+    DownloadDone {
+        meta: FileMeta,
+        path: PathBuf,
+    },
+    /// A download stopped for good; `label` and `why` are safe to print.
+    DownloadFailed {
+        label: String,
+        why: String,
+    },
+    /// A download picked up an earlier run's verified chunks (from its
+    /// record, or by re-checking a `.part` file without one).
+    Resumed {
+        name: String,
+        verified: usize,
+        total: usize,
+        rechecked: bool,
+    },
+    /// A finished download is now shared.
+    Shared {
+        name: String,
+    },
+    /// The tracker accepted a new username.
+    UsernameChanged(String),
+    /// A tracker request failed; `error` is safe to print.
+    TrackerFailed {
+        what: &'static str,
+        error: String,
+    },
+    TrackerUnreachable,
+    TrackerReachable,
+    /// Something worth telling the user that changes nothing (a skipped
+    /// file, for instance); safe to print.
+    Warning(String),
+    /// SIGINT or SIGTERM arrived (reported by the reactor).
+    Signal,
+}
+
+/// Something a frontend asks the engine to do.
+#[derive(Debug, Clone)]
+pub enum Command {
+    ListPeers,
+    ListFiles,
+    /// Download a file; `label` names it until its metadata is known.
+    Download {
+        id: FileId,
+        label: String,
+    },
+    /// Share a verified download: hard-linked into the shared directory
+    /// when possible, else shared where it is; never copied.
+    Share {
+        meta: FileMeta,
+        path: PathBuf,
+    },
+    ChangeUsername(String),
+    /// Register with the tracker under this name (the interactive client's
+    /// first run, once the user picked one); a rename afterwards.
+    Join(String),
+    /// Leave the network (withdrawing our files) and exit with `code`.
+    Quit {
+        code: u8,
+    },
+}
+
+/// What the engine asks its caller to do.
+#[derive(Debug)]
+pub enum Action {
+    /// Open a TCP connection to `addr`; report with
+    /// [`Engine::on_connected`] or [`Engine::on_closed`].
+    Connect {
+        conn: ConnId,
+        addr: SocketAddr,
+    },
+    /// The connection has work that no readiness event will announce:
+    /// call [`Engine::on_io`] for it.
+    Drive(ConnId),
+    /// Drop the connection's socket (its state is gone already).
+    Close(ConnId),
+    Notify(Event),
+    /// Everything is done: exit with this code.
+    Exit(u8),
+}
+
+struct Conn {
+    addr: SocketAddr,
+    kind: Kind,
+    /// Last turn that moved bytes (for the idle timeout of inbound ones).
+    last_active: Instant,
+}
+
+enum Kind {
+    Serve(Serve),
+    Fetch(Fetch),
+}
+
+/// The client engine. See the module header.
+pub struct Engine {
+    cfg: EngineConfig,
+    link: TrackerLink,
+    library: Library,
+    storage: Box<dyn Storage>,
+    conns: BTreeMap<ConnId, Conn>,
+    next_conn: u64,
+    downloads: Slab<Download>,
+    inbound: usize,
+    actions: VecDeque<Action>,
+    link_events: Vec<LinkEvent>,
+    whole_buf: Vec<u8>,
+    next_upkeep: Instant,
+    /// Files sent to the tracker and not yet acknowledged.
+    announce_pending: bool,
+    /// `Event::Ready` was sent and nothing has changed since.
+    ready_told: bool,
+    /// Bytes of chunks served per shared file.
+    uploaded: HashMap<FileId, u64>,
+    /// False until a username is known (the interactive client's first
+    /// run): the tracker hears nothing before that.
+    joined: bool,
+    rng: Rng,
+    /// Exit code and deadline once leaving.
+    exit: Option<(u8, Instant)>,
+    /// A refused inbound connection was logged (once per burst).
+    refused_logged: bool,
+}
+
+impl Engine {
+    /// An engine sharing `library` (empty when not seeding) and keeping
+    /// downloads in `storage`.
+    pub fn new(cfg: EngineConfig, library: Library, storage: Box<dyn Storage>, now: Instant) -> Engine {
+        let mut rng = Rng::seeded(cfg.rng_seed);
+        let joined = cfg.username.is_some();
+        let username = cfg.username.clone().unwrap_or_default();
+        let role = if cfg.seed { Role::Seeder } else { Role::Leecher };
+        let link = TrackerLink::new(
+            username,
+            cfg.listen_addr.port(),
+            role,
+            Rng::seeded(rng.next_u64()),
+            now,
+        );
+        Engine {
+            cfg,
+            link,
+            library,
+            storage,
+            conns: BTreeMap::new(),
+            next_conn: 0,
+            downloads: Slab::new(),
+            inbound: 0,
+            actions: VecDeque::new(),
+            link_events: Vec::new(),
+            whole_buf: vec![0; 256 << 10],
+            next_upkeep: now,
+            announce_pending: false,
+            ready_told: false,
+            uploaded: HashMap::new(),
+            joined,
+            rng,
+            exit: None,
+            refused_logged: false,
+        }
+    }
+
+    /// The next thing to do, in order.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    fn act(&mut self, action: Action) {
+        if self.actions.len() >= MAX_ACTIONS {
+            warn!(
+                "engine: {} actions not taken; dropping {action:?}",
+                self.actions.len()
+            );
+            return;
+        }
+        self.actions.push_back(action);
+    }
+
+    fn notify(&mut self, event: Event) {
+        self.act(Action::Notify(event));
+    }
+
+    /// Does what a frontend asked.
+    pub fn command(&mut self, command: Command, now: Instant) {
+        match command {
+            Command::ListPeers => self.query(tracker_link::Query::ListPeers, now),
+            Command::ListFiles => self.query(tracker_link::Query::ListFiles, now),
+            Command::Download { id, label } => self.start_download(id, label, now),
+            Command::Share { meta, path } => self.share(meta, path, now),
+            Command::ChangeUsername(name) => self.link.change_username(name, now),
+            Command::Join(name) => self.join(name, now),
+            Command::Quit { code } => self.quit(code, now),
+        }
+        self.after(now);
+    }
+
+    /// Runs every timer that is due and whatever slice of background work
+    /// (indexing, whole-file checks) fits in one turn.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if let Some((code, deadline)) = self.exit {
+            if now >= deadline {
+                let ids: Vec<ConnId> = self.conns.keys().copied().collect();
+                for id in ids {
+                    self.close(id, ConnEnd::Finished, now);
+                }
+                self.act(Action::Exit(code));
+                self.exit = Some((code, Instant::now().max(deadline) + Duration::from_secs(3600)));
+                return;
+            }
+        }
+        if self.joined {
+            self.link.handle_timeout(now, &mut self.link_events);
+        }
+        self.conn_timers(now);
+        if now >= self.next_upkeep {
+            self.next_upkeep = now + UPKEEP_EVERY;
+            self.upkeep(now);
+        }
+        self.step_library(now);
+        self.step_downloads(now);
+        self.after(now);
+    }
+
+    /// When [`Engine::handle_timeout`] is next needed: `now` while there is
+    /// background work.
+    pub fn poll_timeout(&self, now: Instant) -> Instant {
+        let busy = self.library.is_indexing()
+            || self
+                .downloads
+                .iter()
+                .any(|(_, d)| matches!(d.phase, Phase::Checking | Phase::Recheck));
+        if busy {
+            return now;
+        }
+        let mut deadline = self.next_upkeep;
+        if let Some(d) = self.link.poll_deadline() {
+            deadline = deadline.min(d);
+        }
+        if let Some((_, d)) = self.exit {
+            deadline = deadline.min(d);
+        }
+        for conn in self.conns.values() {
+            let d = match &conn.kind {
+                Kind::Fetch(f) => f.deadline,
+                Kind::Serve(_) => conn.last_active + self.cfg.idle_timeout,
+            };
+            deadline = deadline.min(d);
+        }
+        deadline
+    }
+
+    /// Bookkeeping after every input: what the tracker link reported, and
+    /// whether we became ready.
+    fn after(&mut self, now: Instant) {
+        self.handle_link_events(now);
+        if !self.ready_told && self.is_ready() {
+            self.ready_told = true;
+            self.notify(Event::Ready);
+        }
+    }
+
+    fn is_ready(&self) -> bool {
+        self.joined && self.link.is_registered() && !self.library.is_indexing() && !self.announce_pending
+    }
+
+    fn query(&mut self, q: tracker_link::Query, now: Instant) {
+        if let Err(e) = self.link.query(q, now) {
+            self.notify(Event::TrackerFailed {
+                what: "query",
+                error: e,
+            });
+        }
+    }
+}

@@ -1,0 +1,7 @@
+//! The client's I/O: the mio reactor that owns every socket and runs the
+//! engine ([`reactor`]), and the real download storage ([`part_file`]).
+//! Everything that touches the operating system for the client's
+//! transfers lives here; decisions live in [`super::engine`].
+
+pub mod part_file;
+pub mod reactor;
