@@ -14,6 +14,9 @@
 //! - [`rand`]: OS randomness for keys, a fast PRNG for shuffles.
 //! - [`config`]: the client's `config/config.txt`: parse, validate, write back.
 //! - [`cli`]: small helpers shared by the binaries' command lines.
+//!
+//! In tests, `sim` runs many client engines and the tracker's registry on
+//! a simulated network with a fake clock.
 
 pub mod cli;
 pub mod client;
@@ -24,5 +27,7 @@ pub mod rand;
 pub mod tracker;
 pub mod wire;
 
+#[cfg(test)]
+mod sim;
 #[cfg(test)]
 mod testutil;

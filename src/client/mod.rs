@@ -22,6 +22,3 @@ pub mod options;
 pub mod table;
 pub mod terminal;
 pub mod ui;
-
-#[cfg(test)]
-mod sim;

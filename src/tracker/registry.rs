@@ -24,8 +24,7 @@ use slab::Slab;
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
-/// Most files one peer may announce.
-pub const MAX_FILES_PER_PEER: usize = 4096;
+pub use crate::wire::tracker::MAX_FILES_PER_PEER;
 
 /// Limits and timing the registry enforces.
 #[derive(Debug, Clone, Copy)]

@@ -32,6 +32,9 @@ const DATAGRAM_ALLOC: usize = MAX_DATAGRAM * codec::ALLOC_PER_WIRE_BYTE;
 pub const CONNECT_PADDING: usize = 16;
 /// Most peer addresses in one `Peers` reply (fits any mix of IPv4 and IPv6).
 pub const MAX_PEERS_PER_REPLY: usize = 50;
+/// Most files one peer may announce (the tracker refuses more; the client
+/// shares no more).
+pub const MAX_FILES_PER_PEER: usize = 4096;
 /// Longest `message` in an error reply.
 pub const MAX_ERROR_MESSAGE: usize = 160;
 /// Room for the list items of one paged datagram: the datagram minus its

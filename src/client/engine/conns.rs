@@ -197,6 +197,9 @@ impl Engine {
             }
         }
         let fid = d.id;
+        if accepted || !report.verified.is_empty() {
+            d.last_progress = now;
+        }
         if accepted {
             self.announce_partial(dk, now);
         }

@@ -103,6 +103,9 @@ pub struct Download {
     pub started: Instant,
     /// Last time a connection to a peer was up (for giving up).
     pub last_connected: Instant,
+    /// Last time a peer delivered something we kept (verified metadata or
+    /// a verified chunk): a connection that delivers nothing is not hope.
+    pub last_progress: Instant,
     /// When to ask the tracker for peers again.
     pub next_query: Instant,
     /// "Waiting for peers" was said for the current stretch without one.
@@ -138,6 +141,7 @@ impl Download {
             resumed_bytes: 0,
             started: now,
             last_connected: now,
+            last_progress: now,
             next_query: now,
             waiting_told: false,
             bits: Vec::new(),

@@ -41,7 +41,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// is never shared itself).
 pub const INDEX_FILE: &str = ".pytorrent-index";
 /// Most files one client shares: as many as the tracker accepts from a peer.
-pub const MAX_SHARED_FILES: usize = crate::tracker::registry::MAX_FILES_PER_PEER;
+pub const MAX_SHARED_FILES: usize = crate::wire::tracker::MAX_FILES_PER_PEER;
 
 /// Temporary name the cache is written under before it is renamed over
 /// [`INDEX_FILE`], so a crash never leaves a half-written cache.

@@ -113,6 +113,8 @@ const WAITING_AFTER: Duration = Duration::from_secs(3);
 /// How often downloads are looked at for upkeep (re-queries, saves,
 /// giving up); connection timers have deadlines of their own.
 const UPKEEP_EVERY: Duration = Duration::from_millis(250);
+/// A deadline that never comes (after the exit was asked for).
+const FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 /// Most actions waiting to be taken; the caller drains them after every
 /// call, so this is only reached by a bug, which is logged.
 const MAX_ACTIONS: usize = 1 << 16;
@@ -356,7 +358,8 @@ impl Engine {
                     self.close(id, ConnEnd::Finished, now);
                 }
                 self.act(Action::Exit(code));
-                self.exit = Some((code, Instant::now().max(deadline) + Duration::from_secs(3600)));
+                // Said once; the engine has nothing left to do.
+                self.exit = Some((code, deadline + FOREVER));
                 return;
             }
         }
@@ -384,17 +387,26 @@ impl Engine {
         if busy {
             return now;
         }
-        let mut deadline = self.next_upkeep;
+        // Upkeep is for downloads; without any the engine sleeps until a
+        // connection's or the tracker link's deadline.
+        let mut deadline = if self.downloads.is_empty() {
+            now + FOREVER
+        } else {
+            self.next_upkeep
+        };
         if let Some(d) = self.link.poll_deadline() {
             deadline = deadline.min(d);
         }
         if let Some((_, d)) = self.exit {
             deadline = deadline.min(d);
         }
+        // The same conditions as `conn_timers`: a deadline that passed
+        // without ending anything would make the caller spin.
         for conn in self.conns.values() {
             let d = match &conn.kind {
-                Kind::Fetch(f) => f.deadline,
-                Kind::Serve(_) => conn.last_active + self.cfg.idle_timeout,
+                Kind::Fetch(f) if !f.connected || f.in_flight() > 0 => f.deadline,
+                Kind::Serve(s) if s.is_idle() => conn.last_active + self.cfg.idle_timeout,
+                _ => continue,
             };
             deadline = deadline.min(d);
         }

@@ -37,7 +37,7 @@
 
 use crate::names;
 use crate::rand::Rng;
-use crate::tracker::registry::MAX_FILES_PER_PEER;
+use crate::wire::tracker::MAX_FILES_PER_PEER;
 use crate::wire::tracker::{
     decode_reply, encode_request, ConnId, ErrorCode, FileEntry, FileInfo, Page, PeerInfo, ReplyBody, Request,
     RequestBody, Role, CONNECT_PADDING, MAX_PEERS_PER_REPLY,

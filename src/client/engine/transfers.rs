@@ -239,6 +239,7 @@ impl Engine {
                 events.push(Event::Warning(msg));
             }
             if let Some(limit) = self.cfg.give_up_after {
+                let starved = now.duration_since(d.last_progress);
                 if connected == 0 && waited >= limit {
                     let why = if d.peers.usable() == 0 && !d.peers.is_empty() {
                         format!(
@@ -249,6 +250,13 @@ impl Engine {
                         format!("no peer has it (waited {} s)", waited.as_secs())
                     };
                     d.fail(why);
+                } else if starved >= limit && d.phase != Phase::Recheck {
+                    // Peers that connect but deliver nothing (stalling,
+                    // refusing) are no reason to wait for ever.
+                    d.fail(format!(
+                        "no peer delivered any of it for {} s; gave up",
+                        starved.as_secs()
+                    ));
                 }
             }
         }

@@ -1,0 +1,174 @@
+//! Swarms in simulation: every file verified byte for byte against the
+//! original, whatever the peers do.
+
+use super::*;
+use crate::meta::FileMeta;
+use sha2::{Digest, Sha256};
+
+/// `len` bytes that differ by `seed` and do not repeat within a chunk.
+fn content(len: usize, seed: u64) -> Vec<u8> {
+    let mut rng = Rng::seeded(seed);
+    (0..len).map(|_| rng.next_u64() as u8).collect()
+}
+
+fn id_of(name: &str, bytes: &[u8]) -> crate::wire::FileId {
+    FileMeta::from_reader(name, bytes, MIN_CHUNK_SIZE).unwrap().id()
+}
+
+fn done(sim: &Sim, node: usize) -> bool {
+    sim.nodes[node]
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::DownloadDone { .. }))
+}
+
+fn failed(sim: &Sim, node: usize) -> Option<String> {
+    sim.nodes[node].events.iter().find_map(|e| match e {
+        Event::DownloadFailed { why, .. } => Some(why.clone()),
+        _ => None,
+    })
+}
+
+/// Starts the download of `name` on every leecher.
+fn get_all(sim: &mut Sim, leechers: &[usize], name: &str, bytes: &[u8]) {
+    for &l in leechers {
+        let id = id_of(name, bytes);
+        sim.command(
+            l,
+            Command::Download {
+                id,
+                label: name.into(),
+            },
+        );
+    }
+}
+
+/// Each leecher holds a file whose SHA-256 is the original's.
+fn assert_verified(sim: &Sim, leechers: &[usize], name: &str, bytes: &[u8]) {
+    let want: [u8; 32] = Sha256::digest(bytes).into();
+    for &l in leechers {
+        assert!(done(sim, l), "node {l} did not finish: {:?}", failed(sim, l));
+        let got: [u8; 32] = Sha256::digest(std::fs::read(sim.downloaded(l, name)).unwrap()).into();
+        assert_eq!(got, want, "node {l}'s copy differs");
+    }
+}
+
+/// Connections node `from` opened to node `to`.
+fn connects(sim: &Sim, from: usize, to: usize) -> usize {
+    let needle = format!(" n{from} connected n{to}");
+    sim.trace.iter().filter(|l| l.ends_with(&needle)).count()
+}
+
+fn swarm(
+    seed: u64,
+    leechers: usize,
+    hostile: &[Hostile],
+    kill_at: Option<u64>,
+) -> (Sim, Vec<usize>, Vec<u8>) {
+    let bytes = content(40 * MIN_CHUNK_SIZE as usize + 123, seed);
+    let mut sim = Sim::new(seed, NetConfig::default());
+    for h in hostile {
+        sim.add_seeder(&[("film.bin", &bytes)], *h);
+    }
+    let ls: Vec<usize> = (0..leechers).map(|_| sim.add_leecher()).collect();
+    // Seeders register and announce first.
+    let seeders = hostile.len();
+    assert!(sim.run_until(5_000, |s| (0..seeders)
+        .all(|n| s.nodes[n].events.iter().any(|e| matches!(e, Event::Ready)))));
+    get_all(&mut sim, &ls, "film.bin", &bytes);
+    if let Some(at) = kill_at {
+        let until = sim.now_ms + at;
+        sim.run_until(until, |s| s.now_ms >= until);
+        assert!(
+            ls.iter().any(|&l| !done(&sim, l)),
+            "killed too late: everyone is done"
+        );
+        sim.kill(0);
+    }
+    let all = ls.clone();
+    sim.run_until(120_000, |s| {
+        all.iter().all(|&l| done(s, l) || failed(s, l).is_some())
+    });
+    (sim, ls, bytes)
+}
+
+#[test]
+fn one_seeder_and_eight_leechers_all_verify() {
+    let (sim, ls, bytes) = swarm(1, 8, &[Hostile::default()], None);
+    assert_verified(&sim, &ls, "film.bin", &bytes);
+    // Downloaders fetched from each other, not only from the seeder.
+    let between: usize = ls
+        .iter()
+        .flat_map(|&a| ls.iter().map(move |&b| (a, b)))
+        .map(|(a, b)| connects(&sim, a, b))
+        .sum();
+    assert!(
+        between > 0,
+        "no leecher connected to another:\n{}",
+        sim.trace.join("\n")
+    );
+}
+
+#[test]
+fn a_killed_seeder_is_survived() {
+    let (sim, ls, bytes) = swarm(2, 3, &[Hostile::default(), Hostile::default()], Some(60));
+    assert!(sim.trace.iter().any(|l| l.ends_with("n0 killed")));
+    assert_verified(&sim, &ls, "film.bin", &bytes);
+}
+
+#[test]
+fn a_corrupt_seeder_is_dropped_and_nothing_bad_is_kept() {
+    let corrupt = Hostile {
+        corrupt_every: Some(5000),
+        ..Hostile::default()
+    };
+    let (sim, ls, bytes) = swarm(3, 3, &[corrupt, Hostile::default()], None);
+    assert_verified(&sim, &ls, "film.bin", &bytes);
+    for &l in &ls {
+        // Banned after its second bad chunk: no endless reconnects.
+        assert!(
+            connects(&sim, l, 0) <= 2,
+            "node {l} kept going back to the corrupt seeder"
+        );
+    }
+}
+
+#[test]
+fn a_stalled_seeder_is_survived() {
+    let stalled = Hostile {
+        stall_after: Some(20_000),
+        ..Hostile::default()
+    };
+    let (sim, ls, bytes) = swarm(4, 2, &[stalled, Hostile::default()], None);
+    assert_verified(&sim, &ls, "film.bin", &bytes);
+}
+
+#[test]
+fn a_sole_stalled_seeder_makes_the_download_fail_not_hang() {
+    let stalled = Hostile {
+        stall_after: Some(0),
+        ..Hostile::default()
+    };
+    let (sim, ls, _) = swarm(5, 1, &[stalled], None);
+    assert!(!done(&sim, ls[0]));
+    let why = failed(&sim, ls[0]).expect("the download neither finished nor failed");
+    assert!(why.contains("delivered"), "{why}");
+    // It gave up after the configured minute, not at once and not never.
+    assert!(
+        (60_000..70_000).contains(&sim.now_ms),
+        "gave up at {} ms",
+        sim.now_ms
+    );
+}
+
+#[test]
+fn the_same_seed_gives_the_same_trace() {
+    let corrupt = Hostile {
+        corrupt_every: Some(5000),
+        ..Hostile::default()
+    };
+    let (a, ..) = swarm(6, 3, &[corrupt, Hostile::default()], None);
+    let (b, ..) = swarm(6, 3, &[corrupt, Hostile::default()], None);
+    assert!(a.trace.len() > 40, "too little happened: {:?}", a.trace);
+    assert_eq!(a.trace, b.trace);
+}
