@@ -48,3 +48,151 @@ pub trait Frontend {
     /// Called once when the loop ends (restore the terminal, say goodbye).
     fn stop(&mut self, _code: u8) {}
 }
+
+#[cfg(test)]
+mod tests {
+    //! The frontends' event handling against a hand-made view: no engine,
+    //! no socket.
+    use super::*;
+    use crate::client::engine::{DownloadView, SharedView};
+    use crate::client::headless::Headless;
+    use crate::meta::{FileMeta, MIN_CHUNK_SIZE};
+    use crate::wire::tracker::FileInfo;
+    use crate::wire::FileId;
+    use std::net::SocketAddr;
+
+    /// A view of an engine with nothing going on.
+    struct View;
+
+    impl EngineView for View {
+        fn listen_addr(&self) -> SocketAddr {
+            SocketAddr::from(([127, 0, 0, 1], 7000))
+        }
+        fn tracker(&self) -> SocketAddr {
+            SocketAddr::from(([127, 0, 0, 1], 17380))
+        }
+        fn username(&self) -> &str {
+            "tester"
+        }
+        fn indexing(&self) -> (usize, u64) {
+            (0, 0)
+        }
+        fn shared_count(&self) -> usize {
+            0
+        }
+        fn is_ready(&self) -> bool {
+            true
+        }
+        fn downloads(&self) -> Vec<DownloadView> {
+            Vec::new()
+        }
+        fn shared(&self) -> Vec<SharedView> {
+            Vec::new()
+        }
+        fn unfinished(&self) -> Vec<(FileId, String, usize, usize)> {
+            Vec::new()
+        }
+    }
+
+    fn cx(view: &View) -> Cx<'_> {
+        Cx {
+            now: Instant::now(),
+            client: view,
+        }
+    }
+
+    fn info(name: &str, id: u8) -> FileInfo {
+        FileInfo {
+            id: [id; 32],
+            name: name.into(),
+            size: 10,
+            seeders: 1,
+            partial: 0,
+        }
+    }
+
+    fn meta(name: &str) -> FileMeta {
+        FileMeta::from_reader(name, &b"some bytes"[..], MIN_CHUNK_SIZE).unwrap()
+    }
+
+    fn quit_code(out: &[Command]) -> Option<u8> {
+        out.iter().find_map(|c| match c {
+            Command::Quit { code } => Some(*code),
+            _ => None,
+        })
+    }
+
+    #[test]
+    fn headless_get_resolves_names_downloads_and_exits_zero() {
+        let view = View;
+        let mut h = Headless::new(false, vec!["a.bin".into(), "b.bin".into()], false, false);
+        let mut out = Vec::new();
+        h.start(&cx(&view), &mut out);
+        assert!(matches!(out.as_slice(), [Command::ListFiles]), "{out:?}");
+        out.clear();
+        let files = vec![info("a.bin", 1), info("b.bin", 2), info("c.bin", 3)];
+        h.on_event(Event::FileList(files), &cx(&view), &mut out);
+        let ids: Vec<FileId> = out
+            .iter()
+            .filter_map(|c| match c {
+                Command::Download { id, .. } => Some(*id),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(ids, vec![[1; 32], [2; 32]]);
+        out.clear();
+        let done = |name: &str| Event::DownloadDone {
+            meta: meta(name),
+            path: name.into(),
+        };
+        h.on_event(done("a.bin"), &cx(&view), &mut out);
+        assert_eq!(quit_code(&out), None, "one download is still running");
+        h.on_event(done("b.bin"), &cx(&view), &mut out);
+        assert_eq!(quit_code(&out), Some(0));
+    }
+
+    #[test]
+    fn headless_get_fails_with_one_for_a_missing_name_or_a_failed_download() {
+        let view = View;
+        let mut h = Headless::new(false, vec!["nope".into(), "a.bin".into()], false, false);
+        let mut out = Vec::new();
+        h.start(&cx(&view), &mut out);
+        h.on_event(Event::FileList(vec![info("a.bin", 1)]), &cx(&view), &mut out);
+        assert_eq!(quit_code(&out), None);
+        let failed = Event::DownloadFailed {
+            label: "a.bin".into(),
+            why: "no peer has it".into(),
+        };
+        h.on_event(failed, &cx(&view), &mut out);
+        assert_eq!(quit_code(&out), Some(1));
+    }
+
+    #[test]
+    fn headless_get_then_seed_shares_and_keeps_running() {
+        let view = View;
+        let mut h = Headless::new(true, vec!["a.bin".into()], false, false);
+        let mut out = Vec::new();
+        h.start(&cx(&view), &mut out);
+        h.on_event(Event::FileList(vec![info("a.bin", 1)]), &cx(&view), &mut out);
+        out.clear();
+        let done = Event::DownloadDone {
+            meta: meta("a.bin"),
+            path: "a.bin".into(),
+        };
+        h.on_event(done, &cx(&view), &mut out);
+        assert!(out.iter().any(|c| matches!(c, Command::Share { .. })), "{out:?}");
+        assert_eq!(quit_code(&out), None, "--seed keeps serving");
+        h.on_event(Event::Signal, &cx(&view), &mut out);
+        assert_eq!(quit_code(&out), Some(0), "a signal while seeding is a clean exit");
+    }
+
+    #[test]
+    fn headless_list_gives_up_when_the_tracker_does_not_answer() {
+        let view = View;
+        let mut h = Headless::new(false, Vec::new(), true, false);
+        let mut out = Vec::new();
+        h.start(&cx(&view), &mut out);
+        h.on_event(Event::TrackerUnreachable, &cx(&view), &mut out);
+        assert_eq!(quit_code(&out), Some(1));
+    }
+}

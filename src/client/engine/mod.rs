@@ -436,3 +436,111 @@ impl Engine {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The engine alone, driven by hand: no socket, no clock.
+    use super::storage::mem::MemStorage;
+    use super::*;
+
+    fn engine(max_inbound: usize) -> (Engine, Instant) {
+        let now = Instant::now();
+        let cfg = EngineConfig {
+            tracker: SocketAddr::from(([127, 0, 0, 1], 17380)),
+            listen_addr: SocketAddr::from(([127, 0, 0, 1], 7000)),
+            username: Some("me".into()),
+            seed: false,
+            max_inbound,
+            idle_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(3),
+            give_up_after: Some(Duration::from_secs(5)),
+            rng_seed: 1,
+        };
+        (
+            Engine::new(cfg, Library::empty(), Box::new(MemStorage::default()), now),
+            now,
+        )
+    }
+
+    fn actions(e: &mut Engine) -> Vec<Action> {
+        std::iter::from_fn(|| e.poll_action()).collect()
+    }
+
+    #[test]
+    fn inbound_connections_past_the_limit_are_refused_and_idle_ones_closed() {
+        let (mut e, now) = engine(2);
+        let peer = |p| SocketAddr::from(([10, 0, 0, 1], p));
+        let a = e.on_inbound(peer(1), now).unwrap();
+        let b = e.on_inbound(peer(2), now).unwrap();
+        assert!(e.on_inbound(peer(3), now).is_none(), "the limit is 2");
+        assert_ne!(a, b);
+        // Nothing asked of them: idle, closed at the idle timeout.
+        let closed = |e: &mut Engine| -> Vec<ConnId> {
+            actions(e)
+                .into_iter()
+                .filter_map(|a| match a {
+                    Action::Close(c) => Some(c),
+                    _ => None,
+                })
+                .collect()
+        };
+        e.handle_timeout(now + Duration::from_millis(9_999));
+        assert!(closed(&mut e).is_empty());
+        assert!(e.poll_timeout(now + Duration::from_millis(9_999)) <= now + Duration::from_secs(10));
+        e.handle_timeout(now + Duration::from_secs(10));
+        assert_eq!(closed(&mut e), vec![a, b]);
+        assert!(e.on_inbound(peer(3), now).is_some(), "room again");
+    }
+
+    #[test]
+    fn a_download_with_no_peer_fails_after_the_wait_and_a_repeat_is_ignored() {
+        let (mut e, now) = engine(8);
+        let id = [7; 32];
+        e.command(
+            Command::Download {
+                id,
+                label: "x".into(),
+            },
+            now,
+        );
+        e.command(
+            Command::Download {
+                id,
+                label: "x".into(),
+            },
+            now,
+        );
+        assert_eq!(e.downloads().len(), 1);
+        let mut t = now;
+        let mut failed = None;
+        while failed.is_none() && t < now + Duration::from_secs(30) {
+            t = e.poll_timeout(t).max(t + Duration::from_millis(1));
+            e.handle_timeout(t);
+            failed = actions(&mut e).into_iter().find_map(|a| match a {
+                Action::Notify(Event::DownloadFailed { why, .. }) => Some(why),
+                _ => None,
+            });
+        }
+        let why = failed.expect("the download never failed");
+        assert!(why.contains("no peer has it"), "{why}");
+        assert!(
+            t >= now + Duration::from_secs(5),
+            "failed before the wait was over"
+        );
+        assert!(e.downloads().is_empty());
+    }
+
+    #[test]
+    fn quit_exits_once_after_the_goodbye_wait() {
+        let (mut e, now) = engine(8);
+        e.command(Command::Quit { code: 3 }, now);
+        let exits = |a: Vec<Action>| a.iter().filter(|a| matches!(a, Action::Exit(3))).count();
+        // The tracker never answers the goodbye: the wait bounds it.
+        e.handle_timeout(now + GOODBYE_WAIT - Duration::from_millis(1));
+        assert_eq!(exits(actions(&mut e)), 0);
+        e.handle_timeout(now + GOODBYE_WAIT);
+        assert_eq!(exits(actions(&mut e)), 1);
+        e.handle_timeout(now + GOODBYE_WAIT * 2);
+        assert_eq!(exits(actions(&mut e)), 0, "exit is said once");
+    }
+}
