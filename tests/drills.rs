@@ -375,17 +375,56 @@ fn thirty_leechers_one_seeder() {
             .max(Duration::from_secs(1));
         expect_success(leech, left);
     }
-    let log = seeder.proc.log_text();
-    eprintln!(
-        "30 leechers done in {:?}; the seeder refused some: {}",
-        started.elapsed(),
-        log.contains("inbound limit of 8 connections reached")
-    );
+    eprintln!("30 leechers done in {:?}", started.elapsed());
     assert!(
         seeder.proc.child.try_wait().unwrap().is_none(),
         "{}",
         seeder.proc.report()
     );
+    // --max-inbound 8 holds: 8 connections that ask nothing stay open, a
+    // ninth is closed at once. (The leechers are gone, so their
+    // connections close; wait until the seeder has let all of them go.)
+    let open_eight = || -> Vec<std::net::TcpStream> {
+        (0..8)
+            .map(|_| std::net::TcpStream::connect(seeder.addr).unwrap())
+            .collect()
+    };
+    let closed_at_once = |c: &mut std::net::TcpStream| {
+        c.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+        match std::io::Read::read(c, &mut [0u8; 16]) {
+            Ok(0) => true,
+            Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
+            Ok(_) => false,
+        }
+    };
+    let mut held = open_eight();
+    let mut ninth = std::net::TcpStream::connect(seeder.addr).unwrap();
+    let mut tries = 0;
+    while !closed_at_once(&mut ninth) {
+        // A leecher's connection may still be closing: try again.
+        tries += 1;
+        assert!(
+            tries < 20,
+            "a ninth connection was never refused: {}",
+            seeder.proc.report()
+        );
+        drop(held);
+        std::thread::sleep(Duration::from_millis(200));
+        held = open_eight();
+        ninth = std::net::TcpStream::connect(seeder.addr).unwrap();
+    }
+    for c in &mut held {
+        c.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+        let r = std::io::Read::read(c, &mut [0u8; 16]);
+        assert!(
+            matches!(&r, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut),
+            "one of the first eight was closed: {r:?}"
+        );
+    }
+    assert!(seeder
+        .proc
+        .log_text()
+        .contains("inbound limit of 8 connections reached"));
 }
 
 #[test]

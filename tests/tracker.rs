@@ -233,6 +233,7 @@ fn peer_limit_refuses_new_peers_but_not_returning_ones() {
 #[test]
 fn forged_missing_and_expired_ids_get_no_reply() {
     let t = TrackerProc::start(&["--id-lifetime", "1"]);
+    let issued = Instant::now();
     let mut c = Client::registered(t.addr, "id", 1);
     let good = c.conn;
 
@@ -251,8 +252,17 @@ fn forged_missing_and_expired_ids_get_no_reply() {
     // The real id works, until it expires (lifetime 1 s: at most 2 s).
     c.conn = good;
     assert_eq!(c.request(RequestBody::KeepAlive), ReplyBody::Ok);
-    std::thread::sleep(Duration::from_millis(2100));
-    assert_eq!(c.try_request(RequestBody::KeepAlive, NO_REPLY_WAIT), None);
+    // Asked until it stops working: valid at least 1 s, at most 2 s (the
+    // tracker counts whole seconds, hence the margins).
+    loop {
+        let asked = Instant::now();
+        if c.try_request(RequestBody::KeepAlive, NO_REPLY_WAIT).is_none() {
+            assert!(asked >= issued + Duration::from_millis(900), "expired early");
+            break;
+        }
+        assert!(issued.elapsed() < Duration::from_secs(4), "the id never expired");
+        std::thread::sleep(Duration::from_millis(100));
+    }
     // A fresh handshake restores service; the registration survived.
     c.handshake();
     assert_eq!(c.request(RequestBody::KeepAlive), ReplyBody::Ok);
@@ -285,26 +295,39 @@ fn nothing_sent_before_a_handshake_is_larger_than_what_caused_it() {
     );
     // Another protocol version: a short error no larger than the request,
     // or nothing at all.
-    for len in [5, 12, 40] {
+    // Exactly the error the tracker sends (its size does not depend on
+    // the transaction id), to know which lengths may be answered.
+    let mut error = Vec::new();
+    pytorrent::wire::tracker::encode_reply(
+        &pytorrent::wire::tracker::Reply {
+            tx: 0,
+            body: pytorrent::wire::tracker::error_reply(
+                ErrorCode::UnsupportedVersion,
+                &format!("tracker speaks version {}", pytorrent::wire::VERSION),
+            ),
+        },
+        &mut error,
+    )
+    .unwrap();
+    for len in [5, 12, 40, error.len()] {
         let mut other = connect.clone();
         other.resize(len, 0);
         other[4] = 9;
-        if let Some(r) = c.send_raw(&other, NO_REPLY_WAIT) {
-            assert!(
-                r.len() <= other.len(),
-                "version error {} > {}",
-                r.len(),
-                other.len()
-            );
-            let decoded = pytorrent::wire::tracker::decode_reply(&r).unwrap();
-            assert!(matches!(
-                decoded.body,
-                ReplyBody::Error {
-                    code: ErrorCode::UnsupportedVersion,
-                    ..
-                }
-            ));
+        let reply = c.send_raw(&other, NO_REPLY_WAIT);
+        if len < error.len() {
+            assert_eq!(reply, None, "a {len}-byte datagram must not get a larger error");
+            continue;
         }
+        let r = reply.unwrap_or_else(|| panic!("no version error for a {len}-byte datagram"));
+        assert_eq!(r.len(), error.len());
+        let decoded = pytorrent::wire::tracker::decode_reply(&r).unwrap();
+        assert!(matches!(
+            decoded.body,
+            ReplyBody::Error {
+                code: ErrorCode::UnsupportedVersion,
+                ..
+            }
+        ));
     }
     // A truncated connect gets nothing.
     assert_eq!(c.send_raw(&connect[..connect.len() - 1], NO_REPLY_WAIT), None);

@@ -233,15 +233,36 @@ mod tests {
 
     #[test]
     fn every_prefix_needs_more_and_two_halves_decode_the_same() {
-        for (msg, payload) in samples() {
-            let mut one = Vec::new();
-            encode_frame(&msg, &payload, MAX, &mut one).unwrap();
-            for cut in 0..one.len() {
-                assert_eq!(decode_frame::<Msg>(&one[..cut], MAX), Ok(None), "cut {cut}");
-                let mut joined = one[..cut].to_vec();
-                joined.extend_from_slice(&one[cut..]);
-                let f = decode_frame::<Msg>(&joined, MAX).unwrap().unwrap();
-                assert_eq!((&f.header, f.payload), (&msg, payload.as_slice()));
+        let all = samples();
+        for (i, (msg, payload)) in all.iter().enumerate() {
+            // This frame, then the next sample's, back to back, as a
+            // stream would carry them.
+            let (next, next_payload) = &all[(i + 1) % all.len()];
+            let mut stream = Vec::new();
+            encode_frame(msg, payload, MAX, &mut stream).unwrap();
+            let first_len = stream.len();
+            encode_frame(next, next_payload, MAX, &mut stream).unwrap();
+            for cut in 0..first_len {
+                // A receiver that has only the first part of the frame...
+                let mut buf = stream[..cut].to_vec();
+                assert_eq!(decode_frame::<Msg>(&buf, MAX), Ok(None), "cut {cut}");
+                // Once the head is in, it is this frame's head.
+                let head = decode_frame_head::<Msg>(&buf, MAX).unwrap();
+                assert!(head.is_none_or(|h| h.header == *msg), "cut {cut}");
+                // ...then gets the rest and the next frame in one read.
+                buf.extend_from_slice(&stream[cut..]);
+                let f = decode_frame::<Msg>(&buf, MAX).unwrap().unwrap();
+                assert_eq!(
+                    (&f.header, f.payload, f.len),
+                    (msg, payload.as_slice(), first_len),
+                    "cut {cut}"
+                );
+                let rest = &buf[f.len..];
+                let g = decode_frame::<Msg>(rest, MAX).unwrap().unwrap();
+                assert_eq!(
+                    (&g.header, g.payload, g.len),
+                    (next, next_payload.as_slice(), rest.len())
+                );
             }
         }
     }

@@ -185,16 +185,27 @@ impl Client {
         }
     }
 
-    /// Sends a request and returns its reply, retrying a lost datagram.
+    /// Sends a request and returns its reply, sending it again (same
+    /// transaction id) when a datagram is lost: up to 4 tries, 500 ms each.
     pub fn request(&mut self, body: RequestBody) -> ReplyBody {
-        self.try_request(body, Duration::from_secs(2))
-            .expect("no reply from tracker")
+        let (tx, bytes) = self.encode(body);
+        (0..4)
+            .find_map(|_| {
+                self.sock.send_to(&bytes, self.tracker).unwrap();
+                self.await_reply(tx, Duration::from_millis(500))
+            })
+            .expect("no reply from tracker after 4 tries")
     }
 
-    /// Sends a request; `None` if no matching reply came within `wait`.
+    /// Sends a request once; `None` if no matching reply came within `wait`.
     pub fn try_request(&mut self, body: RequestBody, wait: Duration) -> Option<ReplyBody> {
         let (tx, bytes) = self.encode(body);
         self.sock.send_to(&bytes, self.tracker).unwrap();
+        self.await_reply(tx, wait)
+    }
+
+    /// The reply with transaction id `tx`, if one comes within `wait`.
+    fn await_reply(&mut self, tx: u32, wait: Duration) -> Option<ReplyBody> {
         let deadline = Instant::now() + wait;
         let mut buf = vec![0u8; 2048];
         loop {
