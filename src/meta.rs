@@ -79,6 +79,13 @@ pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The largest metadata a file of `size` bytes can have: its name, and a
+/// hash per chunk of the smallest size.
+pub fn max_meta_len(size: u64) -> usize {
+    let chunks = chunk_count(size, MIN_CHUNK_SIZE).min(MAX_CHUNKS as u64) as usize;
+    (64 + names::MAX_FILE_NAME + 32 * chunks + 32).min(MAX_META_LEN)
+}
+
 /// Number of chunks a file of `size` bytes has.
 pub fn chunk_count(size: u64, chunk_size: u32) -> u64 {
     size.div_ceil(u64::from(chunk_size.max(1)))

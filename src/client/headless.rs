@@ -3,6 +3,7 @@
 //! lines, errors to stderr; the exit code says how it went (0 success,
 //! 1 failure).
 
+use super::engine::Listed;
 use super::frontend::{resumed_text, Command, Cx, Event, Frontend};
 use super::table::{human_bytes, render};
 use crate::meta::hex;
@@ -75,9 +76,9 @@ impl Headless {
         out.push(Command::Quit { code });
     }
 
-    fn download(&mut self, id: FileId, label: String, out: &mut Vec<Command>) {
+    fn download(&mut self, id: FileId, label: String, listed: Option<Listed>, out: &mut Vec<Command>) {
         self.running += 1;
-        out.push(Command::Download { id, label });
+        out.push(Command::Download { id, label, listed });
     }
 
     fn banner(&mut self, cx: &Cx<'_>) {
@@ -125,7 +126,13 @@ impl Headless {
         for name in std::mem::take(&mut self.names) {
             let matches: Vec<&FileInfo> = files.iter().filter(|f| f.name == name).collect();
             match matches.as_slice() {
-                [one] => self.download(one.id, names::escape(&one.name), out),
+                [one] => {
+                    let listed = Listed {
+                        name: one.name.clone(),
+                        size: one.size,
+                    };
+                    self.download(one.id, names::escape(&one.name), Some(listed), out)
+                }
                 [] => self.get_failed(&format!(
                     "no file named '{}' on the network (see --list)",
                     names::escape(&name)
@@ -149,7 +156,7 @@ impl Frontend for Headless {
         match self.goal {
             Goal::Get => {
                 for id in std::mem::take(&mut self.ids) {
-                    self.download(id, format!("file {}", hex(&id[..8])), out);
+                    self.download(id, format!("file {}", hex(&id[..8])), None, out);
                 }
                 if !self.names.is_empty() {
                     out.push(Command::ListFiles);

@@ -11,6 +11,7 @@
 //! it; every way out (Disconnect, Ctrl-C, Ctrl-D, a signal, end of input)
 //! withdraws from the tracker and leaves unfinished downloads as `.part`.
 
+use super::engine::Listed;
 use super::frontend::{resumed_text, Command, Cx, Event, Frontend};
 use super::terminal::Terminal;
 use super::ui::input::{
@@ -273,7 +274,12 @@ impl Interactive {
                 Some(yes) => {
                     for (id, name) in std::mem::take(&mut self.unfinished) {
                         if yes {
-                            out.push(Command::Download { id, label: name });
+                            // Resumed from our own record: no listing.
+                            out.push(Command::Download {
+                                id,
+                                label: name,
+                                listed: None,
+                            });
                         }
                     }
                     if !yes {
@@ -354,9 +360,14 @@ impl Interactive {
             Pick::Index(i) => {
                 let file = &self.files[i];
                 let (id, name) = (file.id, names::escape(&file.name));
+                let listed = Some(Listed {
+                    name: file.name.clone(),
+                    size: file.size,
+                });
                 out.push(Command::Download {
                     id,
                     label: name.clone(),
+                    listed,
                 });
                 self.status(format!("Downloading {name} in the background"));
                 self.show_menu();

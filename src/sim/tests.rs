@@ -2,6 +2,7 @@
 //! original, whatever the peers do.
 
 use super::*;
+use crate::client::engine::Listed;
 use crate::meta::FileMeta;
 use sha2::{Digest, Sha256};
 
@@ -38,6 +39,10 @@ fn get_all(sim: &mut Sim, leechers: &[usize], name: &str, bytes: &[u8]) {
             Command::Download {
                 id,
                 label: name.into(),
+                listed: Some(Listed {
+                    name: name.into(),
+                    size: bytes.len() as u64,
+                }),
             },
         );
     }
@@ -159,6 +164,37 @@ fn a_sole_stalled_seeder_makes_the_download_fail_not_hang() {
         "gave up at {} ms",
         sim.now_ms
     );
+}
+
+#[test]
+fn metadata_that_contradicts_the_listing_is_refused_before_anything_is_written() {
+    // A host announced the id of a large "holiday.jpg.desktop" as a small
+    // "holiday.jpg": the metadata (which does hash to the id) says otherwise.
+    let bytes = content(40 * MIN_CHUNK_SIZE as usize, 8);
+    let mut sim = Sim::new(8, NetConfig::default());
+    sim.add_seeder(&[("holiday.jpg.desktop", &bytes)], Hostile::default());
+    let l = sim.add_leecher();
+    assert!(sim.run_until(5_000, |s| s.nodes[0]
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::Ready))));
+    let id = id_of("holiday.jpg.desktop", &bytes);
+    for (name, size) in [("holiday.jpg", bytes.len() as u64), ("holiday.jpg.desktop", 1024)] {
+        sim.nodes[l].events.clear();
+        let listed = Some(Listed {
+            name: name.into(),
+            size,
+        });
+        let label = name.to_string();
+        sim.command(l, Command::Download { id, label, listed });
+        sim.run_until(sim.now_ms + 120_000, |s| failed(s, l).is_some() || done(s, l));
+        let why = failed(&sim, l).expect("the download went on");
+        assert!(why.contains("dropped") || why.contains("delivered"), "{why}");
+        let left: Vec<_> = std::fs::read_dir(sim.nodes[l].downloads.path())
+            .unwrap()
+            .collect();
+        assert!(left.is_empty(), "something was written: {left:?}");
+    }
 }
 
 #[test]

@@ -26,8 +26,8 @@ use super::resume;
 use super::scheduler::{Has, Scheduler};
 use super::serve::Source;
 use super::storage::{CreateError, FinishError, PartFile, Storage};
-use super::ConnId;
-use crate::meta::{decode_meta, encode_meta, hex, FileMeta, Hash};
+use super::{ConnId, Listed};
+use crate::meta::{decode_meta, encode_meta, hex, max_meta_len, FileMeta, Hash, MAX_META_LEN};
 use crate::names;
 use crate::rand::Rng;
 use crate::wire::tracker::FileEntry;
@@ -85,6 +85,9 @@ pub struct Download {
     /// What the user asked for, safe to print.
     pub label: String,
     pub meta: Option<FileMeta>,
+    /// What the tracker listed (when the user picked it from the list):
+    /// the metadata must name the same file and size.
+    pub listed: Option<Listed>,
     /// The connection fetching the metadata, if any.
     pub meta_conn: Option<ConnId>,
     pub sched: Scheduler,
@@ -128,6 +131,7 @@ impl Download {
             id,
             label,
             meta: None,
+            listed: None,
             meta_conn: None,
             sched: Scheduler::new(0),
             shared: Vec::new(),
@@ -181,6 +185,16 @@ impl Download {
         };
         if meta.id() != self.id {
             return MetaOutcome::Bad("metadata does not match the file id");
+        }
+        // The id was only as good as its announcer: a listing that said
+        // "holiday.jpg, 1 KiB" must not become another name or 200 MiB.
+        if let Some(l) = &self.listed {
+            if meta.name != l.name {
+                return MetaOutcome::Bad("metadata names another file than the tracker listed");
+            }
+            if meta.size != l.size {
+                return MetaOutcome::Bad("metadata gives another size than the tracker listed");
+            }
         }
         match self.create_part(&meta, storage) {
             Ok(reused) => {
@@ -371,6 +385,17 @@ impl Download {
             self.shared.push(index);
         }
         Some(index)
+    }
+
+    /// The most metadata bytes worth receiving for this file: bounded by
+    /// the listed size when there is one (its chunks are at least
+    /// `MIN_CHUNK_SIZE` each), so a peer cannot make a small listing cost
+    /// megabytes.
+    pub fn meta_limit(&self) -> usize {
+        match &self.listed {
+            Some(l) => max_meta_len(l.size),
+            None => MAX_META_LEN,
+        }
     }
 
     /// Length of chunk `index` (0 before the metadata is known).
@@ -646,6 +671,29 @@ mod tests {
         let mut third = download(b.id());
         assert_eq!(third.accept_meta(&b_bytes, &mut storage), MetaOutcome::Accepted);
         assert_eq!(third.phase, Phase::Recheck);
+    }
+
+    #[test]
+    fn a_small_listing_bounds_the_metadata_a_peer_may_send() {
+        let mut d = download([1; 32]);
+        assert_eq!(d.meta_limit(), MAX_META_LEN, "no listing: the protocol's limit");
+        d.listed = Some(Listed {
+            name: "holiday.jpg".into(),
+            size: 1024,
+        });
+        // One chunk's hash, a name and the fixed fields.
+        assert!(d.meta_limit() < 1024, "{}", d.meta_limit());
+        let (meta, enc) = encoded("holiday.jpg", &data(1024, 3));
+        assert!(enc.len() <= d.meta_limit());
+        let mut d = download(meta.id());
+        d.listed = Some(Listed {
+            name: "holiday.jpg".into(),
+            size: 1024,
+        });
+        assert_eq!(
+            d.accept_meta(&enc, &mut MemStorage::default()),
+            MetaOutcome::Accepted
+        );
     }
 
     #[test]

@@ -26,7 +26,7 @@ use super::resume;
 use super::scheduler::Has;
 use super::serve::MAX_PENDING_HAVES;
 use super::{ConnId, Flow};
-use crate::meta::{Hash, MAX_META_LEN};
+use crate::meta::Hash;
 use crate::wire::peer::{decode_peer_head, encode_peer_msg, PeerMsg, Refusal, BLOCK_SIZE, MAX_PIPELINE};
 use sha2::{Digest, Sha256};
 use std::collections::VecDeque;
@@ -371,7 +371,7 @@ impl Fetch {
             ) => {
                 let total = *total as usize;
                 let limit = if matches!(msg, PeerMsg::MetaPiece { .. }) {
-                    MAX_META_LEN
+                    dl.meta_limit()
                 } else {
                     have_len
                 };
@@ -379,8 +379,9 @@ impl Fetch {
                 let sound = total <= limit && (matches!(msg, PeerMsg::MetaPiece { .. }) || total == have_len);
                 if first && sound {
                     *want = total;
-                    // Reserve once: the total is bounded (checked above).
-                    bytes.reserve_exact(total);
+                    // One piece's worth at a time: the buffer grows only
+                    // with bytes the peer actually sends.
+                    bytes.reserve(total.min(BLOCK_SIZE));
                 }
                 total == *want && *offset as usize == bytes.len() && bytes.len() + payload <= total
             }

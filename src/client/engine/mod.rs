@@ -195,9 +195,12 @@ pub enum Command {
     ListPeers,
     ListFiles,
     /// Download a file; `label` names it until its metadata is known.
+    /// `listed` is what the tracker's file list said of it, when the user
+    /// picked it from there: the metadata must agree.
     Download {
         id: FileId,
         label: String,
+        listed: Option<Listed>,
     },
     /// Share a verified download: hard-linked into the shared directory
     /// when possible, else shared where it is; never copied.
@@ -213,6 +216,13 @@ pub enum Command {
     Quit {
         code: u8,
     },
+}
+
+/// A file as the tracker listed it (name and size, from the announcer).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    pub name: String,
+    pub size: u64,
 }
 
 /// What the engine asks its caller to do.
@@ -339,7 +349,7 @@ impl Engine {
         match command {
             Command::ListPeers => self.query(tracker_link::Query::ListPeers, now),
             Command::ListFiles => self.query(tracker_link::Query::ListFiles, now),
-            Command::Download { id, label } => self.start_download(id, label, now),
+            Command::Download { id, label, listed } => self.start_download(id, label, listed, now),
             Command::Share { meta, path } => self.share(meta, path, now),
             Command::ChangeUsername(name) => self.link.change_username(name, now),
             Command::Join(name) => self.join(name, now),
@@ -500,6 +510,7 @@ mod tests {
             Command::Download {
                 id,
                 label: "x".into(),
+                listed: None,
             },
             now,
         );
@@ -507,6 +518,7 @@ mod tests {
             Command::Download {
                 id,
                 label: "x".into(),
+                listed: None,
             },
             now,
         );

@@ -11,7 +11,7 @@ use log::{debug, info};
 use tracker_link::Query;
 
 impl Engine {
-    pub(super) fn start_download(&mut self, id: FileId, label: String, now: Instant) {
+    pub(super) fn start_download(&mut self, id: FileId, label: String, listed: Option<Listed>, now: Instant) {
         if self.downloads.iter().any(|(_, d)| d.id == id) {
             return;
         }
@@ -25,6 +25,7 @@ impl Engine {
         info!("download started: {label} (id {})", hex(&id));
         let rng = Rng::seeded(self.rng.next_u64());
         let mut d = Download::new(id, label, rng, now);
+        d.listed = listed;
         d.next_query = now + REQUERY_IDLE;
         let resumed = d.resume(self.storage.as_mut());
         if let Some(r) = resumed {
