@@ -69,6 +69,8 @@ pub struct Hostile {
     pub corrupt_every: Option<u64>,
     /// Send this many bytes on each connection, then nothing more.
     pub stall_after: Option<u64>,
+    /// Send one byte every this many milliseconds, no faster.
+    pub trickle_ms: Option<u64>,
 }
 
 /// One direction of a connection.
@@ -82,6 +84,8 @@ struct Pipe {
     recv: VecDeque<u8>,
     /// Bytes put on the wire so far.
     sent: u64,
+    /// When the last trickled byte left.
+    trickled_at: u64,
     /// The writer closed: end-of-file once everything is read.
     closed: bool,
     /// The reader is gone: writes fail.
@@ -108,6 +112,14 @@ impl Pipe {
         let mut n = budget.min(self.send.len());
         if let Some(limit) = self.hostile.stall_after {
             n = n.min(limit.saturating_sub(self.sent) as usize);
+        }
+        if let Some(every) = self.hostile.trickle_ms {
+            if n > 0 && (self.sent == 0 || now >= self.trickled_at + every) {
+                n = 1;
+                self.trickled_at = now;
+            } else {
+                n = 0;
+            }
         }
         if n == 0 {
             return (arrived, false);
@@ -398,10 +410,11 @@ impl Sim {
         for link in self.links.values_mut() {
             for (dir, pipe) in link.pipes.iter_mut().enumerate() {
                 let (arrived, moved) = pipe.advance(now_ms, self.net.latency_ms, self.net.bytes_per_ms);
-                // A stalled pipe's held bytes will never move: not busy.
-                let stalled =
-                    pipe.hostile.stall_after.is_some_and(|l| pipe.sent >= l) && pipe.line.is_empty();
-                busy |= !(pipe.drained() || stalled);
+                // A stalled pipe's held bytes will never move, a trickling
+                // one's at its own pace (`next_wake`): not busy.
+                let held = pipe.hostile.stall_after.is_some_and(|l| pipe.sent >= l)
+                    || pipe.hostile.trickle_ms.is_some();
+                busy |= !(pipe.drained() || held && pipe.line.is_empty());
                 if arrived || (pipe.closed && pipe.drained()) || pipe.reset {
                     ready.insert(link.ends[1 - dir]);
                 }
@@ -450,6 +463,9 @@ impl Sim {
             for pipe in &link.pipes {
                 if let Some((at, _)) = pipe.line.front() {
                     wake = wake.min(*at);
+                }
+                if let (Some(every), false) = (pipe.hostile.trickle_ms, pipe.send.is_empty()) {
+                    wake = wake.min(pipe.trickled_at + every);
                 }
             }
         }

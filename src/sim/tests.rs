@@ -149,6 +149,32 @@ fn a_stalled_seeder_is_survived() {
 }
 
 #[test]
+fn a_trickling_seeder_does_not_hold_the_metadata_hostage() {
+    // The leecher meets the trickler first (one byte every 2 s, enough
+    // to look alive), and an honest seeder only later.
+    let bytes = content(40 * MIN_CHUNK_SIZE as usize, 10);
+    let mut sim = Sim::new(10, NetConfig::default());
+    let trickle = Hostile {
+        trickle_ms: Some(2000),
+        ..Hostile::default()
+    };
+    sim.add_seeder(&[("film.bin", &bytes)], trickle);
+    let l = sim.add_leecher();
+    assert!(sim.run_until(5_000, |s| s.nodes[0]
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::Ready))));
+    get_all(&mut sim, &[l], "film.bin", &bytes);
+    let until = sim.now_ms + 500;
+    sim.run_until(until, |s| s.now_ms >= until);
+    assert_eq!(connects(&sim, l, 0), 1, "the leecher met the trickler first");
+    let honest = sim.add_seeder(&[("film.bin", &bytes)], Hostile::default());
+    assert!(sim.run_until(60_000, |s| done(s, l) || failed(s, l).is_some()));
+    assert_verified(&sim, &[l], "film.bin", &bytes);
+    assert!(connects(&sim, l, honest) > 0);
+}
+
+#[test]
 fn a_sole_stalled_seeder_makes_the_download_fail_not_hang() {
     let stalled = Hostile {
         stall_after: Some(0),

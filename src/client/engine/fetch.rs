@@ -11,8 +11,9 @@
 //! - Every chunk this connection was given is either verified, or handed
 //!   back to the scheduler when the fetch fails or the connection ends
 //!   ([`Fetch::abandon`]), so no chunk is ever lost.
-//! - A request with no byte of progress for the request timeout ends the
-//!   connection (the loop checks [`Fetch::deadline`]).
+//! - A request without progress for the request timeout ends the
+//!   connection (the engine checks [`Fetch::deadline`]); progress is a whole
+//!   answer or [`MIN_PROGRESS`] bytes, so a trickle does not count.
 //! - Chunks are asked only of a peer known to hold them: after the
 //!   metadata, the connection asks `GetHave` and keeps the answer up to date
 //!   from the peer's `Have` notifications, which may come between any two
@@ -36,6 +37,10 @@ use std::time::{Duration, Instant};
 
 /// Inbound buffer: one block and its head, twice, so a read can be large.
 pub const IN_CAP: usize = 2 * (BLOCK_SIZE + 64);
+/// Bytes that must arrive within one request timeout (unless a whole
+/// answer arrives first) for a connection to count as making progress:
+/// 16 KiB per 10 s by default, a floor no honest peer comes near.
+pub const MIN_PROGRESS: u64 = 16 << 10;
 /// Bytes of chunks a connection tries to keep requested, which sets its
 /// pipeline depth from the chunk size.
 const BYTES_IN_FLIGHT: u64 = 4 << 20;
@@ -105,6 +110,8 @@ pub struct Fetch {
     avoid: Vec<u32>,
     /// The connect or the oldest request must make progress by then.
     pub deadline: Instant,
+    /// Bytes received since the deadline last moved.
+    window: u64,
     timeout: Duration,
     /// Chunk bytes received on this connection.
     pub received: u64,
@@ -129,6 +136,7 @@ impl Fetch {
             payload_left: 0,
             avoid: Vec::new(),
             deadline: now + timeout,
+            window: 0,
             timeout,
             received: 0,
             has: Has::Unknown,
@@ -207,6 +215,17 @@ impl Fetch {
         }
     }
 
+    /// Counts `n` bytes received: the deadline moves only once
+    /// [`MIN_PROGRESS`] bytes came since it last moved, so a peer that
+    /// trickles a byte at a time is stalled, not alive.
+    fn progress(&mut self, n: usize, now: Instant) {
+        self.window += n as u64;
+        if self.window >= MIN_PROGRESS {
+            self.window = 0;
+            self.deadline = now + self.timeout;
+        }
+    }
+
     /// Writes queued requests and reads replies until the socket would
     /// block, or `budget` bytes were read ([`Flow::Again`]).
     pub fn drive<S: Read + Write + ?Sized>(
@@ -235,7 +254,7 @@ impl Fetch {
                 }
                 Ok(n) => {
                     got += n;
-                    self.deadline = now + self.timeout;
+                    self.progress(n, now);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     self.process(dl, now, report)?;
@@ -413,6 +432,9 @@ impl Fetch {
         if !complete {
             return Ok(());
         }
+        // A whole answer is progress, however small it was.
+        self.window = 0;
+        self.deadline = now + self.timeout;
         match self.queue.pop_front() {
             Some(Req::Pieces {
                 kind: Pieces::Meta,
