@@ -345,16 +345,24 @@ impl Fetch {
                 PeerMsg::Refused {
                     reason: Refusal::Missing,
                 } => {
-                    // A partial peer lacks a chunk we thought it had: give
-                    // the chunk back and forget that the peer has it.
+                    // A partial peer lacks a chunk it claimed: give the
+                    // chunk back and take its claim away, here and in the
+                    // scheduler's counts (so a complete seeder is not kept
+                    // off a chunk by claims that are not kept). A peer that
+                    // claimed everything is lying.
                     let Some(Req::Chunk { index, .. }) = self.queue.pop_front() else {
                         return Err(ConnEnd::Unexpected("a refusal that does not match the request"));
                     };
                     dl.chunk_abandoned(index);
-                    if let Has::Bits(bits) = &mut self.has {
-                        if let Some(b) = bits.get_mut(index as usize / 8) {
-                            *b &= !(1 << (index % 8));
+                    match &mut self.has {
+                        Has::All => {
+                            return Err(ConnEnd::BadPeer("claimed every chunk, then said it lacks one"))
                         }
+                        Has::Bits(bits) if resume::bit(bits, index as usize) => {
+                            resume::clear_bit(bits, index as usize);
+                            dl.sched.peer_lost(index);
+                        }
+                        _ => {}
                     }
                     self.refill(dl, now);
                     continue;
@@ -504,7 +512,7 @@ mod tests {
     use super::*;
     use crate::client::engine::download::{MetaOutcome, Phase};
     use crate::client::engine::library::Library;
-    use crate::client::engine::serve::Serve;
+    use crate::client::engine::serve::{Files, Serve, Source};
     use crate::client::io::part_file::FsStorage;
     use crate::meta::MIN_CHUNK_SIZE;
     use crate::rand::Rng;
@@ -600,7 +608,7 @@ mod tests {
 
     /// Runs every peer until the download ends or nothing moves; returns
     /// the chunks reported bad.
-    fn run(dl: &mut Download, storage: &mut FsStorage, lib: &Library, peers: &mut [Peer]) -> Vec<u32> {
+    fn run(dl: &mut Download, storage: &mut FsStorage, lib: &dyn Files, peers: &mut [Peer]) -> Vec<u32> {
         let now = Instant::now();
         let mut bad = Vec::new();
         let mut whole_buf = vec![0u8; 1 << 16];
@@ -682,6 +690,38 @@ mod tests {
         assert_eq!(bad.len(), 1, "exactly one chunk was spoiled: {bad:?}");
         assert!(matches!(dl.phase, Phase::Done(_)), "{:?}", dl.phase);
         assert_eq!(std::fs::read(downloads.path().join("f")).unwrap(), bytes);
+    }
+
+    /// A seeder that claims every chunk (its empty bitmap reads as
+    /// `HaveAll`) and then refuses each as missing.
+    struct Liar<'a>(&'a Library);
+
+    impl Files for Liar<'_> {
+        fn source(&self, id: &crate::wire::FileId) -> Option<Source<'_>> {
+            let real = self.0.source(id)?;
+            Some(Source {
+                have: Some(&[]),
+                ..real
+            })
+        }
+    }
+
+    #[test]
+    fn a_peer_that_claims_everything_and_refuses_it_is_dropped() {
+        let (shared, downloads) = (TempDir::new("liar-shared"), TempDir::new("liar-dl"));
+        let lib = library(&shared, "f", &data(4 * MIN_CHUNK_SIZE as usize, 7));
+        let id = lib.files().next().unwrap().id;
+        let mut dl = Download::new(id, "f".into(), Rng::seeded(5), Instant::now());
+        let mut peers = [peer(0, None)];
+        run(
+            &mut dl,
+            &mut FsStorage::new(downloads.path()),
+            &Liar(&lib),
+            &mut peers,
+        );
+        let why = peers[0].ended.clone().expect("the liar is still being asked");
+        assert!(why.contains("claimed every chunk"), "{why}");
+        assert_eq!(dl.sched.done(), 0);
     }
 
     #[test]

@@ -79,6 +79,13 @@ pub fn set_bit(bits: &mut [u8], index: usize) {
     }
 }
 
+/// Clears bit `index` (no-op past the end).
+pub fn clear_bit(bits: &mut [u8], index: usize) {
+    if let Some(b) = bits.get_mut(index / 8) {
+        *b &= !(1 << (index % 8));
+    }
+}
+
 /// The sidecar's path for the `.part` file at `part`.
 pub fn path_for(part: &Path) -> PathBuf {
     let mut name = part.as_os_str().to_owned();

@@ -136,6 +136,13 @@ impl Scheduler {
         }
     }
 
+    /// A partial peer turned out to lack a chunk it claimed.
+    pub fn peer_lost(&mut self, index: u32) {
+        if let Some(a) = self.avail.get_mut(index as usize) {
+            *a = a.saturating_sub(1);
+        }
+    }
+
     /// Chunks verified so far.
     pub fn done(&self) -> usize {
         self.done
@@ -433,5 +440,17 @@ mod tests {
             assert_eq!(completions, n, "round {round}");
             assert_eq!(s.done(), n);
         }
+    }
+
+    #[test]
+    fn claims_taken_back_free_the_seeder_to_fetch_them() {
+        let mut claims = vec![0u8; 1];
+        super::super::resume::set_bit(&mut claims, 0);
+        let mut s = Scheduler::new(1);
+        s.peer_joined(&Has::Bits(claims));
+        assert_eq!(s.next_for(&Has::All, &[], &[]), None, "left to the partial peer");
+        // The partial peer refused it after all.
+        s.peer_lost(0);
+        assert_eq!(s.next_for(&Has::All, &[], &[]), Some(0));
     }
 }
