@@ -421,10 +421,14 @@ fn thirty_leechers_one_seeder() {
             "one of the first eight was closed: {r:?}"
         );
     }
-    assert!(seeder
-        .proc
-        .log_text()
-        .contains("inbound limit of 8 connections reached"));
+    // All of them come from 127.0.0.1, so the per-host share (8 too, at
+    // --max-inbound 8) may be what refused the ninth.
+    let log = seeder.proc.log_text();
+    assert!(
+        log.contains("inbound limit of 8 connections reached")
+            || log.contains("8 connections from 127.0.0.1 already"),
+        "{log}"
+    );
 }
 
 #[test]

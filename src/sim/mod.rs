@@ -38,6 +38,8 @@ mod tests;
 
 /// Bytes a connection's send buffer holds (the kernel's socket buffer).
 const SEND_CAP: usize = 64 << 10;
+/// The node index of a scripted client's end (no engine behind it).
+const RAW: usize = usize::MAX;
 /// The port every node listens on (each node has its own address).
 const PORT: u16 = 7000;
 
@@ -71,6 +73,8 @@ pub struct Hostile {
     pub stall_after: Option<u64>,
     /// Send one byte every this many milliseconds, no faster.
     pub trickle_ms: Option<u64>,
+    /// Never read what arrives (ask, and let the answers pile up).
+    pub deaf: bool,
 }
 
 /// One direction of a connection.
@@ -149,6 +153,7 @@ struct Link {
 struct End<'a> {
     rx: &'a mut Pipe,
     tx: &'a mut Pipe,
+    deaf: bool,
 }
 
 impl Read for End<'_> {
@@ -156,7 +161,7 @@ impl Read for End<'_> {
         if self.rx.reset {
             return Err(io::ErrorKind::ConnectionReset.into());
         }
-        if self.rx.recv.is_empty() {
+        if self.rx.recv.is_empty() || self.deaf {
             if self.rx.closed && self.rx.drained() {
                 return Ok(0);
             }
@@ -350,6 +355,24 @@ impl Sim {
         self.ends.retain(|(n, _), _| *n != node);
     }
 
+    /// A scripted client, not a node: connects from `from` to node
+    /// `target`, sends `bytes`, and never reads. Returns the target's id
+    /// for the connection (`None`: refused).
+    pub fn add_raw_client(&mut self, target: usize, from: SocketAddr, bytes: Vec<u8>) -> Option<ConnId> {
+        let now = self.now();
+        let sid = self.nodes[target].engine.on_inbound(from, now)?;
+        self.next_link += 1;
+        let mut link = Link {
+            ends: [(RAW, ConnId(0)), (target, sid)],
+            pipes: [Pipe::default(), Pipe::default()],
+        };
+        link.pipes[0].send.extend(bytes);
+        self.links.insert(self.next_link, link);
+        self.ends.insert((target, sid), (self.next_link, 1));
+        self.take_actions(target);
+        Some(sid)
+    }
+
     /// Path of a finished download of `node`.
     pub fn downloaded(&self, node: usize, name: &str) -> PathBuf {
         self.nodes[node].downloads.path().join(name)
@@ -480,7 +503,8 @@ impl Sim {
         let link = self.links.get_mut(&link_id).expect("ends name live links");
         let [a, b] = &mut link.pipes;
         let (tx, rx) = if side == 0 { (a, b) } else { (b, a) };
-        self.nodes[n].engine.on_io(conn, &mut End { rx, tx }, now);
+        let deaf = self.nodes[n].hostile.deaf;
+        self.nodes[n].engine.on_io(conn, &mut End { rx, tx, deaf }, now);
     }
 
     fn arrive(&mut self, what: Pending) {

@@ -224,6 +224,39 @@ fn metadata_that_contradicts_the_listing_is_refused_before_anything_is_written()
 }
 
 #[test]
+fn a_client_that_asks_and_never_reads_loses_its_slot() {
+    let bytes = content(40 * MIN_CHUNK_SIZE as usize, 11);
+    let mut sim = Sim::new(11, NetConfig::default());
+    let s = sim.add_seeder(&[("film.bin", &bytes)], Hostile::default());
+    assert!(sim.run_until(5_000, |s| s.nodes[0]
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::Ready))));
+    let id = id_of("film.bin", &bytes);
+    let mut asks = Vec::new();
+    for index in 0..8 {
+        crate::wire::peer::encode_peer_msg(
+            &crate::wire::peer::PeerMsg::GetChunk { id, index },
+            &[],
+            &mut asks,
+        )
+        .unwrap();
+    }
+    let from = SocketAddr::from(([10, 9, 9, 9], 4000));
+    let conn = sim.add_raw_client(s, from, asks).expect("admitted");
+    let start = sim.now_ms;
+    let closed = format!(" n{s} close c{}", conn.0);
+    assert!(sim.run_until(start + 30_000, |sim| sim
+        .trace
+        .iter()
+        .any(|l| l.ends_with(&closed))));
+    // It had its chunks' first bytes out (progress), then nothing: closed
+    // one idle timeout (10 s here) later, not never.
+    let waited = sim.now_ms - start;
+    assert!((10_000..12_000).contains(&waited), "closed after {waited} ms");
+}
+
+#[test]
 fn the_same_seed_gives_the_same_trace() {
     let corrupt = Hostile {
         corrupt_every: Some(5000),

@@ -28,8 +28,44 @@ impl Engine {
 
     /// A peer connected to our listener: its id, or `None` to refuse it
     /// (the caller drops the socket).
+    ///
+    /// One host holds at most [`Engine::per_host`] of the slots. When all
+    /// are taken, the connection that went longest without progress makes
+    /// room, if it has been unproductive for [`UNPRODUCTIVE_AFTER`]: idle
+    /// or hostile connections cannot lock honest leechers out.
     pub fn on_inbound(&mut self, addr: SocketAddr, now: Instant) -> Option<ConnId> {
-        if self.inbound >= self.cfg.max_inbound || self.exit.is_some() {
+        if self.exit.is_some() {
+            return None;
+        }
+        let from_host = self
+            .conns
+            .values()
+            .filter(|c| matches!(c.kind, Kind::Serve(_)) && c.addr.ip() == addr.ip())
+            .count();
+        if from_host >= self.per_host() {
+            if !self.refused_logged {
+                warn!(
+                    "{from_host} connections from {} already, the most one host may have: refusing {addr}",
+                    addr.ip()
+                );
+                self.refused_logged = true;
+            }
+            return None;
+        }
+        if self.inbound >= self.cfg.max_inbound {
+            let stale = self
+                .conns
+                .iter()
+                .filter(|(_, c)| matches!(c.kind, Kind::Serve(_)))
+                .filter(|(_, c)| now.saturating_duration_since(c.last_active) >= UNPRODUCTIVE_AFTER)
+                .min_by_key(|(_, c)| c.last_active)
+                .map(|(id, _)| *id);
+            if let Some(old) = stale {
+                info!("inbound slots full: dropping an unproductive connection for {addr}");
+                self.close(old, ConnEnd::Idle, now);
+            }
+        }
+        if self.inbound >= self.cfg.max_inbound {
             if !self.refused_logged {
                 warn!(
                     "inbound limit of {} connections reached: refusing {addr}",
@@ -51,6 +87,12 @@ impl Engine {
             },
         );
         Some(id)
+    }
+
+    /// Inbound connections one host may hold: a quarter of the slots, at
+    /// least 8.
+    pub(super) fn per_host(&self) -> usize {
+        (self.cfg.max_inbound / 4).max(8)
     }
 
     /// An outbound connect completed.
@@ -114,7 +156,6 @@ impl Engine {
         let Some(conn) = self.conns.get_mut(&id) else {
             return;
         };
-        conn.last_active = now;
         match &mut conn.kind {
             Kind::Serve(s) => {
                 let files = Sources {
@@ -122,6 +163,9 @@ impl Engine {
                     downloads: &self.downloads,
                 };
                 let flow = s.drive(stream, &files, TURN_BUDGET);
+                if s.take_progress() {
+                    conn.last_active = now;
+                }
                 for (fid, bytes) in s.take_sent() {
                     *self.uploaded.entry(fid).or_insert(0) += bytes;
                 }
@@ -242,9 +286,9 @@ impl Engine {
                 Kind::Fetch(f) if now >= f.deadline && f.in_flight() > 0 => {
                     ended.push((*id, ConnEnd::Stalled))
                 }
-                Kind::Serve(s)
-                    if s.is_idle() && now.duration_since(conn.last_active) >= self.cfg.idle_timeout =>
-                {
+                // Idle is no progress either way: nothing asked, or asked
+                // and not read, or trickled.
+                Kind::Serve(_) if now.duration_since(conn.last_active) >= self.cfg.idle_timeout => {
                     ended.push((*id, ConnEnd::Idle))
                 }
                 _ => {}

@@ -26,7 +26,7 @@ use super::download::Download;
 use super::resume;
 use super::scheduler::Has;
 use super::serve::MAX_PENDING_HAVES;
-use super::{ConnId, Flow};
+use super::{ConnId, Flow, MIN_PROGRESS};
 use crate::meta::Hash;
 use crate::wire::peer::{decode_peer_head, encode_peer_msg, PeerMsg, Refusal, BLOCK_SIZE, MAX_PIPELINE};
 use sha2::{Digest, Sha256};
@@ -37,10 +37,6 @@ use std::time::{Duration, Instant};
 
 /// Inbound buffer: one block and its head, twice, so a read can be large.
 pub const IN_CAP: usize = 2 * (BLOCK_SIZE + 64);
-/// Bytes that must arrive within one request timeout (unless a whole
-/// answer arrives first) for a connection to count as making progress:
-/// 16 KiB per 10 s by default, a floor no honest peer comes near.
-pub const MIN_PROGRESS: u64 = 16 << 10;
 /// Bytes of chunks a connection tries to keep requested, which sets its
 /// pipeline depth from the chunk size.
 const BYTES_IN_FLIGHT: u64 = 4 << 20;

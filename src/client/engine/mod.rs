@@ -86,6 +86,11 @@ impl<T: Read + Write + ?Sized> Stream for T {}
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ConnId(pub u64);
 
+/// Bytes that must move within a timeout (unless a whole request or
+/// answer does first) for a connection to count as making progress: 16 KiB
+/// per 10 s at the default request timeout, a floor no honest peer comes
+/// near, and one a trickle never reaches.
+pub const MIN_PROGRESS: u64 = 16 << 10;
 /// Bytes a connection may move in one turn before others get theirs.
 const TURN_BUDGET: usize = 4 << 20;
 /// Bytes of the shared library hashed per turn.
@@ -110,6 +115,9 @@ const REQUERY_IDLE: Duration = Duration::from_secs(2);
 const SAVE_EVERY: Duration = Duration::from_secs(2);
 /// A download with no peer for this long says it is waiting.
 const WAITING_AFTER: Duration = Duration::from_secs(3);
+/// A connection that made no progress for this long is the first to go
+/// when the inbound slots are full.
+const UNPRODUCTIVE_AFTER: Duration = Duration::from_secs(5);
 /// How often downloads are looked at for upkeep (re-queries, saves,
 /// giving up); connection timers have deadlines of their own.
 const UPKEEP_EVERY: Duration = Duration::from_millis(250);
@@ -247,7 +255,8 @@ pub enum Action {
 struct Conn {
     addr: SocketAddr,
     kind: Kind,
-    /// Last turn that moved bytes (for the idle timeout of inbound ones).
+    /// When an inbound connection last made progress (a request in, or
+    /// [`MIN_PROGRESS`] bytes out): its idle timeout counts from here.
     last_active: Instant,
 }
 
@@ -415,7 +424,7 @@ impl Engine {
         for conn in self.conns.values() {
             let d = match &conn.kind {
                 Kind::Fetch(f) if !f.connected || f.in_flight() > 0 => f.deadline,
-                Kind::Serve(s) if s.is_idle() => conn.last_active + self.cfg.idle_timeout,
+                Kind::Serve(_) => conn.last_active + self.cfg.idle_timeout,
                 _ => continue,
             };
             deadline = deadline.min(d);
@@ -540,6 +549,41 @@ mod tests {
             "failed before the wait was over"
         );
         assert!(e.downloads().is_empty());
+    }
+
+    #[test]
+    fn one_host_gets_a_fair_share_of_the_inbound_slots() {
+        let (mut e, now) = engine(40);
+        let from = |host: u8, port: u16| SocketAddr::from(([10, 0, 0, host], port));
+        let per_host = e.per_host();
+        assert_eq!(per_host, 10);
+        for p in 0..per_host as u16 {
+            assert!(e.on_inbound(from(1, p), now).is_some());
+        }
+        assert!(e.on_inbound(from(1, 999), now).is_none(), "host 1 has its share");
+        assert!(e.on_inbound(from(2, 1), now).is_some(), "others still get in");
+    }
+
+    #[test]
+    fn when_full_the_longest_unproductive_connection_makes_room() {
+        let (mut e, now) = engine(2);
+        let from = |host: u8| SocketAddr::from(([10, 0, 0, host], 5000));
+        let a = e.on_inbound(from(1), now).unwrap();
+        let _b = e.on_inbound(from(2), now + Duration::from_secs(1)).unwrap();
+        actions(&mut e);
+        // Full, and nobody has been unproductive for long: refused.
+        assert!(e.on_inbound(from(3), now + Duration::from_secs(2)).is_none());
+        // Later: the one that went longest without progress goes.
+        let c = e.on_inbound(from(3), now + UNPRODUCTIVE_AFTER + Duration::from_secs(1));
+        assert!(c.is_some());
+        let closed: Vec<ConnId> = actions(&mut e)
+            .into_iter()
+            .filter_map(|x| match x {
+                Action::Close(id) => Some(id),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(closed, vec![a]);
     }
 
     #[test]

@@ -23,6 +23,7 @@ use super::conn_end::ConnEnd;
 use super::library::Library;
 use super::resume;
 use super::Flow;
+use super::MIN_PROGRESS;
 use crate::meta::FileMeta;
 use crate::wire::frame::{FRAME_PREFIX_LEN, MAX_HEADER};
 use crate::wire::peer::{decode_peer_head, encode_peer_head, PeerMsg, Refusal, BLOCK_SIZE, MAX_PIPELINE};
@@ -112,6 +113,10 @@ pub struct Serve {
     scratch: Vec<u8>,
     /// Bytes of chunk data sent on this connection.
     pub uploaded: u64,
+    /// Bytes sent since progress was last taken.
+    window: u64,
+    /// A request arrived since progress was last taken.
+    asked: bool,
     /// The file this leecher last asked about (for the interface's
     /// "downloading from you" count).
     pub file: Option<FileId>,
@@ -140,6 +145,8 @@ impl Serve {
             open: None,
             scratch: Vec::with_capacity(64),
             uploaded: 0,
+            window: 0,
+            asked: false,
             file: None,
             sent: Vec::new(),
             subscribed: None,
@@ -194,7 +201,10 @@ impl Serve {
                 continue;
             }
             match self.output.write_to(s) {
-                Ok(n) => sent += n,
+                Ok(n) => {
+                    sent += n;
+                    self.window += n as u64;
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     // Writable readiness will wake us; reading first would
                     // only queue more work we cannot send.
@@ -212,6 +222,18 @@ impl Serve {
     }
 
     /// Chunk bytes sent per file since the last call.
+    /// Whether the connection made progress since the last call: a whole
+    /// request came in, or [`MIN_PROGRESS`] bytes went out. A peer that
+    /// trickles a byte at a time, or asks and never reads, makes none.
+    pub fn take_progress(&mut self) -> bool {
+        let moved = self.asked || self.window >= MIN_PROGRESS;
+        if moved {
+            self.asked = false;
+            self.window = 0;
+        }
+        moved
+    }
+
     pub fn take_sent(&mut self) -> impl Iterator<Item = (FileId, u64)> + '_ {
         self.sent.drain(..)
     }
@@ -240,6 +262,7 @@ impl Serve {
                 _ => return Err(ConnEnd::Unexpected("a reply where a request belongs")),
             };
             self.queue.push_back(job);
+            self.asked = true;
         }
         Ok(())
     }
