@@ -9,7 +9,7 @@
 use crate::meta::{MAX_CHUNK_SIZE, MIN_CHUNK_SIZE};
 use crate::names;
 use std::fmt;
-use std::io::{self, Write};
+use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -221,11 +221,7 @@ pub fn write_value(path: &Path, key: &str, value: &str) -> io::Result<()> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => String::new(),
         Err(e) => return Err(e),
     };
-    let tmp = path.with_extension("txt.tmp");
-    let mut file = std::fs::File::create(&tmp)?;
-    file.write_all(with_value(&old, key, value).as_bytes())?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, path)
+    crate::atomic_file::write(path, with_value(&old, key, value).as_bytes())
 }
 
 #[cfg(test)]

@@ -14,10 +14,12 @@
 //! - [`rand`]: OS randomness for keys, a fast PRNG for shuffles.
 //! - [`config`]: the client's `config/config.txt`: parse, validate, write back.
 //! - [`cli`]: small helpers shared by the binaries' command lines.
+//! - [`atomic_file`]: replacing a small file whole (config, caches, sidecars).
 //!
 //! In tests, `sim` runs many client engines and the tracker's registry on
 //! a simulated network with a fake clock.
 
+pub mod atomic_file;
 pub mod cli;
 pub mod client;
 pub mod config;

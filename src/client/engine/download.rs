@@ -21,8 +21,8 @@
 //! - A download never changes its own phase because of storage alone:
 //!   every storage result is looked at here and turned into a phase.
 
+use super::bitmap;
 use super::peer_set::PeerSet;
-use super::resume;
 use super::scheduler::{Has, Scheduler};
 use super::serve::Source;
 use super::storage::{CreateError, FinishError, PartFile, Storage};
@@ -290,7 +290,7 @@ impl Download {
             {
                 self.sched.complete(index);
                 self.verified_bytes += len;
-                resume::set_bit(&mut self.bits, index as usize);
+                bitmap::set_bit(&mut self.bits, index as usize);
             }
             spent += len;
             self.recheck_next += 1;
@@ -435,7 +435,7 @@ impl Download {
         }
         if self.sched.complete(index) {
             self.verified_bytes += self.chunk_len(index);
-            resume::set_bit(&mut self.bits, index as usize);
+            bitmap::set_bit(&mut self.bits, index as usize);
             self.start_writeback(index);
         }
         if self.sched.is_complete() {

@@ -20,10 +20,10 @@
 //!   frames (those that come while the bitmap is still arriving are kept,
 //!   bounded, and applied once it is whole).
 
+use super::bitmap;
 use super::buf::Buf;
 use super::conn_end::ConnEnd;
 use super::download::Download;
-use super::resume;
 use super::scheduler::Has;
 use super::serve::MAX_PENDING_HAVES;
 use super::{ConnId, Flow, MIN_PROGRESS};
@@ -354,8 +354,8 @@ impl Fetch {
                         Has::All => {
                             return Err(ConnEnd::BadPeer("claimed every chunk, then said it lacks one"))
                         }
-                        Has::Bits(bits) if resume::bit(bits, index as usize) => {
-                            resume::clear_bit(bits, index as usize);
+                        Has::Bits(bits) if bitmap::bit(bits, index as usize) => {
+                            bitmap::clear_bit(bits, index as usize);
                             dl.sched.peer_lost(index);
                         }
                         _ => {}
@@ -477,8 +477,8 @@ impl Fetch {
     /// The peer announced chunk `index`.
     fn gained(&mut self, index: u32, dl: &mut Download) {
         if let Has::Bits(bits) = &mut self.has {
-            if (index as usize) < bits.len() * 8 && !resume::bit(bits, index as usize) {
-                resume::set_bit(bits, index as usize);
+            if (index as usize) < bits.len() * 8 && !bitmap::bit(bits, index as usize) {
+                bitmap::set_bit(bits, index as usize);
                 dl.sched.peer_gained(index);
             }
         }

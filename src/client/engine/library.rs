@@ -32,7 +32,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::fs::{self, File, Metadata, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -43,9 +43,6 @@ pub const INDEX_FILE: &str = ".pytorrent-index";
 /// Most files one client shares: as many as the tracker accepts from a peer.
 pub const MAX_SHARED_FILES: usize = crate::wire::tracker::MAX_FILES_PER_PEER;
 
-/// Temporary name the cache is written under before it is renamed over
-/// [`INDEX_FILE`], so a crash never leaves a half-written cache.
-const INDEX_TMP: &str = ".pytorrent-index.tmp";
 /// Start of the cache file: magic and format version, checked before the
 /// body is decoded so another version is recognised, not called corrupt.
 /// Then the SHA-256 of the body: a flipped bit in a cached hash would
@@ -514,7 +511,7 @@ impl Library {
             .and_then(|()| {
                 let digest = Sha256::digest(&out[CACHE_HEADER..]);
                 out[CACHE_HEADER - 32..CACHE_HEADER].copy_from_slice(&digest);
-                write_atomically(&self.dir, &out)
+                crate::atomic_file::write(&self.dir.join(INDEX_FILE), &out)
             });
         match result {
             Ok(()) => {
@@ -527,32 +524,6 @@ impl Library {
             )),
         }
     }
-}
-
-/// Writes `bytes` as the cache: to a temporary file, synced, then renamed
-/// over the old cache, so a reader sees the old or the new cache, whole.
-fn write_atomically(dir: &Path, bytes: &[u8]) -> io::Result<()> {
-    let tmp = dir.join(INDEX_TMP);
-    let written = (|| {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        fs::rename(&tmp, dir.join(INDEX_FILE))
-    })();
-    if written.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    written?;
-    // Make the rename itself durable; a failure here loses at most the new
-    // cache, so it is not worth a warning.
-    if let Ok(d) = File::open(dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
 }
 
 /// Loads the cache of `dir` as name -> entry, keeping only entries that
@@ -702,6 +673,8 @@ fn list_dir(dir: &Path, warnings: &mut Vec<String>) -> io::Result<Vec<(String, S
 
 #[cfg(test)]
 mod tests {
+    /// Where [`crate::atomic_file::write`] puts the cache before renaming it.
+    const INDEX_TMP: &str = ".pytorrent-index.tmp";
     use super::*;
     use crate::testutil::{data, TempDir};
 

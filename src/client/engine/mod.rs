@@ -30,6 +30,7 @@
 //! [`fetch`] and [`serve`] (the two connection state machines),
 //! [`library`], [`resume`], [`storage`], [`tracker_link`], [`buf`].
 
+pub mod bitmap;
 pub mod buf;
 pub mod conn_end;
 pub mod download;

@@ -16,13 +16,14 @@
 //!   metadata that does not hash to the id, is refused; a torn or missing
 //!   sidecar only costs re-checking the `.part` file against the hashes.
 
+use super::bitmap::bit;
 use crate::meta::{decode_meta, encode_meta, FileMeta, MAX_CHUNKS, MAX_META_LEN};
 use crate::wire::codec::{self, ALLOC_PER_WIRE_BYTE};
 use crate::wire::{DecodeError, FileId};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::fs::{self, File};
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 /// First bytes of every sidecar (format version 1).
@@ -64,25 +65,6 @@ impl State {
     /// Chunks recorded as verified.
     pub fn count(&self) -> usize {
         self.verified.iter().map(|b| b.count_ones() as usize).sum()
-    }
-}
-
-/// Bit `index` of a chunk bitmap.
-pub fn bit(bits: &[u8], index: usize) -> bool {
-    bits.get(index / 8).is_some_and(|b| b & (1 << (index % 8)) != 0)
-}
-
-/// Sets bit `index` of a chunk bitmap (ignored past its end).
-pub fn set_bit(bits: &mut [u8], index: usize) {
-    if let Some(b) = bits.get_mut(index / 8) {
-        *b |= 1 << (index % 8);
-    }
-}
-
-/// Clears bit `index` (no-op past the end).
-pub fn clear_bit(bits: &mut [u8], index: usize) {
-    if let Some(b) = bits.get_mut(index / 8) {
-        *b &= !(1 << (index % 8));
     }
 }
 
@@ -159,14 +141,7 @@ pub fn decode(bytes: &[u8]) -> Result<State, DecodeError> {
 /// Replaces the sidecar at `path` atomically: a temporary file beside it
 /// is written and synced, then renamed over.
 pub fn write(path: &Path, meta: &FileMeta, verified: &[u8]) -> io::Result<()> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    let mut file = File::create(&tmp)?;
-    file.write_all(&encode(meta, verified))?;
-    file.sync_all()?;
-    drop(file);
-    fs::rename(&tmp, path)
+    crate::atomic_file::write(path, &encode(meta, verified))
 }
 
 /// Reads and decodes the sidecar at `path`.
@@ -238,7 +213,7 @@ mod tests {
         .unwrap();
         let mut s = State::new(meta);
         for i in [0, 3, 9, 10] {
-            set_bit(&mut s.verified, i);
+            super::super::bitmap::set_bit(&mut s.verified, i);
         }
         s
     }

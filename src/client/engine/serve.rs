@@ -18,10 +18,10 @@
 //! - Chunk bytes are read with positioned reads straight into the send
 //!   buffer: no per-request allocation, no copy in between.
 
+use super::bitmap;
 use super::buf::Buf;
 use super::conn_end::ConnEnd;
 use super::library::Library;
-use super::resume;
 use super::Flow;
 use super::MIN_PROGRESS;
 use crate::meta::FileMeta;
@@ -401,7 +401,7 @@ impl Serve {
                 if index as usize >= meta.chunks.len() {
                     return Err(Refusal::NoSuchChunk);
                 }
-                if file.have.is_some_and(|bits| !resume::bit(bits, index as usize)) {
+                if file.have.is_some_and(|bits| !bitmap::bit(bits, index as usize)) {
                     return Err(Refusal::Missing);
                 }
                 if self.open.as_ref().map(|(open, _)| *open) != Some(id) {
