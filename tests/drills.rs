@@ -459,7 +459,7 @@ fn downloads_dir_unusable() {
         "stderr does not say what is wrong: {err}"
     );
     assert_eq!(std::fs::read(&blocker).unwrap(), b"not a directory\n");
-    let stray: Vec<PathBuf> = find_named(&tmp.path, &["x.bin".into(), "x.bin.part".into()])
+    let stray: Vec<PathBuf> = find_named(&tmp.path, &["x.bin".into(), ".pytorrent".into()])
         .into_iter()
         .filter(|p| !p.starts_with(&shared))
         .collect();

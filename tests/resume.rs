@@ -6,8 +6,8 @@
 mod common;
 
 use common::{
-    interrupted_download, leecher, seed, served_bytes, sha256_file, sha256_hex, shared_dir, TempDir,
-    TrackerProc, CHUNK, INTERRUPTED_CHUNKS as CHUNKS,
+    interrupted_download, leecher, records, seed, served_bytes, sha256_file, sha256_hex, shared_dir,
+    working_files, TempDir, TrackerProc, CHUNK, INTERRUPTED_CHUNKS as CHUNKS,
 };
 use std::path::Path;
 use std::time::Duration;
@@ -33,8 +33,11 @@ fn finish(t: &TrackerProc, tmp: &TempDir, downloads: &Path, data: &[u8], expect:
     second.wait_line("downloaded film.bin", WAIT);
     assert_eq!(second.wait_code(WAIT), 0, "{}", second.report());
     assert_eq!(sha256_file(&downloads.join("film.bin")), sha256_hex(data));
-    assert!(!downloads.join("film.bin.part").exists());
-    assert!(!downloads.join("film.bin.part.state").exists());
+    assert!(working_files(downloads).is_empty());
+    assert!(
+        !downloads.join(".pytorrent").exists(),
+        "the working directory is tidied away"
+    );
     // The good seeder served exactly the chunks that were missing (its log
     // line is written when the leecher's connection closes).
     good.proc.signal("TERM");
@@ -58,7 +61,7 @@ fn a_torn_sidecar_costs_only_a_recheck() {
     let tmp = TempDir::new("torn");
     let downloads = tmp.mkdir("downloads");
     let data = interrupted_download(&t, &tmp, &downloads);
-    let side = downloads.join("film.bin.part.state");
+    let side = records(&downloads).pop().expect("a resume record");
     let len = std::fs::metadata(&side).unwrap().len();
     std::fs::OpenOptions::new()
         .write(true)

@@ -737,14 +737,27 @@ pub fn interrupted_download(t: &TrackerProc, tmp: &TempDir, downloads: &Path) ->
     let mut first = leecher(tmp, &t.addr.to_string(), "first", downloads, "film.bin");
     // Dropped for bad data, nobody else: it records its progress and waits.
     first.wait_log("waiting for peers", |l| l.contains("waiting for peers"), DOWNLOAD);
-    assert!(
-        downloads.join("film.bin.part.state").exists(),
-        "{}",
-        first.report()
-    );
+    assert!(!records(downloads).is_empty(), "{}", first.report());
     first.signal("KILL");
     first.wait_exit(DOWNLOAD);
     half.proc.signal("KILL");
     half.proc.wait_exit(DOWNLOAD);
     data
+}
+
+/// The download working files (`.part`) and resume records (`.state`) a
+/// client keeps under `<downloads>/.pytorrent/`.
+pub fn working_files(downloads: &Path) -> Vec<PathBuf> {
+    match std::fs::read_dir(downloads.join(".pytorrent")) {
+        Ok(entries) => entries.map(|e| e.unwrap().path()).collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// The resume records among [`working_files`].
+pub fn records(downloads: &Path) -> Vec<PathBuf> {
+    working_files(downloads)
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "state"))
+        .collect()
 }

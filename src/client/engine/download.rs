@@ -357,7 +357,7 @@ impl Download {
             CreateError::Exists => format!(
                 "'{shown}' already exists in the downloads directory; move it away to download it again"
             ),
-            CreateError::Busy => format!("another download is writing '{shown}.part'"),
+            CreateError::Busy => format!("another download is writing '{shown}'"),
             e => format!("'{shown}': {e}"),
         })?;
         let mut part = created.part;
@@ -518,16 +518,16 @@ impl Download {
             // Every chunk matched but the whole does not: the disk returned
             // other bytes than were written. Nothing here can fix that.
             self.fail(format!(
-                "'{shown}' failed its whole-file SHA-256 check; the .part file is kept"
+                "'{shown}' failed its whole-file SHA-256 check; its working file is kept"
             ));
             return;
         }
         match part.finish(meta) {
             Ok(path) => self.phase = Phase::Done(path),
             Err(FinishError::Exists) => self.fail(format!(
-                "'{shown}' appeared in the downloads directory meanwhile; the verified data stays in '{shown}.part'"
+                "'{shown}' appeared in the downloads directory meanwhile; the verified data stays in its working file"
             )),
-            Err(FinishError::Io(e)) => self.fail(format!("cannot move '{shown}.part' into place: {e}")),
+            Err(FinishError::Io(e)) => self.fail(format!("cannot put '{shown}' in place: {e}")),
         }
     }
 
@@ -647,29 +647,31 @@ mod tests {
     }
 
     #[test]
-    fn two_downloads_never_share_a_part_file() {
+    fn two_downloads_never_share_a_working_file() {
         let dir = TempDir::new("lock");
         let mut storage = FsStorage::new(dir.path());
         let (a, a_bytes) = encoded("same.bin", &data(3 * MIN_CHUNK_SIZE as usize, 1));
-        let (b, b_bytes) = encoded("same.bin", &data(3 * MIN_CHUNK_SIZE as usize, 2));
         let mut first = download(a.id());
         assert_eq!(first.accept_meta(&a_bytes, &mut storage), MetaOutcome::Accepted);
-        let mut second = download(b.id());
-        assert_eq!(second.accept_meta(&b_bytes, &mut storage), MetaOutcome::Failed);
+        // The same file again (another client on this directory, say).
+        let mut second = download(a.id());
+        assert_eq!(second.accept_meta(&a_bytes, &mut storage), MetaOutcome::Failed);
         assert!(
             matches!(&second.phase, Phase::Failed(why) if why.contains("another download")),
             "{:?}",
             second.phase
         );
         // The first one's file is untouched: still its full reserved size.
-        assert_eq!(
-            std::fs::metadata(dir.path().join("same.bin.part")).unwrap().len(),
-            a.size
-        );
-        // Once the first is gone, the file can be taken (and re-checked).
+        let part = first.part.as_ref().unwrap().path().unwrap().to_path_buf();
+        assert_eq!(std::fs::metadata(&part).unwrap().len(), a.size);
+        // Another file of the same name has a working file of its own.
+        let (b, b_bytes) = encoded("same.bin", &data(3 * MIN_CHUNK_SIZE as usize, 2));
+        let mut other = download(b.id());
+        assert_eq!(other.accept_meta(&b_bytes, &mut storage), MetaOutcome::Accepted);
+        // Once the first is gone, its file can be taken (and re-checked).
         drop(first);
-        let mut third = download(b.id());
-        assert_eq!(third.accept_meta(&b_bytes, &mut storage), MetaOutcome::Accepted);
+        let mut third = download(a.id());
+        assert_eq!(third.accept_meta(&a_bytes, &mut storage), MetaOutcome::Accepted);
         assert_eq!(third.phase, Phase::Recheck);
     }
 

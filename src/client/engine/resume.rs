@@ -1,12 +1,12 @@
-//! The resume sidecar: beside `<name>.part`, the file `<name>.part.state`
-//! records which chunks of the download are verified, so an interrupted
+//! The resume record ("sidecar"): beside a download's working file, a
+//! `.state` file records which chunks are verified, so an interrupted
 //! download (a crash, a kill, a power cut, Disconnect) picks up where it
-//! stopped.
+//! stopped. Where the files live is the storage's business
+//! ([`crate::client::io::part_file`]); this is the format.
 //!
 //! Layout: `MAGIC | id (32 bytes) | SHA-256 of the body (32) | body`, the
 //! body being the codec's encoding of [`State`]. The id sits at a fixed
-//! place so a directory can be searched for a file's sidecar by reading a
-//! few bytes of each.
+//! place so a record's file can be told by reading a few bytes.
 //!
 //! Invariants:
 //! - A chunk is recorded only after its bytes are on disk: the caller syncs
@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 
 /// First bytes of every sidecar (format version 1).
 pub const MAGIC: &[u8; 8] = b"PYTRES\x00\x01";
-/// What a sidecar's name ends with (after the `.part` file's name).
+/// What a record's file name ends with.
 pub const SUFFIX: &str = ".state";
 const HEADER: usize = MAGIC.len() + 32 + 32;
 /// Largest sidecar: the header, the metadata and one bit per chunk.
@@ -66,13 +66,6 @@ impl State {
     pub fn count(&self) -> usize {
         self.verified.iter().map(|b| b.count_ones() as usize).sum()
     }
-}
-
-/// The sidecar's path for the `.part` file at `part`.
-pub fn path_for(part: &Path) -> PathBuf {
-    let mut name = part.as_os_str().to_owned();
-    name.push(SUFFIX);
-    PathBuf::from(name)
 }
 
 /// Encodes a sidecar for `meta` with the `verified` bitmap.
@@ -162,40 +155,10 @@ pub fn scan(dir: &Path) -> Vec<(PathBuf, State)> {
     };
     entries
         .filter_map(Result::ok)
-        .filter(|e| {
-            e.file_name()
-                .to_string_lossy()
-                .ends_with(&format!(".part{SUFFIX}"))
-        })
+        .filter(|e| e.file_name().to_string_lossy().ends_with(SUFFIX))
         .take(MAX_SCANNED)
         .filter_map(|e| read(&e.path()).ok().map(|s| (e.path(), s)))
         .collect()
-}
-
-/// The sidecar in `dir` for file `id`, if there is a sound one. Only the
-/// headers of other files' sidecars are read.
-pub fn find(dir: &Path, id: &FileId) -> Option<(PathBuf, State)> {
-    let entries = fs::read_dir(dir).ok()?;
-    for entry in entries.filter_map(Result::ok).take(MAX_SCANNED) {
-        if !entry
-            .file_name()
-            .to_string_lossy()
-            .ends_with(&format!(".part{SUFFIX}"))
-        {
-            continue;
-        }
-        let mut head = [0u8; HEADER];
-        let claimed = File::open(entry.path())
-            .and_then(|mut f| f.read_exact(&mut head))
-            .ok()
-            .and_then(|()| peek_id(&head));
-        if claimed.as_ref() == Some(id) {
-            if let Ok(state) = read(&entry.path()) {
-                return Some((entry.path(), state));
-            }
-        }
-    }
-    None
 }
 
 #[cfg(test)]
@@ -247,27 +210,21 @@ mod tests {
     }
 
     #[test]
-    fn written_atomically_and_found_by_id() {
+    fn written_atomically_and_scanned() {
         let dir = TempDir::new("resume");
         let s = state();
-        let part = dir.path().join("ñame.bin.part");
-        let side = path_for(&part);
-        assert!(side.to_string_lossy().ends_with(".part.state"));
-        write(&side, &s.meta, &s.verified).unwrap();
-        // Another file's sidecar and some litter are skipped.
+        write(&dir.path().join("a.state"), &s.meta, &s.verified).unwrap();
+        // Another file's record and some litter: the litter is skipped.
         let mut other = state();
         other.meta.name = "other.bin".into();
-        write(
-            &dir.path().join("other.bin.part.state"),
-            &other.meta,
-            &other.verified,
-        )
-        .unwrap();
-        fs::write(dir.path().join("junk.part.state"), b"not a sidecar").unwrap();
-        let (found, got) = find(dir.path(), &s.meta.id()).unwrap();
-        assert_eq!((found, got), (side.clone(), s.clone()));
-        assert!(find(dir.path(), &[7; 32]).is_none());
-        assert_eq!(scan(dir.path()).len(), 2, "the junk one is skipped");
-        assert!(!dir.path().join("ñame.bin.part.state.tmp").exists());
+        write(&dir.path().join("b.state"), &other.meta, &other.verified).unwrap();
+        fs::write(dir.path().join("junk.state"), b"not a sidecar").unwrap();
+        fs::write(dir.path().join("c.part"), b"not a record at all").unwrap();
+        let mut found: Vec<State> = scan(dir.path()).into_iter().map(|(_, st)| st).collect();
+        found.sort_by(|a, b| a.meta.name.cmp(&b.meta.name));
+        // "other.bin" sorts before "ñame.bin" (bytes).
+        assert_eq!(found, vec![other, s.clone()]);
+        assert_eq!(read(&dir.path().join("a.state")).unwrap(), s);
+        assert!(!dir.path().join("a.state.tmp").exists());
     }
 }

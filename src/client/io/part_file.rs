@@ -1,23 +1,33 @@
-//! The real [`Storage`]: `<dir>/<name>.part` files beside their resume
-//! sidecars, written with positioned writes and moved into place with a
-//! hard link.
+//! The real [`Storage`]: working files under `<downloads>/.pytorrent/`,
+//! named by the file id (`<id>.part`, its resume record `<id>.state`),
+//! written with positioned writes and linked into place under the file's
+//! name when verified.
 //!
 //! Invariants:
-//! - A `.part` file is opened without truncating and taken with an
-//!   advisory lock before anything changes it: two downloads (in one
-//!   client or two) never write the same file.
-//! - The final file appears only through a hard link, which fails rather
-//!   than replace an existing file; the `.part` file and its sidecar are
-//!   removed only after that link exists.
+//! - Nothing outside `.pytorrent/` is ever created, truncated, replaced or
+//!   removed, except the final file, which appears through a hard link
+//!   that fails rather than replace anything. Names from the network are
+//!   never part of a working file's name, so they cannot collide with a
+//!   user's file, nor be too long for the file system (the id is 64 hex
+//!   digits).
+//! - Working files are opened with `O_NOFOLLOW` (a symlink planted in
+//!   their place is an error, never followed) and created with `O_EXCL`.
+//! - A working file is locked (advisory `flock`) by the download that
+//!   writes it: two downloads (in one client or two) never write one file.
+//! - The working file and its record are removed only after the final
+//!   link exists; `.pytorrent/` is removed when it is left empty.
 
 use crate::client::engine::resume;
 use crate::client::engine::storage::{CreateError, Created, FinishError, PartFile, Storage};
-use crate::meta::FileMeta;
+use crate::meta::{hex, FileMeta};
 use crate::wire::FileId;
 use std::fs::{self, File, OpenOptions};
 use std::io;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+
+/// The working directory's name inside the downloads directory.
+pub const WORK_DIR: &str = ".pytorrent";
 
 /// Working files in one downloads directory.
 pub struct FsStorage {
@@ -30,13 +40,69 @@ impl FsStorage {
             dir: dir.to_path_buf(),
         }
     }
+
+    fn work(&self) -> PathBuf {
+        self.dir.join(WORK_DIR)
+    }
+
+    fn part_path(&self, id: &FileId) -> PathBuf {
+        self.work().join(format!("{}.part", hex(id)))
+    }
+
+    /// Creates `.pytorrent/` if needed, and makes sure it is a directory,
+    /// not a symlink to somewhere else.
+    fn make_work(&self) -> Result<PathBuf, CreateError> {
+        let work = self.work();
+        let io = |e| CreateError::Io(format!("create {}", work.display()), e);
+        match fs::create_dir_all(&work) {
+            Ok(()) => {}
+            Err(e) => return Err(io(e)),
+        }
+        let md = fs::symlink_metadata(&work).map_err(io)?;
+        if !md.is_dir() {
+            let e = io::Error::new(io::ErrorKind::AlreadyExists, "not a directory");
+            return Err(CreateError::Io(format!("use {}", work.display()), e));
+        }
+        Ok(work)
+    }
+
+    fn open(path: &Path, create: bool) -> io::Result<File> {
+        let mut o = OpenOptions::new();
+        o.read(true).write(true).custom_flags(libc::O_NOFOLLOW);
+        if create {
+            o.create_new(true);
+        }
+        o.open(path)
+    }
 }
 
-/// An open, locked `.part` file.
+/// An open, locked working file.
 pub struct FsPart {
     file: File,
     path: PathBuf,
+    /// Its resume record.
+    state: PathBuf,
+    /// The downloads directory (where the final file goes).
     dir: PathBuf,
+}
+
+impl FsPart {
+    fn new(file: File, path: PathBuf, dir: &Path) -> FsPart {
+        let state = path.with_extension("state");
+        FsPart {
+            file,
+            path,
+            state,
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    /// Removes `.pytorrent/` if nothing else is in it.
+    fn tidy(&self) {
+        if let Some(work) = self.path.parent() {
+            let _ = fs::remove_dir(work);
+        }
+    }
 }
 
 impl Storage for FsStorage {
@@ -46,57 +112,51 @@ impl Storage for FsStorage {
         }
         fs::create_dir_all(&self.dir)
             .map_err(|e| CreateError::Io(format!("create {}", self.dir.display()), e))?;
-        let path = self.dir.join(format!("{}.part", meta.name));
-        // Opened without truncating: another download may own it, which
-        // the lock finds out before anything is changed.
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(|e| CreateError::Io(format!("create {}", path.display()), e))?;
+        self.make_work()?;
+        let path = self.part_path(&meta.id());
+        let io = |what: &str, e| CreateError::Io(format!("{what} {}", path.display()), e);
+        // An earlier run's working file (ours: it is in our directory,
+        // under the id) is reused and re-checked; else a new one.
+        let (file, existed) = match Self::open(&path, false) {
+            Ok(f) => (f, true),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                (Self::open(&path, true).map_err(|e| io("create", e))?, false)
+            }
+            Err(e) => return Err(io("open", e)),
+        };
         lock(&file).map_err(|_| CreateError::Busy)?;
-        let len = file
-            .metadata()
-            .map_err(|e| CreateError::Io(format!("read {}", path.display()), e))?
-            .len();
-        let reused = len == meta.size && len > 0;
-        if !reused {
-            file.set_len(0)
-                .map_err(|e| CreateError::Io(format!("reset {}", path.display()), e))?;
+        let md = file.metadata().map_err(|e| io("read", e))?;
+        if !md.is_file() {
+            let e = io::Error::new(io::ErrorKind::InvalidInput, "not a regular file");
+            return Err(io("use", e));
+        }
+        let reused = existed && md.len() == meta.size && md.len() > 0;
+        if existed && !reused {
+            file.set_len(0).map_err(|e| io("reset", e))?;
         }
         Ok(Created {
-            part: Box::new(FsPart {
-                file,
-                path,
-                dir: self.dir.clone(),
-            }),
+            part: Box::new(FsPart::new(file, path, &self.dir)),
             reused,
         })
     }
 
     fn resume(&mut self, id: &FileId) -> Option<(Box<dyn PartFile>, resume::State)> {
-        let (side, state) = resume::find(&self.dir, id)?;
-        let path = self.dir.join(format!("{}.part", state.meta.name));
-        if resume::path_for(&path) != side {
+        let path = self.part_path(id);
+        let state = resume::read(&path.with_extension("state")).ok()?;
+        if state.meta.id() != *id {
             return None;
         }
-        let file = OpenOptions::new().read(true).write(true).open(&path).ok()?;
+        let file = Self::open(&path, false).ok()?;
         lock(&file).ok()?;
-        if file.metadata().ok()?.len() != state.meta.size {
+        let md = file.metadata().ok()?;
+        if !md.is_file() || md.len() != state.meta.size {
             return None;
         }
-        let part = FsPart {
-            file,
-            path,
-            dir: self.dir.clone(),
-        };
-        Some((Box::new(part), state))
+        Some((Box::new(FsPart::new(file, path, &self.dir)), state))
     }
 
     fn unfinished(&self) -> Vec<resume::State> {
-        resume::scan(&self.dir).into_iter().map(|(_, st)| st).collect()
+        resume::scan(&self.work()).into_iter().map(|(_, st)| st).collect()
     }
 }
 
@@ -157,7 +217,7 @@ impl PartFile for FsPart {
 
     fn save(&mut self, meta: &FileMeta, verified: &[u8]) -> io::Result<()> {
         self.file.sync_data()?;
-        resume::write(&resume::path_for(&self.path), meta, verified)
+        resume::write(&self.state, meta, verified)
     }
 
     fn finish(&mut self, meta: &FileMeta) -> Result<PathBuf, FinishError> {
@@ -171,12 +231,15 @@ impl PartFile for FsPart {
             }
         })?;
         let _ = fs::remove_file(&self.path);
-        let _ = fs::remove_file(resume::path_for(&self.path));
+        let _ = fs::remove_file(&self.state);
+        self.tidy();
         Ok(final_path)
     }
 
     fn discard(&mut self) {
         let _ = fs::remove_file(&self.path);
+        let _ = fs::remove_file(&self.state);
+        self.tidy();
     }
 
     fn path(&self) -> Option<&Path> {
@@ -193,5 +256,79 @@ fn lock(file: &File) -> io::Result<()> {
         Ok(())
     } else {
         Err(io::Error::last_os_error())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::meta::MIN_CHUNK_SIZE;
+    use crate::testutil::{data, TempDir};
+
+    fn meta(name: &str) -> FileMeta {
+        FileMeta::from_reader(name, &data(2 * MIN_CHUNK_SIZE as usize, 9)[..], MIN_CHUNK_SIZE).unwrap()
+    }
+
+    #[test]
+    fn files_of_the_user_are_never_touched() {
+        let dir = TempDir::new("userfiles");
+        // Everything a download of x.bin used to write over or delete.
+        let mine = ["x.bin.part", "x.bin.part.state", "x.part", ".pytorrent-not-ours"];
+        for name in mine {
+            fs::write(dir.path().join(name), name).unwrap();
+        }
+        let m = meta("x.bin");
+        let mut storage = FsStorage::new(dir.path());
+        let mut created = storage.create(&m).unwrap();
+        assert!(!created.reused);
+        let part = &mut created.part;
+        part.reserve(m.size).unwrap();
+        part.write_at(&data(m.size as usize, 9), 0).unwrap();
+        part.save(&m, &[0b11]).unwrap();
+        assert_eq!(part.finish(&m).unwrap(), dir.path().join("x.bin"));
+        for name in mine {
+            assert_eq!(
+                fs::read(dir.path().join(name)).unwrap(),
+                name.as_bytes(),
+                "{name} changed"
+            );
+        }
+        assert!(
+            !dir.path().join(WORK_DIR).exists(),
+            "the working directory is tidied away"
+        );
+    }
+
+    #[test]
+    fn a_symlink_in_place_of_a_working_file_is_not_followed() {
+        let dir = TempDir::new("symlink");
+        let victim = dir.path().join("victim.txt");
+        fs::write(&victim, b"precious").unwrap();
+        let m = meta("y.bin");
+        let work = dir.path().join(WORK_DIR);
+        fs::create_dir(&work).unwrap();
+        std::os::unix::fs::symlink(&victim, work.join(format!("{}.part", hex(&m.id())))).unwrap();
+        let mut storage = FsStorage::new(dir.path());
+        let err = storage.create(&m).err().expect("a symlink was followed");
+        assert!(matches!(err, CreateError::Io(..)), "{err:?}");
+        assert_eq!(fs::read(&victim).unwrap(), b"precious");
+        // And a working directory that is a symlink is refused too.
+        let other = TempDir::new("symlink-dir");
+        std::os::unix::fs::symlink(dir.path(), other.path().join(WORK_DIR)).unwrap();
+        assert!(FsStorage::new(other.path()).create(&meta("z.bin")).is_err());
+    }
+
+    #[test]
+    fn a_name_as_long_as_allowed_can_be_downloaded() {
+        // 255 bytes: the working file's name is the id, so no suffix
+        // makes it too long.
+        let dir = TempDir::new("longname");
+        let name = "n".repeat(255);
+        let m = meta(&name);
+        let mut created = FsStorage::new(dir.path()).create(&m).unwrap();
+        created.part.reserve(m.size).unwrap();
+        created.part.write_at(&data(m.size as usize, 9), 0).unwrap();
+        created.part.save(&m, &[0b11]).unwrap();
+        assert_eq!(created.part.finish(&m).unwrap(), dir.path().join(&name));
     }
 }
