@@ -313,6 +313,7 @@ impl Download {
             meta: self.meta.as_ref()?,
             encoded_meta: &self.encoded_meta,
             path: self.part.as_ref()?.path()?,
+            stat: None,
             have: Some(&self.bits),
         })
     }

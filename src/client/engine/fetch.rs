@@ -721,6 +721,33 @@ mod tests {
     }
 
     #[test]
+    fn a_shared_file_swapped_for_a_fifo_or_a_symlink_is_not_served() {
+        for swap in ["fifo", "symlink"] {
+            let (shared, downloads) = (TempDir::new("swap-shared"), TempDir::new("swap-dl"));
+            let lib = library(&shared, "f", &data(4 * MIN_CHUNK_SIZE as usize, 8));
+            let id = lib.files().next().unwrap().id;
+            let path = shared.path().join("f");
+            std::fs::remove_file(&path).unwrap();
+            if swap == "fifo" {
+                let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+                // SAFETY: a plain syscall with a valid C string.
+                assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+            } else {
+                let elsewhere = shared.path().join("secret");
+                std::fs::write(&elsewhere, data(4 * MIN_CHUNK_SIZE as usize, 8)).unwrap();
+                std::os::unix::fs::symlink(&elsewhere, &path).unwrap();
+            }
+            let mut dl = Download::new(id, "f".into(), Rng::seeded(6), Instant::now());
+            let mut peers = [peer(0, None)];
+            // Opening a FIFO without O_NONBLOCK would hang right here.
+            run(&mut dl, &mut FsStorage::new(downloads.path()), &lib, &mut peers);
+            let why = peers[0].ended.clone().unwrap_or_default();
+            assert!(why.contains("refused"), "{swap}: {why}");
+            assert_eq!(dl.sched.done(), 0, "{swap}: nothing was served");
+        }
+    }
+
+    #[test]
     fn metadata_that_is_not_the_file_asked_for_ends_the_connection() {
         let (shared, downloads) = (TempDir::new("meta-shared"), TempDir::new("meta-dl"));
         let lib = library(&shared, "real", &data(1000, 1));

@@ -79,6 +79,9 @@ pub struct SharedFile {
     /// Where its bytes are: the shared directory, or a download directory
     /// for re-seeded downloads.
     pub path: PathBuf,
+    /// What the file was when it was indexed: a file found different when
+    /// opened to serve it (swapped, replaced, changed) is not served.
+    pub stat: Option<Stat>,
 }
 
 /// What one [`Library::index_step`] did.
@@ -93,7 +96,7 @@ pub struct IndexStep {
 
 /// What identifies an unchanged file on disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-struct Stat {
+pub struct Stat {
     size: u64,
     /// Modification time in ns since the epoch (0 before it).
     mtime_ns: u64,
@@ -103,7 +106,7 @@ struct Stat {
 }
 
 impl Stat {
-    fn of(md: &Metadata) -> Stat {
+    pub fn of(md: &Metadata) -> Stat {
         Stat {
             size: md.len(),
             mtime_ns: md.modified().map_or(0, ns_since_epoch),
@@ -263,11 +266,15 @@ impl Library {
         }
         let id = meta.id();
         self.order.insert((meta.name.clone(), id));
+        // A re-seeded download has no cached stat: take it now, from the
+        // file that was just verified.
+        let identity = stat.or_else(|| fs::symlink_metadata(&path).ok().map(|md| Stat::of(&md)));
         let shared = SharedFile {
             id,
             meta,
             encoded_meta,
             path,
+            stat: identity,
         };
         self.ready.insert(id, Ready { shared, stat });
         Some(id)

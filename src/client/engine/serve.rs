@@ -21,7 +21,7 @@
 use super::bitmap;
 use super::buf::Buf;
 use super::conn_end::ConnEnd;
-use super::library::Library;
+use super::library::{Library, Stat};
 use super::Flow;
 use super::MIN_PROGRESS;
 use crate::meta::FileMeta;
@@ -29,9 +29,10 @@ use crate::wire::frame::{FRAME_PREFIX_LEN, MAX_HEADER};
 use crate::wire::peer::{decode_peer_head, encode_peer_head, PeerMsg, Refusal, BLOCK_SIZE, MAX_PIPELINE};
 use crate::wire::FileId;
 use std::collections::VecDeque;
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::FileExt;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 /// Inbound buffer: several small requests (a request head is far below
@@ -48,6 +49,9 @@ pub struct Source<'a> {
     pub path: &'a Path,
     /// `None`: every chunk; else the verified chunks' bitmap.
     pub have: Option<&'a [u8]>,
+    /// What the file must still be when opened (`None`: our own working
+    /// file, not checked).
+    pub stat: Option<Stat>,
 }
 
 /// The files a connection may serve, by id: never a path a peer names.
@@ -62,8 +66,22 @@ impl Files for Library {
             encoded_meta: &f.encoded_meta,
             path: &f.path,
             have: None,
+            stat: f.stat,
         })
     }
+}
+
+/// Opens a file to serve: never through a symlink (`O_NOFOLLOW`), never
+/// blocking on a FIFO (`O_NONBLOCK`), and only if it is still the regular
+/// file that was indexed (inode, size, modification time).
+fn open_checked(path: &Path, want: Option<Stat>) -> Option<File> {
+    let f = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .ok()?;
+    let md = f.metadata().ok()?;
+    (md.is_file() && want.is_none_or(|s| s == Stat::of(&md))).then_some(f)
 }
 
 /// Most `Have` notifications waiting on one connection; a leecher that
@@ -405,8 +423,10 @@ impl Serve {
                     return Err(Refusal::Missing);
                 }
                 if self.open.as_ref().map(|(open, _)| *open) != Some(id) {
-                    let f = File::open(file.path).map_err(|_| Refusal::Unavailable)?;
-                    self.open = Some((id, f));
+                    self.open = Some((
+                        id,
+                        open_checked(file.path, file.stat).ok_or(Refusal::Unavailable)?,
+                    ));
                 }
                 Ok(Sending::Chunk {
                     id,
