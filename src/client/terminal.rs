@@ -42,7 +42,7 @@ impl Terminal {
     pub fn open() -> Terminal {
         let stdout_tty = termion::is_tty(&io::stdout());
         let stdin_tty = termion::is_tty(&io::stdin());
-        let colour = stdout_tty && std::env::var_os("NO_COLOR").map_or(true, |v| v.is_empty());
+        let colour = stdout_tty && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
         let raw = if stdout_tty && stdin_tty {
             io::stdout().into_raw_mode().ok()
         } else {

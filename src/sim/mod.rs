@@ -132,7 +132,7 @@ impl Pipe {
         if let Some(every) = self.hostile.corrupt_every {
             for (i, b) in bytes.iter_mut().enumerate() {
                 let at = self.sent + i as u64;
-                if at >= 4096 && at % every == 0 {
+                if at >= 4096 && at.is_multiple_of(every) {
                     *b ^= 0x5a;
                 }
             }

@@ -476,7 +476,7 @@ mod tests {
         PeerInfo {
             username: name.to_string(),
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
-            role: if port % 2 == 0 {
+            role: if port.is_multiple_of(2) {
                 Role::Seeder
             } else {
                 Role::Leecher
