@@ -31,7 +31,7 @@ impl fmt::Display for NameError {
             NameError::Empty => "is empty",
             NameError::TooLong => "is too long",
             NameError::Whitespace => "contains whitespace",
-            NameError::Control => "contains a control character",
+            NameError::Control => "contains a control or invisible character",
             NameError::PathSeparator => "contains a path separator",
             NameError::DotName => "is '.' or '..'",
         })
@@ -40,7 +40,25 @@ impl fmt::Display for NameError {
 
 impl std::error::Error for NameError {}
 
-/// A username: 1 to 32 characters, no whitespace, no control characters.
+/// Characters that change how the text around them reads without being
+/// seen: bidirectional controls (which can make `gpj.exe` show as
+/// `exe.jpg`), zero-width characters, line and paragraph separators.
+pub fn is_deceptive(c: char) -> bool {
+    matches!(
+        c,
+        '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2069}'
+            | '\u{2028}'
+            | '\u{2029}'
+            | '\u{061C}'
+            | '\u{180E}'
+            | '\u{FEFF}'
+    )
+}
+
+/// A username: 1 to 32 characters, no whitespace, no control or
+/// invisible characters ([`is_deceptive`]).
 pub fn check_username(name: &str) -> Result<(), NameError> {
     if name.is_empty() {
         return Err(NameError::Empty);
@@ -48,7 +66,7 @@ pub fn check_username(name: &str) -> Result<(), NameError> {
     if name.chars().count() > MAX_USERNAME_CHARS {
         return Err(NameError::TooLong);
     }
-    if name.chars().any(char::is_control) {
+    if name.chars().any(|c| c.is_control() || is_deceptive(c)) {
         return Err(NameError::Control);
     }
     if name.chars().any(char::is_whitespace) {
@@ -85,7 +103,7 @@ pub fn check_file_name(name: &str) -> Result<(), NameError> {
 pub fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
-        if c.is_control() {
+        if c.is_control() || is_deceptive(c) {
             out.extend(c.escape_unicode());
         } else {
             out.push(c);
@@ -97,6 +115,24 @@ pub fn escape(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn invisible_and_direction_changing_characters_are_escaped_or_refused() {
+        let sneaky = "photo\u{202E}gpj.exe";
+        assert_eq!(escape(sneaky), "photo\\u{202e}gpj.exe");
+        for c in [
+            '\u{200B}', '\u{200D}', '\u{2066}', '\u{2028}', '\u{2029}', '\u{FEFF}',
+        ] {
+            let name = format!("a{c}b");
+            assert!(!escape(&name).contains(c), "{c:?} shown raw");
+            assert_eq!(check_username(&name), Err(NameError::Control), "{c:?}");
+        }
+        assert_eq!(
+            escape("ünïcødé 漢字 😀"),
+            "ünïcødé 漢字 😀",
+            "ordinary text untouched"
+        );
+    }
 
     #[test]
     fn usernames() {
