@@ -183,11 +183,16 @@ fn file_changed_on_disk_after_indexing() {
         std::fs::metadata(shared_a.join("doc.bin")).unwrap().len(),
         data.len() as u64
     );
-    // A alone first, so it certainly serves changed chunks (with B there
-    // too, B might finish before A sends any).
+    // A alone first. It sees that the file is not the one it indexed (its
+    // modification time changed) and refuses to serve it, rather than send
+    // chunks that fail their hash.
     let (mut leech, dl) = get(&tmp, t.addr, "leech", &["doc.bin"], &[]);
-    let bad = format!("of doc.bin from {} failed its SHA-256", a.addr);
-    leech.wait_log("with a bad chunk from A", |l| l.contains(&bad), DOWNLOAD);
+    let refused = format!("{}: refused", a.addr);
+    leech.wait_log("A refusing the changed file", |l| l.contains(&refused), DOWNLOAD);
+    assert!(
+        !leech.log_text().contains("failed its SHA-256"),
+        "A served changed bytes"
+    );
     let _b = seed(&tmp, t.addr, "b", &shared_b, &[]);
     check_downloaded(&mut leech, &dl, "doc.bin", &data, DOWNLOAD);
     expect_success(&mut leech);

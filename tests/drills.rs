@@ -109,8 +109,9 @@ fn tracker_restarted_mid_download() {
     let shared_a = shared_dir(&tmp, "a", &[("doc.bin", &data)]);
     let shared_b = shared_dir(&tmp, "b", &[("doc.bin", &data)]);
     let mut a = seed(&tmp, addr, "a", &shared_a, &[]);
-    // A's copy changes in place after indexing: every chunk but the first
-    // and the last is junk, so A serves bad chunks and is dropped.
+    // A's copy changes in place after indexing: A finds it is not the file
+    // it indexed and refuses it (it never serves changed bytes), so the
+    // leecher has nobody to fetch from.
     {
         let mut f = std::fs::OpenOptions::new()
             .write(true)
@@ -125,9 +126,9 @@ fn tracker_restarted_mid_download() {
         data.len() as u64
     );
     let (mut leech, dl) = get(&tmp, addr, "leech", &["doc.bin"], &["--peer-wait", "60"]);
-    let dropped = format!("peer dropped for doc.bin: {}", a.addr);
-    leech.wait_log("dropping A", |l| l.contains(&dropped), DOWNLOAD);
-    wait_log_after(&mut leech, &dropped, "waiting for peers", Duration::from_secs(20));
+    let refused = format!("peer lost for doc.bin: {}: refused", a.addr);
+    leech.wait_log("A refusing", |l| l.contains(&refused), DOWNLOAD);
+    wait_log_after(&mut leech, &refused, "waiting for peers", Duration::from_secs(20));
     assert!(
         !leech.log_text().contains("download verified"),
         "{}",

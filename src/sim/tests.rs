@@ -262,8 +262,34 @@ fn the_same_seed_gives_the_same_trace() {
         corrupt_every: Some(5000),
         ..Hostile::default()
     };
-    let (a, ..) = swarm(6, 3, &[corrupt, Hostile::default()], None);
-    let (b, ..) = swarm(6, 3, &[corrupt, Hostile::default()], None);
+    let (a, ..) = swarm(6, 6, &[corrupt, Hostile::default()], None);
+    let (b, ..) = swarm(6, 6, &[corrupt, Hostile::default()], None);
     assert!(a.trace.len() > 40, "too little happened: {:?}", a.trace);
     assert_eq!(a.trace, b.trace);
+}
+
+#[test]
+fn an_eclipse_of_silent_peers_does_not_hide_the_honest_seeder() {
+    // 80 hosts share the file and accept connections but never answer
+    // (more than a download remembers, and than it connects to at once);
+    // one honest seeder joins last.
+    let bytes = content(4 * MIN_CHUNK_SIZE as usize, 12);
+    let mut sim = Sim::new(12, NetConfig::default());
+    let silent = Hostile {
+        stall_after: Some(0),
+        ..Hostile::default()
+    };
+    for _ in 0..80 {
+        sim.add_seeder(&[("film.bin", &bytes)], silent);
+    }
+    let honest = sim.add_seeder(&[("film.bin", &bytes)], Hostile::default());
+    let l = sim.add_leecher();
+    assert!(sim.run_until(10_000, |s| (0..=honest)
+        .all(|n| s.nodes[n].events.iter().any(|e| matches!(e, Event::Ready)))));
+    get_all(&mut sim, &[l], "film.bin", &bytes);
+    let start = sim.now_ms;
+    assert!(sim.run_until(start + 120_000, |s| done(s, l) || failed(s, l).is_some()));
+    assert_verified(&sim, &[l], "film.bin", &bytes);
+    assert!(connects(&sim, l, honest) > 0);
+    eprintln!("eclipse: done after {} ms of simulated time", sim.now_ms - start);
 }

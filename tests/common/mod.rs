@@ -726,12 +726,16 @@ pub fn interrupted_download(t: &TrackerProc, tmp: &TempDir, downloads: &Path) ->
         // Chunks go out in random order, so the seeder is dropped at a
         // random point, with the chunks that came before it verified
         // (about half of them, most likely).
+        // Silently, as a failing disk would: same inode, size and
+        // modification time, so the seeder's check cannot tell.
         let mut f = std::fs::OpenOptions::new()
             .write(true)
             .open(shared.join("film.bin"))
             .unwrap();
+        let mtime = f.metadata().unwrap().modified().unwrap();
         f.seek(SeekFrom::Start(((CHUNKS - 2) * CHUNK) as u64)).unwrap();
         f.write_all(&vec![0u8; 2 * CHUNK]).unwrap();
+        f.set_modified(mtime).unwrap();
         f.sync_all().unwrap();
     }
     let mut first = leecher(tmp, &t.addr.to_string(), "first", downloads, "film.bin");

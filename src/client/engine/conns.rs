@@ -108,7 +108,6 @@ impl Engine {
         };
         info!("peer used for {}: {}", d.display_name(), f.addr);
         d.last_connected = now;
-        d.peers.up(f.addr);
         f.on_connected(d, now);
         self.act(Action::Drive(id));
     }
@@ -213,6 +212,12 @@ impl Engine {
             Err(end) => Some(end),
         };
         let d = &mut self.downloads[dk];
+        if report.answered {
+            // Only a peer that delivers starts its failures over: one that
+            // accepts connections and never answers keeps failing, and
+            // makes room for others in a full list.
+            d.peers.up(addr);
+        }
         for index in &report.bad {
             warn!(
                 "chunk {index} of {} from {addr} failed its SHA-256: fetching it again",

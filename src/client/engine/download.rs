@@ -37,6 +37,11 @@ use std::io;
 use std::path::PathBuf;
 use std::time::Instant;
 
+/// Peers asked for a listed file's metadata at once: every connection, so
+/// each one that cannot deliver it times out and makes room (the listing
+/// bounds what each may send).
+const META_FETCHERS: usize = super::MAX_CONNS_PER_DOWNLOAD;
+
 /// Where a download stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Phase {
@@ -88,8 +93,9 @@ pub struct Download {
     /// What the tracker listed (when the user picked it from the list):
     /// the metadata must name the same file and size.
     pub listed: Option<Listed>,
-    /// The connection fetching the metadata, if any.
-    pub meta_conn: Option<ConnId>,
+    /// The connections asking for the metadata (at most
+    /// [`Download::max_meta_fetchers`]).
+    pub meta_conns: Vec<ConnId>,
     pub sched: Scheduler,
     /// Chunks that had two fetchers at once since they were last missing.
     shared: Vec<u32>,
@@ -132,7 +138,7 @@ impl Download {
             label,
             meta: None,
             listed: None,
-            meta_conn: None,
+            meta_conns: Vec::new(),
             sched: Scheduler::new(0),
             shared: Vec::new(),
             part: None,
@@ -396,6 +402,18 @@ impl Download {
         match &self.listed {
             Some(l) => max_meta_len(l.size),
             None => MAX_META_LEN,
+        }
+    }
+
+    /// How many peers are asked for the metadata at once: several when a
+    /// listing bounds its size (so one slow or silent peer cannot hold the
+    /// download up), one otherwise (so an unbounded answer is received
+    /// once at most).
+    pub fn max_meta_fetchers(&self) -> usize {
+        if self.listed.is_some() {
+            META_FETCHERS
+        } else {
+            1
         }
     }
 

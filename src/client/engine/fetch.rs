@@ -82,6 +82,8 @@ pub struct Report {
     pub verified: Vec<u32>,
     /// Chunks that failed their hash.
     pub bad: Vec<u32>,
+    /// A whole answer arrived: the peer delivers.
+    pub answered: bool,
     /// The metadata the peer sent, whole, for the engine to check (it is
     /// not trusted here).
     pub meta: Option<Vec<u8>>,
@@ -160,8 +162,8 @@ impl Fetch {
         }
         let was_idle = self.queue.is_empty();
         match dl.meta.as_ref() {
-            None if dl.meta_conn.is_none() => {
-                dl.meta_conn = Some(self.conn);
+            None if dl.meta_conns.len() < dl.max_meta_fetchers() && !dl.meta_conns.contains(&self.conn) => {
+                dl.meta_conns.push(self.conn);
                 self.request(&PeerMsg::GetMeta { id: dl.id }, pieces(Pieces::Meta));
             }
             None => {}
@@ -439,6 +441,7 @@ impl Fetch {
         // A whole answer is progress, however small it was.
         self.window = 0;
         self.deadline = now + self.timeout;
+        report.answered = true;
         match self.queue.pop_front() {
             Some(Req::Pieces {
                 kind: Pieces::Meta,
@@ -494,9 +497,7 @@ impl Fetch {
                 dl.chunk_abandoned(index);
             }
         }
-        if dl.meta_conn == Some(self.conn) {
-            dl.meta_conn = None;
-        }
+        dl.meta_conns.retain(|c| *c != self.conn);
     }
 }
 

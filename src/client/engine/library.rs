@@ -900,7 +900,9 @@ mod tests {
             assert!(!w.contains('\u{1b}') && !w.contains('\u{7}'), "unescaped: {w:?}");
         }
         assert!(
-            warnings.iter().any(|w| w.contains("control character")),
+            warnings
+                .iter()
+                .any(|w| w.contains("control or invisible character")),
             "{warnings:?}"
         );
         assert!(warnings.iter().any(|w| w.contains("not UTF-8")), "{warnings:?}");

@@ -99,7 +99,7 @@ const INDEX_BUDGET: u64 = 8 << 20;
 /// Bytes of a download hashed for its whole-file check per turn.
 const WHOLE_BUDGET: u64 = 16 << 20;
 /// Most connections one download opens.
-const MAX_CONNS_PER_DOWNLOAD: usize = 16;
+pub const MAX_CONNS_PER_DOWNLOAD: usize = 16;
 /// Most downloads at once.
 pub const MAX_DOWNLOADS: usize = 16;
 /// How long to wait for the tracker to acknowledge a disconnect.

@@ -85,13 +85,17 @@ impl PeerSet {
         self.peers.is_empty()
     }
 
-    /// Peers worth a new connection now.
+    /// Peers worth a new connection now, those that failed least first
+    /// (never tried before retried), so peers that keep failing cannot
+    /// keep the others from their turn.
     pub fn connectable(&self, now: Instant) -> Vec<SocketAddr> {
-        self.peers
+        let mut ready: Vec<&PeerRec> = self
+            .peers
             .iter()
             .filter(|p| p.conn.is_none() && !p.banned && p.retry_at <= now)
-            .map(|p| p.addr)
-            .collect()
+            .collect();
+        ready.sort_by_key(|p| (p.failures, p.retry_at));
+        ready.into_iter().map(|p| p.addr).collect()
     }
 
     /// Peers we hold a connection to.
@@ -111,7 +115,8 @@ impl PeerSet {
         }
     }
 
-    /// The connection to `addr` is up: "failures in a row" start again.
+    /// The peer at `addr` delivered an answer: "failures in a row" start
+    /// again.
     pub fn up(&mut self, addr: SocketAddr) {
         if let Some(p) = self.get_mut(addr) {
             p.failures = 0;
