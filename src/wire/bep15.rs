@@ -115,6 +115,27 @@ pub struct AnnounceRequest {
     pub port: u16,
 }
 
+impl AnnounceRequest {
+    /// An announce with zero counters, peer id, ip and key, asking for the
+    /// tracker's default number of peers.
+    pub fn new(conn: u64, tx: u32, info_hash: InfoHash, port: u16, left: u64, event: Event) -> Self {
+        AnnounceRequest {
+            conn,
+            tx,
+            info_hash,
+            peer_id: [0; 20],
+            downloaded: 0,
+            left,
+            uploaded: 0,
+            event,
+            ip: 0,
+            key: 0,
+            num_want: -1,
+            port,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScrapeRequest {
     pub conn: u64,
