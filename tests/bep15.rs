@@ -158,15 +158,13 @@ fn no_reply_without_a_valid_id_and_no_amplification() {
     let t = TrackerProc::start(&[]);
     let mut a = Bt::new("127.0.0.1:0", t.addr);
     let mut req = a.announce_req([1; 20], 6881, 0, Event::Started);
-    // Forged ids: a flipped bit, another client's id, the project's
-    // protocol magic in front.
+    // Forged ids: a flipped bit, one made up.
     if let Request::Announce(ann) = &mut req {
         ann.conn ^= 1;
     }
     assert_eq!(a.ask(&req), None);
-    let other = Bt::new("127.0.0.1:0", t.addr);
     if let Request::Announce(ann) = &mut req {
-        ann.conn = other.conn;
+        ann.conn = 1 << 63 | 12345;
     }
     assert_eq!(a.ask(&req), None);
     // Noise of every short length, and a connect without the magic, then

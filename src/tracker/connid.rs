@@ -11,7 +11,11 @@
 //! own key and the top bit of the first byte set: a BEP 15 request starts
 //! with its id, so it can never start with the project's `PYT\x01` (whose
 //! first byte has the top bit clear), and an id from one protocol is never
-//! valid in the other.
+//! valid in the other. BEP 15 ids are bound to the sender's IP alone, not
+//! its port, as other BEP 15 trackers do: libtorrent shares one id among all
+//! the sessions of a process, each with its own socket. The IP is what the
+//! id has to prove (the tracker cannot be made to answer an address that
+//! did not ask).
 
 use crate::wire::tracker::ConnId;
 use sha2::{Digest, Sha256};
@@ -72,7 +76,11 @@ impl ConnIds {
             .chain_update(self.key)
             .chain_update(window.to_be_bytes())
             .chain_update(ip)
-            .chain_update(addr.port().to_be_bytes())
+            .chain_update(if self.tagged {
+                [0; 2]
+            } else {
+                addr.port().to_be_bytes()
+            })
             .finalize();
         let mut id = [0u8; 8];
         id.copy_from_slice(&digest[..8]);
@@ -117,6 +125,9 @@ mod tests {
             let mut untagged = id;
             untagged[0] &= 0x7f;
             assert!(!bt.check(&untagged, from, 5));
+            // Bound to the IP only: any port of that host may use it.
+            assert!(bt.check(&id, SocketAddr::new(a.ip(), 1), 5));
+            assert!(!bt.check(&id, "[2001:db8::2]:6881".parse().unwrap(), 5));
         }
     }
 }
