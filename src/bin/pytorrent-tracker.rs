@@ -2,8 +2,11 @@
 
 use getopts::Options;
 use pytorrent::cli::{init_stderr_logging, parse_in_range, resolve, EXIT_FAILURE, EXIT_USAGE};
+use pytorrent::tracker::access::Mode;
+use pytorrent::tracker::swarms::SwarmLimits;
 use pytorrent::tracker::{Config, Tracker};
 use std::io::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 const DEFAULT_BIND: &str = "0.0.0.0:17380";
@@ -40,6 +43,54 @@ fn options() -> Options {
         "seconds a connection id stays valid, at least (default 120)",
         "SECS",
     );
+    o.optopt(
+        "",
+        "bt-interval",
+        "BitTorrent (BEP 15) announce interval in seconds, 300-10800; peers silent for 2 intervals expire (default 1800)",
+        "SECS",
+    );
+    o.optopt(
+        "",
+        "max-torrents",
+        "most BitTorrent swarms tracked at once (default 1000000)",
+        "N",
+    );
+    o.optopt(
+        "",
+        "max-bt-peers",
+        "most BitTorrent peers tracked at once, all swarms together (default 4000000)",
+        "N",
+    );
+    o.optopt(
+        "",
+        "max-peers-per-torrent",
+        "most peers recorded in one swarm; past it announces are answered but not recorded (default 100000)",
+        "N",
+    );
+    o.optopt(
+        "",
+        "max-per-ip",
+        "most BitTorrent peer entries one IPv4 address or IPv6 /64 may hold (default 1000)",
+        "N",
+    );
+    o.optopt(
+        "",
+        "access-list",
+        "file of BitTorrent info hashes, 40 hex digits a line; reloaded on SIGHUP (needs --access-mode)",
+        "FILE",
+    );
+    o.optopt(
+        "",
+        "access-mode",
+        "allow: serve only the listed hashes; deny: serve all but them",
+        "allow|deny",
+    );
+    o.optopt(
+        "",
+        "stats",
+        "write the counters as JSON to FILE every 10 s and on exit",
+        "FILE",
+    );
     o.optflag("q", "quiet", "log warnings and errors only (RUST_LOG overrides)");
     o.optflag("h", "help", "print this help and exit");
     o.optflag("V", "version", "print the version and exit");
@@ -47,7 +98,7 @@ fn options() -> Options {
 }
 
 fn usage(o: &Options) -> String {
-    o.usage("Usage: pytorrent-tracker [options]\n\nThe PyTorrent tracker: a UDP server that knows which peers are online\nand which files they share.")
+    o.usage("Usage: pytorrent-tracker [options]\n\nThe PyTorrent tracker: a UDP server that knows which peers are online\nand which files they share. On the same port it is a BitTorrent UDP tracker\n(BEP 15): udp://HOST:PORT/announce. SIGHUP reloads --access-list.")
 }
 
 enum Parsed {
@@ -82,6 +133,25 @@ fn parse(args: &[String]) -> Result<Parsed, String> {
         max_peers: num("max-peers", 10_000, 10_000_000)? as usize,
         max_files: num("max-files", 1_000_000, 100_000_000)? as usize,
         id_lifetime_secs: num("id-lifetime", 120, 3600)?,
+        bt: SwarmLimits {
+            interval_secs: m
+                .opt_str("bt-interval")
+                .map_or(Ok(1800), |v| parse_in_range("bt-interval", &v, 300, 10_800))?,
+            max_torrents: num("max-torrents", 1_000_000, 100_000_000)? as usize,
+            max_peers: num("max-bt-peers", 4_000_000, 1_000_000_000)? as usize,
+            max_peers_per_torrent: num("max-peers-per-torrent", 100_000, 100_000_000)? as usize,
+            max_per_ip: num("max-per-ip", 1000, 1_000_000_000)? as usize,
+        },
+        access_list: match (m.opt_str("access-list"), m.opt_str("access-mode")) {
+            (None, None) => None,
+            (Some(file), Some(mode)) => Some((
+                PathBuf::from(file),
+                Mode::parse(&mode).ok_or("--access-mode: expected allow or deny")?,
+            )),
+            (Some(_), None) => return Err("--access-list needs --access-mode allow or deny".into()),
+            (None, Some(_)) => return Err("--access-mode needs --access-list FILE".into()),
+        },
+        stats_file: m.opt_str("stats").map(PathBuf::from),
     };
     Ok(Parsed::Run(config, m.opt_present("quiet")))
 }
@@ -99,6 +169,10 @@ fn main() -> ExitCode {
     init_stderr_logging(if quiet { "warn" } else { "info" });
     let mut tracker = match Tracker::bind(&config) {
         Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => {
+            eprintln!("pytorrent-tracker: {e}");
+            return ExitCode::from(EXIT_FAILURE);
+        }
         Err(e) => {
             eprintln!("pytorrent-tracker: cannot listen on udp {}: {e}", config.bind);
             return ExitCode::from(EXIT_FAILURE);
@@ -112,10 +186,15 @@ fn main() -> ExitCode {
         }
     };
     println!(
-        "pytorrent-tracker {} listening on udp {bound} (keep-alive {} s, up to {} peers)",
+        "pytorrent-tracker {} listening on udp {bound} (keep-alive {} s, up to {} peers; BEP 15 on the same port{}, interval {} s{})",
         env!("CARGO_PKG_VERSION"),
         config.interval_secs,
-        config.max_peers
+        config.max_peers,
+        if tracker.dual_stack() { ", dual-stack IPv4+IPv6" } else { "" },
+        config.bt.interval_secs,
+        tracker
+            .access_summary()
+            .map_or(String::new(), |a| format!(", access list: {a}")),
     );
     let _ = std::io::stdout().flush();
     match tracker.run() {

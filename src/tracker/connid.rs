@@ -6,6 +6,16 @@
 //! Invariant: an id issued in window `w` is accepted in windows `w` and
 //! `w + 1`, so it stays valid for at least one full `lifetime` after it was
 //! issued and never for more than two.
+//!
+//! BEP 15 ids come from a second instance ([`ConnIds::new_bep15`]) with its
+//! own key and the top bit of the first byte set: a BEP 15 request starts
+//! with its id, so it can never start with the project's `PYT\x01` (whose
+//! first byte has the top bit clear), and an id from one protocol is never
+//! valid in the other. BEP 15 ids are bound to the sender's IP alone, not
+//! its port, as other BEP 15 trackers do: libtorrent shares one id among all
+//! the sessions of a process, each with its own socket. The IP is what the
+//! id has to prove (the tracker cannot be made to answer an address that
+//! did not ask).
 
 use crate::wire::tracker::ConnId;
 use sha2::{Digest, Sha256};
@@ -16,6 +26,8 @@ use std::net::{IpAddr, SocketAddr};
 pub struct ConnIds {
     key: [u8; 32],
     lifetime_secs: u32,
+    /// Set the top bit of every id (BEP 15).
+    tagged: bool,
 }
 
 impl ConnIds {
@@ -24,6 +36,16 @@ impl ConnIds {
         ConnIds {
             key,
             lifetime_secs: lifetime_secs.max(1),
+            tagged: false,
+        }
+    }
+
+    /// Ids for BEP 15: the top bit always set (see the module header). Give
+    /// it a key of its own.
+    pub fn new_bep15(key: [u8; 32], lifetime_secs: u32) -> ConnIds {
+        ConnIds {
+            tagged: true,
+            ..ConnIds::new(key, lifetime_secs)
         }
     }
 
@@ -54,10 +76,17 @@ impl ConnIds {
             .chain_update(self.key)
             .chain_update(window.to_be_bytes())
             .chain_update(ip)
-            .chain_update(addr.port().to_be_bytes())
+            .chain_update(if self.tagged {
+                [0; 2]
+            } else {
+                addr.port().to_be_bytes()
+            })
             .finalize();
         let mut id = [0u8; 8];
         id.copy_from_slice(&digest[..8]);
+        if self.tagged {
+            id[0] |= 0x80;
+        }
         id
     }
 }
@@ -82,5 +111,23 @@ mod tests {
         forged[7] ^= 1;
         assert!(!ids.check(&forged, a, 130));
         assert!(!ids.check(&[0; 8], a, 0));
+    }
+
+    #[test]
+    fn bep15_ids_have_the_top_bit_and_do_not_cross_over() {
+        let a: SocketAddr = "[2001:db8::1]:6881".parse().unwrap();
+        let bt = ConnIds::new_bep15([3; 32], 120);
+        for port in 0..200 {
+            let from = SocketAddr::new(a.ip(), port);
+            let id = bt.issue(from, 5);
+            assert!(id[0] & 0x80 != 0);
+            assert!(bt.check(&id, from, 5));
+            let mut untagged = id;
+            untagged[0] &= 0x7f;
+            assert!(!bt.check(&untagged, from, 5));
+            // Bound to the IP only: any port of that host may use it.
+            assert!(bt.check(&id, SocketAddr::new(a.ip(), 1), 5));
+            assert!(!bt.check(&id, "[2001:db8::2]:6881".parse().unwrap(), 5));
+        }
     }
 }

@@ -2,12 +2,19 @@
 //!
 //! - [`registry`]: the pure state (peers, files, expiry) driven by requests
 //!   and a `now` passed in.
+//! - [`bep15`]: what a BEP 15 datagram deserves (ids, access list,
+//!   swarms, the project's files seen as swarms).
+//! - [`access`]: the operator's allow or deny list of info hashes.
+//! - [`swarms`]: BitTorrent swarms (BEP 15) keyed by 20-byte info hash.
 //! - [`connid`]: stateless, keyed connection ids for the handshake.
 //! - [`server`]: the one-thread mio loop over one UDP socket that feeds
 //!   datagrams to the registry and drives every timer by its poll timeout.
 
+pub mod access;
+pub mod bep15;
 pub mod connid;
 pub mod registry;
 pub mod server;
+pub mod swarms;
 
 pub use server::{Config, Tracker};

@@ -12,9 +12,16 @@
 //!   for a file with 100,000 holders (swap-remove, then fix the moved entry).
 //! - Everything is bounded: peers by `max_peers`, file records by
 //!   `max_files`, files per peer by [`MAX_FILES_PER_PEER`].
+//! - Files are indexed by the first 20 bytes of their id (the full id is
+//!   checked on every lookup), so BitTorrent clients, whose info hashes are
+//!   20 bytes, find the project's files through the same one index
+//!   ([`Registry::bt_view`]). A second id with a taken prefix is not
+//!   tracked: ids are SHA-256 outputs, so only a deliberate forgery collides,
+//!   and it gets what a forged name or size gets already.
 
 use crate::names;
 use crate::rand::Rng;
+use crate::wire::bep15::InfoHash;
 use crate::wire::tracker::{
     error_reply, ErrorCode, FileEntry, FileInfo, Page, PeerInfo, ReplyBody, RequestBody, Role,
     MAX_PEERS_PER_REPLY,
@@ -119,8 +126,17 @@ pub struct Registry {
     peers: Slab<Peer>,
     peer_by_addr: HashMap<PeerAddr, u32>,
     files: Slab<FileRecord>,
-    file_by_id: HashMap<FileId, u32>,
+    /// Keyed by the first 20 bytes of the id; see the module's invariants.
+    file_by_prefix: HashMap<InfoHash, u32>,
     rng: Rng,
+}
+
+/// The first 20 bytes of a file id: its key in the index, and the info hash
+/// under which BitTorrent clients find it.
+fn prefix(id: &FileId) -> InfoHash {
+    let mut p = [0u8; 20];
+    p.copy_from_slice(&id[..20]);
+    p
 }
 
 impl Registry {
@@ -130,7 +146,7 @@ impl Registry {
             peers: Slab::new(),
             peer_by_addr: HashMap::new(),
             files: Slab::new(),
-            file_by_id: HashMap::new(),
+            file_by_prefix: HashMap::new(),
             rng,
         }
     }
@@ -141,6 +157,58 @@ impl Registry {
 
     pub fn file_count(&self) -> usize {
         self.files.len()
+    }
+
+    /// The file whose id is exactly `id`.
+    fn lookup(&self, id: &FileId) -> Option<u32> {
+        let f = *self.file_by_prefix.get(&prefix(id))?;
+        (self.files[f as usize].id == *id).then_some(f)
+    }
+
+    /// A project file seen as a BitTorrent swarm: `(seeders, leechers)` of
+    /// the file whose id starts with `hash`, and up to `want` of its
+    /// holders' TCP addresses in the asker's family (`ipv6`), never
+    /// `asker` itself, appended in compact form (6 or 18 bytes each).
+    /// `None` when no project file has that prefix.
+    pub fn bt_view(
+        &mut self,
+        hash: &InfoHash,
+        ipv6: bool,
+        asker: SocketAddr,
+        want: usize,
+        out: &mut Vec<u8>,
+    ) -> Option<(u32, u32)> {
+        let f = *self.file_by_prefix.get(hash)?;
+        let rec = &self.files[f as usize];
+        let counts = (rec.complete, rec.holders.len() as u32 - rec.complete);
+        let n = rec.holders.len();
+        // A random starting point, then in order: cheap, and the holder
+        // order changes with every swap-remove anyway.
+        let start = if n == 0 { 0 } else { self.rng.below(n) };
+        let mut given = 0;
+        for i in 0..n {
+            if given >= want {
+                break;
+            }
+            let peer = &self.peers[rec.holders[(start + i) % n].peer as usize];
+            let addr = peer.addr.with_port(peer.tcp_port);
+            if addr.ip() == asker.ip() && addr.port() == asker.port() {
+                continue;
+            }
+            match addr {
+                SocketAddr::V4(v4) if !ipv6 => {
+                    out.extend_from_slice(&v4.ip().octets());
+                    out.extend_from_slice(&v4.port().to_be_bytes());
+                }
+                SocketAddr::V6(v6) if ipv6 => {
+                    out.extend_from_slice(&v6.ip().octets());
+                    out.extend_from_slice(&v6.port().to_be_bytes());
+                }
+                _ => continue,
+            }
+            given += 1;
+        }
+        Some(counts)
     }
 
     /// Answers one authenticated request from `from`. (`Connect` is the
@@ -264,7 +332,12 @@ impl Registry {
     /// A file already known under another name or size is not added (the id
     /// covers both, so the announcer is wrong) but is not an error either.
     fn add_holder(&mut self, peer: u32, entry: &FileEntry) -> Result<(), String> {
-        let existing = self.file_by_id.get(&entry.id).copied();
+        let existing = self.lookup(&entry.id);
+        if existing.is_none() && self.file_by_prefix.contains_key(&prefix(&entry.id)) {
+            // Another id with these 20 bytes: a forgery (see the module's
+            // invariants); not tracked, like a forged name or size.
+            return Ok(());
+        }
         if let Some(f) = existing {
             let rec = &self.files[f as usize];
             if *rec.name != *entry.name || rec.size != entry.size {
@@ -310,7 +383,7 @@ impl Registry {
                     holders: Vec::new(),
                     complete: 0,
                 }) as u32;
-                self.file_by_id.insert(entry.id, f);
+                self.file_by_prefix.insert(prefix(&entry.id), f);
                 f
             }
         };
@@ -337,7 +410,7 @@ impl Registry {
 
     /// Stops `peer` holding file `id`; true if it did hold it.
     fn withdraw(&mut self, peer: u32, id: &FileId) -> bool {
-        let Some(&file) = self.file_by_id.get(id) else {
+        let Some(file) = self.lookup(id) else {
             return false;
         };
         match self.peers[peer as usize]
@@ -369,7 +442,7 @@ impl Registry {
         }
         if rec.holders.is_empty() {
             let rec = self.files.remove(held.file as usize);
-            self.file_by_id.remove(&rec.id);
+            self.file_by_prefix.remove(&prefix(&rec.id));
         }
     }
 
@@ -431,8 +504,8 @@ impl Registry {
     /// not counting the asker. Floyd's algorithm picks the sample in
     /// O(k²) whatever the number of holders.
     fn get_peers(&mut self, asker: u32, id: FileId) -> ReplyBody {
-        let holders: &[Holder] = match self.file_by_id.get(&id) {
-            Some(&f) => &self.files[f as usize].holders,
+        let holders: &[Holder] = match self.lookup(&id) {
+            Some(f) => &self.files[f as usize].holders,
             None => &[],
         };
         let n = holders.len();
@@ -800,5 +873,56 @@ mod tests {
             ),
             "{reply:?}"
         );
+    }
+
+    #[test]
+    fn bittorrent_clients_see_project_files_by_their_first_20_bytes() {
+        let mut r = registry(10);
+        for n in 1..=3 {
+            register(&mut r, n, 0);
+        }
+        let mut partial = entry(9);
+        partial.complete = false;
+        announce(&mut r, 1, vec![entry(9)]);
+        announce(&mut r, 2, vec![partial]);
+        let hash = [9u8; 20];
+        let mut out = Vec::new();
+        // Asked by a BitTorrent client (not registered): both holders, as
+        // compact IPv4 TCP addresses.
+        let asker: SocketAddr = "192.0.2.1:6881".parse().unwrap();
+        assert_eq!(r.bt_view(&hash, false, asker, 50, &mut out), Some((1, 1)));
+        assert_eq!(out.len(), 12);
+        let mut got: Vec<&[u8]> = out.chunks(6).collect();
+        got.sort();
+        assert_eq!(got, [[10, 0, 0, 1, 0x1b, 0x59], [10, 0, 0, 2, 0x1b, 0x5a]]);
+        // Never the asker itself; `want` honoured; no IPv6 holders.
+        out.clear();
+        let holder1: SocketAddr = "10.0.0.1:7001".parse().unwrap();
+        r.bt_view(&hash, false, holder1, 50, &mut out);
+        assert_eq!(out, [10, 0, 0, 2, 0x1b, 0x5a]);
+        out.clear();
+        r.bt_view(&hash, false, asker, 1, &mut out);
+        assert_eq!(out.len(), 6);
+        out.clear();
+        r.bt_view(&hash, true, asker, 50, &mut out);
+        assert!(out.is_empty());
+        assert_eq!(r.bt_view(&[8; 20], false, asker, 50, &mut out), None);
+        // Another id with the same 20 bytes is not tracked, and does not
+        // disturb the real file.
+        let mut forged = entry(9);
+        forged.id[31] ^= 1;
+        assert_eq!(
+            announce(&mut r, 3, vec![forged.clone()]),
+            ReplyBody::Announced { accepted: 1 }
+        );
+        assert_eq!(r.file_count(), 1);
+        match r.handle(addr(3), RequestBody::GetPeers { id: forged.id }, 0) {
+            ReplyBody::Peers { peers, .. } => assert!(peers.is_empty()),
+            other => panic!("{other:?}"),
+        }
+        match r.handle(addr(3), RequestBody::GetPeers { id: entry(9).id }, 0) {
+            ReplyBody::Peers { peers, .. } => assert_eq!(peers.len(), 2),
+            other => panic!("{other:?}"),
+        }
     }
 }

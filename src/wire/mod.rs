@@ -15,7 +15,11 @@
 //! - [`frame`]: length-prefixed TCP frames (a serde header plus a raw
 //!   payload), the framing of the peer protocol.
 //! - [`peer`]: the peer protocol between a leecher and a seeder (TCP).
+//! - [`bep15`]: BitTorrent's UDP tracker protocol, which the tracker speaks
+//!   on the same socket; fixed big-endian layouts, no magic of ours (a
+//!   datagram not starting with [`MAGIC`] is taken for BEP 15).
 
+pub mod bep15;
 pub mod codec;
 pub mod frame;
 pub mod peer;
