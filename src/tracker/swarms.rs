@@ -847,7 +847,7 @@ mod tests {
         for step in 0..20_000u32 {
             let hash = rng.below(3) as u8;
             let host = rng.below(40) as u8;
-            let ip = if host % 5 == 0 {
+            let ip = if host.is_multiple_of(5) {
                 IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, u16::from(host), 0, 0, 0, 0, 1))
             } else {
                 v4(host)

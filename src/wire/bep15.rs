@@ -346,7 +346,7 @@ pub fn decode_request(buf: &[u8]) -> Result<Request, RequestError> {
             if hashes.is_empty() {
                 return Err(sendable("scrape without an info hash"));
             }
-            if hashes.len() % 20 != 0 {
+            if !hashes.len().is_multiple_of(20) {
                 return Err(sendable("scrape hashes are not a multiple of 20 bytes"));
             }
             if hashes.len() / 20 > MAX_SCRAPE_HASHES {
@@ -508,7 +508,7 @@ pub fn decode_response(buf: &[u8], ipv6: bool) -> Result<Response, ResponseError
             };
             let rest = r.rest();
             let peers = if ipv6 {
-                if rest.len() % 18 != 0 {
+                if !rest.len().is_multiple_of(18) {
                     return Err(ResponseError("IPv6 peers are not a multiple of 18 bytes"));
                 }
                 Peers::V6(
@@ -522,7 +522,7 @@ pub fn decode_response(buf: &[u8], ipv6: bool) -> Result<Response, ResponseError
                         .collect(),
                 )
             } else {
-                if rest.len() % 6 != 0 {
+                if !rest.len().is_multiple_of(6) {
                     return Err(ResponseError("IPv4 peers are not a multiple of 6 bytes"));
                 }
                 Peers::V4(
@@ -544,7 +544,7 @@ pub fn decode_response(buf: &[u8], ipv6: bool) -> Result<Response, ResponseError
         }
         ACTION_SCRAPE => {
             let rest = r.rest();
-            if rest.len() % 12 != 0 {
+            if !rest.len().is_multiple_of(12) {
                 return Err(ResponseError("scrape stats are not a multiple of 12 bytes"));
             }
             let stats = rest
