@@ -3,9 +3,9 @@
 //! 2 a bad command line or config).
 
 use pytorrent::cli::{init_file_logging, EXIT_FAILURE, EXIT_USAGE};
+use pytorrent::client::frontend::headless::Headless;
+use pytorrent::client::frontend::interactive::{Interactive, Setup};
 use pytorrent::client::frontend::Frontend;
-use pytorrent::client::headless::Headless;
-use pytorrent::client::interactive::{Interactive, Setup};
 use pytorrent::client::io::reactor::Client;
 use pytorrent::client::options::{parse, usage, ArgsError, Mode, Parsed};
 use std::process::ExitCode;

@@ -7,18 +7,10 @@
 //!   clock, downloads' bytes behind a storage trait).
 //! - [`io`]: the mio reactor that owns the sockets and runs the engine,
 //!   and the real storage.
-//! - [`frontend`]: what a frontend sees and the trait that drives the
-//!   engine; [`headless`] and [`interactive`] are the two frontends.
-//! - [`terminal`]: the one layer that writes to the terminal.
-//! - [`table`]: plain-text tables for the listings.
-//! - [`ui`]: the terminal interface's pure parts: input, pacing, screens.
+//! - [`frontend`]: the two frontends (headless and interactive) that drive
+//!   the engine, reading it through a view; the terminal interface.
 
 pub mod engine;
 pub mod frontend;
-pub mod headless;
-pub mod interactive;
 pub mod io;
 pub mod options;
-pub mod table;
-pub mod terminal;
-pub mod ui;

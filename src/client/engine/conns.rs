@@ -29,10 +29,10 @@ impl Engine {
     /// A peer connected to our listener: its id, or `None` to refuse it
     /// (the caller drops the socket).
     ///
-    /// One host holds at most [`Engine::per_host`] of the slots. When all
+    /// One host holds at most a quarter of the slots (at least 8). When all
     /// are taken, the connection that went longest without progress makes
-    /// room, if it has been unproductive for [`UNPRODUCTIVE_AFTER`]: idle
-    /// or hostile connections cannot lock honest leechers out.
+    /// room, if it has been unproductive for 5 s: idle or hostile
+    /// connections cannot lock honest leechers out.
     pub fn on_inbound(&mut self, addr: SocketAddr, now: Instant) -> Option<ConnId> {
         if self.exit.is_some() {
             return None;

@@ -1,7 +1,7 @@
 //! Where a download's bytes live, behind two small traits, so the engine
 //! never touches a file: [`Storage`] finds or creates a download's working
 //! file, [`PartFile`] is that file. The real implementation is
-//! [`crate::client::io::part_file`]; tests use [`mem::MemStorage`].
+//! [`crate::client::io::part_file`]; tests use `mem::MemStorage` (tests only).
 //!
 //! Invariants every implementation keeps:
 //! - [`Storage::create`] never truncates or replaces a file it did not

@@ -11,8 +11,6 @@
 //! it; every way out (Disconnect, Ctrl-C, Ctrl-D, a signal, end of input)
 //! withdraws from the tracker and leaves unfinished downloads as `.part`.
 
-use super::engine::Listed;
-use super::frontend::{resumed_text, Command, Cx, Event, Frontend};
 use super::terminal::Terminal;
 use super::ui::input::{
     parse_menu_choice, parse_pick, parse_yes_no, InputEvent, LineEditor, MenuChoice, Pick,
@@ -23,6 +21,8 @@ use super::ui::render::{
 };
 use super::ui::typewriter::{Typewriter, DEFAULT_RATE};
 use super::ui::{line_width, Line, Span, Style};
+use super::{resumed_text, Command, Cx, Event, Frontend};
+use crate::client::engine::Listed;
 use crate::config;
 use crate::meta::hex;
 use crate::meta::FileMeta;

@@ -10,7 +10,7 @@
 //! [`table::human_bytes`], like the headless listings.
 
 use super::{fit, fit_line, Line, Span, Style};
-use crate::client::table;
+use crate::client::frontend::table;
 use crate::names;
 use crate::rand::Rng;
 use crate::wire::tracker::{FileInfo, PeerInfo, Role};
@@ -436,7 +436,7 @@ pub fn error_line(msg: &str) -> Line {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::client::ui::{line_width, plain_text, to_ansi};
+    use crate::client::frontend::ui::{line_width, plain_text, to_ansi};
     use std::net::SocketAddr;
 
     const HOSTILE: &str = "evil\u{1b}[2J\u{9b}31m\u{7}.bin";

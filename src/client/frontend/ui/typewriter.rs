@@ -195,7 +195,7 @@ pub fn concat(spans: &[Span]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::client::ui::Style;
+    use crate::client::frontend::ui::Style;
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)

@@ -3,9 +3,9 @@
 //! lines, errors to stderr; the exit code says how it went (0 success,
 //! 1 failure).
 
-use super::engine::Listed;
-use super::frontend::{resumed_text, Command, Cx, Event, Frontend};
 use super::table::{human_bytes, render};
+use super::{resumed_text, Command, Cx, Event, Frontend};
+use crate::client::engine::Listed;
 use crate::meta::hex;
 use crate::names;
 use crate::wire::tracker::{FileInfo, PeerInfo, Role};

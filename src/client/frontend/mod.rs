@@ -1,11 +1,23 @@
-//! The boundary between the engine ([`super::engine`], run by the poll
-//! loop in [`super::io`]) and whoever drives it: the headless modes or the
-//! interactive terminal.
+//! The frontends: whoever drives the engine ([`super::engine`], run by the
+//! poll loop in [`super::io`]): the headless modes or the interactive
+//! terminal.
 //!
 //! The engine reports what happened as [`Event`]s; a [`Frontend`] answers
 //! with [`Command`]s and reads the engine's state through the read-only
 //! [`EngineView`] it is handed. A frontend never touches a socket or a file,
 //! and the engine never prints: each side can change without the other.
+//!
+//! - [`headless`]: `--seed`, `--get`, `--list`, `--peers`.
+//! - [`interactive`]: the terminal client: screens, prompts, menu.
+//! - [`terminal`]: the one layer that writes to the terminal.
+//! - [`table`]: plain-text tables for the listings.
+//! - [`ui`]: the terminal interface's pure parts: input, pacing, screens.
+
+pub mod headless;
+pub mod interactive;
+pub mod table;
+pub mod terminal;
+pub mod ui;
 
 use super::engine::EngineView;
 pub use super::engine::{Command, Event};
@@ -53,9 +65,9 @@ pub trait Frontend {
 mod tests {
     //! The frontends' event handling against a hand-made view: no engine,
     //! no socket.
+    use super::headless::Headless;
     use super::*;
     use crate::client::engine::{DownloadView, SharedView};
-    use crate::client::headless::Headless;
     use crate::meta::{FileMeta, MIN_CHUNK_SIZE};
     use crate::wire::tracker::FileInfo;
     use crate::wire::FileId;
