@@ -49,6 +49,7 @@ mod transfers;
 mod view;
 
 pub use conn_end::ConnEnd;
+pub use tracker_link::RequestKind;
 pub use view::{DownloadView, EngineView, SharedView};
 
 use self::download::{Download, Phase};
@@ -186,7 +187,7 @@ pub enum Event {
     UsernameChanged(String),
     /// A tracker request failed; `error` is safe to print.
     TrackerFailed {
-        what: &'static str,
+        what: RequestKind,
         error: String,
     },
     TrackerUnreachable,
@@ -448,11 +449,13 @@ impl Engine {
     }
 
     fn query(&mut self, q: tracker_link::Query, now: Instant) {
-        if let Err(e) = self.link.query(q, now) {
-            self.notify(Event::TrackerFailed {
-                what: "query",
-                error: e,
-            });
+        let what = match q {
+            tracker_link::Query::ListPeers => RequestKind::ListPeers,
+            tracker_link::Query::ListFiles => RequestKind::ListFiles,
+            tracker_link::Query::GetPeers(_) => RequestKind::GetPeers,
+        };
+        if let Err(error) = self.link.query(q, now) {
+            self.notify(Event::TrackerFailed { what, error });
         }
     }
 }

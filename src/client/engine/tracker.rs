@@ -57,10 +57,7 @@ impl Engine {
                     if what == tracker_link::RequestKind::Announce {
                         self.announce_pending = false;
                     }
-                    self.notify(Event::TrackerFailed {
-                        what: what.as_str(),
-                        error,
-                    });
+                    self.notify(Event::TrackerFailed { what, error });
                 }
                 LinkEvent::Unreachable => {
                     warn!("the tracker {} does not answer", self.cfg.tracker);

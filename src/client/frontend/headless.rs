@@ -212,9 +212,14 @@ impl Frontend for Headless {
                 self.check_gets(cx, out);
             }
             Event::TrackerFailed { what, error } => {
+                let what = what.as_str();
                 if self.waits_on_tracker() {
                     let why = format!("the tracker did not answer the {what} request: {error}");
                     self.quit(1, &why, out);
+                } else {
+                    // A seed or announce the tracker refused: the network
+                    // does not know what we share, which a user must hear.
+                    eprintln!("pytorrent: warning: tracker {what} failed: {error}");
                 }
             }
             Event::TrackerUnreachable => {

@@ -22,7 +22,7 @@ use super::ui::render::{
 use super::ui::typewriter::{Typewriter, DEFAULT_RATE};
 use super::ui::{line_width, Line, Span, Style};
 use super::{resumed_text, Command, Cx, Event, Frontend};
-use crate::client::engine::Listed;
+use crate::client::engine::{Listed, RequestKind};
 use crate::config;
 use crate::meta::hex;
 use crate::meta::FileMeta;
@@ -567,8 +567,8 @@ impl Frontend for Interactive {
                 }
             }
             Event::TrackerFailed { what, error } => {
-                self.error(&format!("The tracker could not {what}: {error}"));
-                if what == "change username" {
+                self.error(&format!("The tracker could not {}: {error}", what.as_str()));
+                if what == RequestKind::ChangeUsername {
                     self.wanted_name = None;
                 }
                 if matches!(

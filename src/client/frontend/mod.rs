@@ -199,6 +199,20 @@ mod tests {
     }
 
     #[test]
+    fn headless_seed_goes_on_when_the_tracker_refuses_an_announce() {
+        let view = View;
+        let mut h = Headless::new(true, Vec::new(), false, false);
+        let mut out = Vec::new();
+        h.start(&cx(&view), &mut out);
+        let refused = Event::TrackerFailed {
+            what: crate::client::engine::RequestKind::Announce,
+            error: "too many files".into(),
+        };
+        h.on_event(refused, &cx(&view), &mut out);
+        assert_eq!(quit_code(&out), None, "warned on stderr, still seeding");
+    }
+
+    #[test]
     fn headless_list_gives_up_when_the_tracker_does_not_answer() {
         let view = View;
         let mut h = Headless::new(false, Vec::new(), true, false);
