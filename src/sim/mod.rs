@@ -16,6 +16,10 @@
 //! - Shared files and downloads live in temporary directories (the
 //!   engine's real storage), so partial seeding between downloaders runs
 //!   as in the program.
+//!
+//! `tracker_link_tests.rs` here holds the tracker link's tests (included
+//! from `client::engine::tracker_link`), which also run against the
+//! tracker's real logic.
 
 use crate::client::engine::library::Library;
 use crate::client::engine::{Action, Command, ConnEnd, ConnId, Engine, EngineConfig, Event};
