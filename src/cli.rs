@@ -28,16 +28,20 @@ pub fn resolve(flag: &str, value: &str) -> Result<SocketAddr, String> {
     if let Ok(addr) = value.parse::<SocketAddr>() {
         return Ok(addr);
     }
-    value
-        .to_socket_addrs()
-        .ok()
-        .and_then(|mut addrs| addrs.next())
-        .ok_or_else(|| {
-            format!(
-                "--{flag}: '{}' is not a HOST:PORT address",
-                crate::names::escape(value)
-            )
-        })
+    let shown = crate::names::escape(value);
+    // A well-formed HOST:PORT whose name does not resolve is a different
+    // mistake from a malformed one: say which.
+    let port_ok = value
+        .rsplit_once(':')
+        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+    if !port_ok {
+        return Err(format!("--{flag}: '{shown}' is not a HOST:PORT address"));
+    }
+    match value.to_socket_addrs().map(|mut a| a.next()) {
+        Ok(Some(addr)) => Ok(addr),
+        Ok(None) => Err(format!("--{flag}: the name in '{shown}' has no address")),
+        Err(e) => Err(format!("--{flag}: cannot resolve the name in '{shown}': {e}")),
+    }
 }
 
 /// Sends `log` records to stderr, at `default_level` unless `RUST_LOG`
@@ -75,7 +79,13 @@ mod tests {
             .contains("from 1 to 10"));
         assert!(parse_in_range("n", "x", 1u32, 10).is_err());
         assert_eq!(resolve("b", "[::1]:80").unwrap().port(), 80);
-        assert!(resolve("b", "127.0.0.1").is_err());
+        assert!(resolve("b", "127.0.0.1").unwrap_err().contains("not a HOST:PORT"));
+        assert!(resolve("b", "host:99999")
+            .unwrap_err()
+            .contains("not a HOST:PORT"));
+        // .invalid never resolves (RFC 6761), and asks no network.
+        let e = resolve("t", "no.such.host.invalid:17380").unwrap_err();
+        assert!(e.contains("cannot resolve") || e.contains("no address"), "{e}");
         assert!(resolve("b", "localhost:9").is_ok());
     }
 }

@@ -25,7 +25,7 @@ pub enum Mode {
     Headless {
         /// Index, announce and serve the shared files until a signal.
         seed: bool,
-        /// Download these files (names or 64-hex-digit file ids), at once.
+        /// Download these files (names, file ids or unique id prefixes), at once.
         get: Vec<String>,
         /// Print the files on the network and exit.
         list: bool,
@@ -77,7 +77,7 @@ pub fn flags() -> getopts::Options {
     o.optmulti(
         "",
         "get",
-        "download a file by name (unique on the network) or file id, then exit; repeat to download several at once; with --seed, keep seeding afterwards",
+        "download a file by name (unique on the network) or file id (whole, or a unique prefix of 8+ hex digits as --list shows), then exit; repeat to download several at once; with --seed, keep seeding afterwards",
         "NAME_OR_ID",
     );
     o.optflag("", "list", "print the files on the network and exit");

@@ -124,7 +124,13 @@ impl Headless {
 
     fn resolve(&mut self, files: &[FileInfo], out: &mut Vec<Command>) {
         for name in std::mem::take(&mut self.names) {
-            let matches: Vec<&FileInfo> = files.iter().filter(|f| f.name == name).collect();
+            // A name, or (what --list shows) an id prefix of 8 or more hex
+            // digits that only one file's id starts with.
+            let prefix = is_id_prefix(&name).then(|| name.to_ascii_lowercase());
+            let matches: Vec<&FileInfo> = files
+                .iter()
+                .filter(|f| f.name == name || prefix.as_ref().is_some_and(|p| hex(&f.id).starts_with(p)))
+                .collect();
             match matches.as_slice() {
                 [one] => {
                     let listed = Listed {
@@ -140,7 +146,7 @@ impl Headless {
                 many => {
                     let ids: Vec<String> = many.iter().map(|f| hex(&f.id)).collect();
                     self.get_failed(&format!(
-                        "{} files are named '{}'; pick one by id: {}",
+                        "{} files match '{}'; pick one by its whole id: {}",
                         many.len(),
                         names::escape(&name),
                         ids.join(", ")
@@ -292,6 +298,11 @@ fn peers_table(peers: &[PeerInfo]) -> String {
 }
 
 /// A file id written as 64 hex digits.
+/// Whether `text` can be a prefix of a file id: 8 to 63 hex digits.
+fn is_id_prefix(text: &str) -> bool {
+    (8..64).contains(&text.len()) && text.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
 pub fn parse_file_id(text: &str) -> Option<FileId> {
     if text.len() != 64 || !text.is_ascii() {
         return None;

@@ -164,6 +164,36 @@ mod tests {
     }
 
     #[test]
+    fn headless_get_takes_a_unique_id_prefix_as_list_shows_it() {
+        let view = View;
+        let mut files = vec![info("a.bin", 0xab), info("b.bin", 0xcd)];
+        files[1].id[4] = 0x11;
+        let mut h = Headless::new(false, vec!["CDCDCDCD".into()], false, false);
+        let mut out = Vec::new();
+        h.start(&cx(&view), &mut out);
+        h.on_event(Event::FileList(files.clone()), &cx(&view), &mut out);
+        assert!(
+            out.iter()
+                .any(|c| matches!(c, Command::Download { id, .. } if id[0] == 0xcd)),
+            "{out:?}"
+        );
+        // Too short to be an id prefix: a name, and no file has it.
+        let mut h = Headless::new(false, vec!["abab".into()], false, false);
+        let mut out = Vec::new();
+        h.start(&cx(&view), &mut out);
+        h.on_event(Event::FileList(files.clone()), &cx(&view), &mut out);
+        assert_eq!(quit_code(&out), Some(1));
+        // A prefix two ids share is refused, not guessed.
+        files[1].id = [0xab; 32];
+        files[1].id[31] = 0;
+        let mut h = Headless::new(false, vec!["abababab".into()], false, false);
+        let mut out = Vec::new();
+        h.start(&cx(&view), &mut out);
+        h.on_event(Event::FileList(files), &cx(&view), &mut out);
+        assert_eq!(quit_code(&out), Some(1));
+    }
+
+    #[test]
     fn headless_get_fails_with_one_for_a_missing_name_or_a_failed_download() {
         let view = View;
         let mut h = Headless::new(false, vec!["nope".into(), "a.bin".into()], false, false);
