@@ -87,21 +87,29 @@ sys.exit("tracker not answering a BEP 15 connect on port %d" % port)
 EOF
 }
 
-# One announce to check the tracker records peers (opentracker builds can
-# carry a whitelist that refuses everything).
+# One announce to check the tracker records peers; retried for up to 60 s,
+# since opentracker loads its whitelist in the background after starting.
 check_announce() {
   python3 - "$1" "$FIRST_HASH" <<'EOF'
-import socket, struct, sys
+import socket, struct, sys, time
 port = int(sys.argv[1])
 info_hash = bytes.fromhex(sys.argv[2])
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.settimeout(2)
-s.sendto(struct.pack(">QII", 0x41727101980, 0, 1), ("127.0.0.1", port))
-conn = struct.unpack(">IIQ", s.recv(64))[2]
-s.sendto(struct.pack(">QII20s20sQQQIIIiH", conn, 1, 2, info_hash, b"\x02" * 20, 0, 0, 0, 2, 0, 0, -1, 1), ("127.0.0.1", port))
-data = s.recv(2048)
-if struct.unpack(">I", data[:4])[0] != 1 or len(data) < 20:
-    sys.exit("announce refused: %r" % data[8:])
+s.settimeout(1)
+deadline = time.time() + 60
+while True:
+    try:
+        s.sendto(struct.pack(">QII", 0x41727101980, 0, 1), ("127.0.0.1", port))
+        conn = struct.unpack(">IIQ", s.recv(64))[2]
+        s.sendto(struct.pack(">QII20s20sQQQIIIiH", conn, 1, 2, info_hash, b"\x02" * 20, 0, 0, 0, 2, 0, 0, -1, 1), ("127.0.0.1", port))
+        data = s.recv(2048)
+        if struct.unpack(">I", data[:4])[0] == 1 and len(data) >= 20:
+            sys.exit(0)
+    except OSError:
+        data = b"(no reply)"
+    if time.time() > deadline:
+        sys.exit("announce refused: %r" % data[8:])
+    time.sleep(0.5)
 EOF
 }
 
