@@ -254,8 +254,11 @@ for name in ("pytorrent", "aquatic_udp", "opentracker"):
     idle = statistics.median(r[1] for r in runs)
     per_peer = ""
     if runs[0][3] != "-":
-        peers = statistics.median(int(r[3]) for r in runs)
-        per_peer = f"{(end - idle) * 1024 / peers:.0f} B ({peers:,.0f} peers)"
+        # Per run (RSS growth over the peers that run left), then the median.
+        each = [((r[2] - r[1]) * 1024 / int(r[3]), int(r[3])) for r in runs]
+        per_peer = "median %.0f B; runs: %s" % (
+            statistics.median(b for b, _ in each),
+            " / ".join(f"{b:.0f} B at {p:,} peers" for b, p in each))
     print(f"{name:<13} {m:>21,.0f}  {' / '.join(f'{r:,.0f}' for r in rates):<30} "
           f"{idle / 1024:>7.1f}Mi {end / 1024:>7.1f}Mi  {per_peer}")
 print()
