@@ -19,9 +19,37 @@ use std::process::Command;
 const WAIT_MS: u64 = 30_000;
 
 fn expect(p: &mut PtySession, what: &str) {
-    if let Err(e) = p.exp_string(what) {
-        panic!("waiting for {what:?}: {e}");
+    expect_before(p, what);
+}
+
+/// Waits for `what` (any text: rexpect reads bytes as Latin-1, so it is
+/// matched byte for byte) and returns what came before it, as UTF-8.
+fn expect_before(p: &mut PtySession, what: &str) -> String {
+    let needle: String = what.bytes().map(char::from).collect();
+    match p.exp_string(&needle) {
+        Ok(before) => {
+            let bytes: Vec<u8> = before.chars().map(|c| c as u32 as u8).collect();
+            String::from_utf8_lossy(&bytes).into_owned()
+        }
+        Err(e) => panic!("waiting for {what:?}: {e}"),
     }
+}
+
+/// Gives the pseudo-terminal `cols` columns (and 30 rows), as a resized
+/// window would; the client gets SIGWINCH.
+fn set_columns(p: &PtySession, cols: u16) {
+    use std::os::fd::AsRawFd;
+    let pty = p.process().get_file_handle().expect("pty handle");
+    let size = libc::winsize {
+        ws_row: 30,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCSWINSZ reads one winsize from a valid pointer; the fd is
+    // the pty master, open for the duration of the call.
+    let rc = unsafe { libc::ioctl(pty.as_raw_fd(), libc::TIOCSWINSZ, &size) };
+    assert_eq!(rc, 0, "TIOCSWINSZ");
 }
 
 /// Starts the interactive client in a pseudo-terminal, in `home`, with
@@ -186,4 +214,41 @@ fn unfinished_downloads_are_offered_at_start_and_resumed() {
         !home.join("shared").join("film.bin").exists(),
         "not shared when the answer was n"
     );
+}
+
+/// A download whose only seeder is frozen: the bar appears without a key
+/// press even without effects, says "fetching metadata" (not 100%) until
+/// the metadata arrives, and keeps the file name, shortened at 40 columns.
+#[test]
+fn a_download_shows_its_bar_at_once_and_its_name_at_any_width() {
+    let t = TrackerProc::start(&[]);
+    let tmp = TempDir::new("interactive-bar");
+    let data = random_bytes(64 * 1024, 5);
+    let name = "a-long-holiday-video-name.bin";
+    let shared = shared_dir(&tmp, "frozen", &[(name, &data)]);
+    let frozen = seed(&tmp, t.addr, "frozen", &shared, &[]);
+    let home = tmp.mkdir("dora");
+    std::fs::write(home.join("config.txt"), "username=dora\n").unwrap();
+    let mut p = start(&home, t.addr, &["--no-effects"]);
+    set_columns(&p, 120);
+    expect(&mut p, "Press any key to continue");
+    p.send("x").unwrap();
+    p.flush().unwrap();
+    expect(&mut p, "5. Disconnect");
+    p.send_line("3").unwrap();
+    expect(&mut p, "File number or name");
+    frozen.proc.signal("STOP");
+    p.send_line("1").unwrap();
+    let before = expect_before(&mut p, &format!("{name} fetching metadata"));
+    assert!(!before.contains("100%"), "no 100% before the metadata: {before}");
+    // Narrow: the name is shortened with an ellipsis, not dropped.
+    set_columns(&p, 40);
+    expect(&mut p, "a-long-holida\u{2026} fetching metadata");
+    set_columns(&p, 120);
+    expect(&mut p, &format!("{name} fetching metadata"));
+    frozen.proc.signal("CONT");
+    drop(frozen);
+    p.send_line("5").unwrap();
+    expect(&mut p, "Goodbye");
+    expect_exit_0(&p);
 }

@@ -17,23 +17,27 @@ use super::terminal::Terminal;
 use super::ui::input::{
     parse_menu_choice, parse_pick, parse_yes_no, InputEvent, LineEditor, MenuChoice, Pick,
 };
+use super::ui::rate::RateWindow;
 use super::ui::render::{
     done_line, error_line, help, logo, menu, network_files_table, peers_table, progress_bar, random_emoji,
     shared_table, Progress, SharedRow,
 };
 use super::ui::typewriter::{Typewriter, DEFAULT_RATE};
-use super::ui::{line_width, Line, Span, Style};
+use super::ui::{line_width, tail_width, Line, Span, Style};
 use crate::config;
 use crate::meta::FileMeta;
 use crate::names;
 use crate::rand::Rng;
 use crate::wire::tracker::FileInfo;
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 /// Progress bars redraw at most this often.
 const FRAME: Duration = Duration::from_millis(100);
+/// How often the terminal's width is looked at while nothing else is due,
+/// so a resize is redrawn soon even when idle.
+const RESIZE_CHECK: Duration = Duration::from_millis(250);
 /// Finished downloads waiting for their "share it?" answer.
 const MAX_PENDING_SHARES: usize = 64;
 
@@ -86,9 +90,19 @@ pub struct Interactive {
     unfinished: Vec<(crate::wire::FileId, String)>,
     /// Downloads in progress at the last frame (for the deadline).
     active: usize,
+    /// Each running download's recent byte counts, for its rate.
+    rates: HashMap<crate::wire::FileId, RateWindow>,
     next_frame: Instant,
     /// The live region must be drawn again.
     dirty: bool,
+    /// Input asked the engine for something: draw again on the next loop
+    /// turn, once the engine has acted on it (a download started by a key
+    /// press has no progress bar until then).
+    redraw_next_turn: bool,
+    /// The terminal's width at the last draw (a change redraws), and when
+    /// to look at it again.
+    drawn_width: usize,
+    next_resize_check: Instant,
 }
 
 impl Interactive {
@@ -109,8 +123,12 @@ impl Interactive {
             wanted_name: None,
             unfinished: Vec::new(),
             active: 0,
+            rates: HashMap::new(),
             next_frame: now,
             dirty: true,
+            redraw_next_turn: false,
+            drawn_width: 0,
+            next_resize_check: now,
         }
     }
 
@@ -405,28 +423,43 @@ impl Interactive {
         }
         let downloads = cx.client.downloads();
         self.active = downloads.len();
+        let now_ms = self.now_ms(now);
+        self.rates.retain(|id, _| downloads.iter().any(|d| d.id == *id));
+        for d in &downloads {
+            self.rates.entry(d.id).or_default().record(now_ms, d.fetched);
+        }
+        let term_width = self.term.width();
+        self.next_resize_check = now + RESIZE_CHECK;
+        if term_width != self.drawn_width {
+            self.dirty = true;
+        }
         if !self.dirty && (self.active == 0 || now < self.next_frame) {
             return;
         }
         self.dirty = false;
+        self.drawn_width = term_width;
         self.next_frame = now + FRAME;
         if self.screen == Screen::Leaving {
             self.term.hide_live();
             return;
         }
-        let width = self.term.width().saturating_sub(1);
+        // One column spare, so no line ever reaches the last column (where
+        // terminals differ on wrapping).
+        let width = term_width.saturating_sub(1);
         let rows: Vec<Line> = if self.term.fancy() {
             downloads
                 .iter()
                 .map(|d| {
-                    let secs = now.duration_since(d.started).as_secs_f64();
-                    let rate = if secs > 0.0 { d.fetched as f64 / secs } else { 0.0 };
+                    let rate = self.rates.get(&d.id);
                     progress_bar(
                         &Progress {
                             name: d.name.clone(),
                             done: d.done,
-                            total: d.total,
-                            rate_bps: rate,
+                            // An empty file is done as soon as its metadata
+                            // is in, so 0 never shows as a size here.
+                            total: d.has_meta.then_some(d.total),
+                            rate_bps: rate.map_or(0.0, |r| r.rate(now_ms)),
+                            stalled: rate.is_some_and(|r| r.stalled(now_ms)),
                             peers: d.peers,
                         },
                         width,
@@ -443,9 +476,7 @@ impl Interactive {
         let input: String = if self.screen == Screen::AnyKey {
             String::new()
         } else {
-            let text = self.editor.text();
-            let skip = text.chars().count().saturating_sub(room);
-            text.chars().skip(skip).collect()
+            tail_width(self.editor.text(), room).to_string()
         };
         self.term.draw_live(&rows, &prompt, &input);
     }
@@ -601,10 +632,16 @@ impl Frontend for Interactive {
             let events = self.editor.feed(bytes);
             self.handle_input(events, cx, out);
         }
+        if !out.is_empty() {
+            self.redraw_next_turn = true;
+        }
         self.render(cx);
     }
 
     fn on_timeout(&mut self, cx: &Cx<'_>, _out: &mut Vec<Command>) {
+        if std::mem::take(&mut self.redraw_next_turn) {
+            self.dirty = true;
+        }
         self.render(cx);
     }
 
@@ -614,10 +651,18 @@ impl Frontend for Interactive {
             let due = self.typer.next_deadline(self.now_ms(now))?;
             return Some(self.t0 + Duration::from_millis(due));
         }
-        if self.dirty {
-            return Some(Instant::now());
+        if self.dirty || self.redraw_next_turn {
+            // Due already: the loop compares with the `now` it read before
+            // asking, which `Instant::now()` here would always be after.
+            return Some(self.t0);
         }
-        (self.active > 0 && self.term.fancy()).then_some(self.next_frame)
+        if !self.term.fancy() {
+            return None;
+        }
+        if self.active > 0 {
+            return Some(self.next_frame.min(self.next_resize_check));
+        }
+        Some(self.next_resize_check)
     }
 
     fn stop(&mut self, code: u8) {

@@ -2,16 +2,19 @@
 //! headless listings (and the terminal interface).
 //!
 //! Invariants: cells are escaped by the caller (network text goes through
-//! [`crate::names::escape`]); columns are padded by characters, so
-//! non-ASCII names line up; no line ends in spaces.
+//! [`crate::names::escape`]); columns are padded by display width
+//! ([`crate::client::ui::width`]), so accented, CJK and emoji names line
+//! up; no line ends in spaces.
+
+use super::ui::width;
 
 /// Renders `rows` under `headers`, columns separated by two spaces.
 /// Columns listed in `right` are right-aligned (numbers).
 pub fn render(headers: &[&str], rows: &[Vec<String>], right: &[usize]) -> String {
-    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    let mut widths: Vec<usize> = headers.iter().map(|h| width(h)).collect();
     for row in rows {
         for (i, cell) in row.iter().enumerate().take(widths.len()) {
-            widths[i] = widths[i].max(cell.chars().count());
+            widths[i] = widths[i].max(width(cell));
         }
     }
     let mut out = String::new();
@@ -19,7 +22,7 @@ pub fn render(headers: &[&str], rows: &[Vec<String>], right: &[usize]) -> String
     for row in std::iter::once(&header).chain(rows) {
         let mut line = String::new();
         for (i, cell) in row.iter().enumerate().take(widths.len()) {
-            let pad = widths[i] - cell.chars().count();
+            let pad = widths[i] - width(cell);
             if i > 0 {
                 line.push_str("  ");
             }
@@ -64,6 +67,23 @@ mod tests {
         ];
         let t = render(&["NAME", "SIZE"], &rows, &[1]);
         assert_eq!(t, "NAME       SIZE\nñandú.txt    12\na          1234\n");
+    }
+
+    #[test]
+    fn columns_line_up_by_display_width() {
+        let rows = vec![
+            vec!["日本語.txt".to_string(), "12".to_string()],
+            vec!["🎉party.bin".to_string(), "3".to_string()],
+            vec!["a".to_string(), "1234".to_string()],
+        ];
+        let t = render(&["NAME", "SIZE"], &rows, &[1]);
+        let lines: Vec<&str> = t.lines().collect();
+        // Every line is as wide as the header: the columns line up on screen.
+        for l in &lines {
+            assert_eq!(width(l), width(lines[0]), "{t}");
+        }
+        assert_eq!(lines[1], "日本語.txt     12");
+        assert_eq!(lines[2], "🎉party.bin     3");
     }
 
     #[test]

@@ -6,7 +6,10 @@
 //! typing. Printing a line first erases the live region, writes the line,
 //! then draws the region again, so progress bars update in place and never
 //! garble the user's typing. Everything for one update goes out in one
-//! write.
+//! write. The region's lines are drawn narrower than the terminal; if the
+//! terminal shrinks, a terminal that re-wraps them (tmux, VTE, kitty, ...)
+//! shows each on several rows, so the erase counts rows at the width of
+//! the moment ([`rows_on_screen`]) and leaves no stale fragments.
 //!
 //! Invariants: raw mode and stdin's file flags are restored on every way
 //! out ([`Terminal::restore`], also run on drop, so a panic restores them
@@ -14,7 +17,7 @@
 //! colour, no live region: lines are plain text and each new prompt is
 //! printed once on a line of its own.
 
-use super::ui::{to_ansi, Line, Span};
+use super::ui::{line_width, to_ansi, Line, Span};
 use std::io::{self, Write};
 use std::os::fd::AsRawFd;
 use termion::raw::{IntoRawMode, RawTerminal};
@@ -27,8 +30,9 @@ pub struct Terminal {
     colour: bool,
     /// Live region, raw mode: stdin and stdout are a terminal.
     fancy: bool,
-    /// Rows of the live region on screen (0: none drawn).
-    live_rows: usize,
+    /// Display width of each line of the live region on screen (empty:
+    /// none drawn).
+    live: Vec<usize>,
     /// The typewriter left the cursor inside a line.
     mid_line: bool,
     /// Plain mode: the last prompt printed.
@@ -59,7 +63,7 @@ impl Terminal {
             raw,
             stdin_flags,
             colour,
-            live_rows: 0,
+            live: Vec::new(),
             mid_line: false,
             last_prompt: String::new(),
         }
@@ -85,7 +89,7 @@ impl Terminal {
 
     pub fn clear_screen(&mut self) {
         if self.fancy {
-            self.live_rows = 0;
+            self.live.clear();
             self.mid_line = false;
             self.emit(format!("{}{}", termion::clear::All, termion::cursor::Goto(1, 1)));
         }
@@ -142,10 +146,11 @@ impl Terminal {
         for row in rows {
             out.push_str(&to_ansi(row, self.colour));
             out.push_str("\r\n");
+            self.live.push(line_width(row));
         }
         out.push_str(&to_ansi(prompt, self.colour));
         out.push_str(input);
-        self.live_rows = rows.len() + 1;
+        self.live.push(line_width(prompt) + super::ui::width(input));
         self.emit(out);
     }
 
@@ -180,13 +185,15 @@ impl Terminal {
     /// The escape codes that erase the live region (empty if none).
     fn erase_live(&mut self) -> String {
         let mut out = String::new();
-        if self.fancy && self.live_rows > 0 {
-            if self.live_rows > 1 {
-                out.push_str(&termion::cursor::Up((self.live_rows - 1) as u16).to_string());
+        if self.fancy && !self.live.is_empty() {
+            let rows = rows_on_screen(&self.live, self.width());
+            if rows > 1 {
+                let up = u16::try_from(rows - 1).unwrap_or(u16::MAX);
+                out.push_str(&termion::cursor::Up(up).to_string());
             }
             out.push('\r');
             out.push_str(termion::clear::AfterCursor.as_ref());
-            self.live_rows = 0;
+            self.live.clear();
         }
         out
     }
@@ -203,8 +210,33 @@ impl Terminal {
     }
 }
 
+/// Rows that lines of these display widths take on a terminal `cols`
+/// wide that re-wraps them: each at least one, more if it is now wider than
+/// the terminal (after a shrink).
+pub fn rows_on_screen(widths: &[usize], cols: usize) -> usize {
+    let cols = cols.max(1);
+    widths.iter().map(|&w| w.div_ceil(cols).max(1)).sum()
+}
+
 impl Drop for Terminal {
     fn drop(&mut self) {
         self.restore();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_after_a_resize() {
+        // Drawn at 120 columns (lines of at most 119), seen at 120: one
+        // row each.
+        assert_eq!(rows_on_screen(&[119, 60, 11], 120), 3);
+        // Shrunk to 40: the long bar now takes three rows, the prompt one.
+        assert_eq!(rows_on_screen(&[119, 11], 40), 4);
+        assert_eq!(rows_on_screen(&[80, 40, 0], 40), 4);
+        assert_eq!(rows_on_screen(&[], 40), 0);
+        assert_eq!(rows_on_screen(&[5], 0), 5, "a zero width counts as one column");
     }
 }

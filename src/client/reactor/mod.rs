@@ -160,6 +160,7 @@ pub struct Client {
 /// A download as the frontend sees it.
 #[derive(Debug, Clone)]
 pub struct DownloadView {
+    pub id: FileId,
     /// The file's name once known (escaped), else what was asked for.
     pub name: String,
     pub done: u64,
@@ -167,6 +168,8 @@ pub struct DownloadView {
     pub fetched: u64,
     /// 0 until the metadata is known.
     pub total: u64,
+    /// The metadata is in (until then `total` means nothing).
+    pub has_meta: bool,
     pub peers: usize,
     pub started: Instant,
 }
@@ -302,10 +305,12 @@ impl Client {
         self.downloads
             .iter()
             .map(|(_, d)| DownloadView {
+                id: d.id,
                 name: d.display_name(),
                 done: d.verified_bytes,
                 fetched: d.verified_bytes - d.resumed_bytes,
                 total: d.meta.as_ref().map_or(0, |m| m.size),
+                has_meta: d.meta.is_some(),
                 peers: d.peers.iter().filter(|p| p.conn.is_some()).count(),
                 started: d.started,
             })

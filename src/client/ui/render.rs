@@ -9,7 +9,7 @@
 //! including 0; tables are built on [`table::render`] and sizes on
 //! [`table::human_bytes`], like the headless listings.
 
-use super::{fit, fit_line, Line, Span, Style};
+use super::{fit, fit_line, width as text_width, Line, Span, Style};
 use crate::client::table;
 use crate::names;
 use crate::rand::Rng;
@@ -110,8 +110,8 @@ fn table_lines(
 ) -> Vec<String> {
     let col_width = |i: usize, rows: &[Vec<String>]| {
         rows.iter()
-            .map(|r| r[i].chars().count())
-            .chain([headers[i].chars().count()])
+            .map(|r| text_width(&r[i]))
+            .chain([text_width(headers[i])])
             .max()
             .unwrap_or(0)
     };
@@ -123,7 +123,7 @@ fn table_lines(
     let flex_max = width
         .saturating_sub(others)
         .max(MIN_NAME_COLUMN)
-        .max(headers[flex].chars().count());
+        .max(text_width(headers[flex]));
     for row in &mut rows {
         row[flex] = fit(&row[flex], flex_max);
     }
@@ -277,17 +277,20 @@ pub fn network_files_table(files: &[FileInfo], width: usize) -> Vec<Line> {
 pub struct Progress {
     pub name: String,
     pub done: u64,
-    pub total: u64,
+    /// `None` until the metadata has arrived (the size is not known).
+    pub total: Option<u64>,
     /// Recent transfer rate, bytes per second.
     pub rate_bps: f64,
+    /// Nothing arrived for a while (the ETA says "stalled").
+    pub stalled: bool,
     /// Peers in use.
     pub peers: usize,
 }
 
 /// Remaining time at the current rate: `None` when the rate is 0 (or not a
-/// number), `Some(0)` when done.
+/// number) or the size unknown, `Some(0)` when done.
 pub fn eta_secs(p: &Progress) -> Option<u64> {
-    let left = p.total.saturating_sub(p.done);
+    let left = p.total?.saturating_sub(p.done);
     if left == 0 {
         return Some(0);
     }
@@ -320,6 +323,15 @@ pub fn human_rate(bps: f64) -> String {
     format!("{}/s", table::human_bytes(n))
 }
 
+/// `1 peer`, `2 files`, `0 chunks`: a count and its noun, plural unless 1.
+pub fn count(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 /// Fraction done in `0..=1000` (per mille), floored so 100% means
 /// complete; an empty file counts as complete.
 fn per_mille(done: u64, total: u64) -> u64 {
@@ -332,39 +344,64 @@ fn per_mille(done: u64, total: u64) -> u64 {
 /// Narrowest bar worth drawing, and widest.
 const BAR_MIN: usize = 5;
 const BAR_MAX: usize = 40;
-/// Narrowest name worth showing (with `…`), and widest.
-const NAME_MIN: usize = 4;
+/// Columns a long name keeps before the optional fields get room, and the
+/// most it takes.
+const NAME_MIN: usize = 16;
 const NAME_MAX: usize = 40;
 
-/// A download's progress in at most `width` characters:
-/// `name ███░░░ 50% 1.0 MiB/2.0 MiB 512.0 KiB/s ETA 00:02 3 peers`.
-/// When room is short the name goes first, then the bar, then the ETA, the
-/// peers, the rate and the sizes; the percentage stays (cut at widths < 4).
+/// A download's progress in at most `width` columns:
+/// `name ███░░░ 50% 1.0 MiB/2.0 MiB 512.0 KiB/s 3 peers ETA 00:02`, or
+/// `name fetching metadata 1 peer` before the size is known.
+/// The name is never dropped, only shortened with `…` (to [`NAME_MIN`]
+/// columns while other fields need the room); when room is short the bar
+/// goes first, then the ETA, the peers, the rate and the sizes; the
+/// percentage stays.
 pub fn progress_bar(p: &Progress, width: usize) -> Line {
-    let pm = per_mille(p.done, p.total);
+    let escaped = names::escape(&p.name);
+    let name_want = text_width(&escaped).clamp(1, NAME_MAX);
+    let name_min = name_want.min(NAME_MIN);
+    let peers = count(p.peers, "peer");
+    let Some(total) = p.total else {
+        let mut line = vec![Span::plain(fit(&escaped, name_want)), Span::plain(" ")];
+        line.push(Span::new(Style::Dim, "fetching metadata"));
+        line.push(Span::plain(" "));
+        line.push(Span::new(Style::Dim, peers));
+        let fixed = text_width(" fetching metadata ") + text_width(&line[4].text);
+        // Shorten the name first, so the state stays readable.
+        let name_w = width
+            .saturating_sub(fixed)
+            .clamp(name_want.min(NAME_MIN / 2), name_want);
+        line[0] = Span::plain(fit(&escaped, name_w));
+        return fit_line(&line, width);
+    };
+    let pm = per_mille(p.done, total);
     let pct = format!("{:>3}%", pm / 10);
-    if width < pct.chars().count() {
+    let pct_w = text_width(&pct);
+    if width < pct_w + 2 {
         return vec![Span::new(Style::Accent, fit(pct.trim_start(), width))];
     }
-    let peers = match p.peers {
-        1 => "1 peer".to_string(),
-        n => format!("{n} peers"),
+    let eta = if p.stalled && p.done < total {
+        "stalled".to_string()
+    } else {
+        format!("ETA {}", format_eta(eta_secs(p)))
     };
     // Optional fields in the order they are kept; each costs its width
     // plus a separating space.
     let optional = [
         (
             Style::Plain,
-            format!("{}/{}", table::human_bytes(p.done), table::human_bytes(p.total)),
+            format!("{}/{}", table::human_bytes(p.done), table::human_bytes(total)),
         ),
         (Style::Plain, human_rate(p.rate_bps)),
         (Style::Dim, peers),
-        (Style::Dim, format!("ETA {}", format_eta(eta_secs(p)))),
+        (Style::Dim, eta),
     ];
-    let mut room = width - pct.chars().count();
+    // What is left once the name has its minimum and the percentage its place.
+    let name_min = name_min.min(width - pct_w - 1);
+    let mut room = width - pct_w - name_min - 1;
     let mut kept = [false; 4];
     for (i, (_, text)) in optional.iter().enumerate() {
-        let cost = text.chars().count() + 1;
+        let cost = text_width(text) + 1;
         if cost <= room {
             kept[i] = true;
             room -= cost;
@@ -374,33 +411,19 @@ pub fn progress_bar(p: &Progress, width: usize) -> Line {
             break;
         }
     }
-    let all_kept = kept.iter().all(|&k| k);
-    // The bar and the name share what is left, bar first.
     let mut bar = 0;
-    let mut name = String::new();
-    if all_kept && room > BAR_MIN {
+    if kept.iter().all(|&k| k) && room > BAR_MIN {
         bar = BAR_MIN;
         room -= BAR_MIN + 1;
-        let escaped = names::escape(&p.name);
-        if room > NAME_MIN {
-            let name_w = escaped
-                .chars()
-                .count()
-                .clamp(1, NAME_MAX)
-                .min(room - 1)
-                .max(NAME_MIN);
-            name = fit(&escaped, name_w);
-            if !name.is_empty() {
-                room -= name.chars().count() + 1;
-            }
-        }
+    }
+    // The name grows to its full width first, then the bar.
+    let grow = room.min(name_want - name_min);
+    room -= grow;
+    let name = fit(&escaped, name_min + grow);
+    if bar > 0 {
         bar += room.min(BAR_MAX - BAR_MIN);
     }
-    let mut line = Line::new();
-    if !name.is_empty() {
-        line.push(Span::plain(name));
-        line.push(Span::plain(" "));
-    }
+    let mut line = vec![Span::plain(name), Span::plain(" ")];
     if bar > 0 {
         let filled = (pm as usize * bar) / 1000;
         line.push(Span::new(Style::Ok, "█".repeat(filled)));
@@ -490,8 +513,9 @@ mod tests {
         Progress {
             name: "holiday-photos.zip".to_string(),
             done,
-            total,
+            total: Some(total),
             rate_bps,
+            stalled: false,
             peers: 3,
         }
     }
@@ -728,26 +752,77 @@ mod tests {
     }
 
     #[test]
-    fn progress_bar_degrades_name_bar_eta_first() {
+    fn progress_bar_keeps_the_name_and_drops_the_bar_first() {
         let p = progress(1 << 20, 2 << 20, 512.0 * 1024.0);
-        let w80 = plain_text(&progress_bar(&p, 80));
-        assert!(w80.contains("holiday-photos.zip") && w80.contains('█'), "{w80}");
-        let w40 = plain_text(&progress_bar(&p, 40));
-        assert!(!w40.contains("holiday") && !w40.contains('█'), "{w40}");
-        assert!(w40.contains("50%") && w40.contains("1.0 MiB/2.0 MiB"), "{w40}");
-        let w20 = plain_text(&progress_bar(&p, 20));
-        assert_eq!(w20, " 50% 1.0 MiB/2.0 MiB");
-        let w60 = plain_text(&progress_bar(&p, 60));
-        assert!(w60.contains("ETA") && w60.contains('█'), "{w60}");
-        // Just past the fields: a bar but no name yet.
-        let fields = " 50% 1.0 MiB/2.0 MiB 512.0 KiB/s 3 peers ETA 00:02"
-            .chars()
-            .count();
-        let no_name = plain_text(&progress_bar(&p, fields + BAR_MIN + 1));
+        let w120 = plain_text(&progress_bar(&p, 120));
         assert!(
-            no_name.starts_with("█") && !no_name.contains("holiday"),
-            "{no_name}"
+            w120.starts_with("holiday-photos.zip █") && w120.contains("ETA 00:02"),
+            "{w120}"
         );
+        // 40 columns: the whole name, the percentage and the sizes; no bar.
+        let w40 = plain_text(&progress_bar(&p, 40));
+        assert_eq!(w40, "holiday-photos.zip  50% 1.0 MiB/2.0 MiB");
+        // Narrower: the name is shortened, never dropped.
+        let w20 = plain_text(&progress_bar(&p, 20));
+        assert_eq!(w20, "holiday-photos…  50%");
+        let w10 = plain_text(&progress_bar(&p, 10));
+        assert!(w10.contains('…') && w10.ends_with("50%"), "{w10}");
+        let w60 = plain_text(&progress_bar(&p, 60));
+        assert_eq!(w60, "holiday-photos.zip  50% 1.0 MiB/2.0 MiB 512.0 KiB/s 3 peers");
+        // A long name is cut with an ellipsis at any width.
+        let mut long = p.clone();
+        long.name = "a-very-long-name-for-a-holiday-photo-archive.zip".into();
+        for w in [40, 60, 80, 120] {
+            let t = plain_text(&progress_bar(&long, w));
+            assert!(t.starts_with("a-very") && t.contains('…'), "{w}: {t}");
+        }
+    }
+
+    #[test]
+    fn progress_bar_before_the_metadata_says_so() {
+        let mut p = progress(0, 0, 0.0);
+        p.total = None;
+        p.peers = 1;
+        let t = plain_text(&progress_bar(&p, 120));
+        assert_eq!(t, "holiday-photos.zip fetching metadata 1 peer");
+        let t = plain_text(&progress_bar(&p, 40));
+        assert_eq!(t, "holiday-photos… fetching metadata 1 peer");
+        let t = plain_text(&progress_bar(&p, 30));
+        assert!(t.starts_with("holiday") && t.contains("fetching"), "{t}");
+        for w in 0..50 {
+            assert!(line_width(&progress_bar(&p, w)) <= w);
+        }
+        assert_eq!(eta_secs(&p), None);
+    }
+
+    #[test]
+    fn progress_bar_says_stalled() {
+        let mut p = progress(1 << 20, 2 << 20, 0.0);
+        p.stalled = true;
+        let t = plain_text(&progress_bar(&p, 120));
+        assert!(t.contains(" 0 B/s 3 peers stalled"), "{t}");
+        assert!(!t.contains("ETA"), "{t}");
+    }
+
+    #[test]
+    fn progress_bar_aligns_wide_names_by_display_width() {
+        let mut p = progress(1 << 20, 2 << 20, 1024.0);
+        p.name = "日本語の写真🎉.zip".into();
+        for w in [0, 10, 20, 40, 80, 120] {
+            let line = progress_bar(&p, w);
+            assert!(line_width(&line) <= w, "{w}: {:?}", plain_text(&line));
+        }
+        let t = plain_text(&progress_bar(&p, 120));
+        assert!(t.starts_with("日本語の写真🎉.zip █"), "{t}");
+        let t = plain_text(&progress_bar(&p, 40));
+        assert!(t.starts_with("日本語") && t.contains("50%"), "{t}");
+    }
+
+    #[test]
+    fn counts_agree_with_their_number() {
+        assert_eq!(count(0, "file"), "0 files");
+        assert_eq!(count(1, "peer"), "1 peer");
+        assert_eq!(count(2, "chunk"), "2 chunks");
     }
 
     #[test]
