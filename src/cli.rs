@@ -23,21 +23,40 @@ where
 }
 
 /// Resolves `HOST:PORT` (an IPv4 or bracketed IPv6 address, or a host name)
-/// to its first address.
+/// to its first address. The error says which part is wrong: the form, or
+/// a name that does not resolve.
 pub fn resolve(flag: &str, value: &str) -> Result<SocketAddr, String> {
     if let Ok(addr) = value.parse::<SocketAddr>() {
         return Ok(addr);
     }
-    value
-        .to_socket_addrs()
-        .ok()
-        .and_then(|mut addrs| addrs.next())
-        .ok_or_else(|| {
+    let shown = crate::names::escape(value);
+    let host = match value.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => host,
+        _ => return Err(format!("--{flag}: '{shown}' is not a HOST:PORT address")),
+    };
+    match value.to_socket_addrs() {
+        Ok(mut addrs) => addrs.next().ok_or_else(|| {
             format!(
-                "--{flag}: '{}' is not a HOST:PORT address",
-                crate::names::escape(value)
+                "--{flag}: the name '{}' has no address",
+                crate::names::escape(host)
             )
-        })
+        }),
+        Err(e) => Err(format!(
+            "--{flag}: the name '{}' does not resolve ({e})",
+            crate::names::escape(host)
+        )),
+    }
+}
+
+/// A getopts error as this project writes messages: starting in lower
+/// case ("unrecognized option: 'x'").
+pub fn getopts_error(e: &getopts::Fail) -> String {
+    let text = e.to_string();
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => text,
+    }
 }
 
 /// Sends `log` records to stderr, at `default_level` unless `RUST_LOG`
@@ -77,5 +96,15 @@ mod tests {
         assert_eq!(resolve("b", "[::1]:80").unwrap().port(), 80);
         assert!(resolve("b", "127.0.0.1").is_err());
         assert!(resolve("b", "localhost:9").is_ok());
+        let e = resolve("t", "no.such.host.invalid:17380").unwrap_err();
+        assert!(e.contains("'no.such.host.invalid' does not resolve"), "{e}");
+        assert!(resolve("t", "host:port").unwrap_err().contains("not a HOST:PORT"));
+        assert!(resolve("t", ":80").unwrap_err().contains("not a HOST:PORT"));
+    }
+
+    #[test]
+    fn getopts_errors_start_in_lower_case() {
+        let e = getopts::Options::new().parse(["--nope"]).unwrap_err();
+        assert_eq!(getopts_error(&e), "unrecognized option: 'nope'");
     }
 }

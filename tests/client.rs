@@ -583,7 +583,7 @@ fn list_and_peers_show_the_seeder() {
         .find(|l| l.contains("listed file.bin"))
         .unwrap_or_else(|| panic!("file not listed: {out:?}"));
     assert!(row.contains(&hex(&id[..8])), "{row}");
-    assert_eq!(out.last().unwrap(), "1 files on the network", "{out:?}");
+    assert_eq!(out.last().unwrap(), "1 file on the network", "{out:?}");
 
     let mut peers = ClientProc::start(&tmp, "peers", &args(&["--peers", "-t", &tracker]));
     assert_eq!(peers.wait_code(Duration::from_secs(15)), 0, "{}", peers.report());
@@ -612,7 +612,23 @@ fn bad_flags_and_bad_config_exit_2() {
     let tmp = TempDir::new("flags");
     let mut bogus = ClientProc::spawn("bogus", &args(&["--bogus"]), tmp.join("bogus.log"));
     assert_eq!(bogus.wait_code(Duration::from_secs(10)), 2, "{}", bogus.report());
-    assert!(bogus.stderr_text().contains("bogus"), "{}", bogus.report());
+    assert!(
+        bogus
+            .stderr_text()
+            .contains("pytorrent: unrecognized option: 'bogus'"),
+        "{}",
+        bogus.report()
+    );
+
+    // A host name that does not resolve is named as such.
+    let a = args(&["--list", "-t", "no.such.host.invalid:17380"]);
+    let mut unresolved = ClientProc::spawn("unresolved", &a, tmp.join("unresolved.log"));
+    assert_eq!(unresolved.wait_code(Duration::from_secs(30)), 2);
+    let err = unresolved.stderr_text();
+    assert!(
+        err.contains("the name 'no.such.host.invalid' does not resolve"),
+        "{err}"
+    );
 
     let config = tmp.join("bad.conf");
     std::fs::write(&config, "# chunk size out of range\nchunk_size_kib=3\n").unwrap();

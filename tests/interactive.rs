@@ -7,7 +7,8 @@
 mod common;
 
 use common::{
-    interrupted_download, random_bytes, seed, sha256_file, sha256_hex, shared_dir, TempDir, TrackerProc,
+    interrupted_download, random_bytes, seed, sha256_file, sha256_hex, shared_dir, wait_with_timeout,
+    TempDir, TrackerProc,
 };
 use rexpect::reader::Options;
 use rexpect::session::{spawn_with_options, PtySession};
@@ -55,16 +56,16 @@ fn set_columns(p: &PtySession, cols: u16) {
 /// Starts the interactive client in a pseudo-terminal, in `home`, with
 /// `home/config.txt`, its own directories and log, and `extra` flags.
 fn start(home: &Path, tracker: SocketAddr, extra: &[&str]) -> PtySession {
+    let mut all = vec!["-c", "config.txt"];
+    all.extend(extra);
+    start_default_config(home, tracker, &all)
+}
+
+/// Like [`start`], without `-c`: the default config/config.txt in `home`.
+fn start_default_config(home: &Path, tracker: SocketAddr, extra: &[&str]) -> PtySession {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_pytorrent"));
     cmd.current_dir(home)
-        .args([
-            "-c",
-            "config.txt",
-            "-t",
-            &tracker.to_string(),
-            "-l",
-            "127.0.0.1:0",
-        ])
+        .args(["-t", &tracker.to_string(), "-l", "127.0.0.1:0"])
         .args(["-s", "shared", "-d", "downloads", "--log", "client.log"])
         .args(extra)
         .env_remove("NO_COLOR");
@@ -251,4 +252,130 @@ fn a_download_shows_its_bar_at_once_and_its_name_at_any_width() {
     p.send_line("5").unwrap();
     expect(&mut p, "Goodbye");
     expect_exit_0(&p);
+}
+
+/// A first run in a directory without `config/`: the username is saved
+/// (the directory and file created), a rename works, the empty shared
+/// folder is named as given by `-s`, the peer table says USERNAME and
+/// calls a peer without files a leecher, and the goodbye mentions no
+/// .part files when there are none.
+#[test]
+fn a_first_run_without_a_config_directory() {
+    let t = TrackerProc::start(&[]);
+    let tmp = TempDir::new("interactive-noconfig");
+    let home = tmp.mkdir("fay");
+    let mut p = start_default_config(&home, t.addr, &["--no-effects"]);
+    expect(&mut p, "Choose a username:");
+    p.send_line("fay").unwrap();
+    expect(&mut p, "Hi, fay!");
+    expect(&mut p, "You are only downloading (no files in shared yet)");
+    expect(&mut p, "Press any key to continue");
+    p.send("x").unwrap();
+    p.flush().unwrap();
+    expect(&mut p, "5. Disconnect");
+    assert_eq!(
+        std::fs::read_to_string(home.join("config/config.txt")).unwrap(),
+        "username=fay\n"
+    );
+    p.send_line("2").unwrap();
+    expect(&mut p, "no shared files (put some in shared)");
+    p.send_line("1").unwrap();
+    let table = expect_before(&mut p, "fay (you)");
+    assert!(table.contains("USERNAME"), "{table}");
+    expect(&mut p, "leecher");
+    p.send_line("4").unwrap();
+    expect(&mut p, "New username");
+    p.send_line("gus").unwrap();
+    expect(&mut p, "You are now gus");
+    assert_eq!(
+        std::fs::read_to_string(home.join("config/config.txt")).unwrap(),
+        "username=gus\n"
+    );
+    p.send_line("5").unwrap();
+    expect(&mut p, "Goodbye!");
+    let bye = p.exp_eof().expect("the client ends");
+    assert!(!bye.contains(".part"), "no unfinished download, no .part: {bye}");
+    expect_exit_0(&p);
+}
+
+/// Ctrl-C at the first-run prompt leaves at once: the tracker never heard
+/// of us, so there is no goodbye to wait for.
+#[test]
+fn ctrl_c_at_the_first_run_prompt_exits_at_once() {
+    let t = TrackerProc::start(&[]);
+    let tmp = TempDir::new("interactive-ctrlc");
+    let home = tmp.mkdir("hal");
+    std::fs::write(home.join("config.txt"), "").unwrap();
+    let mut p = start(&home, t.addr, &["--no-effects"]);
+    expect(&mut p, "Choose a username:");
+    let asked = std::time::Instant::now();
+    p.send_control('c').unwrap();
+    expect_exit_0(&p);
+    let took = asked.elapsed();
+    assert!(took < std::time::Duration::from_millis(1500), "took {took:?}");
+}
+
+/// Whether `c` is an emoji (the ranges the client's plain mode removes).
+fn is_emoji(c: char) -> bool {
+    matches!(c, '\u{1F000}'..='\u{1FAFF}' | '\u{2600}'..='\u{26FF}' | '\u{FE0F}')
+        || (('\u{2700}'..='\u{27BF}').contains(&c) && c != '\u{2714}' && c != '\u{2718}')
+}
+
+/// Runs the interactive client with `input` on a pipe and its output on
+/// another (no terminal at all); returns its exit code and stdout.
+fn run_piped(home: &Path, tracker: SocketAddr, input: &str, env: &[(&str, &str)]) -> (i32, String) {
+    use std::io::{Read, Write};
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pytorrent"))
+        .current_dir(home)
+        .args([
+            "-c",
+            "config.txt",
+            "-t",
+            &tracker.to_string(),
+            "-l",
+            "127.0.0.1:0",
+        ])
+        .args(["-s", "shared", "-d", "downloads", "--log", "client.log"])
+        .envs(env.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start pytorrent");
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(input.as_bytes()).unwrap();
+    drop(stdin);
+    let status = match wait_with_timeout(&mut child, std::time::Duration::from_secs(30)) {
+        Some(status) => status,
+        None => {
+            let _ = child.kill();
+            panic!("the piped client did not finish");
+        }
+    };
+    let mut out = String::new();
+    child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    (status.code().unwrap_or(-1), out)
+}
+
+/// Without a terminal the output is plain text: no escape codes, no emoji.
+#[test]
+fn piped_output_is_plain_text() {
+    let t = TrackerProc::start(&[]);
+    let tmp = TempDir::new("interactive-plain");
+    let home = tmp.mkdir("ivy");
+    std::fs::write(home.join("config.txt"), "username=ivy\n").unwrap();
+    let (code, out) = run_piped(&home, t.addr, "\nhelp\n5\n", &[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("Hi, ivy!") && out.contains("1. View connected peers"),
+        "{out}"
+    );
+    assert!(out.contains("Goodbye!"), "{out}");
+    assert!(!out.contains('\u{1b}'), "escape codes in {out:?}");
+    assert!(!out.chars().any(is_emoji), "emoji in {out}");
+    assert!(
+        !out.lines().any(|l| l.ends_with(' ')),
+        "trailing spaces in {out:?}"
+    );
 }

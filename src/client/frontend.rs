@@ -67,7 +67,8 @@ pub fn resumed_text(name: &str, verified: usize, total: usize, rechecked: bool) 
     } else {
         "resuming"
     };
-    format!("{how} {name}: {verified} of {total} chunks already verified")
+    let total = super::table::count(total, "chunk");
+    format!("{how} {name}: {verified} of {total} already verified")
 }
 
 /// Something a frontend asks the engine to do.

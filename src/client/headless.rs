@@ -5,9 +5,9 @@
 
 use super::download::hex;
 use super::frontend::{resumed_text, Command, Cx, Event, Frontend};
-use super::table::{human_bytes, render};
+use super::table::{count, human_bytes, render, role_name, PEER_HEADERS};
 use crate::names;
-use crate::wire::tracker::{FileInfo, PeerInfo, Role};
+use crate::wire::tracker::{FileInfo, PeerInfo};
 use crate::wire::FileId;
 use std::io::{self, Write};
 
@@ -86,8 +86,8 @@ impl Headless {
         }
         self.banner_shown = true;
         println!(
-            "seeding {} files as {} on tcp {} (tracker {})",
-            cx.client.shared_count(),
+            "seeding {} as {} on tcp {} (tracker {})",
+            count(cx.client.shared_count(), "file"),
             names::escape(cx.client.username()),
             cx.client.listen_addr(),
             cx.client.tracker()
@@ -168,7 +168,7 @@ impl Frontend for Headless {
             Event::FileList(files) => match self.goal {
                 Goal::List => {
                     print!("{}", files_table(&files));
-                    println!("{} files on the network", files.len());
+                    println!("{} on the network", count(files.len(), "file"));
                     self.quit(0, "", out);
                 }
                 Goal::Get => {
@@ -180,7 +180,7 @@ impl Frontend for Headless {
             Event::PeerList(peers) => {
                 if self.goal == Goal::Peers {
                     print!("{}", peers_table(&peers));
-                    println!("{} peers on the network", peers.len());
+                    println!("{} on the network", count(peers.len(), "peer"));
                     self.quit(0, "", out);
                 }
             }
@@ -263,10 +263,7 @@ fn peers_table(peers: &[PeerInfo]) -> String {
     let rows: Vec<Vec<String>> = peers
         .iter()
         .map(|p| {
-            let role = match p.role {
-                Role::Seeder => "seeder",
-                Role::Leecher => "leecher",
-            };
+            let role = role_name(p.role, p.files);
             let you = if p.is_you { " (you)" } else { "" };
             vec![
                 format!("{}{you}", names::escape(&p.username)),
@@ -276,7 +273,7 @@ fn peers_table(peers: &[PeerInfo]) -> String {
             ]
         })
         .collect();
-    render(&["USERNAME", "ADDRESS", "ROLE", "FILES"], &rows, &[3])
+    render(&PEER_HEADERS, &rows, &[3])
 }
 
 /// A file id written as 64 hex digits.

@@ -13,6 +13,7 @@
 
 use super::download::hex;
 use super::frontend::{resumed_text, Command, Cx, Event, Frontend};
+use super::table::count;
 use super::terminal::Terminal;
 use super::ui::input::{
     parse_menu_choice, parse_pick, parse_yes_no, InputEvent, LineEditor, MenuChoice, Pick,
@@ -103,6 +104,8 @@ pub struct Interactive {
     /// to look at it again.
     drawn_width: usize,
     next_resize_check: Instant,
+    /// Downloads still running when the user left (for the goodbye).
+    left_unfinished: usize,
 }
 
 impl Interactive {
@@ -129,6 +132,7 @@ impl Interactive {
             redraw_next_turn: false,
             drawn_width: 0,
             next_resize_check: now,
+            left_unfinished: 0,
         }
     }
 
@@ -193,7 +197,8 @@ impl Interactive {
         let sharing = cx.client.shared_count() + queued;
         let dir = self.setup.shared_dir.display().to_string();
         if sharing > 0 {
-            self.status(format!("You are seeding {sharing} files from {dir}"));
+            let files = count(sharing, "file");
+            self.status(format!("You are seeding {files} from {dir}"));
         } else {
             self.status(format!("You are only downloading (no files in {dir} yet)"));
         }
@@ -206,7 +211,8 @@ impl Interactive {
             for (_, name, verified, total) in &unfinished {
                 let pct = if *total == 0 { 100 } else { verified * 100 / total };
                 self.show(vec![vec![Span::plain(format!(
-                    "  {name}: {verified} of {total} chunks ({pct}%)"
+                    "  {name}: {verified} of {} ({pct}%)",
+                    count(*total, "chunk")
                 ))]]);
             }
             self.unfinished = unfinished.into_iter().map(|(id, name, ..)| (id, name)).collect();
@@ -226,11 +232,12 @@ impl Interactive {
         }
     }
 
-    fn quit(&mut self, out: &mut Vec<Command>) {
+    fn quit(&mut self, cx: &Cx<'_>, out: &mut Vec<Command>) {
         if self.screen == Screen::Leaving {
             return;
         }
         self.screen = Screen::Leaving;
+        self.left_unfinished = cx.client.downloads().len();
         self.status("Disconnecting from the network".into());
         out.push(Command::Quit { code: 0 });
     }
@@ -331,7 +338,8 @@ impl Interactive {
                     })
                     .collect();
                 let width = self.term.width();
-                self.show(shared_table(&rows, width));
+                let dir = self.setup.shared_dir.display().to_string();
+                self.show(shared_table(&rows, &dir, width));
                 let (queued, _) = cx.client.indexing();
                 if queued > 0 {
                     self.show(vec![vec![Span::new(
@@ -346,7 +354,7 @@ impl Interactive {
                 self.screen = Screen::WaitFiles;
             }
             MenuChoice::ChangeUsername => self.screen = Screen::NewName,
-            MenuChoice::Disconnect => self.quit(out),
+            MenuChoice::Disconnect => self.quit(cx, out),
             MenuChoice::Help => {
                 self.show(help());
                 self.show_menu();
@@ -484,7 +492,7 @@ impl Interactive {
     fn handle_input(&mut self, events: Vec<InputEvent>, cx: &Cx<'_>, out: &mut Vec<Command>) {
         for ev in events {
             match ev {
-                InputEvent::Interrupt | InputEvent::Eof => self.quit(out),
+                InputEvent::Interrupt | InputEvent::Eof => self.quit(cx, out),
                 InputEvent::AnyKey => {
                     if self.screen == Screen::AnyKey {
                         self.after_any_key();
@@ -610,7 +618,7 @@ impl Frontend for Interactive {
             }
             Event::TrackerReachable => self.status("The tracker answers again".into()),
             Event::Warning(w) => self.show(vec![vec![Span::new(Style::Dim, w)]]),
-            Event::Signal => self.quit(out),
+            Event::Signal => self.quit(cx, out),
         }
         self.render(cx);
     }
@@ -622,7 +630,7 @@ impl Frontend for Interactive {
     fn on_input(&mut self, bytes: &[u8], cx: &Cx<'_>, out: &mut Vec<Command>) {
         if bytes.is_empty() {
             // End of input (a script ran out): leave like Disconnect.
-            self.quit(out);
+            self.quit(cx, out);
         } else {
             // A key while text is being typed shows the rest at once.
             if !self.typer.is_idle() {
@@ -671,10 +679,13 @@ impl Frontend for Interactive {
         self.term.hide_live();
         if code == 0 {
             let emoji = self.emoji();
-            self.term.print_lines(&[vec![Span::new(
-                Style::Title,
-                format!("Goodbye! Unfinished downloads stay as .part files. {emoji}"),
-            )]]);
+            let parts = match self.left_unfinished {
+                0 => String::new(),
+                1 => " The unfinished download stays as a .part file to resume.".into(),
+                n => format!(" The {n} unfinished downloads stay as .part files to resume."),
+            };
+            self.term
+                .print_lines(&[vec![Span::new(Style::Title, format!("Goodbye!{parts} {emoji}"))]]);
         }
         self.term.restore();
     }

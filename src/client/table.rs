@@ -7,6 +7,7 @@
 //! up; no line ends in spaces.
 
 use super::ui::width;
+use crate::wire::tracker::Role;
 
 /// Renders `rows` under `headers`, columns separated by two spaces.
 /// Columns listed in `right` are right-aligned (numbers).
@@ -38,6 +39,28 @@ pub fn render(headers: &[&str], rows: &[Vec<String>], right: &[usize]) -> String
         out.push('\n');
     }
     out
+}
+
+/// The peer table's headers, the same in every view.
+pub const PEER_HEADERS: [&str; 4] = ["USERNAME", "ADDRESS", "ROLE", "FILES"];
+
+/// A peer's role as every view shows it: a peer that shares no file is a
+/// leecher, whatever it registered as (a seeder whose folder is empty
+/// has nothing to seed).
+pub fn role_name(role: Role, files: u32) -> &'static str {
+    match role {
+        Role::Seeder if files > 0 => "seeder",
+        _ => "leecher",
+    }
+}
+
+/// `1 peer`, `2 files`, `0 chunks`: a count and its noun, plural unless 1.
+pub fn count(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
 }
 
 /// A byte count for people: `999 B`, `1.5 KiB`, `20.0 MiB`, ...
@@ -84,6 +107,16 @@ mod tests {
         }
         assert_eq!(lines[1], "日本語.txt     12");
         assert_eq!(lines[2], "🎉party.bin     3");
+    }
+
+    #[test]
+    fn counts_and_roles() {
+        assert_eq!(count(0, "file"), "0 files");
+        assert_eq!(count(1, "peer"), "1 peer");
+        assert_eq!(count(2, "chunk"), "2 chunks");
+        assert_eq!(role_name(Role::Seeder, 0), "leecher");
+        assert_eq!(role_name(Role::Seeder, 3), "seeder");
+        assert_eq!(role_name(Role::Leecher, 0), "leecher");
     }
 
     #[test]

@@ -15,9 +15,10 @@
 //! out ([`Terminal::restore`], also run on drop, so a panic restores them
 //! too). Without a terminal (a pipe, a script) there is no raw mode, no
 //! colour, no live region: lines are plain text and each new prompt is
-//! printed once on a line of its own.
+//! printed once on a line of its own. Without colour (no terminal, or
+//! `NO_COLOR`) the text is plain: no escape codes and no emoji.
 
-use super::ui::{line_width, to_ansi, Line, Span};
+use super::ui::{line_width, strip_emoji, to_ansi, width, Line, Span};
 use std::io::{self, Write};
 use std::os::fd::AsRawFd;
 use termion::raw::{IntoRawMode, RawTerminal};
@@ -46,7 +47,7 @@ impl Terminal {
     pub fn open() -> Terminal {
         let stdout_tty = termion::is_tty(&io::stdout());
         let stdin_tty = termion::is_tty(&io::stdin());
-        let colour = stdout_tty && std::env::var_os("NO_COLOR").map_or(true, |v| v.is_empty());
+        let colour = stdout_tty && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
         let raw = if stdout_tty && stdin_tty {
             io::stdout().into_raw_mode().ok()
         } else {
@@ -103,7 +104,7 @@ impl Terminal {
             self.mid_line = false;
         }
         for line in lines {
-            out.push_str(&to_ansi(line, self.colour));
+            out.push_str(&self.text(line));
             out.push_str(self.newline());
         }
         self.emit(out);
@@ -116,7 +117,7 @@ impl Terminal {
             return;
         }
         let mut out = self.erase_live();
-        let text = to_ansi(spans, self.colour);
+        let text = self.text(spans);
         if self.fancy {
             out.push_str(&text.replace('\n', "\r\n"));
         } else {
@@ -131,7 +132,7 @@ impl Terminal {
     /// mode only a prompt that changed is printed.
     pub fn draw_live(&mut self, rows: &[Line], prompt: &Line, input: &str) {
         if !self.fancy {
-            let text = to_ansi(prompt, false);
+            let text = self.text(prompt);
             if !text.is_empty() && text != self.last_prompt {
                 self.last_prompt = text.clone();
                 self.emit(format!("{text}\n"));
@@ -144,13 +145,14 @@ impl Terminal {
             self.mid_line = false;
         }
         for row in rows {
-            out.push_str(&to_ansi(row, self.colour));
+            let text = self.text(row);
+            out.push_str(&text);
             out.push_str("\r\n");
-            self.live.push(line_width(row));
+            self.live.push(self.shown_width(row));
         }
-        out.push_str(&to_ansi(prompt, self.colour));
+        out.push_str(&self.text(prompt));
         out.push_str(input);
-        self.live.push(line_width(prompt) + super::ui::width(input));
+        self.live.push(self.shown_width(prompt) + width(input));
         self.emit(out);
     }
 
@@ -171,6 +173,24 @@ impl Terminal {
             unsafe {
                 libc::fcntl(io::stdin().as_raw_fd(), libc::F_SETFL, flags);
             }
+        }
+    }
+
+    /// A line as written: coloured, or plain text without emoji.
+    fn text(&self, line: &[Span]) -> String {
+        if self.colour {
+            to_ansi(line, true)
+        } else {
+            strip_emoji(&to_ansi(line, false))
+        }
+    }
+
+    /// Columns a line takes on screen as [`Terminal::text`] writes it.
+    fn shown_width(&self, line: &[Span]) -> usize {
+        if self.colour {
+            line_width(line)
+        } else {
+            width(&self.text(line))
         }
     }
 

@@ -357,7 +357,7 @@ mod tests {
             id: [i; 32],
             name: format!("file {i}.txt"),
             size: u64::from(i) << 33,
-            complete: i % 2 == 0,
+            complete: i.is_multiple_of(2),
         };
         let bodies = vec![
             RequestBody::Connect {

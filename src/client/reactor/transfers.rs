@@ -183,7 +183,10 @@ impl Client {
         for (_, d) in self.downloads.iter_mut() {
             Self::save(d, now);
         }
-        self.exit = Some((code, now + GOODBYE_WAIT));
+        // Not joined yet (the first-run username prompt): the tracker does
+        // not know us, so there is no goodbye to wait for.
+        let wait = if self.joined { GOODBYE_WAIT } else { Duration::ZERO };
+        self.exit = Some((code, now + wait));
         self.link.disconnect(now);
     }
 

@@ -466,7 +466,7 @@ mod tests {
         assert_eq!(ed.text(), "abcx");
         // A runaway CSI is dropped after MAX_ESCAPE bytes.
         let mut long = b"\x1b[".to_vec();
-        long.extend(std::iter::repeat(b'1').take(100));
+        long.extend(std::iter::repeat_n(b'1', 100));
         ed.feed(&long);
         let kept = 100 - (MAX_ESCAPE - 1);
         assert_eq!(ed.text(), format!("abcx{}", "1".repeat(kept)));

@@ -193,6 +193,43 @@ pub fn to_ansi(line: &[Span], colour: bool) -> String {
     out
 }
 
+/// Whether `c` is an emoji or part of one (the variation selector and the
+/// joiner that build emoji sequences). The plain dingbats ✔ and ✘ are
+/// text, not emoji, and are kept.
+fn is_emoji(c: char) -> bool {
+    matches!(c,
+        '\u{1F000}'..='\u{1FAFF}' | '\u{2600}'..='\u{26FF}' | '\u{FE0F}' | '\u{200D}')
+        || (('\u{2700}'..='\u{27BF}').contains(&c) && c != '✔' && c != '✘')
+}
+
+/// `text` without emoji, for plain output (no colour: not a terminal, or
+/// `NO_COLOR`): an emoji goes with the space that separated it from the
+/// rest, so `"  🔍 1. Peers"` becomes `"  1. Peers"` and `"Hi! 🎉"`
+/// becomes `"Hi!"`.
+pub fn strip_emoji(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if !is_emoji(c) {
+            out.push(c);
+            continue;
+        }
+        match chars.peek() {
+            // An icon before its label: drop the space after it when one
+            // is already there (or the line starts here).
+            Some(' ') if out.is_empty() || out.ends_with([' ', '\n']) => {
+                chars.next();
+            }
+            // An emoji ending a line: drop the space before it.
+            None | Some('\n') | Some('\r') if out.ends_with(' ') => {
+                out.pop();
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -228,6 +265,21 @@ mod tests {
         assert_eq!(fit("héllo", 1), "…");
         assert_eq!(fit("héllo", 0), "");
         assert_eq!(fit("", 0), "");
+    }
+
+    #[test]
+    fn plain_text_has_no_emoji() {
+        assert_eq!(
+            strip_emoji("  🔍 1. View connected peers"),
+            "  1. View connected peers"
+        );
+        assert_eq!(strip_emoji("  ✏️ 4. Change username"), "  4. Change username");
+        assert_eq!(strip_emoji("🔥 Main menu"), "Main menu");
+        assert_eq!(strip_emoji("Hi, bob! 🎉"), "Hi, bob!");
+        assert_eq!(strip_emoji("Now sharing x ⚡\n"), "Now sharing x\n");
+        assert_eq!(strip_emoji("✔ a.bin sha256 00"), "✔ a.bin sha256 00");
+        assert_eq!(strip_emoji("✘ no ❌"), "✘ no");
+        assert_eq!(strip_emoji("日本語 ñ"), "日本語 ñ");
     }
 
     #[test]

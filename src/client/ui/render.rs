@@ -13,7 +13,7 @@ use super::{fit, fit_line, width as text_width, Line, Span, Style};
 use crate::client::table;
 use crate::names;
 use crate::rand::Rng;
-use crate::wire::tracker::{FileInfo, PeerInfo, Role};
+use crate::wire::tracker::{FileInfo, PeerInfo};
 
 /// Cheerful emojis for status lines, in the spirit of the original client.
 pub const EMOJIS: [&str; 12] = [
@@ -88,7 +88,7 @@ pub fn help() -> Vec<Line> {
     let mut lines = vec![vec![Span::new(Style::Title, "Commands")]];
     for (keys, what) in WORDS {
         lines.push(vec![
-            Span::new(Style::Accent, format!("  {keys:<20}")),
+            Span::new(Style::Accent, format!("  {keys:<21}")),
             Span::plain(what),
         ]);
     }
@@ -163,10 +163,7 @@ pub fn peers_table(peers: &[PeerInfo], width: usize) -> Vec<Line> {
             if p.is_you {
                 name.push_str(" (you)");
             }
-            let role = match p.role {
-                Role::Seeder => "seeder",
-                Role::Leecher => "leecher",
-            };
+            let role = table::role_name(p.role, p.files);
             vec![name, p.addr.to_string(), role.to_string(), p.files.to_string()]
         })
         .collect();
@@ -174,10 +171,7 @@ pub fn peers_table(peers: &[PeerInfo], width: usize) -> Vec<Line> {
         .iter()
         .map(|p| if p.is_you { Style::Accent } else { Style::Plain })
         .collect();
-    let mut lines = styled(
-        table_lines(&["USER", "ADDRESS", "ROLE", "FILES"], rows, &[3], 0, width),
-        &styles,
-    );
+    let mut lines = styled(table_lines(&table::PEER_HEADERS, rows, &[3], 0, width), &styles);
     if peers.is_empty() {
         lines.push(empty_note("no peers online", width));
     }
@@ -205,8 +199,9 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// Your shared files: name, size, chunks, short SHA-256, peers downloading
-/// now (highlighted when any), bytes uploaded.
-pub fn shared_table(rows: &[SharedRow], width: usize) -> Vec<Line> {
+/// now (highlighted when any), bytes uploaded. `shared_dir` is named in
+/// the hint when there are none.
+pub fn shared_table(rows: &[SharedRow], shared_dir: &str, width: usize) -> Vec<Line> {
     let cells = rows
         .iter()
         .map(|r| {
@@ -235,10 +230,8 @@ pub fn shared_table(rows: &[SharedRow], width: usize) -> Vec<Line> {
     let headers = ["NAME", "SIZE", "CHUNKS", "SHA-256", "DOWNLOADING", "UPLOADED"];
     let mut lines = styled(table_lines(&headers, cells, &[1, 2, 4, 5], 0, width), &styles);
     if rows.is_empty() {
-        lines.push(empty_note(
-            "no shared files (put some in user/shared_files/)",
-            width,
-        ));
+        let hint = format!("no shared files (put some in {})", names::escape(shared_dir));
+        lines.push(empty_note(&hint, width));
     }
     lines
 }
@@ -323,15 +316,6 @@ pub fn human_rate(bps: f64) -> String {
     format!("{}/s", table::human_bytes(n))
 }
 
-/// `1 peer`, `2 files`, `0 chunks`: a count and its noun, plural unless 1.
-pub fn count(n: usize, noun: &str) -> String {
-    if n == 1 {
-        format!("1 {noun}")
-    } else {
-        format!("{n} {noun}s")
-    }
-}
-
 /// Fraction done in `0..=1000` (per mille), floored so 100% means
 /// complete; an empty file counts as complete.
 fn per_mille(done: u64, total: u64) -> u64 {
@@ -360,7 +344,7 @@ pub fn progress_bar(p: &Progress, width: usize) -> Line {
     let escaped = names::escape(&p.name);
     let name_want = text_width(&escaped).clamp(1, NAME_MAX);
     let name_min = name_want.min(NAME_MIN);
-    let peers = count(p.peers, "peer");
+    let peers = table::count(p.peers, "peer");
     let Some(total) = p.total else {
         let mut line = vec![Span::plain(fit(&escaped, name_want)), Span::plain(" ")];
         line.push(Span::new(Style::Dim, "fetching metadata"));
@@ -460,6 +444,7 @@ pub fn error_line(msg: &str) -> Line {
 mod tests {
     use super::*;
     use crate::client::ui::{line_width, plain_text, to_ansi};
+    use crate::wire::tracker::Role;
     use std::net::SocketAddr;
 
     const HOSTILE: &str = "evil\u{1b}[2J\u{9b}31m\u{7}.bin";
@@ -499,7 +484,7 @@ mod tests {
         PeerInfo {
             username: name.to_string(),
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
-            role: if port % 2 == 0 {
+            role: if port.is_multiple_of(2) {
                 Role::Seeder
             } else {
                 Role::Leecher
@@ -583,7 +568,7 @@ mod tests {
         assert_eq!(lines.len(), 4);
         assert_eq!(
             plain_text(&lines[0]),
-            "USER                             ADDRESS         ROLE     FILES"
+            "USERNAME                         ADDRESS         ROLE     FILES"
         );
         assert_eq!(lines[0][0].style, Style::Title);
         let me = plain_text(&lines[3]);
@@ -609,7 +594,11 @@ mod tests {
     #[test]
     fn empty_tables_say_so() {
         assert!(text(&peers_table(&[], 80)).contains("no peers online"));
-        assert!(text(&shared_table(&[], 80)).contains("no shared files"));
+        let hint = text(&shared_table(&[], "/srv/share", 80));
+        assert!(
+            hint.contains("no shared files (put some in /srv/share)"),
+            "{hint}"
+        );
         assert!(text(&network_files_table(&[], 80)).contains("no files"));
         assert_within(&network_files_table(&[], 5), 5);
     }
@@ -638,7 +627,7 @@ mod tests {
                 uploaded: 0,
             },
         ];
-        let lines = shared_table(&rows, 120);
+        let lines = shared_table(&rows, "shared", 120);
         assert_safe(&lines);
         assert_within(&lines, 120);
         let t = text(&lines);
@@ -816,13 +805,6 @@ mod tests {
         assert!(t.starts_with("日本語の写真🎉.zip █"), "{t}");
         let t = plain_text(&progress_bar(&p, 40));
         assert!(t.starts_with("日本語") && t.contains("50%"), "{t}");
-    }
-
-    #[test]
-    fn counts_agree_with_their_number() {
-        assert_eq!(count(0, "file"), "0 files");
-        assert_eq!(count(1, "peer"), "1 peer");
-        assert_eq!(count(2, "chunk"), "2 chunks");
     }
 
     #[test]
