@@ -585,6 +585,14 @@ fn list_and_peers_show_the_seeder() {
     assert!(row.contains(&hex(&id[..8])), "{row}");
     assert_eq!(out.last().unwrap(), "1 file on the network", "{out:?}");
 
+    // The prefix --list shows is enough for --get.
+    let (mut by_prefix, dir) = get(&tmp, t.addr, "by-prefix", &[&hex(&id[..8])], &[]);
+    check_downloaded(&mut by_prefix, &dir, "listed file.bin", &data, DOWNLOAD);
+    expect_success(&mut by_prefix);
+
+    // A --seed with nothing to share is a leecher in every view.
+    let nothing = shared_dir(&tmp, "empty", &[]);
+    let _empty = seed(&tmp, t.addr, "empty", &nothing, &[]);
     let mut peers = ClientProc::start(&tmp, "peers", &args(&["--peers", "-t", &tracker]));
     assert_eq!(peers.wait_code(Duration::from_secs(15)), 0, "{}", peers.report());
     let out = peers.stdout.clone();
@@ -604,7 +612,12 @@ fn list_and_peers_show_the_seeder() {
         ["lister", &seeder.addr.to_string(), "seeder", "1"],
         "{row}"
     );
-    assert_eq!(out.last().unwrap(), "2 peers on the network", "{out:?}");
+    assert_eq!(out.last().unwrap(), "3 peers on the network", "{out:?}");
+    let empty = out
+        .iter()
+        .find(|l| l.starts_with("empty "))
+        .expect("empty seeder listed");
+    assert!(empty.contains(" leecher ") && empty.ends_with(" 0"), "{out:?}");
 }
 
 #[test]

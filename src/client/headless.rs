@@ -123,17 +123,22 @@ impl Headless {
 
     fn resolve(&mut self, files: &[FileInfo], out: &mut Vec<Command>) {
         for name in std::mem::take(&mut self.names) {
-            let matches: Vec<&FileInfo> = files.iter().filter(|f| f.name == name).collect();
+            let mut matches: Vec<&FileInfo> = files.iter().filter(|f| f.name == name).collect();
+            // No file by that name: an id prefix, like the ones --list shows.
+            if matches.is_empty() && is_id_prefix(&name) {
+                let prefix = name.to_ascii_lowercase();
+                matches = files.iter().filter(|f| hex(&f.id).starts_with(&prefix)).collect();
+            }
             match matches.as_slice() {
                 [one] => self.download(one.id, names::escape(&one.name), out),
                 [] => self.get_failed(&format!(
-                    "no file named '{}' on the network (see --list)",
+                    "no file named '{}' on the network, nor one whose id starts so (see --list)",
                     names::escape(&name)
                 )),
                 many => {
                     let ids: Vec<String> = many.iter().map(|f| hex(&f.id)).collect();
                     self.get_failed(&format!(
-                        "{} files are named '{}'; pick one by id: {}",
+                        "{} files match '{}'; pick one by its id: {}",
                         many.len(),
                         names::escape(&name),
                         ids.join(", ")
@@ -276,6 +281,15 @@ fn peers_table(peers: &[PeerInfo]) -> String {
     render(&PEER_HEADERS, &rows, &[3])
 }
 
+/// Fewest hex digits of a file id `--get` accepts as a prefix.
+pub const MIN_ID_PREFIX: usize = 8;
+
+/// Whether `text` can be a file id prefix: at least [`MIN_ID_PREFIX`] hex
+/// digits (and fewer than a whole id's 64).
+fn is_id_prefix(text: &str) -> bool {
+    (MIN_ID_PREFIX..64).contains(&text.len()) && text.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
 /// A file id written as 64 hex digits.
 pub fn parse_file_id(text: &str) -> Option<FileId> {
     if text.len() != 64 || !text.is_ascii() {
@@ -300,6 +314,49 @@ mod tests {
         assert_eq!(parse_file_id("abc"), None);
         assert_eq!(parse_file_id(&"g".repeat(64)), None);
         assert_eq!(parse_file_id(&"é".repeat(32)), None);
+    }
+
+    fn file(id: u8, name: &str) -> FileInfo {
+        FileInfo {
+            id: [id; 32],
+            name: name.into(),
+            size: 1,
+            seeders: 1,
+            partial: 0,
+        }
+    }
+
+    #[test]
+    fn get_accepts_a_unique_id_prefix() {
+        let files = [file(0xab, "a.bin"), file(0xac, "b.bin"), file(0x12, "12121212")];
+        let mut h = Headless::new(
+            false,
+            vec!["ABABABAB".into(), "abababababab".into(), "12121212".into()],
+            false,
+            false,
+        );
+        let mut out = Vec::new();
+        h.resolve(&files, &mut out);
+        let ids: Vec<FileId> = out
+            .iter()
+            .map(|c| match c {
+                Command::Download { id, .. } => *id,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        // Both prefixes name a.bin (a repeat is the engine's to ignore); a
+        // name that looks like a prefix is a name first.
+        assert_eq!(ids, vec![[0xab; 32], [0xab; 32], [0x12; 32]]);
+        assert_eq!(h.failed, 0);
+        // Too short, or not unique: not found / ambiguous.
+        let mut h = Headless::new(false, vec!["abab".into()], false, false);
+        h.resolve(&files, &mut out);
+        assert_eq!(h.failed, 1);
+        let files = [file(0xab, "a.bin"), file(0xab, "b.bin")];
+        let mut h = Headless::new(false, vec!["abababab".into()], false, false);
+        h.resolve(&files, &mut out);
+        assert_eq!(h.failed, 1);
+        assert!(is_id_prefix("0123abcd") && !is_id_prefix("0123abc") && !is_id_prefix("0123abcg"));
     }
 
     #[test]

@@ -77,7 +77,7 @@ pub fn flags() -> getopts::Options {
     o.optmulti(
         "",
         "get",
-        "download a file by name (unique on the network) or file id, then exit; repeat to download several at once; with --seed, keep seeding afterwards",
+        "download a file by name (unique on the network), file id, or unique id prefix (8+ hex digits, as --list shows), then exit; repeat to download several at once; with --seed, keep seeding afterwards",
         "NAME_OR_ID",
     );
     o.optflag("", "list", "print the files on the network and exit");
