@@ -657,3 +657,37 @@ fn bad_flags_and_bad_config_exit_2() {
     let err = bad.stderr_text();
     assert!(err.contains("line 2"), "{err}");
 }
+
+/// A seeder whose tracker does not answer says so on stderr within a few
+/// seconds, and says when it answers.
+#[test]
+fn seed_says_when_the_tracker_is_silent_and_when_it_answers() {
+    let tmp = TempDir::new("silent");
+    // A UDP port that never answers, then a tracker on it.
+    let mute = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = mute.local_addr().unwrap();
+    let shared = shared_dir(&tmp, "patient", &[("a.bin", &random_bytes(1000, 3))]);
+    let a = args(&[
+        "--seed",
+        "-u",
+        "patient",
+        "-t",
+        &addr.to_string(),
+        "-s",
+        &s(&shared),
+    ]);
+    let mut seeder = ClientProc::start(&tmp, "patient", &a);
+    seeder.wait_stderr(
+        "saying the tracker is silent",
+        |e| e.contains(&format!("no answer from the tracker {addr} yet; still trying")),
+        Duration::from_secs(10),
+    );
+    drop(mute);
+    let _t = TrackerProc::start_on(&addr.to_string(), &[]);
+    seeder.wait_stderr(
+        "saying the tracker answers",
+        |e| e.contains(&format!("the tracker {addr} answers")),
+        Duration::from_secs(30),
+    );
+    seeder.wait_line("seeding 1 file as patient", READY);
+}

@@ -379,3 +379,38 @@ fn piped_output_is_plain_text() {
         "trailing spaces in {out:?}"
     );
 }
+
+/// Headless `--get` with stderr on a terminal shows its progress there.
+#[test]
+fn headless_get_shows_progress_on_a_terminal() {
+    let t = TrackerProc::start(&[]);
+    let tmp = TempDir::new("headless-progress");
+    let shared = shared_dir(&tmp, "stiff", &[("slow.bin", &random_bytes(10_000, 9))]);
+    let stiff = seed(&tmp, t.addr, "stiff", &shared, &[]);
+    stiff.proc.signal("STOP");
+    let home = tmp.mkdir("jo");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pytorrent"));
+    cmd.current_dir(&home)
+        .args([
+            "--get",
+            "slow.bin",
+            "-t",
+            &t.addr.to_string(),
+            "-l",
+            "127.0.0.1:0",
+        ])
+        .args(["-c", "none.txt", "-d", "downloads", "--log", "jo.log"]);
+    std::fs::write(home.join("none.txt"), "").unwrap();
+    let mut p = spawn_with_options(
+        cmd,
+        Options {
+            timeout_ms: Some(WAIT_MS),
+            strip_ansi_escape_codes: true,
+        },
+    )
+    .expect("start pytorrent --get in a pty");
+    expect(&mut p, "slow.bin fetching metadata");
+    stiff.proc.signal("CONT");
+    expect(&mut p, "downloaded slow.bin (10000 bytes)");
+    expect_exit_0(&p);
+}

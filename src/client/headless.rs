@@ -1,15 +1,29 @@
 //! The headless frontend: `--seed`, `--get`, `--list` and `--peers`, for
 //! scripts and machines without a person. Results go to stdout as plain
 //! lines, errors to stderr; the exit code says how it went (0 success,
-//! 1 failure).
+//! 1 failure). Two things go to stderr for whoever watches: a tracker that
+//! does not answer (and when it answers again), and, when stderr is a
+//! terminal, `--get`'s progress bars, redrawn in place twice a second and
+//! erased before any other line is printed.
 
 use super::download::hex;
 use super::frontend::{resumed_text, Command, Cx, Event, Frontend};
 use super::table::{count, human_bytes, render, role_name, PEER_HEADERS};
+use super::terminal::stderr_columns;
+use super::ui::rate::Rates;
+use super::ui::render::progress_bar;
+use super::ui::to_ansi;
 use crate::names;
 use crate::wire::tracker::{FileInfo, PeerInfo};
 use crate::wire::FileId;
 use std::io::{self, Write};
+use std::time::{Duration, Instant};
+
+/// A seeder not ready this long after start, with indexing done, says the
+/// tracker has not answered yet (the link itself gives up much later).
+const TRACKER_SILENT: Duration = Duration::from_secs(3);
+/// How often `--get`'s progress is redrawn on a terminal.
+const PROGRESS_EVERY: Duration = Duration::from_millis(500);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Goal {
@@ -34,6 +48,22 @@ pub struct Headless {
     failed: usize,
     seed_after: bool,
     banner_shown: bool,
+    /// When the run started (the clock of the rate windows).
+    started: Option<Instant>,
+    /// When to look whether a seeder still waits on the tracker.
+    silent_check: Option<Instant>,
+    /// Stderr said the tracker is silent, and has not said it answers.
+    told_silent: bool,
+    /// `--get` progress on stderr: only when it is a terminal.
+    progress: Option<StderrProgress>,
+}
+
+/// Progress bars drawn on a terminal's stderr.
+struct StderrProgress {
+    /// Lines drawn (erased before anything else is printed).
+    drawn: usize,
+    next: Instant,
+    rates: Rates,
 }
 
 impl Headless {
@@ -61,7 +91,42 @@ impl Headless {
             failed: 0,
             seed_after: seed,
             banner_shown: false,
+            started: None,
+            silent_check: None,
+            told_silent: false,
+            progress: None,
         }
+    }
+
+    /// Erases the progress lines on stderr, so a line can be printed.
+    fn clear_progress(&mut self) {
+        if let Some(p) = self.progress.as_mut().filter(|p| p.drawn > 0) {
+            eprint!("\x1b[{}A\r\x1b[J", p.drawn);
+            p.drawn = 0;
+        }
+    }
+
+    /// Redraws `--get`'s progress bars on stderr (a terminal).
+    fn draw_progress(&mut self, cx: &Cx<'_>) {
+        let Some(cols) = stderr_columns() else {
+            return;
+        };
+        self.clear_progress();
+        let Some(p) = self.progress.as_mut() else {
+            return;
+        };
+        p.next = cx.now + PROGRESS_EVERY;
+        let now_ms = self
+            .started
+            .map_or(0, |t| cx.now.duration_since(t).as_millis() as u64);
+        let mut text = String::new();
+        let bars = p.rates.progress(&cx.client.downloads(), now_ms);
+        for bar in &bars {
+            text.push_str(&to_ansi(&progress_bar(bar, cols.saturating_sub(1)), false));
+            text.push('\n');
+        }
+        p.drawn = bars.len();
+        eprint!("{text}");
     }
 
     fn quit(&mut self, code: u8, why: &str, out: &mut Vec<Command>) {
@@ -151,6 +216,17 @@ impl Headless {
 
 impl Frontend for Headless {
     fn start(&mut self, cx: &Cx<'_>, out: &mut Vec<Command>) {
+        self.started = Some(cx.now);
+        if self.goal == Goal::Seed {
+            self.silent_check = Some(cx.now + TRACKER_SILENT);
+        }
+        if self.goal == Goal::Get && stderr_columns().is_some() {
+            self.progress = Some(StderrProgress {
+                drawn: 0,
+                next: cx.now + PROGRESS_EVERY,
+                rates: Rates::default(),
+            });
+        }
         match self.goal {
             Goal::Get => {
                 for id in std::mem::take(&mut self.ids) {
@@ -168,8 +244,14 @@ impl Frontend for Headless {
     }
 
     fn on_event(&mut self, event: Event, cx: &Cx<'_>, out: &mut Vec<Command>) {
+        self.clear_progress();
         match event {
-            Event::Ready => self.banner(cx),
+            Event::Ready => {
+                if std::mem::take(&mut self.told_silent) {
+                    eprintln!("pytorrent: the tracker {} answers", cx.client.tracker());
+                }
+                self.banner(cx);
+            }
             Event::FileList(files) => match self.goal {
                 Goal::List => {
                     print!("{}", files_table(&files));
@@ -219,6 +301,12 @@ impl Frontend for Headless {
                 if self.waits_on_tracker() {
                     let why = format!("the tracker {} does not answer", cx.client.tracker());
                     self.quit(1, &why, out);
+                } else if self.goal != Goal::Done {
+                    self.told_silent = true;
+                    eprintln!(
+                        "pytorrent: the tracker {} does not answer; still trying (peers that know us are still served)",
+                        cx.client.tracker()
+                    );
                 }
             }
             Event::Warning(w) => eprintln!("pytorrent: warning: {w}"),
@@ -243,8 +331,44 @@ impl Frontend for Headless {
                     );
                 }
             }
-            Event::Shared { .. } | Event::UsernameChanged(_) | Event::TrackerReachable => {}
+            Event::TrackerReachable => {
+                if std::mem::take(&mut self.told_silent) {
+                    eprintln!("pytorrent: the tracker {} answers again", cx.client.tracker());
+                }
+            }
+            Event::Shared { .. } | Event::UsernameChanged(_) => {}
         }
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        let progress = self.progress.as_ref().map(|p| p.next);
+        self.silent_check.into_iter().chain(progress).min()
+    }
+
+    fn on_timeout(&mut self, cx: &Cx<'_>, _out: &mut Vec<Command>) {
+        if self.silent_check.is_some_and(|t| cx.now >= t) {
+            self.silent_check = None;
+            if self.goal != Goal::Seed || cx.client.is_ready() {
+                // Ready: later silences come as TrackerUnreachable.
+            } else if cx.client.indexing().0 > 0 {
+                // Still indexing, so the wait is ours, not the tracker's.
+                self.silent_check = Some(cx.now + Duration::from_secs(1));
+            } else {
+                self.clear_progress();
+                self.told_silent = true;
+                eprintln!(
+                    "pytorrent: no answer from the tracker {} yet; still trying",
+                    cx.client.tracker()
+                );
+            }
+        }
+        if self.goal == Goal::Get && self.progress.as_ref().is_some_and(|p| cx.now >= p.next) {
+            self.draw_progress(cx);
+        }
+    }
+
+    fn stop(&mut self, _code: u8) {
+        self.clear_progress();
     }
 }
 

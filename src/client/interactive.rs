@@ -18,10 +18,10 @@ use super::terminal::Terminal;
 use super::ui::input::{
     parse_menu_choice, parse_pick, parse_yes_no, InputEvent, LineEditor, MenuChoice, Pick,
 };
-use super::ui::rate::RateWindow;
+use super::ui::rate::Rates;
 use super::ui::render::{
     done_line, error_line, help, logo, menu, network_files_table, peers_table, progress_bar, random_emoji,
-    shared_table, Progress, SharedRow,
+    shared_table, SharedRow,
 };
 use super::ui::typewriter::{Typewriter, DEFAULT_RATE};
 use super::ui::{line_width, tail_width, Line, Span, Style};
@@ -30,7 +30,7 @@ use crate::meta::FileMeta;
 use crate::names;
 use crate::rand::Rng;
 use crate::wire::tracker::FileInfo;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -92,7 +92,7 @@ pub struct Interactive {
     /// Downloads in progress at the last frame (for the deadline).
     active: usize,
     /// Each running download's recent byte counts, for its rate.
-    rates: HashMap<crate::wire::FileId, RateWindow>,
+    rates: Rates,
     next_frame: Instant,
     /// The live region must be drawn again.
     dirty: bool,
@@ -126,7 +126,7 @@ impl Interactive {
             wanted_name: None,
             unfinished: Vec::new(),
             active: 0,
-            rates: HashMap::new(),
+            rates: Rates::default(),
             next_frame: now,
             dirty: true,
             redraw_next_turn: false,
@@ -432,10 +432,7 @@ impl Interactive {
         let downloads = cx.client.downloads();
         self.active = downloads.len();
         let now_ms = self.now_ms(now);
-        self.rates.retain(|id, _| downloads.iter().any(|d| d.id == *id));
-        for d in &downloads {
-            self.rates.entry(d.id).or_default().record(now_ms, d.fetched);
-        }
+        let bars = self.rates.progress(&downloads, now_ms);
         let term_width = self.term.width();
         self.next_resize_check = now + RESIZE_CHECK;
         if term_width != self.drawn_width {
@@ -455,25 +452,7 @@ impl Interactive {
         // terminals differ on wrapping).
         let width = term_width.saturating_sub(1);
         let rows: Vec<Line> = if self.term.fancy() {
-            downloads
-                .iter()
-                .map(|d| {
-                    let rate = self.rates.get(&d.id);
-                    progress_bar(
-                        &Progress {
-                            name: d.name.clone(),
-                            done: d.done,
-                            // An empty file is done as soon as its metadata
-                            // is in, so 0 never shows as a size here.
-                            total: d.has_meta.then_some(d.total),
-                            rate_bps: rate.map_or(0.0, |r| r.rate(now_ms)),
-                            stalled: rate.is_some_and(|r| r.stalled(now_ms)),
-                            peers: d.peers,
-                        },
-                        width,
-                    )
-                })
-                .collect()
+            bars.iter().map(|p| progress_bar(p, width)).collect()
         } else {
             Vec::new()
         };

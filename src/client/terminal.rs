@@ -230,6 +230,22 @@ impl Terminal {
     }
 }
 
+/// Columns of the terminal on stderr, if stderr is one (the headless
+/// progress lines go there, whatever stdout is).
+pub fn stderr_columns() -> Option<usize> {
+    if !termion::is_tty(&io::stderr()) {
+        return None;
+    }
+    // SAFETY: TIOCGWINSZ writes one winsize into the struct we own.
+    let mut size: libc::winsize = unsafe { std::mem::zeroed() };
+    let ok = unsafe { libc::ioctl(libc::STDERR_FILENO, libc::TIOCGWINSZ, &mut size) } == 0;
+    Some(if ok && size.ws_col > 0 {
+        usize::from(size.ws_col)
+    } else {
+        80
+    })
+}
+
 /// Rows that lines of these display widths take on a terminal `cols`
 /// wide that re-wraps them: each at least one, more if it is now wider than
 /// the terminal (after a shrink).

@@ -9,7 +9,10 @@
 //! only those of the last window plus one before it, which is the base the
 //! rate is measured from).
 
-use std::collections::VecDeque;
+use super::render::Progress;
+use crate::client::reactor::DownloadView;
+use crate::wire::FileId;
+use std::collections::{HashMap, VecDeque};
 
 /// The rate is measured over about this long.
 pub const WINDOW_MS: u64 = 5_000;
@@ -66,6 +69,37 @@ impl RateWindow {
             (Some(&(t0, b0)), Some(&(_, b1))) => now_ms.saturating_sub(t0) >= WINDOW_MS && b1 == b0,
             _ => false,
         }
+    }
+}
+
+/// The rate windows of the running downloads, by file id.
+#[derive(Debug, Clone, Default)]
+pub struct Rates {
+    windows: HashMap<FileId, RateWindow>,
+}
+
+impl Rates {
+    /// Records the downloads' byte counts at `now_ms` (forgetting those
+    /// that ended) and returns each one's progress, in order.
+    pub fn progress(&mut self, downloads: &[DownloadView], now_ms: u64) -> Vec<Progress> {
+        self.windows.retain(|id, _| downloads.iter().any(|d| d.id == *id));
+        downloads
+            .iter()
+            .map(|d| {
+                let rate = self.windows.entry(d.id).or_default();
+                rate.record(now_ms, d.fetched);
+                Progress {
+                    name: d.name.clone(),
+                    done: d.done,
+                    // An empty file is done as soon as its metadata is in,
+                    // so a size of 0 never shows.
+                    total: d.has_meta.then_some(d.total),
+                    rate_bps: rate.rate(now_ms),
+                    stalled: rate.stalled(now_ms),
+                    peers: d.peers,
+                }
+            })
+            .collect()
     }
 }
 
