@@ -414,3 +414,31 @@ fn headless_get_shows_progress_on_a_terminal() {
     expect(&mut p, "downloaded slow.bin (10000 bytes)");
     expect_exit_0(&p);
 }
+
+/// Lines piped ahead of the tracker's answers run in order, and at the end
+/// of input a download still running finishes before the client leaves
+/// (its share question answered no).
+#[test]
+fn piped_lines_queue_behind_the_tracker_and_work_finishes() {
+    let t = TrackerProc::start(&[]);
+    let tmp = TempDir::new("interactive-typeahead");
+    let data = random_bytes(2 * 1024 * 1024 + 3, 17);
+    let shared = shared_dir(&tmp, "kim", &[("piped.bin", &data)]);
+    let _kim = seed(&tmp, t.addr, "kim", &shared, &[]);
+    let home = tmp.mkdir("lee");
+    std::fs::write(home.join("config.txt"), "username=lee\n").unwrap();
+    let (code, out) = run_piped(&home, t.addr, "\n1\n2\nhelp\n3\n1\n", &[]);
+    assert_eq!(code, 0, "{out}");
+    let at = |what: &str| out.find(what).unwrap_or_else(|| panic!("no {what:?} in {out}"));
+    // In order: the peers, the shared files, help, the download.
+    assert!(at("kim ") < at("no shared files"), "{out}");
+    assert!(at("no shared files") < at("Commands"), "{out}");
+    assert!(at("Commands") < at("Downloading piped.bin"), "{out}");
+    assert!(
+        at("Downloading piped.bin") < at(&format!("sha256 {}", sha256_hex(&data))),
+        "{out}"
+    );
+    assert!(out.contains("not shared"), "{out}");
+    assert!(out.contains("Goodbye!"), "{out}");
+    assert_eq!(sha256_file(&home.join("downloads/piped.bin")), sha256_hex(&data));
+}

@@ -41,6 +41,9 @@ const FRAME: Duration = Duration::from_millis(100);
 const RESIZE_CHECK: Duration = Duration::from_millis(250);
 /// Finished downloads waiting for their "share it?" answer.
 const MAX_PENDING_SHARES: usize = 64;
+/// Lines typed (or piped) ahead while the tracker is being asked, kept to
+/// run in order once it answers.
+const MAX_TYPEAHEAD: usize = 32;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Screen {
@@ -106,6 +109,11 @@ pub struct Interactive {
     next_resize_check: Instant,
     /// Downloads still running when the user left (for the goodbye).
     left_unfinished: usize,
+    /// Lines that came while waiting for the tracker, oldest first.
+    typeahead: VecDeque<String>,
+    /// Stdin ended (a script ran out): leave once the queued lines ran,
+    /// the tracker answered and the downloads ended.
+    input_ended: bool,
 }
 
 impl Interactive {
@@ -133,6 +141,8 @@ impl Interactive {
             drawn_width: 0,
             next_resize_check: now,
             left_unfinished: 0,
+            typeahead: VecDeque::new(),
+            input_ended: false,
         }
     }
 
@@ -242,7 +252,49 @@ impl Interactive {
         out.push(Command::Quit { code: 0 });
     }
 
+    /// Whether the screen waits for the tracker's answer (lines typed now
+    /// are queued).
+    fn waiting(&self) -> bool {
+        matches!(
+            self.screen,
+            Screen::WaitPeers | Screen::WaitFiles | Screen::WaitName
+        )
+    }
+
+    /// Runs the lines typed ahead while the screen takes input, then, if
+    /// stdin has ended and nothing is left to do, leaves. A share question
+    /// with nobody left to answer it is answered no.
+    fn run_typeahead(&mut self, cx: &Cx<'_>, out: &mut Vec<Command>) {
+        while !self.waiting() && self.screen != Screen::Leaving {
+            let Some(line) = self.typeahead.pop_front() else {
+                break;
+            };
+            self.on_line(line, cx, out);
+        }
+        if !self.input_ended || !self.typeahead.is_empty() || self.waiting() {
+            return;
+        }
+        while self.screen == Screen::Share {
+            self.on_line("n".into(), cx, out);
+        }
+        if !out.is_empty() {
+            // A download asked for is not in the engine yet: look again
+            // next turn, once the commands are applied.
+            self.redraw_next_turn = true;
+        } else if cx.client.downloads().is_empty() {
+            self.quit(cx, out);
+        }
+    }
+
     fn on_line(&mut self, line: String, cx: &Cx<'_>, out: &mut Vec<Command>) {
+        if self.waiting() {
+            if self.typeahead.len() < MAX_TYPEAHEAD {
+                self.typeahead.push_back(line);
+            } else {
+                self.error("Still waiting for the tracker; that line was dropped.");
+            }
+            return;
+        }
         match self.screen {
             Screen::Username => match names::check_username(line.trim()) {
                 Ok(()) => {
@@ -599,6 +651,7 @@ impl Frontend for Interactive {
             Event::Warning(w) => self.show(vec![vec![Span::new(Style::Dim, w)]]),
             Event::Signal => self.quit(cx, out),
         }
+        self.run_typeahead(cx, out);
         self.render(cx);
     }
 
@@ -608,8 +661,9 @@ impl Frontend for Interactive {
 
     fn on_input(&mut self, bytes: &[u8], cx: &Cx<'_>, out: &mut Vec<Command>) {
         if bytes.is_empty() {
-            // End of input (a script ran out): leave like Disconnect.
-            self.quit(cx, out);
+            // End of input (a script ran out): finish what it asked for,
+            // then leave like Disconnect.
+            self.input_ended = true;
         } else {
             // A key while text is being typed shows the rest at once.
             if !self.typer.is_idle() {
@@ -619,15 +673,17 @@ impl Frontend for Interactive {
             let events = self.editor.feed(bytes);
             self.handle_input(events, cx, out);
         }
+        self.run_typeahead(cx, out);
         if !out.is_empty() {
             self.redraw_next_turn = true;
         }
         self.render(cx);
     }
 
-    fn on_timeout(&mut self, cx: &Cx<'_>, _out: &mut Vec<Command>) {
+    fn on_timeout(&mut self, cx: &Cx<'_>, out: &mut Vec<Command>) {
         if std::mem::take(&mut self.redraw_next_turn) {
             self.dirty = true;
+            self.run_typeahead(cx, out);
         }
         self.render(cx);
     }
