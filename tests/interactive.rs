@@ -120,7 +120,7 @@ fn a_person_downloads_shares_renames_and_leaves() {
     p.send_line("3").unwrap();
     // (rexpect reads bytes as Latin-1, so needles stay ASCII.)
     expect(&mut p, "holiday ");
-    expect(&mut p, "File number or name");
+    expect(&mut p, "File number, name");
     p.send_line("1").unwrap();
     expect(&mut p, "in the background");
     expect(&mut p, &format!("sha256 {}", sha256_hex(&data)));
@@ -237,7 +237,7 @@ fn a_download_shows_its_bar_at_once_and_its_name_at_any_width() {
     p.flush().unwrap();
     expect(&mut p, "5. Disconnect");
     p.send_line("3").unwrap();
-    expect(&mut p, "File number or name");
+    expect(&mut p, "File number, name");
     frozen.proc.signal("STOP");
     p.send_line("1").unwrap();
     let before = expect_before(&mut p, &format!("{name} fetching metadata"));
@@ -441,4 +441,60 @@ fn piped_lines_queue_behind_the_tracker_and_work_finishes() {
     assert!(out.contains("not shared"), "{out}");
     assert!(out.contains("Goodbye!"), "{out}");
     assert_eq!(sha256_file(&home.join("downloads/piped.bin")), sha256_hex(&data));
+}
+
+/// A file you share is marked in the list and refused before anything is
+/// announced: the tracker still counts you as one of its seeders. Parts
+/// of a name filter the list, numbers unchanged.
+#[test]
+fn a_file_you_share_is_marked_and_refused() {
+    let t = TrackerProc::start(&[]);
+    let tmp = TempDir::new("interactive-own");
+    let data = random_bytes(100_000, 23);
+    let other = random_bytes(1000, 24);
+    let shared = shared_dir(&tmp, "max", &[("both.bin", &data), ("zz-other.bin", &other)]);
+    let _max = seed(&tmp, t.addr, "max", &shared, &[]);
+    let home = tmp.mkdir("ned");
+    std::fs::create_dir_all(home.join("shared")).unwrap();
+    std::fs::write(home.join("shared/both.bin"), &data).unwrap();
+    std::fs::write(home.join("config.txt"), "username=ned\n").unwrap();
+    let mut p = start(&home, t.addr, &["--no-effects", "--chunk-size-kib", "64"]);
+    set_columns(&p, 120);
+    expect(&mut p, "Press any key to continue");
+    p.send("x").unwrap();
+    p.flush().unwrap();
+    expect(&mut p, "5. Disconnect");
+    // Wait until our copy is announced: both seeders listed.
+    let mut listed = String::new();
+    for _ in 0..50 {
+        p.send_line("3").unwrap();
+        listed = expect_before(&mut p, "File number, name");
+        if listed.contains("2        0  sharing") {
+            break;
+        }
+        p.send_line("").unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(listed.contains("1  both.bin"), "{listed}");
+    assert!(listed.contains("2        0  sharing"), "{listed}");
+    p.send_line("1").unwrap();
+    expect(&mut p, "You share both.bin already.");
+    p.send_line("3").unwrap();
+    let again = expect_before(&mut p, "File number, name");
+    assert!(
+        again.contains("2        0  sharing"),
+        "still two seeders: {again}"
+    );
+    // A part of a name: only the matches, with their numbers.
+    p.send_line("OTHER").unwrap();
+    let found = expect_before(&mut p, "File number, name");
+    assert!(found.contains("1 file with 'OTHER' in the name"), "{found}");
+    assert!(
+        found.contains("2  zz-other.bin") && !found.contains("both.bin"),
+        "{found}"
+    );
+    p.send_line("").unwrap();
+    p.send_line("5").unwrap();
+    expect(&mut p, "Goodbye");
+    expect_exit_0(&p);
 }

@@ -21,7 +21,7 @@ use super::ui::input::{
 use super::ui::rate::Rates;
 use super::ui::render::{
     done_line, error_line, help, logo, menu, network_files_table, peers_table, progress_bar, random_emoji,
-    shared_table, SharedRow,
+    shared_table, FileRow, SharedRow,
 };
 use super::ui::typewriter::{Typewriter, DEFAULT_RATE};
 use super::ui::{line_width, tail_width, Line, Span, Style};
@@ -313,7 +313,7 @@ impl Interactive {
                 )),
             },
             Screen::Menu => self.on_menu(&line, cx, out),
-            Screen::Pick => self.on_pick(&line, out),
+            Screen::Pick => self.on_pick(&line, cx, out),
             Screen::NewName => {
                 let name = line.trim();
                 if name.is_empty() {
@@ -426,24 +426,76 @@ impl Interactive {
         self.dirty = true;
     }
 
-    fn on_pick(&mut self, line: &str, out: &mut Vec<Command>) {
+    /// The pick list's rows: every file, numbered in sorted order, or only
+    /// those whose name contains `filter` (ignoring case), same numbers.
+    fn file_rows<'a>(&'a self, cx: &Cx<'_>, filter: Option<&str>) -> Vec<FileRow<'a>> {
+        let shared: Vec<_> = cx.client.shared().into_iter().map(|f| f.id).collect();
+        let downloading: Vec<_> = cx.client.downloads().into_iter().map(|d| d.id).collect();
+        let filter = filter.map(str::to_lowercase);
+        self.files
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| {
+                filter
+                    .as_ref()
+                    .is_none_or(|w| f.name.to_lowercase().contains(w.as_str()))
+            })
+            .map(|(i, file)| FileRow {
+                number: i + 1,
+                file,
+                yours: if shared.contains(&file.id) {
+                    Some("sharing")
+                } else if downloading.contains(&file.id) {
+                    Some("downloading")
+                } else {
+                    None
+                },
+            })
+            .collect()
+    }
+
+    fn on_pick(&mut self, line: &str, cx: &Cx<'_>, out: &mut Vec<Command>) {
         let names_list: Vec<&str> = self.files.iter().map(|f| f.name.as_str()).collect();
         match parse_pick(line, &names_list) {
             Pick::Index(i) => {
+                let yours = self.file_rows(cx, None)[i].yours;
                 let file = &self.files[i];
                 let (id, name) = (file.id, names::escape(&file.name));
-                out.push(Command::Download {
-                    id,
-                    label: name.clone(),
-                });
-                self.status(format!("Downloading {name} in the background"));
+                match yours {
+                    // Refused here, before the engine hears of it.
+                    Some("sharing") => self.error(&format!("You share {name} already.")),
+                    Some(_) => self.error(&format!("{name} is downloading already.")),
+                    None => {
+                        out.push(Command::Download {
+                            id,
+                            label: name.clone(),
+                        });
+                        self.status(format!("Downloading {name} in the background"));
+                    }
+                }
                 self.show_menu();
             }
             Pick::Back => self.show_menu(),
-            Pick::NotFound => self.error(&format!(
-                "No file '{}' in the list: type its number or name, or Enter to go back.",
-                names::escape(line.trim())
-            )),
+            Pick::NotFound => {
+                let wanted = line.trim();
+                let width = self.term.width();
+                let rows = self.file_rows(cx, Some(wanted));
+                if rows.is_empty() {
+                    self.error(&format!(
+                        "No file '{}' in the list: type its number or name, part of a name to search, or Enter to go back.",
+                        names::escape(wanted)
+                    ));
+                } else {
+                    let table = network_files_table(&rows, width);
+                    let note = format!(
+                        "{} with '{}' in the name:",
+                        count(rows.len(), "file"),
+                        names::escape(wanted)
+                    );
+                    self.show(vec![vec![Span::new(Style::Title, note)]]);
+                    self.show(table);
+                }
+            }
             Pick::Ambiguous(_) => self.error("Several files have that name: pick one by its number."),
         }
     }
@@ -455,7 +507,7 @@ impl Interactive {
             Screen::AnyKey => "Press any key to continue".into(),
             Screen::Menu => "pytorrent> ".into(),
             Screen::WaitPeers | Screen::WaitFiles | Screen::WaitName => "(asking the tracker...) ".into(),
-            Screen::Pick => "File number or name (Enter to go back): ".into(),
+            Screen::Pick => "File number, name or part of one (Enter to go back): ".into(),
             Screen::NewName => format!(
                 "New username (Enter to keep {}): ",
                 names::escape(cx.client.username())
@@ -581,9 +633,14 @@ impl Frontend for Interactive {
                         self.show(vec![vec![Span::new(Style::Dim, "No files on the network yet.")]]);
                         self.show_menu();
                     } else {
-                        let width = self.term.width();
-                        self.show(network_files_table(&files, width));
+                        // Sorted, so a number means the same file from one
+                        // listing to the next (the tracker's order varies).
+                        let mut files = files;
+                        files.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
                         self.files = files;
+                        let width = self.term.width();
+                        let table = network_files_table(&self.file_rows(cx, None), width);
+                        self.show(table);
                         self.screen = Screen::Pick;
                     }
                 }

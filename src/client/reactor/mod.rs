@@ -177,6 +177,7 @@ pub struct DownloadView {
 /// A shared file as the frontend sees it.
 #[derive(Debug, Clone)]
 pub struct SharedView {
+    pub id: FileId,
     pub name: String,
     pub size: u64,
     pub chunks: usize,
@@ -322,6 +323,7 @@ impl Client {
         self.library
             .files()
             .map(|f| SharedView {
+                id: f.id,
                 name: f.meta.name.clone(),
                 size: f.meta.size,
                 chunks: f.meta.chunks.len(),

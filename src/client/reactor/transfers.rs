@@ -10,6 +10,15 @@ impl Client {
         if self.downloads.iter().any(|(_, d)| d.id == id) {
             return;
         }
+        // Downloading a file we share would announce it as partial and
+        // withdraw it when done: refuse before anything is announced.
+        if self.library.get(&id).is_some() {
+            self.events.push(Event::DownloadFailed {
+                label,
+                why: "you share this file already".into(),
+            });
+            return;
+        }
         if self.downloads.len() >= MAX_DOWNLOADS {
             self.events.push(Event::DownloadFailed {
                 label,

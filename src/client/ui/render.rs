@@ -236,28 +236,45 @@ pub fn shared_table(rows: &[SharedRow], shared_dir: &str, width: usize) -> Vec<L
     lines
 }
 
-/// The files on the network, numbered from 1 for [`super::input::parse_pick`]:
-/// `#`, name, size, seeders, partial holders. Files no seeder holds whole
-/// are dimmed.
-pub fn network_files_table(files: &[FileInfo], width: usize) -> Vec<Line> {
+/// A file on the network as the pick list shows it.
+#[derive(Debug, Clone, Copy)]
+pub struct FileRow<'a> {
+    /// Its number in the whole (sorted) list, kept when the list is
+    /// filtered so a number always means the same file.
+    pub number: usize,
+    pub file: &'a FileInfo,
+    /// What you have to do with it: `sharing`, `downloading`, or nothing.
+    pub yours: Option<&'static str>,
+}
+
+/// The files on the network for [`super::input::parse_pick`]: `#`, name,
+/// size, seeders, partial holders, and whether you share or download it
+/// (those rows are dimmed, like files no seeder holds whole).
+pub fn network_files_table(files: &[FileRow<'_>], width: usize) -> Vec<Line> {
     let rows = files
         .iter()
-        .enumerate()
-        .map(|(i, f)| {
+        .map(|r| {
             vec![
-                (i + 1).to_string(),
-                names::escape(&f.name),
-                table::human_bytes(f.size),
-                f.seeders.to_string(),
-                f.partial.to_string(),
+                r.number.to_string(),
+                names::escape(&r.file.name),
+                table::human_bytes(r.file.size),
+                r.file.seeders.to_string(),
+                r.file.partial.to_string(),
+                r.yours.unwrap_or_default().to_string(),
             ]
         })
         .collect();
     let styles: Vec<Style> = files
         .iter()
-        .map(|f| if f.seeders == 0 { Style::Dim } else { Style::Plain })
+        .map(|r| {
+            if r.file.seeders == 0 || r.yours.is_some() {
+                Style::Dim
+            } else {
+                Style::Plain
+            }
+        })
         .collect();
-    let headers = ["#", "NAME", "SIZE", "SEEDERS", "PARTIAL"];
+    let headers = ["#", "NAME", "SIZE", "SEEDERS", "PARTIAL", "YOU"];
     let mut lines = styled(table_lines(&headers, rows, &[0, 2, 3, 4], 1, width), &styles);
     if files.is_empty() {
         lines.push(empty_note("no files on the network yet", width));
@@ -655,12 +672,21 @@ mod tests {
             partial,
         };
         let files = [f("a.iso", 2, 1), f(HOSTILE, 1, 0), f("partial-only", 0, 3)];
-        let lines = network_files_table(&files, 80);
+        let rows: Vec<FileRow> = files
+            .iter()
+            .enumerate()
+            .map(|(i, file)| FileRow {
+                number: i + 1,
+                file,
+                yours: None,
+            })
+            .collect();
+        let lines = network_files_table(&rows, 80);
         assert_safe(&lines);
         assert_within(&lines, 80);
         assert_eq!(
             plain_text(&lines[0]),
-            "#  NAME                                 SIZE  SEEDERS  PARTIAL"
+            "#  NAME                                 SIZE  SEEDERS  PARTIAL  YOU"
         );
         assert!(plain_text(&lines[1]).starts_with("1  a.iso"));
         assert!(plain_text(&lines[1]).contains("20.0 MiB"));
