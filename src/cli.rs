@@ -68,8 +68,8 @@ pub fn init_stderr_logging(default_level: &str) {
 }
 
 /// Sends `log` records to the end of `path` (its directory is created),
-/// one timestamped line each, at info level unless `RUST_LOG` says
-/// otherwise.
+/// one timestamped line each without the module path, at info level unless
+/// `RUST_LOG` says otherwise; the first line marks the session's start.
 pub fn init_file_logging(path: &std::path::Path) -> std::io::Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
@@ -77,8 +77,17 @@ pub fn init_file_logging(path: &std::path::Path) -> std::io::Result<()> {
     let file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
         .format_timestamp_millis()
+        // The log is for users: the module path (pytorrent::client::...)
+        // says nothing to them.
+        .format_target(false)
         .target(env_logger::Target::Pipe(Box::new(file)))
         .init();
+    // Runs append to one file: mark where each starts.
+    log::info!(
+        "---- session started: pytorrent {} (pid {}) ----",
+        env!("CARGO_PKG_VERSION"),
+        std::process::id()
+    );
     Ok(())
 }
 

@@ -568,6 +568,16 @@ fn list_and_peers_show_the_seeder() {
 
     let mut list = ClientProc::start(&tmp, "list", &args(&["--list", "-t", &tracker]));
     assert_eq!(list.wait_code(Duration::from_secs(15)), 0, "{}", list.report());
+    // The log: a line marking the session's start, no Rust module paths.
+    let log = list.log_text();
+    assert!(
+        log.lines()
+            .next()
+            .unwrap_or("")
+            .contains("---- session started: pytorrent"),
+        "{log}"
+    );
+    assert!(!log.contains("pytorrent::"), "{log}");
     let out = list.stdout.clone();
     assert!(
         ["ID", "NAME", "SIZE", "SEEDERS", "PARTIAL"]

@@ -123,7 +123,14 @@ fn a_person_downloads_shares_renames_and_leaves() {
     expect(&mut p, "File number, name");
     p.send_line("1").unwrap();
     expect(&mut p, "in the background");
-    expect(&mut p, &format!("sha256 {}", sha256_hex(&data)));
+    // The completion line says where the file is.
+    expect(
+        &mut p,
+        &format!(
+            "saved as downloads/holiday \u{f1}.bin sha256 {}",
+            sha256_hex(&data)
+        ),
+    );
     expect(&mut p, "with other peers? (y/n)");
     p.send_line("y").unwrap();
     expect(&mut p, "Now sharing holiday ");

@@ -646,7 +646,8 @@ impl Frontend for Interactive {
                 }
             }
             Event::DownloadDone { meta, path } => {
-                self.show(vec![done_line(&meta.name, &hex(&meta.sha256))]);
+                let saved_at = path.display().to_string();
+                self.show(vec![done_line(&meta.name, &saved_at, &hex(&meta.sha256))]);
                 if self.shares.len() < MAX_PENDING_SHARES {
                     self.shares.push_back((meta, path));
                 }

@@ -441,11 +441,14 @@ pub fn progress_bar(p: &Progress, width: usize) -> Line {
     fit_line(&line, width)
 }
 
-/// A finished, verified download: a tick, the name and its full SHA-256.
-pub fn done_line(name: &str, sha256_hex: &str) -> Line {
+/// A finished, verified download: a tick, the name, where it was saved
+/// and its full SHA-256.
+pub fn done_line(name: &str, saved_at: &str, sha256_hex: &str) -> Line {
     vec![
         Span::new(Style::Ok, "✔ "),
         Span::plain(names::escape(name)),
+        Span::new(Style::Dim, " saved as "),
+        Span::plain(names::escape(saved_at)),
         Span::new(Style::Dim, " sha256 "),
         Span::plain(names::escape(sha256_hex)),
     ]
@@ -854,10 +857,11 @@ mod tests {
     #[test]
     fn done_and_error_lines() {
         let sha = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
-        let d = done_line(HOSTILE, sha);
+        let d = done_line(HOSTILE, "downloads/x", sha);
         assert_safe_line(&d);
         let t = plain_text(&d);
         assert!(t.starts_with("✔ evil") && t.ends_with(sha), "{t}");
+        assert!(t.contains(" saved as downloads/x sha256 "), "{t}");
         assert_eq!(d[0].style, Style::Ok);
         let e = error_line(&format!("peer {HOSTILE} refused"));
         assert_safe_line(&e);
