@@ -254,11 +254,21 @@ fn a_download_shows_its_bar_at_once_and_its_name_at_any_width() {
     expect(&mut p, "a-long-holida\u{2026} fetching metadata");
     set_columns(&p, 120);
     expect(&mut p, &format!("{name} fetching metadata"));
+    // Disconnect with a download running asks first.
+    p.send_line("5").unwrap();
+    expect(&mut p, "1 download running; leave anyway?");
+    p.send_line("n").unwrap();
+    expect(&mut p, "5. Disconnect");
+    p.send_line("5").unwrap();
+    expect(&mut p, "leave anyway?");
+    p.send_line("y").unwrap();
+    expect(
+        &mut p,
+        "Goodbye! The unfinished download stays as a .part file to resume.",
+    );
+    expect_exit_0(&p);
     frozen.proc.signal("CONT");
     drop(frozen);
-    p.send_line("5").unwrap();
-    expect(&mut p, "Goodbye");
-    expect_exit_0(&p);
 }
 
 /// A first run in a directory without `config/`: the username is saved

@@ -62,6 +62,8 @@ enum Screen {
     Share,
     /// At start: asking whether to resume `unfinished`.
     Resume,
+    /// Disconnect chosen while downloads run: asking to confirm.
+    ConfirmQuit,
     Leaving,
 }
 
@@ -363,6 +365,11 @@ impl Interactive {
                 }
                 None => self.error("Please answer y or n."),
             },
+            Screen::ConfirmQuit => match parse_yes_no(&line) {
+                Some(true) => self.quit(cx, out),
+                Some(false) => self.show_menu(),
+                None => self.error("Please answer y or n."),
+            },
             Screen::WaitPeers | Screen::WaitFiles | Screen::WaitName | Screen::Leaving => {
                 self.dirty = true;
             }
@@ -406,6 +413,9 @@ impl Interactive {
                 self.screen = Screen::WaitFiles;
             }
             MenuChoice::ChangeUsername => self.screen = Screen::NewName,
+            MenuChoice::Disconnect if !cx.client.downloads().is_empty() => {
+                self.screen = Screen::ConfirmQuit;
+            }
             MenuChoice::Disconnect => self.quit(cx, out),
             MenuChoice::Help => {
                 self.show(help());
@@ -513,6 +523,10 @@ impl Interactive {
                 names::escape(cx.client.username())
             ),
             Screen::Resume => "Resume them now? (y/n): ".into(),
+            Screen::ConfirmQuit => format!(
+                "{} running; leave anyway? (kept as .part files to resume) (y/n): ",
+                count(cx.client.downloads().len(), "download")
+            ),
             Screen::Share => match self.shares.front() {
                 Some((meta, _)) => format!("Share {} with other peers? (y/n): ", names::escape(&meta.name)),
                 None => "pytorrent> ".into(),
