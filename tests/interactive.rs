@@ -294,6 +294,15 @@ fn a_first_run_without_a_config_directory() {
         std::fs::read_to_string(home.join("config/config.txt")).unwrap(),
         "username=fay\n"
     );
+    // Line editing: Home then a missing letter; history brings it back.
+    p.send("elp\x1b[Hh\r").unwrap();
+    p.flush().unwrap();
+    expect(&mut p, "Commands");
+    expect(&mut p, "5. Disconnect");
+    p.send("x\x1b[D\x1b[3~\x1b[A\r").unwrap();
+    p.flush().unwrap();
+    expect(&mut p, "Commands");
+    expect(&mut p, "5. Disconnect");
     p.send_line("2").unwrap();
     expect(&mut p, "no shared files (put some in shared)");
     p.send_line("1").unwrap();
@@ -504,8 +513,8 @@ fn a_file_you_share_is_marked_and_refused() {
     );
     // A part of a name: only the matches, with their numbers.
     p.send_line("OTHER").unwrap();
+    expect(&mut p, "1 file with 'OTHER' in the name:");
     let found = expect_before(&mut p, "File number, name");
-    assert!(found.contains("1 file with 'OTHER' in the name"), "{found}");
     assert!(
         found.contains("2  zz-other.bin") && !found.contains("both.bin"),
         "{found}"

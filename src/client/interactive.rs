@@ -24,7 +24,7 @@ use super::ui::render::{
     shared_table, FileRow, SharedRow,
 };
 use super::ui::typewriter::{Typewriter, DEFAULT_RATE};
-use super::ui::{line_width, tail_width, Line, Span, Style};
+use super::ui::{line_width, tail_width, take_width, width as text_width, Line, Span, Style};
 use crate::config;
 use crate::meta::FileMeta;
 use crate::names;
@@ -578,12 +578,17 @@ impl Interactive {
         let room = width.saturating_sub(line_width(&prompt));
         // Only the tail of a long input shows, so the prompt never wraps
         // (the live region is erased by counting rows).
-        let input: String = if self.screen == Screen::AnyKey {
-            String::new()
+        // The part of a long input around the cursor shows; the cursor is
+        // moved back over what follows it.
+        let (input, back) = if self.screen == Screen::AnyKey {
+            (String::new(), 0)
         } else {
-            tail_width(self.editor.text(), room).to_string()
+            let (before, after) = self.editor.text().split_at(self.editor.cursor());
+            let before = tail_width(before, room);
+            let (after, after_width) = take_width(after, room - text_width(before));
+            (format!("{before}{after}"), after_width)
         };
-        self.term.draw_live(&rows, &prompt, &input);
+        self.term.draw_live(&rows, &prompt, &input, back);
     }
 
     fn handle_input(&mut self, events: Vec<InputEvent>, cx: &Cx<'_>, out: &mut Vec<Command>) {

@@ -128,9 +128,10 @@ impl Terminal {
     }
 
     /// Draws the live region: `rows` (progress bars), then `prompt` and
-    /// the user's `input`, leaving the cursor after the input. In plain
-    /// mode only a prompt that changed is printed.
-    pub fn draw_live(&mut self, rows: &[Line], prompt: &Line, input: &str) {
+    /// the user's `input`, leaving the cursor `back` columns before the
+    /// input's end (where the user is editing). In plain mode only a
+    /// prompt that changed is printed.
+    pub fn draw_live(&mut self, rows: &[Line], prompt: &Line, input: &str, back: usize) {
         if !self.fancy {
             let text = self.text(prompt);
             if !text.is_empty() && text != self.last_prompt {
@@ -152,6 +153,10 @@ impl Terminal {
         }
         out.push_str(&self.text(prompt));
         out.push_str(input);
+        if back > 0 {
+            let back = u16::try_from(back).unwrap_or(u16::MAX);
+            out.push_str(&termion::cursor::Left(back).to_string());
+        }
         self.live.push(self.shown_width(prompt) + width(input));
         self.emit(out);
     }

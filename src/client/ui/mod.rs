@@ -106,7 +106,7 @@ pub fn plain_text(line: &[Span]) -> String {
 /// The longest start of `text` that is at most `max` columns wide, and its
 /// width. Never splits a character; a wide character that would straddle
 /// the limit is left out whole.
-fn take_width(text: &str, max: usize) -> (&str, usize) {
+pub fn take_width(text: &str, max: usize) -> (&str, usize) {
     let mut used = 0;
     for (i, c) in text.char_indices() {
         let w = UnicodeWidthChar::width(c).unwrap_or(0);
