@@ -334,7 +334,7 @@ fn control_characters_in_a_shared_file_name() {
     );
     let mut seeder = seed(&tmp, t.addr, "seeder", &shared, &[]);
     let line = seeder.proc.stdout[0].clone();
-    assert!(line.starts_with("seeding 1 files as seeder"), "{line}");
+    assert!(line.starts_with("seeding 1 file as seeder"), "{line}");
     // Stderr is read by another thread: wait for the warning to arrive.
     seeder.proc.wait_stderr(
         "with a warning naming the file, escaped",
