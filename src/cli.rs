@@ -23,24 +23,39 @@ where
 }
 
 /// Resolves `HOST:PORT` (an IPv4 or bracketed IPv6 address, or a host name)
-/// to its first address.
+/// to its first address. The error says which part is wrong: the form, or
+/// a name that does not resolve.
 pub fn resolve(flag: &str, value: &str) -> Result<SocketAddr, String> {
     if let Ok(addr) = value.parse::<SocketAddr>() {
         return Ok(addr);
     }
     let shown = crate::names::escape(value);
-    // A well-formed HOST:PORT whose name does not resolve is a different
-    // mistake from a malformed one: say which.
-    let port_ok = value
-        .rsplit_once(':')
-        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
-    if !port_ok {
-        return Err(format!("--{flag}: '{shown}' is not a HOST:PORT address"));
+    let host = match value.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => host,
+        _ => return Err(format!("--{flag}: '{shown}' is not a HOST:PORT address")),
+    };
+    match value.to_socket_addrs() {
+        Ok(mut addrs) => addrs.next().ok_or_else(|| {
+            format!(
+                "--{flag}: the name '{}' has no address",
+                crate::names::escape(host)
+            )
+        }),
+        Err(e) => Err(format!(
+            "--{flag}: the name '{}' does not resolve ({e})",
+            crate::names::escape(host)
+        )),
     }
-    match value.to_socket_addrs().map(|mut a| a.next()) {
-        Ok(Some(addr)) => Ok(addr),
-        Ok(None) => Err(format!("--{flag}: the name in '{shown}' has no address")),
-        Err(e) => Err(format!("--{flag}: cannot resolve the name in '{shown}': {e}")),
+}
+
+/// A getopts error as this project writes messages: starting in lower
+/// case ("unrecognized option: 'x'").
+pub fn getopts_error(e: &getopts::Fail) -> String {
+    let text = e.to_string();
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => text,
     }
 }
 
@@ -53,8 +68,8 @@ pub fn init_stderr_logging(default_level: &str) {
 }
 
 /// Sends `log` records to the end of `path` (its directory is created),
-/// one timestamped line each, at info level unless `RUST_LOG` says
-/// otherwise.
+/// one timestamped line each without the module path, at info level unless
+/// `RUST_LOG` says otherwise; the first line marks the session's start.
 pub fn init_file_logging(path: &std::path::Path) -> std::io::Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
@@ -62,8 +77,17 @@ pub fn init_file_logging(path: &std::path::Path) -> std::io::Result<()> {
     let file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
         .format_timestamp_millis()
+        // The log is for users: the module path (pytorrent::client::...)
+        // says nothing to them.
+        .format_target(false)
         .target(env_logger::Target::Pipe(Box::new(file)))
         .init();
+    // Runs append to one file: mark where each starts.
+    log::info!(
+        "---- session started: pytorrent {} (pid {}) ----",
+        env!("CARGO_PKG_VERSION"),
+        std::process::id()
+    );
     Ok(())
 }
 
@@ -79,13 +103,17 @@ mod tests {
             .contains("from 1 to 10"));
         assert!(parse_in_range("n", "x", 1u32, 10).is_err());
         assert_eq!(resolve("b", "[::1]:80").unwrap().port(), 80);
-        assert!(resolve("b", "127.0.0.1").unwrap_err().contains("not a HOST:PORT"));
-        assert!(resolve("b", "host:99999")
-            .unwrap_err()
-            .contains("not a HOST:PORT"));
-        // .invalid never resolves (RFC 6761), and asks no network.
-        let e = resolve("t", "no.such.host.invalid:17380").unwrap_err();
-        assert!(e.contains("cannot resolve") || e.contains("no address"), "{e}");
+        assert!(resolve("b", "127.0.0.1").is_err());
         assert!(resolve("b", "localhost:9").is_ok());
+        let e = resolve("t", "no.such.host.invalid:17380").unwrap_err();
+        assert!(e.contains("'no.such.host.invalid' does not resolve"), "{e}");
+        assert!(resolve("t", "host:port").unwrap_err().contains("not a HOST:PORT"));
+        assert!(resolve("t", ":80").unwrap_err().contains("not a HOST:PORT"));
+    }
+
+    #[test]
+    fn getopts_errors_start_in_lower_case() {
+        let e = getopts::Options::new().parse(["--nope"]).unwrap_err();
+        assert_eq!(getopts_error(&e), "unrecognized option: 'nope'");
     }
 }

@@ -1,10 +1,15 @@
-//! The client's config file, `config/config.txt`: `key=value` lines, `#`
-//! comments and blank lines allowed.
+//! The client's config file, `config/config.txt`: `key=value` lines and
+//! blank lines; `#` at the start of a line, or after a space or tab,
+//! starts a comment (so `a#b` is a value, `a #b` is `a` and a comment).
+//! The source ships `config/config.example.txt`; `config/config.txt` is
+//! the user's and not in git, so a first run modifies no tracked file.
 //!
 //! Invariants: parsing reports every mistake at once, each naming its line;
 //! an unknown key is a warning, never an error (a newer config still loads);
-//! writing a value back changes only that key's line and keeps every other
-//! line and comment byte for byte, through an atomic replace of the file.
+//! writing a value back changes only that key's line (keeping its inline
+//! comment) and every other line and comment byte for byte, through an
+//! atomic replace of the file; a missing file and its directory are
+//! created, starting from the example beside it when there is one.
 
 use crate::meta::{MAX_CHUNK_SIZE, MIN_CHUNK_SIZE};
 use crate::names;
@@ -15,6 +20,22 @@ use std::path::{Path, PathBuf};
 
 /// Longest config file we read (it is a handful of lines).
 pub const MAX_CONFIG_BYTES: usize = 64 * 1024;
+/// The example config shipped beside the real one; a config file created
+/// by [`write_value`] starts as a copy of it, comments and all.
+pub const EXAMPLE_NAME: &str = "config.example.txt";
+
+/// `line` without its comment: from a `#` that starts the line or follows
+/// a space or tab, to the end.
+fn strip_comment(line: &str) -> &str {
+    let mut prev_space = true;
+    for (i, c) in line.char_indices() {
+        if c == '#' && prev_space {
+            return &line[..i];
+        }
+        prev_space = c == ' ' || c == '\t';
+    }
+    line
+}
 
 /// The client's settings, each with its default.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,8 +105,8 @@ pub fn parse(text: &str) -> Result<Parsed, Invalid> {
     }
     for (i, raw) in text.lines().enumerate() {
         let line = i + 1;
-        let trimmed = raw.trim();
-        if trimmed.is_empty() || trimmed.starts_with('#') {
+        let trimmed = strip_comment(raw).trim();
+        if trimmed.is_empty() {
             continue;
         }
         let mut err = |message: String| errors.push(LineError { line, message });
@@ -174,18 +195,23 @@ fn apply(config: &mut ClientConfig, key: &str, value: &str) -> Result<(), Proble
     Ok(())
 }
 
-/// The text with `key` set to `value`: the first `key=` line is replaced,
-/// or a line is appended; every other line is kept as it was.
+/// The text with `key` set to `value`: the first `key=` line is replaced
+/// (an inline comment on it is kept), or a line is appended; every other
+/// line is kept as it was.
 pub fn with_value(text: &str, key: &str, value: &str) -> String {
     let mut out = String::with_capacity(text.len() + key.len() + value.len() + 2);
     let mut done = false;
     for raw in text.split_inclusive('\n') {
-        let is_key = raw
-            .trim()
-            .split_once('=')
-            .is_some_and(|(k, _)| k.trim() == key && !raw.trim_start().starts_with('#'));
+        let line = raw.trim_end_matches(['\n', '\r']);
+        let setting = strip_comment(line);
+        let is_key = setting.split_once('=').is_some_and(|(k, _)| k.trim() == key);
         if is_key && !done {
             out.push_str(&format!("{key}={value}"));
+            let comment = &line[setting.len()..];
+            if !comment.is_empty() {
+                out.push(' ');
+                out.push_str(comment);
+            }
             out.push_str(if raw.ends_with("\r\n") {
                 "\r\n"
             } else if raw.ends_with('\n') {
@@ -207,8 +233,10 @@ pub fn with_value(text: &str, key: &str, value: &str) -> String {
     out
 }
 
-/// Sets `key=value` in the file at `path` (created if missing), replacing
-/// it atomically: a crash leaves the old file or the new one, never half.
+/// Sets `key=value` in the file at `path`, replacing it atomically: a crash
+/// leaves the old file or the new one, never half. A missing file is
+/// created (and its directory), from [`EXAMPLE_NAME`] beside it if that
+/// exists, so the user's new config keeps the example's comments.
 pub fn write_value(path: &Path, key: &str, value: &str) -> io::Result<()> {
     if value.contains(['\n', '\r']) {
         return Err(io::Error::new(
@@ -218,7 +246,12 @@ pub fn write_value(path: &Path, key: &str, value: &str) -> io::Result<()> {
     }
     let old = match std::fs::read_to_string(path) {
         Ok(text) => text,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => String::new(),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)?;
+            }
+            std::fs::read_to_string(path.with_file_name(EXAMPLE_NAME)).unwrap_or_default()
+        }
         Err(e) => return Err(e),
     };
     crate::atomic_file::write(path, with_value(&old, key, value).as_bytes())
@@ -239,8 +272,8 @@ mod tests {
         assert_eq!(p.config.tracker, "example.org:17380");
         assert_eq!(p.config.chunk_size_kib, 64);
         assert_eq!(p.config.shared_dir, PathBuf::from("user/shared_files"));
-        // The committed config file parses cleanly.
-        let shipped = include_str!("../config/config.txt");
+        // The shipped example parses cleanly.
+        let shipped = include_str!("../config/config.example.txt");
         let p = parse(shipped).unwrap();
         assert!(p.warnings.is_empty(), "{:?}", p.warnings);
     }
@@ -280,6 +313,51 @@ mod tests {
             with_value(text, "username", "bob"),
             "# username=old\ntracker=h:1\nusername=bob\n"
         );
+    }
+
+    #[test]
+    fn inline_comments_after_a_space() {
+        let p = parse("username=ann # me\ntracker=h:1\t# there\nshared_dir=a#b\n  # indented\n").unwrap();
+        assert_eq!(p.config.username.as_deref(), Some("ann"));
+        assert_eq!(p.config.tracker, "h:1");
+        assert_eq!(
+            p.config.shared_dir,
+            PathBuf::from("a#b"),
+            "no space: part of the value"
+        );
+        // Writing back keeps the comment.
+        assert_eq!(
+            with_value("username=ann # me\r\n", "username", "bo"),
+            "username=bo # me\r\n"
+        );
+        assert_eq!(
+            with_value("# username=x\nusername= # none yet\n", "username", "cy"),
+            "# username=x\nusername=cy # none yet\n"
+        );
+    }
+
+    #[test]
+    fn write_value_creates_the_file_and_its_directory() {
+        let dir = std::env::temp_dir().join(format!("pytorrent-config-new-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        // No directory at all: created, with just the key.
+        let path = dir.join("config").join("config.txt");
+        write_value(&path, "username", "dan").unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "username=dan\n");
+        // Beside an example: a copy of it with the key set.
+        let path = dir.join("other").join("config.txt");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path.with_file_name(EXAMPLE_NAME), SAMPLE).unwrap();
+        write_value(&path, "username", "eve").unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            SAMPLE.replace("username=\n", "username=eve\n")
+        );
+        assert_eq!(
+            std::fs::read_to_string(path.with_file_name(EXAMPLE_NAME)).unwrap(),
+            SAMPLE
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -339,7 +339,7 @@ fn control_characters_in_a_shared_file_name() {
     );
     let mut seeder = seed(&tmp, t.addr, "seeder", &shared, &[]);
     let line = seeder.proc.stdout[0].clone();
-    assert!(line.starts_with("seeding 1 files as seeder"), "{line}");
+    assert!(line.starts_with("seeding 1 file as seeder"), "{line}");
     // Stderr is read by another thread: wait for the warning to arrive.
     seeder.proc.wait_stderr(
         "with a warning naming the file, escaped",
@@ -573,6 +573,16 @@ fn list_and_peers_show_the_seeder() {
 
     let mut list = ClientProc::start(&tmp, "list", &args(&["--list", "-t", &tracker]));
     assert_eq!(list.wait_code(Duration::from_secs(15)), 0, "{}", list.report());
+    // The log: a line marking the session's start, no Rust module paths.
+    let log = list.log_text();
+    assert!(
+        log.lines()
+            .next()
+            .unwrap_or("")
+            .contains("---- session started: pytorrent"),
+        "{log}"
+    );
+    assert!(!log.contains("pytorrent::"), "{log}");
     let out = list.stdout.clone();
     assert!(
         ["ID", "NAME", "SIZE", "SEEDERS", "PARTIAL"]
@@ -588,8 +598,16 @@ fn list_and_peers_show_the_seeder() {
         .find(|l| l.contains("listed file.bin"))
         .unwrap_or_else(|| panic!("file not listed: {out:?}"));
     assert!(row.contains(&hex(&id[..8])), "{row}");
-    assert_eq!(out.last().unwrap(), "1 files on the network", "{out:?}");
+    assert_eq!(out.last().unwrap(), "1 file on the network", "{out:?}");
 
+    // The prefix --list shows is enough for --get.
+    let (mut by_prefix, dir) = get(&tmp, t.addr, "by-prefix", &[&hex(&id[..8])], &[]);
+    check_downloaded(&mut by_prefix, &dir, "listed file.bin", &data, DOWNLOAD);
+    expect_success(&mut by_prefix);
+
+    // A --seed with nothing to share is a leecher in every view.
+    let nothing = shared_dir(&tmp, "empty", &[]);
+    let _empty = seed(&tmp, t.addr, "empty", &nothing, &[]);
     let mut peers = ClientProc::start(&tmp, "peers", &args(&["--peers", "-t", &tracker]));
     assert_eq!(peers.wait_code(Duration::from_secs(15)), 0, "{}", peers.report());
     let out = peers.stdout.clone();
@@ -609,7 +627,12 @@ fn list_and_peers_show_the_seeder() {
         ["lister", &seeder.addr.to_string(), "seeder", "1"],
         "{row}"
     );
-    assert_eq!(out.last().unwrap(), "2 peers on the network", "{out:?}");
+    assert_eq!(out.last().unwrap(), "3 peers on the network", "{out:?}");
+    let empty = out
+        .iter()
+        .find(|l| l.starts_with("empty "))
+        .expect("empty seeder listed");
+    assert!(empty.contains(" leecher ") && empty.ends_with(" 0"), "{out:?}");
 }
 
 #[test]
@@ -617,7 +640,23 @@ fn bad_flags_and_bad_config_exit_2() {
     let tmp = TempDir::new("flags");
     let mut bogus = ClientProc::spawn("bogus", &args(&["--bogus"]), tmp.join("bogus.log"));
     assert_eq!(bogus.wait_code(Duration::from_secs(10)), 2, "{}", bogus.report());
-    assert!(bogus.stderr_text().contains("bogus"), "{}", bogus.report());
+    assert!(
+        bogus
+            .stderr_text()
+            .contains("pytorrent: unrecognized option: 'bogus'"),
+        "{}",
+        bogus.report()
+    );
+
+    // A host name that does not resolve is named as such.
+    let a = args(&["--list", "-t", "no.such.host.invalid:17380"]);
+    let mut unresolved = ClientProc::spawn("unresolved", &a, tmp.join("unresolved.log"));
+    assert_eq!(unresolved.wait_code(Duration::from_secs(30)), 2);
+    let err = unresolved.stderr_text();
+    assert!(
+        err.contains("the name 'no.such.host.invalid' does not resolve"),
+        "{err}"
+    );
 
     let config = tmp.join("bad.conf");
     std::fs::write(&config, "# chunk size out of range\nchunk_size_kib=3\n").unwrap();
@@ -632,4 +671,38 @@ fn bad_flags_and_bad_config_exit_2() {
     assert_eq!(bad.wait_code(Duration::from_secs(10)), 2, "{}", bad.report());
     let err = bad.stderr_text();
     assert!(err.contains("line 2"), "{err}");
+}
+
+/// A seeder whose tracker does not answer says so on stderr within a few
+/// seconds, and says when it answers.
+#[test]
+fn seed_says_when_the_tracker_is_silent_and_when_it_answers() {
+    let tmp = TempDir::new("silent");
+    // A UDP port that never answers, then a tracker on it.
+    let mute = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = mute.local_addr().unwrap();
+    let shared = shared_dir(&tmp, "patient", &[("a.bin", &random_bytes(1000, 3))]);
+    let a = args(&[
+        "--seed",
+        "-u",
+        "patient",
+        "-t",
+        &addr.to_string(),
+        "-s",
+        &s(&shared),
+    ]);
+    let mut seeder = ClientProc::start(&tmp, "patient", &a);
+    seeder.wait_stderr(
+        "saying the tracker is silent",
+        |e| e.contains(&format!("no answer from the tracker {addr} yet; still trying")),
+        Duration::from_secs(10),
+    );
+    drop(mute);
+    let _t = TrackerProc::start_on(&addr.to_string(), &[]);
+    seeder.wait_stderr(
+        "saying the tracker answers",
+        |e| e.contains(&format!("the tracker {addr} answers")),
+        Duration::from_secs(30),
+    );
+    seeder.wait_line("seeding 1 file as patient", READY);
 }

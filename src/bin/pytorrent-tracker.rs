@@ -108,7 +108,7 @@ enum Parsed {
 
 fn parse(args: &[String]) -> Result<Parsed, String> {
     let o = options();
-    let m = o.parse(args).map_err(|e| e.to_string())?;
+    let m = o.parse(args).map_err(|e| pytorrent::cli::getopts_error(&e))?;
     if m.opt_present("help") {
         println!("{}", usage(&o));
         return Ok(Parsed::Exit(ExitCode::SUCCESS));

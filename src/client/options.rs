@@ -5,7 +5,7 @@
 //! username checked, chunk size in range); a mistake is reported as an
 //! [`ArgsError`] naming the flag or the config line, never a panic.
 
-use crate::cli::{parse_in_range, resolve};
+use crate::cli::{getopts_error, parse_in_range, resolve};
 use crate::config::{self, ClientConfig, MAX_CONFIG_BYTES};
 use crate::names;
 use getopts::Matches;
@@ -77,7 +77,7 @@ pub fn flags() -> getopts::Options {
     o.optmulti(
         "",
         "get",
-        "download a file by name (unique on the network) or file id (whole, or a unique prefix of 8+ hex digits as --list shows), then exit; repeat to download several at once; with --seed, keep seeding afterwards",
+        "download a file by name (unique on the network), file id, or unique id prefix (8+ hex digits, as --list shows), then exit; repeat to download several at once; with --seed, keep seeding afterwards",
         "NAME_OR_ID",
     );
     o.optflag("", "list", "print the files on the network and exit");
@@ -161,7 +161,7 @@ pub fn usage() -> String {
 /// Parses the command line (without the program name) and the config file.
 /// Returns the config file's warnings (unknown keys) beside the options.
 pub fn parse(args: &[String]) -> Result<(Parsed, Vec<String>), ArgsError> {
-    let m = flags().parse(args).map_err(|e| ArgsError(e.to_string()))?;
+    let m = flags().parse(args).map_err(|e| ArgsError(getopts_error(&e)))?;
     if m.opt_present("help") {
         return Ok((Parsed::Help, Vec::new()));
     }

@@ -15,6 +15,15 @@ impl Engine {
         if self.downloads.iter().any(|(_, d)| d.id == id) {
             return;
         }
+        // Downloading a file we share would announce it as partial and
+        // withdraw it when done: refuse before anything is announced.
+        if self.library.get(&id).is_some() {
+            self.notify(Event::DownloadFailed {
+                label,
+                why: "you share this file already".into(),
+            });
+            return;
+        }
         if self.downloads.len() >= MAX_DOWNLOADS {
             self.notify(Event::DownloadFailed {
                 label,
@@ -161,6 +170,8 @@ impl Engine {
         for (_, d) in self.downloads.iter_mut() {
             Self::save(d, now);
         }
+        // Not joined yet (the first-run username prompt): the tracker does
+        // not know us, so there is no goodbye to wait for.
         self.exit = Some((code, now + GOODBYE_WAIT));
         if self.joined {
             self.link.disconnect(now);

@@ -7,6 +7,7 @@ use crate::names;
 /// A download as the frontend sees it.
 #[derive(Debug, Clone)]
 pub struct DownloadView {
+    pub id: FileId,
     /// The file's name once known (escaped), else what was asked for.
     pub name: String,
     pub done: u64,
@@ -14,6 +15,8 @@ pub struct DownloadView {
     pub fetched: u64,
     /// 0 until the metadata is known.
     pub total: u64,
+    /// The metadata is in (until then `total` means nothing).
+    pub has_meta: bool,
     pub peers: usize,
     pub started: Instant,
 }
@@ -21,6 +24,7 @@ pub struct DownloadView {
 /// A shared file as the frontend sees it.
 #[derive(Debug, Clone)]
 pub struct SharedView {
+    pub id: FileId,
     pub name: String,
     pub size: u64,
     pub chunks: usize,
@@ -81,10 +85,12 @@ impl EngineView for Engine {
         self.downloads
             .iter()
             .map(|(_, d)| DownloadView {
+                id: d.id,
                 name: d.display_name(),
                 done: d.verified_bytes,
                 fetched: d.verified_bytes - d.resumed_bytes,
                 total: d.meta.as_ref().map_or(0, |m| m.size),
+                has_meta: d.meta.is_some(),
                 peers: d.peers.connected(),
                 started: d.started,
             })
@@ -95,6 +101,7 @@ impl EngineView for Engine {
         self.library
             .files()
             .map(|f| SharedView {
+                id: f.id,
                 name: f.meta.name.clone(),
                 size: f.meta.size,
                 chunks: f.meta.chunks.len(),

@@ -1,16 +1,30 @@
 //! The headless frontend: `--seed`, `--get`, `--list` and `--peers`, for
 //! scripts and machines without a person. Results go to stdout as plain
 //! lines, errors to stderr; the exit code says how it went (0 success,
-//! 1 failure).
+//! 1 failure). Two things go to stderr for whoever watches: a tracker that
+//! does not answer (and when it answers again), and, when stderr is a
+//! terminal, `--get`'s progress bars, redrawn in place twice a second and
+//! erased before any other line is printed.
 
-use super::table::{human_bytes, render};
+use super::table::{count, human_bytes, render, role_name, PEER_HEADERS};
+use super::terminal::stderr_columns;
+use super::ui::rate::Rates;
+use super::ui::render::progress_bar;
+use super::ui::to_ansi;
 use super::{resumed_text, Command, Cx, Event, Frontend};
 use crate::client::engine::Listed;
 use crate::meta::hex;
 use crate::names;
-use crate::wire::tracker::{FileInfo, PeerInfo, Role};
+use crate::wire::tracker::{FileInfo, PeerInfo};
 use crate::wire::FileId;
 use std::io::{self, Write};
+use std::time::{Duration, Instant};
+
+/// A seeder not ready this long after start, with indexing done, says the
+/// tracker has not answered yet (the link itself gives up much later).
+const TRACKER_SILENT: Duration = Duration::from_secs(3);
+/// How often `--get`'s progress is redrawn on a terminal.
+const PROGRESS_EVERY: Duration = Duration::from_millis(500);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Goal {
@@ -35,6 +49,22 @@ pub struct Headless {
     failed: usize,
     seed_after: bool,
     banner_shown: bool,
+    /// When the run started (the clock of the rate windows).
+    started: Option<Instant>,
+    /// When to look whether a seeder still waits on the tracker.
+    silent_check: Option<Instant>,
+    /// Stderr said the tracker is silent, and has not said it answers.
+    told_silent: bool,
+    /// `--get` progress on stderr: only when it is a terminal.
+    progress: Option<StderrProgress>,
+}
+
+/// Progress bars drawn on a terminal's stderr.
+struct StderrProgress {
+    /// Lines drawn (erased before anything else is printed).
+    drawn: usize,
+    next: Instant,
+    rates: Rates,
 }
 
 impl Headless {
@@ -62,7 +92,42 @@ impl Headless {
             failed: 0,
             seed_after: seed,
             banner_shown: false,
+            started: None,
+            silent_check: None,
+            told_silent: false,
+            progress: None,
         }
+    }
+
+    /// Erases the progress lines on stderr, so a line can be printed.
+    fn clear_progress(&mut self) {
+        if let Some(p) = self.progress.as_mut().filter(|p| p.drawn > 0) {
+            eprint!("\x1b[{}A\r\x1b[J", p.drawn);
+            p.drawn = 0;
+        }
+    }
+
+    /// Redraws `--get`'s progress bars on stderr (a terminal).
+    fn draw_progress(&mut self, cx: &Cx<'_>) {
+        let Some(cols) = stderr_columns() else {
+            return;
+        };
+        self.clear_progress();
+        let Some(p) = self.progress.as_mut() else {
+            return;
+        };
+        p.next = cx.now + PROGRESS_EVERY;
+        let now_ms = self
+            .started
+            .map_or(0, |t| cx.now.duration_since(t).as_millis() as u64);
+        let mut text = String::new();
+        let bars = p.rates.progress(&cx.client.downloads(), now_ms);
+        for bar in &bars {
+            text.push_str(&to_ansi(&progress_bar(bar, cols.saturating_sub(1)), false));
+            text.push('\n');
+        }
+        p.drawn = bars.len();
+        eprint!("{text}");
     }
 
     fn quit(&mut self, code: u8, why: &str, out: &mut Vec<Command>) {
@@ -87,8 +152,8 @@ impl Headless {
         }
         self.banner_shown = true;
         println!(
-            "seeding {} files as {} on tcp {} (tracker {})",
-            cx.client.shared_count(),
+            "seeding {} as {} on tcp {} (tracker {})",
+            count(cx.client.shared_count(), "file"),
             names::escape(cx.client.username()),
             cx.client.listen_addr(),
             cx.client.tracker()
@@ -124,13 +189,12 @@ impl Headless {
 
     fn resolve(&mut self, files: &[FileInfo], out: &mut Vec<Command>) {
         for name in std::mem::take(&mut self.names) {
-            // A name, or (what --list shows) an id prefix of 8 or more hex
-            // digits that only one file's id starts with.
-            let prefix = is_id_prefix(&name).then(|| name.to_ascii_lowercase());
-            let matches: Vec<&FileInfo> = files
-                .iter()
-                .filter(|f| f.name == name || prefix.as_ref().is_some_and(|p| hex(&f.id).starts_with(p)))
-                .collect();
+            let mut matches: Vec<&FileInfo> = files.iter().filter(|f| f.name == name).collect();
+            // No file by that name: an id prefix, like the ones --list shows.
+            if matches.is_empty() && is_id_prefix(&name) {
+                let prefix = name.to_ascii_lowercase();
+                matches = files.iter().filter(|f| hex(&f.id).starts_with(&prefix)).collect();
+            }
             match matches.as_slice() {
                 [one] => {
                     let listed = Listed {
@@ -140,13 +204,13 @@ impl Headless {
                     self.download(one.id, names::escape(&one.name), Some(listed), out)
                 }
                 [] => self.get_failed(&format!(
-                    "no file named '{}' on the network (see --list)",
+                    "no file named '{}' on the network, nor one whose id starts so (see --list)",
                     names::escape(&name)
                 )),
                 many => {
                     let ids: Vec<String> = many.iter().map(|f| hex(&f.id)).collect();
                     self.get_failed(&format!(
-                        "{} files match '{}'; pick one by its whole id: {}",
+                        "{} files match '{}'; pick one by its id: {}",
                         many.len(),
                         names::escape(&name),
                         ids.join(", ")
@@ -159,6 +223,17 @@ impl Headless {
 
 impl Frontend for Headless {
     fn start(&mut self, cx: &Cx<'_>, out: &mut Vec<Command>) {
+        self.started = Some(cx.now);
+        if self.goal == Goal::Seed {
+            self.silent_check = Some(cx.now + TRACKER_SILENT);
+        }
+        if self.goal == Goal::Get && stderr_columns().is_some() {
+            self.progress = Some(StderrProgress {
+                drawn: 0,
+                next: cx.now + PROGRESS_EVERY,
+                rates: Rates::default(),
+            });
+        }
         match self.goal {
             Goal::Get => {
                 for id in std::mem::take(&mut self.ids) {
@@ -176,12 +251,18 @@ impl Frontend for Headless {
     }
 
     fn on_event(&mut self, event: Event, cx: &Cx<'_>, out: &mut Vec<Command>) {
+        self.clear_progress();
         match event {
-            Event::Ready => self.banner(cx),
+            Event::Ready => {
+                if std::mem::take(&mut self.told_silent) {
+                    eprintln!("pytorrent: the tracker {} answers", cx.client.tracker());
+                }
+                self.banner(cx);
+            }
             Event::FileList(files) => match self.goal {
                 Goal::List => {
                     print!("{}", files_table(&files));
-                    println!("{} files on the network", files.len());
+                    println!("{} on the network", count(files.len(), "file"));
                     self.quit(0, "", out);
                 }
                 Goal::Get => {
@@ -193,7 +274,7 @@ impl Frontend for Headless {
             Event::PeerList(peers) => {
                 if self.goal == Goal::Peers {
                     print!("{}", peers_table(&peers));
-                    println!("{} peers on the network", peers.len());
+                    println!("{} on the network", count(peers.len(), "peer"));
                     self.quit(0, "", out);
                 }
             }
@@ -232,6 +313,12 @@ impl Frontend for Headless {
                 if self.waits_on_tracker() {
                     let why = format!("the tracker {} does not answer", cx.client.tracker());
                     self.quit(1, &why, out);
+                } else if self.goal != Goal::Done {
+                    self.told_silent = true;
+                    eprintln!(
+                        "pytorrent: the tracker {} does not answer; still trying (peers that know us are still served)",
+                        cx.client.tracker()
+                    );
                 }
             }
             Event::Warning(w) => eprintln!("pytorrent: warning: {w}"),
@@ -256,8 +343,44 @@ impl Frontend for Headless {
                     );
                 }
             }
-            Event::Shared { .. } | Event::UsernameChanged(_) | Event::TrackerReachable => {}
+            Event::TrackerReachable => {
+                if std::mem::take(&mut self.told_silent) {
+                    eprintln!("pytorrent: the tracker {} answers again", cx.client.tracker());
+                }
+            }
+            Event::Shared { .. } | Event::UsernameChanged(_) => {}
         }
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        let progress = self.progress.as_ref().map(|p| p.next);
+        self.silent_check.into_iter().chain(progress).min()
+    }
+
+    fn on_timeout(&mut self, cx: &Cx<'_>, _out: &mut Vec<Command>) {
+        if self.silent_check.is_some_and(|t| cx.now >= t) {
+            self.silent_check = None;
+            if self.goal != Goal::Seed || cx.client.is_ready() {
+                // Ready: later silences come as TrackerUnreachable.
+            } else if cx.client.indexing().0 > 0 {
+                // Still indexing, so the wait is ours, not the tracker's.
+                self.silent_check = Some(cx.now + Duration::from_secs(1));
+            } else {
+                self.clear_progress();
+                self.told_silent = true;
+                eprintln!(
+                    "pytorrent: no answer from the tracker {} yet; still trying",
+                    cx.client.tracker()
+                );
+            }
+        }
+        if self.goal == Goal::Get && self.progress.as_ref().is_some_and(|p| cx.now >= p.next) {
+            self.draw_progress(cx);
+        }
+    }
+
+    fn stop(&mut self, _code: u8) {
+        self.clear_progress();
     }
 }
 
@@ -281,10 +404,7 @@ fn peers_table(peers: &[PeerInfo]) -> String {
     let rows: Vec<Vec<String>> = peers
         .iter()
         .map(|p| {
-            let role = match p.role {
-                Role::Seeder => "seeder",
-                Role::Leecher => "leecher",
-            };
+            let role = role_name(p.role, p.files);
             let you = if p.is_you { " (you)" } else { "" };
             vec![
                 format!("{}{you}", names::escape(&p.username)),
@@ -294,15 +414,19 @@ fn peers_table(peers: &[PeerInfo]) -> String {
             ]
         })
         .collect();
-    render(&["USERNAME", "ADDRESS", "ROLE", "FILES"], &rows, &[3])
+    render(&PEER_HEADERS, &rows, &[3])
+}
+
+/// Fewest hex digits of a file id `--get` accepts as a prefix.
+pub const MIN_ID_PREFIX: usize = 8;
+
+/// Whether `text` can be a file id prefix: at least [`MIN_ID_PREFIX`] hex
+/// digits (and fewer than a whole id's 64).
+fn is_id_prefix(text: &str) -> bool {
+    (MIN_ID_PREFIX..64).contains(&text.len()) && text.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 /// A file id written as 64 hex digits.
-/// Whether `text` can be a prefix of a file id: 8 to 63 hex digits.
-fn is_id_prefix(text: &str) -> bool {
-    (8..64).contains(&text.len()) && text.bytes().all(|b| b.is_ascii_hexdigit())
-}
-
 pub fn parse_file_id(text: &str) -> Option<FileId> {
     if text.len() != 64 || !text.is_ascii() {
         return None;
@@ -326,6 +450,49 @@ mod tests {
         assert_eq!(parse_file_id("abc"), None);
         assert_eq!(parse_file_id(&"g".repeat(64)), None);
         assert_eq!(parse_file_id(&"é".repeat(32)), None);
+    }
+
+    fn file(id: u8, name: &str) -> FileInfo {
+        FileInfo {
+            id: [id; 32],
+            name: name.into(),
+            size: 1,
+            seeders: 1,
+            partial: 0,
+        }
+    }
+
+    #[test]
+    fn get_accepts_a_unique_id_prefix() {
+        let files = [file(0xab, "a.bin"), file(0xac, "b.bin"), file(0x12, "12121212")];
+        let mut h = Headless::new(
+            false,
+            vec!["ABABABAB".into(), "abababababab".into(), "12121212".into()],
+            false,
+            false,
+        );
+        let mut out = Vec::new();
+        h.resolve(&files, &mut out);
+        let ids: Vec<FileId> = out
+            .iter()
+            .map(|c| match c {
+                Command::Download { id, .. } => *id,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        // Both prefixes name a.bin (a repeat is the engine's to ignore); a
+        // name that looks like a prefix is a name first.
+        assert_eq!(ids, vec![[0xab; 32], [0xab; 32], [0x12; 32]]);
+        assert_eq!(h.failed, 0);
+        // Too short, or not unique: not found / ambiguous.
+        let mut h = Headless::new(false, vec!["abab".into()], false, false);
+        h.resolve(&files, &mut out);
+        assert_eq!(h.failed, 1);
+        let files = [file(0xab, "a.bin"), file(0xab, "b.bin")];
+        let mut h = Headless::new(false, vec!["abababab".into()], false, false);
+        h.resolve(&files, &mut out);
+        assert_eq!(h.failed, 1);
+        assert!(is_id_prefix("0123abcd") && !is_id_prefix("0123abc") && !is_id_prefix("0123abcg"));
     }
 
     #[test]

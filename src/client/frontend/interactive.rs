@@ -11,16 +11,18 @@
 //! it; every way out (Disconnect, Ctrl-C, Ctrl-D, a signal, end of input)
 //! withdraws from the tracker and leaves unfinished downloads as `.part`.
 
+use super::table::count;
 use super::terminal::Terminal;
 use super::ui::input::{
     parse_menu_choice, parse_pick, parse_yes_no, InputEvent, LineEditor, MenuChoice, Pick,
 };
+use super::ui::rate::Rates;
 use super::ui::render::{
     done_line, error_line, help, logo, menu, network_files_table, peers_table, progress_bar, random_emoji,
-    shared_table, Progress, SharedRow,
+    shared_table, FileRow, SharedRow,
 };
 use super::ui::typewriter::{Typewriter, DEFAULT_RATE};
-use super::ui::{line_width, Line, Span, Style};
+use super::ui::{line_width, tail_width, take_width, width as text_width, Line, Span, Style};
 use super::{resumed_text, Command, Cx, Event, Frontend};
 use crate::client::engine::{Listed, RequestKind};
 use crate::config;
@@ -35,8 +37,14 @@ use std::time::{Duration, Instant};
 
 /// Progress bars redraw at most this often.
 const FRAME: Duration = Duration::from_millis(100);
+/// How often the terminal's width is looked at while nothing else is due,
+/// so a resize is redrawn soon even when idle.
+const RESIZE_CHECK: Duration = Duration::from_millis(250);
 /// Finished downloads waiting for their "share it?" answer.
 const MAX_PENDING_SHARES: usize = 64;
+/// Lines typed (or piped) ahead while the tracker is being asked, kept to
+/// run in order once it answers.
+const MAX_TYPEAHEAD: usize = 32;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Screen {
@@ -55,6 +63,8 @@ enum Screen {
     Share,
     /// At start: asking whether to resume `unfinished`.
     Resume,
+    /// Disconnect chosen while downloads run: asking to confirm.
+    ConfirmQuit,
     Leaving,
 }
 
@@ -87,9 +97,26 @@ pub struct Interactive {
     unfinished: Vec<(crate::wire::FileId, String)>,
     /// Downloads in progress at the last frame (for the deadline).
     active: usize,
+    /// Each running download's recent byte counts, for its rate.
+    rates: Rates,
     next_frame: Instant,
     /// The live region must be drawn again.
     dirty: bool,
+    /// Input asked the engine for something: draw again on the next loop
+    /// turn, once the engine has acted on it (a download started by a key
+    /// press has no progress bar until then).
+    redraw_next_turn: bool,
+    /// The terminal's width at the last draw (a change redraws), and when
+    /// to look at it again.
+    drawn_width: usize,
+    next_resize_check: Instant,
+    /// Downloads still running when the user left (for the goodbye).
+    left_unfinished: usize,
+    /// Lines that came while waiting for the tracker, oldest first.
+    typeahead: VecDeque<String>,
+    /// Stdin ended (a script ran out): leave once the queued lines ran,
+    /// the tracker answered and the downloads ended.
+    input_ended: bool,
 }
 
 impl Interactive {
@@ -110,8 +137,15 @@ impl Interactive {
             wanted_name: None,
             unfinished: Vec::new(),
             active: 0,
+            rates: Rates::default(),
             next_frame: now,
             dirty: true,
+            redraw_next_turn: false,
+            drawn_width: 0,
+            next_resize_check: now,
+            left_unfinished: 0,
+            typeahead: VecDeque::new(),
+            input_ended: false,
         }
     }
 
@@ -176,7 +210,8 @@ impl Interactive {
         let sharing = cx.client.shared_count() + queued;
         let dir = self.setup.shared_dir.display().to_string();
         if sharing > 0 {
-            self.status(format!("You are seeding {sharing} files from {dir}"));
+            let files = count(sharing, "file");
+            self.status(format!("You are seeding {files} from {dir}"));
         } else {
             self.status(format!("You are only downloading (no files in {dir} yet)"));
         }
@@ -189,7 +224,8 @@ impl Interactive {
             for (_, name, verified, total) in &unfinished {
                 let pct = if *total == 0 { 100 } else { verified * 100 / total };
                 self.show(vec![vec![Span::plain(format!(
-                    "  {name}: {verified} of {total} chunks ({pct}%)"
+                    "  {name}: {verified} of {} ({pct}%)",
+                    count(*total, "chunk")
                 ))]]);
             }
             self.unfinished = unfinished.into_iter().map(|(id, name, ..)| (id, name)).collect();
@@ -209,16 +245,59 @@ impl Interactive {
         }
     }
 
-    fn quit(&mut self, out: &mut Vec<Command>) {
+    fn quit(&mut self, cx: &Cx<'_>, out: &mut Vec<Command>) {
         if self.screen == Screen::Leaving {
             return;
         }
         self.screen = Screen::Leaving;
+        self.left_unfinished = cx.client.downloads().len();
         self.status("Disconnecting from the network".into());
         out.push(Command::Quit { code: 0 });
     }
 
+    /// Whether the screen waits for the tracker's answer (lines typed now
+    /// are queued).
+    fn waiting(&self) -> bool {
+        matches!(
+            self.screen,
+            Screen::WaitPeers | Screen::WaitFiles | Screen::WaitName
+        )
+    }
+
+    /// Runs the lines typed ahead while the screen takes input, then, if
+    /// stdin has ended and nothing is left to do, leaves. A share question
+    /// with nobody left to answer it is answered no.
+    fn run_typeahead(&mut self, cx: &Cx<'_>, out: &mut Vec<Command>) {
+        while !self.waiting() && self.screen != Screen::Leaving {
+            let Some(line) = self.typeahead.pop_front() else {
+                break;
+            };
+            self.on_line(line, cx, out);
+        }
+        if !self.input_ended || !self.typeahead.is_empty() || self.waiting() {
+            return;
+        }
+        while self.screen == Screen::Share {
+            self.on_line("n".into(), cx, out);
+        }
+        if !out.is_empty() {
+            // A download asked for is not in the engine yet: look again
+            // next turn, once the commands are applied.
+            self.redraw_next_turn = true;
+        } else if cx.client.downloads().is_empty() {
+            self.quit(cx, out);
+        }
+    }
+
     fn on_line(&mut self, line: String, cx: &Cx<'_>, out: &mut Vec<Command>) {
+        if self.waiting() {
+            if self.typeahead.len() < MAX_TYPEAHEAD {
+                self.typeahead.push_back(line);
+            } else {
+                self.error("Still waiting for the tracker; that line was dropped.");
+            }
+            return;
+        }
         match self.screen {
             Screen::Username => match names::check_username(line.trim()) {
                 Ok(()) => {
@@ -237,7 +316,7 @@ impl Interactive {
                 )),
             },
             Screen::Menu => self.on_menu(&line, cx, out),
-            Screen::Pick => self.on_pick(&line, out),
+            Screen::Pick => self.on_pick(&line, cx, out),
             Screen::NewName => {
                 let name = line.trim();
                 if name.is_empty() {
@@ -292,6 +371,11 @@ impl Interactive {
                 }
                 None => self.error("Please answer y or n."),
             },
+            Screen::ConfirmQuit => match parse_yes_no(&line) {
+                Some(true) => self.quit(cx, out),
+                Some(false) => self.show_menu(),
+                None => self.error("Please answer y or n."),
+            },
             Screen::WaitPeers | Screen::WaitFiles | Screen::WaitName | Screen::Leaving => {
                 self.dirty = true;
             }
@@ -319,7 +403,8 @@ impl Interactive {
                     })
                     .collect();
                 let width = self.term.width();
-                self.show(shared_table(&rows, width));
+                let dir = self.setup.shared_dir.display().to_string();
+                self.show(shared_table(&rows, &dir, width));
                 let (queued, _) = cx.client.indexing();
                 if queued > 0 {
                     self.show(vec![vec![Span::new(
@@ -334,7 +419,10 @@ impl Interactive {
                 self.screen = Screen::WaitFiles;
             }
             MenuChoice::ChangeUsername => self.screen = Screen::NewName,
-            MenuChoice::Disconnect => self.quit(out),
+            MenuChoice::Disconnect if !cx.client.downloads().is_empty() => {
+                self.screen = Screen::ConfirmQuit;
+            }
+            MenuChoice::Disconnect => self.quit(cx, out),
             MenuChoice::Help => {
                 self.show(help());
                 self.show_menu();
@@ -354,29 +442,81 @@ impl Interactive {
         self.dirty = true;
     }
 
-    fn on_pick(&mut self, line: &str, out: &mut Vec<Command>) {
+    /// The pick list's rows: every file, numbered in sorted order, or only
+    /// those whose name contains `filter` (ignoring case), same numbers.
+    fn file_rows<'a>(&'a self, cx: &Cx<'_>, filter: Option<&str>) -> Vec<FileRow<'a>> {
+        let shared: Vec<_> = cx.client.shared().into_iter().map(|f| f.id).collect();
+        let downloading: Vec<_> = cx.client.downloads().into_iter().map(|d| d.id).collect();
+        let filter = filter.map(str::to_lowercase);
+        self.files
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| {
+                filter
+                    .as_ref()
+                    .is_none_or(|w| f.name.to_lowercase().contains(w.as_str()))
+            })
+            .map(|(i, file)| FileRow {
+                number: i + 1,
+                file,
+                yours: if shared.contains(&file.id) {
+                    Some("sharing")
+                } else if downloading.contains(&file.id) {
+                    Some("downloading")
+                } else {
+                    None
+                },
+            })
+            .collect()
+    }
+
+    fn on_pick(&mut self, line: &str, cx: &Cx<'_>, out: &mut Vec<Command>) {
         let names_list: Vec<&str> = self.files.iter().map(|f| f.name.as_str()).collect();
         match parse_pick(line, &names_list) {
             Pick::Index(i) => {
+                let yours = self.file_rows(cx, None)[i].yours;
                 let file = &self.files[i];
                 let (id, name) = (file.id, names::escape(&file.name));
-                let listed = Some(Listed {
-                    name: file.name.clone(),
-                    size: file.size,
-                });
-                out.push(Command::Download {
-                    id,
-                    label: name.clone(),
-                    listed,
-                });
-                self.status(format!("Downloading {name} in the background"));
+                match yours {
+                    // Refused here, before the engine hears of it.
+                    Some("sharing") => self.error(&format!("You share {name} already.")),
+                    Some(_) => self.error(&format!("{name} is downloading already.")),
+                    None => {
+                        let listed = Some(Listed {
+                            name: file.name.clone(),
+                            size: file.size,
+                        });
+                        out.push(Command::Download {
+                            id,
+                            label: name.clone(),
+                            listed,
+                        });
+                        self.status(format!("Downloading {name} in the background"));
+                    }
+                }
                 self.show_menu();
             }
             Pick::Back => self.show_menu(),
-            Pick::NotFound => self.error(&format!(
-                "No file '{}' in the list: type its number or name, or Enter to go back.",
-                names::escape(line.trim())
-            )),
+            Pick::NotFound => {
+                let wanted = line.trim();
+                let width = self.term.width();
+                let rows = self.file_rows(cx, Some(wanted));
+                if rows.is_empty() {
+                    self.error(&format!(
+                        "No file '{}' in the list: type its number or name, part of a name to search, or Enter to go back.",
+                        names::escape(wanted)
+                    ));
+                } else {
+                    let table = network_files_table(&rows, width);
+                    let note = format!(
+                        "{} with '{}' in the name:",
+                        count(rows.len(), "file"),
+                        names::escape(wanted)
+                    );
+                    self.show(vec![vec![Span::new(Style::Title, note)]]);
+                    self.show(table);
+                }
+            }
             Pick::Ambiguous(_) => self.error("Several files have that name: pick one by its number."),
         }
     }
@@ -388,12 +528,16 @@ impl Interactive {
             Screen::AnyKey => "Press any key to continue".into(),
             Screen::Menu => "pytorrent> ".into(),
             Screen::WaitPeers | Screen::WaitFiles | Screen::WaitName => "(asking the tracker...) ".into(),
-            Screen::Pick => "File number or name (Enter to go back): ".into(),
+            Screen::Pick => "File number, name or part of one (Enter to go back): ".into(),
             Screen::NewName => format!(
                 "New username (Enter to keep {}): ",
                 names::escape(cx.client.username())
             ),
             Screen::Resume => "Resume them now? (y/n): ".into(),
+            Screen::ConfirmQuit => format!(
+                "{} running; leave anyway? (kept as .part files to resume) (y/n): ",
+                count(cx.client.downloads().len(), "download")
+            ),
             Screen::Share => match self.shares.front() {
                 Some((meta, _)) => format!("Share {} with other peers? (y/n): ", names::escape(&meta.name)),
                 None => "pytorrent> ".into(),
@@ -416,34 +560,28 @@ impl Interactive {
         }
         let downloads = cx.client.downloads();
         self.active = downloads.len();
+        let now_ms = self.now_ms(now);
+        let bars = self.rates.progress(&downloads, now_ms);
+        let term_width = self.term.width();
+        self.next_resize_check = now + RESIZE_CHECK;
+        if term_width != self.drawn_width {
+            self.dirty = true;
+        }
         if !self.dirty && (self.active == 0 || now < self.next_frame) {
             return;
         }
         self.dirty = false;
+        self.drawn_width = term_width;
         self.next_frame = now + FRAME;
         if self.screen == Screen::Leaving {
             self.term.hide_live();
             return;
         }
-        let width = self.term.width().saturating_sub(1);
+        // One column spare, so no line ever reaches the last column (where
+        // terminals differ on wrapping).
+        let width = term_width.saturating_sub(1);
         let rows: Vec<Line> = if self.term.fancy() {
-            downloads
-                .iter()
-                .map(|d| {
-                    let secs = now.duration_since(d.started).as_secs_f64();
-                    let rate = if secs > 0.0 { d.fetched as f64 / secs } else { 0.0 };
-                    progress_bar(
-                        &Progress {
-                            name: d.name.clone(),
-                            done: d.done,
-                            total: d.total,
-                            rate_bps: rate,
-                            peers: d.peers,
-                        },
-                        width,
-                    )
-                })
-                .collect()
+            bars.iter().map(|p| progress_bar(p, width)).collect()
         } else {
             Vec::new()
         };
@@ -451,20 +589,23 @@ impl Interactive {
         let room = width.saturating_sub(line_width(&prompt));
         // Only the tail of a long input shows, so the prompt never wraps
         // (the live region is erased by counting rows).
-        let input: String = if self.screen == Screen::AnyKey {
-            String::new()
+        // The part of a long input around the cursor shows; the cursor is
+        // moved back over what follows it.
+        let (input, back) = if self.screen == Screen::AnyKey {
+            (String::new(), 0)
         } else {
-            let text = self.editor.text();
-            let skip = text.chars().count().saturating_sub(room);
-            text.chars().skip(skip).collect()
+            let (before, after) = self.editor.text().split_at(self.editor.cursor());
+            let before = tail_width(before, room);
+            let (after, after_width) = take_width(after, room - text_width(before));
+            (format!("{before}{after}"), after_width)
         };
-        self.term.draw_live(&rows, &prompt, &input);
+        self.term.draw_live(&rows, &prompt, &input, back);
     }
 
     fn handle_input(&mut self, events: Vec<InputEvent>, cx: &Cx<'_>, out: &mut Vec<Command>) {
         for ev in events {
             match ev {
-                InputEvent::Interrupt | InputEvent::Eof => self.quit(out),
+                InputEvent::Interrupt | InputEvent::Eof => self.quit(cx, out),
                 InputEvent::AnyKey => {
                     if self.screen == Screen::AnyKey {
                         self.after_any_key();
@@ -522,15 +663,21 @@ impl Frontend for Interactive {
                         self.show(vec![vec![Span::new(Style::Dim, "No files on the network yet.")]]);
                         self.show_menu();
                     } else {
-                        let width = self.term.width();
-                        self.show(network_files_table(&files, width));
+                        // Sorted, so a number means the same file from one
+                        // listing to the next (the tracker's order varies).
+                        let mut files = files;
+                        files.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
                         self.files = files;
+                        let width = self.term.width();
+                        let table = network_files_table(&self.file_rows(cx, None), width);
+                        self.show(table);
                         self.screen = Screen::Pick;
                     }
                 }
             }
             Event::DownloadDone { meta, path } => {
-                self.show(vec![done_line(&meta.name, &hex(&meta.sha256))]);
+                let saved_at = path.display().to_string();
+                self.show(vec![done_line(&meta.name, &saved_at, &hex(&meta.sha256))]);
                 if self.shares.len() < MAX_PENDING_SHARES {
                     self.shares.push_back((meta, path));
                 }
@@ -590,8 +737,9 @@ impl Frontend for Interactive {
             }
             Event::TrackerReachable => self.status("The tracker answers again".into()),
             Event::Warning(w) => self.show(vec![vec![Span::new(Style::Dim, w)]]),
-            Event::Signal => self.quit(out),
+            Event::Signal => self.quit(cx, out),
         }
+        self.run_typeahead(cx, out);
         self.render(cx);
     }
 
@@ -601,8 +749,9 @@ impl Frontend for Interactive {
 
     fn on_input(&mut self, bytes: &[u8], cx: &Cx<'_>, out: &mut Vec<Command>) {
         if bytes.is_empty() {
-            // End of input (a script ran out): leave like Disconnect.
-            self.quit(out);
+            // End of input (a script ran out): finish what it asked for,
+            // then leave like Disconnect.
+            self.input_ended = true;
         } else {
             // A key while text is being typed shows the rest at once.
             if !self.typer.is_idle() {
@@ -612,10 +761,18 @@ impl Frontend for Interactive {
             let events = self.editor.feed(bytes);
             self.handle_input(events, cx, out);
         }
+        self.run_typeahead(cx, out);
+        if !out.is_empty() {
+            self.redraw_next_turn = true;
+        }
         self.render(cx);
     }
 
-    fn on_timeout(&mut self, cx: &Cx<'_>, _out: &mut Vec<Command>) {
+    fn on_timeout(&mut self, cx: &Cx<'_>, out: &mut Vec<Command>) {
+        if std::mem::take(&mut self.redraw_next_turn) {
+            self.dirty = true;
+            self.run_typeahead(cx, out);
+        }
         self.render(cx);
     }
 
@@ -625,10 +782,18 @@ impl Frontend for Interactive {
             let due = self.typer.next_deadline(self.now_ms(now))?;
             return Some(self.t0 + Duration::from_millis(due));
         }
-        if self.dirty {
-            return Some(Instant::now());
+        if self.dirty || self.redraw_next_turn {
+            // Due already: the loop compares with the `now` it read before
+            // asking, which `Instant::now()` here would always be after.
+            return Some(self.t0);
         }
-        (self.active > 0 && self.term.fancy()).then_some(self.next_frame)
+        if !self.term.fancy() {
+            return None;
+        }
+        if self.active > 0 {
+            return Some(self.next_frame.min(self.next_resize_check));
+        }
+        Some(self.next_resize_check)
     }
 
     fn stop(&mut self, code: u8) {
@@ -637,10 +802,13 @@ impl Frontend for Interactive {
         self.term.hide_live();
         if code == 0 {
             let emoji = self.emoji();
-            self.term.print_lines(&[vec![Span::new(
-                Style::Title,
-                format!("Goodbye! Unfinished downloads stay as .part files. {emoji}"),
-            )]]);
+            let parts = match self.left_unfinished {
+                0 => String::new(),
+                1 => " The unfinished download stays as a .part file to resume.".into(),
+                n => format!(" The {n} unfinished downloads stay as .part files to resume."),
+            };
+            self.term
+                .print_lines(&[vec![Span::new(Style::Title, format!("Goodbye!{parts} {emoji}"))]]);
         }
         self.term.restore();
     }

@@ -31,7 +31,8 @@ pub fn resumed_text(name: &str, verified: usize, total: usize, rechecked: bool) 
     } else {
         "resuming"
     };
-    format!("{how} {name}: {verified} of {total} chunks already verified")
+    let total = table::count(total, "chunk");
+    format!("{how} {name}: {verified} of {total} already verified")
 }
 
 /// What a frontend sees of the engine when it is called.

@@ -6,15 +6,19 @@
 //! typing. Printing a line first erases the live region, writes the line,
 //! then draws the region again, so progress bars update in place and never
 //! garble the user's typing. Everything for one update goes out in one
-//! write.
+//! write. The region's lines are drawn narrower than the terminal; if the
+//! terminal shrinks, a terminal that re-wraps them (tmux, VTE, kitty, ...)
+//! shows each on several rows, so the erase counts rows at the width of
+//! the moment ([`rows_on_screen`]) and leaves no stale fragments.
 //!
 //! Invariants: raw mode and stdin's file flags are restored on every way
 //! out ([`Terminal::restore`], also run on drop, so a panic restores them
 //! too). Without a terminal (a pipe, a script) there is no raw mode, no
 //! colour, no live region: lines are plain text and each new prompt is
-//! printed once on a line of its own.
+//! printed once on a line of its own. Without colour (no terminal, or
+//! `NO_COLOR`) the text is plain: no escape codes and no emoji.
 
-use super::ui::{to_ansi, Line, Span};
+use super::ui::{line_width, strip_emoji, to_ansi, width, Line, Span};
 use std::io::{self, Write};
 use std::os::fd::AsRawFd;
 use termion::raw::{IntoRawMode, RawTerminal};
@@ -27,8 +31,9 @@ pub struct Terminal {
     colour: bool,
     /// Live region, raw mode: stdin and stdout are a terminal.
     fancy: bool,
-    /// Rows of the live region on screen (0: none drawn).
-    live_rows: usize,
+    /// Display width of each line of the live region on screen (empty:
+    /// none drawn).
+    live: Vec<usize>,
     /// The typewriter left the cursor inside a line.
     mid_line: bool,
     /// Plain mode: the last prompt printed.
@@ -59,7 +64,7 @@ impl Terminal {
             raw,
             stdin_flags,
             colour,
-            live_rows: 0,
+            live: Vec::new(),
             mid_line: false,
             last_prompt: String::new(),
         }
@@ -85,7 +90,7 @@ impl Terminal {
 
     pub fn clear_screen(&mut self) {
         if self.fancy {
-            self.live_rows = 0;
+            self.live.clear();
             self.mid_line = false;
             self.emit(format!("{}{}", termion::clear::All, termion::cursor::Goto(1, 1)));
         }
@@ -99,7 +104,7 @@ impl Terminal {
             self.mid_line = false;
         }
         for line in lines {
-            out.push_str(&to_ansi(line, self.colour));
+            out.push_str(&self.text(line));
             out.push_str(self.newline());
         }
         self.emit(out);
@@ -112,7 +117,7 @@ impl Terminal {
             return;
         }
         let mut out = self.erase_live();
-        let text = to_ansi(spans, self.colour);
+        let text = self.text(spans);
         if self.fancy {
             out.push_str(&text.replace('\n', "\r\n"));
         } else {
@@ -123,11 +128,12 @@ impl Terminal {
     }
 
     /// Draws the live region: `rows` (progress bars), then `prompt` and
-    /// the user's `input`, leaving the cursor after the input. In plain
-    /// mode only a prompt that changed is printed.
-    pub fn draw_live(&mut self, rows: &[Line], prompt: &Line, input: &str) {
+    /// the user's `input`, leaving the cursor `back` columns before the
+    /// input's end (where the user is editing). In plain mode only a
+    /// prompt that changed is printed.
+    pub fn draw_live(&mut self, rows: &[Line], prompt: &Line, input: &str, back: usize) {
         if !self.fancy {
-            let text = to_ansi(prompt, false);
+            let text = self.text(prompt);
             if !text.is_empty() && text != self.last_prompt {
                 self.last_prompt = text.clone();
                 self.emit(format!("{text}\n"));
@@ -140,12 +146,18 @@ impl Terminal {
             self.mid_line = false;
         }
         for row in rows {
-            out.push_str(&to_ansi(row, self.colour));
+            let text = self.text(row);
+            out.push_str(&text);
             out.push_str("\r\n");
+            self.live.push(self.shown_width(row));
         }
-        out.push_str(&to_ansi(prompt, self.colour));
+        out.push_str(&self.text(prompt));
         out.push_str(input);
-        self.live_rows = rows.len() + 1;
+        if back > 0 {
+            let back = u16::try_from(back).unwrap_or(u16::MAX);
+            out.push_str(&termion::cursor::Left(back).to_string());
+        }
+        self.live.push(self.shown_width(prompt) + width(input));
         self.emit(out);
     }
 
@@ -169,6 +181,24 @@ impl Terminal {
         }
     }
 
+    /// A line as written: coloured, or plain text without emoji.
+    fn text(&self, line: &[Span]) -> String {
+        if self.colour {
+            to_ansi(line, true)
+        } else {
+            strip_emoji(&to_ansi(line, false))
+        }
+    }
+
+    /// Columns a line takes on screen as [`Terminal::text`] writes it.
+    fn shown_width(&self, line: &[Span]) -> usize {
+        if self.colour {
+            line_width(line)
+        } else {
+            width(&self.text(line))
+        }
+    }
+
     fn newline(&self) -> &'static str {
         if self.fancy {
             "\r\n"
@@ -180,13 +210,15 @@ impl Terminal {
     /// The escape codes that erase the live region (empty if none).
     fn erase_live(&mut self) -> String {
         let mut out = String::new();
-        if self.fancy && self.live_rows > 0 {
-            if self.live_rows > 1 {
-                out.push_str(&termion::cursor::Up((self.live_rows - 1) as u16).to_string());
+        if self.fancy && !self.live.is_empty() {
+            let rows = rows_on_screen(&self.live, self.width());
+            if rows > 1 {
+                let up = u16::try_from(rows - 1).unwrap_or(u16::MAX);
+                out.push_str(&termion::cursor::Up(up).to_string());
             }
             out.push('\r');
             out.push_str(termion::clear::AfterCursor.as_ref());
-            self.live_rows = 0;
+            self.live.clear();
         }
         out
     }
@@ -203,8 +235,49 @@ impl Terminal {
     }
 }
 
+/// Columns of the terminal on stderr, if stderr is one (the headless
+/// progress lines go there, whatever stdout is).
+pub fn stderr_columns() -> Option<usize> {
+    if !termion::is_tty(&io::stderr()) {
+        return None;
+    }
+    // SAFETY: TIOCGWINSZ writes one winsize into the struct we own.
+    let mut size: libc::winsize = unsafe { std::mem::zeroed() };
+    let ok = unsafe { libc::ioctl(libc::STDERR_FILENO, libc::TIOCGWINSZ, &mut size) } == 0;
+    Some(if ok && size.ws_col > 0 {
+        usize::from(size.ws_col)
+    } else {
+        80
+    })
+}
+
+/// Rows that lines of these display widths take on a terminal `cols`
+/// wide that re-wraps them: each at least one, more if it is now wider than
+/// the terminal (after a shrink).
+pub fn rows_on_screen(widths: &[usize], cols: usize) -> usize {
+    let cols = cols.max(1);
+    widths.iter().map(|&w| w.div_ceil(cols).max(1)).sum()
+}
+
 impl Drop for Terminal {
     fn drop(&mut self) {
         self.restore();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_after_a_resize() {
+        // Drawn at 120 columns (lines of at most 119), seen at 120: one
+        // row each.
+        assert_eq!(rows_on_screen(&[119, 60, 11], 120), 3);
+        // Shrunk to 40: the long bar now takes three rows, the prompt one.
+        assert_eq!(rows_on_screen(&[119, 11], 40), 4);
+        assert_eq!(rows_on_screen(&[80, 40, 0], 40), 4);
+        assert_eq!(rows_on_screen(&[], 40), 0);
+        assert_eq!(rows_on_screen(&[5], 0), 5, "a zero width counts as one column");
     }
 }

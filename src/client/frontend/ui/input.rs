@@ -2,21 +2,32 @@
 //! in raw mode the whole session), events out; and the parsers for what the
 //! user types at each prompt.
 //!
+//! The editor knows the keys people expect: left/right arrows, Home/End
+//! (and Ctrl-A/Ctrl-E), Backspace and Delete at the cursor, Ctrl-U, and
+//! a history of entered lines on up/down.
+//!
 //! Invariants: [`LineEditor`] never holds more than its maximum number of
 //! characters, and never a control character (so its text is safe to echo);
-//! a UTF-8 character split across reads is joined, an invalid one dropped;
-//! escape sequences (arrows, function keys) are swallowed whole, never
+//! the cursor is always on a character boundary of the text; a UTF-8
+//! character split across reads is joined, an invalid one dropped; escape
+//! sequences are acted on (the keys above) or swallowed whole, never
 //! inserted; every state is bounded (at most 3 pending UTF-8 bytes, escape
-//! sequences cut after [`MAX_ESCAPE`] bytes).
+//! sequences cut after [`MAX_ESCAPE`] bytes, [`MAX_HISTORY`] lines kept).
+
+use std::collections::VecDeque;
 
 /// Default longest line, in characters.
 pub const MAX_LINE_CHARS: usize = 256;
 /// Longest escape sequence we wait for the end of; a longer one is dropped
 /// and the bytes after it are read as keys again.
 pub const MAX_ESCAPE: usize = 32;
+/// Entered lines kept for up/down.
+pub const MAX_HISTORY: usize = 100;
 
+const CTRL_A: u8 = 0x01;
 const CTRL_C: u8 = 0x03;
 const CTRL_D: u8 = 0x04;
+const CTRL_E: u8 = 0x05;
 const BACKSPACE: u8 = 0x08;
 const CTRL_U: u8 = 0x15;
 const ESC: u8 = 0x1b;
@@ -48,8 +59,9 @@ enum Esc {
     /// After ESC.
     Start,
     /// After `ESC [`: parameters until a final byte 0x40..=0x7e; the count
-    /// of bytes seen bounds it.
-    Csi(usize),
+    /// of bytes seen bounds it, and the first parameter's value (`3` of
+    /// `ESC [ 3 ~`, Delete) names the key.
+    Csi(usize, u16),
     /// After `ESC O`: one more byte.
     Ss3,
 }
@@ -67,6 +79,15 @@ pub struct LineEditor {
     /// Drop the UTF-8 character when it completes (it was an any-key press).
     utf8_discard: bool,
     esc: Esc,
+    /// The escape sequence being read is a key to act on (false for the
+    /// key that answered "press any key").
+    esc_acts: bool,
+    /// Byte offset of the cursor in `text`.
+    cursor: usize,
+    /// Entered lines, oldest first, and the one shown by up/down (with
+    /// the line being typed before browsing began).
+    history: VecDeque<String>,
+    browsing: Option<(usize, String)>,
     /// The previous byte was `\r`, so a `\n` right after it is the same Enter.
     after_cr: bool,
     any_key: bool,
@@ -95,6 +116,10 @@ impl LineEditor {
             utf8_len: 0,
             utf8_discard: false,
             esc: Esc::None,
+            esc_acts: false,
+            cursor: 0,
+            history: VecDeque::new(),
+            browsing: None,
             after_cr: false,
             any_key: false,
         }
@@ -105,10 +130,21 @@ impl LineEditor {
         &self.text
     }
 
+    /// Where the cursor is: a byte offset into [`LineEditor::text`].
+    pub fn cursor(&self) -> usize {
+        self.cursor
+    }
+
     /// Empties the line (e.g. when a prompt is abandoned).
     pub fn clear(&mut self) {
-        self.text.clear();
-        self.chars = 0;
+        self.set_text(String::new());
+    }
+
+    /// Replaces the line, cursor at its end.
+    fn set_text(&mut self, text: String) {
+        self.chars = text.chars().count();
+        self.cursor = text.len();
+        self.text = text;
     }
 
     /// In any-key mode the next key press yields [`InputEvent::AnyKey`]
@@ -149,7 +185,7 @@ impl LineEditor {
             Esc::None => {}
             Esc::Start => {
                 self.esc = match b {
-                    b'[' => Esc::Csi(0),
+                    b'[' => Esc::Csi(0, 0),
                     b'O' => Esc::Ss3,
                     // A lone Escape key followed by another key (or Alt+key):
                     // read that key normally.
@@ -159,12 +195,23 @@ impl LineEditor {
                     return;
                 }
             }
-            Esc::Csi(n) => {
+            Esc::Csi(n, param) => {
                 match b {
                     // Final byte: the sequence is over.
-                    0x40..=0x7e => self.esc = Esc::None,
-                    // Parameter and intermediate bytes.
-                    0x20..=0x3f if n + 1 < MAX_ESCAPE => self.esc = Esc::Csi(n + 1),
+                    0x40..=0x7e => {
+                        self.esc = Esc::None;
+                        if self.esc_acts {
+                            self.escape_key(b, param, events);
+                        }
+                    }
+                    // Parameter digits (a modifier after `;` only makes
+                    // the number unknown, so such a key is ignored).
+                    b'0'..=b'9' if n + 1 < MAX_ESCAPE => {
+                        let param = param.saturating_mul(10).saturating_add(u16::from(b - b'0'));
+                        self.esc = Esc::Csi(n + 1, param);
+                    }
+                    // Other parameter and intermediate bytes.
+                    0x20..=0x3f if n + 1 < MAX_ESCAPE => self.esc = Esc::Csi(n + 1, param),
                     // Not a CSI byte, or far too long: give up on it and
                     // read this byte as a key.
                     _ => {
@@ -176,6 +223,9 @@ impl LineEditor {
             }
             Esc::Ss3 => {
                 self.esc = Esc::None;
+                if self.esc_acts {
+                    self.escape_key(b, 0, events);
+                }
                 return;
             }
         }
@@ -196,7 +246,10 @@ impl LineEditor {
             events.push(InputEvent::AnyKey);
             // Swallow the rest of this key, if it has more bytes.
             match b {
-                ESC => self.esc = Esc::Start,
+                ESC => {
+                    self.esc = Esc::Start;
+                    self.esc_acts = false;
+                }
                 b'\r' => self.after_cr = true,
                 _ => {
                     if self.start_utf8(b) {
@@ -209,16 +262,28 @@ impl LineEditor {
         match b {
             b'\r' | b'\n' => {
                 self.after_cr = b == b'\r';
-                self.chars = 0;
-                events.push(InputEvent::Line(std::mem::take(&mut self.text)));
+                let line = std::mem::take(&mut self.text);
+                self.clear();
+                self.browsing = None;
+                if !line.trim().is_empty() && self.history.back() != Some(&line) {
+                    if self.history.len() == MAX_HISTORY {
+                        self.history.pop_front();
+                    }
+                    self.history.push_back(line.clone());
+                }
+                events.push(InputEvent::Line(line));
             }
+            CTRL_A => self.move_to(0, events),
+            CTRL_E => self.move_to(self.text.len(), events),
             CTRL_D => {
                 if self.text.is_empty() {
                     events.push(InputEvent::Eof);
                 }
             }
             DEL | BACKSPACE => {
-                if self.text.pop().is_some() {
+                if let Some(c) = self.text[..self.cursor].chars().next_back() {
+                    self.cursor -= c.len_utf8();
+                    self.text.remove(self.cursor);
                     self.chars -= 1;
                     changed(events);
                 }
@@ -229,7 +294,10 @@ impl LineEditor {
                     changed(events);
                 }
             }
-            ESC => self.esc = Esc::Start,
+            ESC => {
+                self.esc = Esc::Start;
+                self.esc_acts = true;
+            }
             0x20..=0x7e => self.insert(b as char, events),
             _ => {
                 if self.start_utf8(b) {
@@ -272,8 +340,70 @@ impl LineEditor {
         if c.is_control() || self.chars >= self.max_chars {
             return;
         }
-        self.text.push(c);
+        self.text.insert(self.cursor, c);
+        self.cursor += c.len_utf8();
         self.chars += 1;
+        changed(events);
+    }
+
+    /// The key an escape sequence names, by its final byte (and first
+    /// parameter): arrows, Home, End, Delete; others are ignored.
+    fn escape_key(&mut self, last: u8, param: u16, events: &mut Vec<InputEvent>) {
+        match (last, param) {
+            (b'D', _) => {
+                let left = self.text[..self.cursor]
+                    .chars()
+                    .next_back()
+                    .map_or(0, char::len_utf8);
+                self.move_to(self.cursor - left, events);
+            }
+            (b'C', _) => {
+                let right = self.text[self.cursor..].chars().next().map_or(0, char::len_utf8);
+                self.move_to(self.cursor + right, events);
+            }
+            (b'H', _) | (b'~', 1 | 7) => self.move_to(0, events),
+            (b'F', _) | (b'~', 4 | 8) => self.move_to(self.text.len(), events),
+            (b'~', 3) if self.cursor < self.text.len() => {
+                self.text.remove(self.cursor);
+                self.chars -= 1;
+                changed(events);
+            }
+            (b'A', _) => self.browse(true, events),
+            (b'B', _) => self.browse(false, events),
+            _ => {}
+        }
+    }
+
+    fn move_to(&mut self, cursor: usize, events: &mut Vec<InputEvent>) {
+        if cursor != self.cursor {
+            self.cursor = cursor;
+            changed(events);
+        }
+    }
+
+    /// Up (`older`) or down through the history; down past the newest
+    /// line gives back what was being typed.
+    fn browse(&mut self, older: bool, events: &mut Vec<InputEvent>) {
+        let len = self.history.len();
+        let next = match (&self.browsing, older) {
+            (None, true) if len > 0 => Some(len - 1),
+            (Some((i, _)), true) => Some(i.saturating_sub(1)),
+            (Some((i, _)), false) if i + 1 < len => Some(i + 1),
+            (Some(_), false) => None,
+            (None, _) => return,
+        };
+        let text = match next {
+            Some(i) => {
+                let draft = match self.browsing.take() {
+                    Some((_, draft)) => draft,
+                    None => self.text.clone(),
+                };
+                self.browsing = Some((i, draft));
+                self.history[i].clone()
+            }
+            None => self.browsing.take().map(|(_, draft)| draft).unwrap_or_default(),
+        };
+        self.set_text(text);
         changed(events);
     }
 }
@@ -452,24 +582,59 @@ mod tests {
     }
 
     #[test]
-    fn escape_sequences_are_ignored() {
+    fn escape_sequences_edit_or_are_ignored() {
         let mut ed = LineEditor::new();
-        // Arrows (CSI and SS3 forms), Delete, F5 with modifiers, split.
-        let events = feed_all(
-            &mut ed,
-            &[b"a\x1b[A\x1b[B\x1b", b"[C\x1bO", b"Db\x1b[3~\x1b[15;2~c"],
-        );
-        assert_eq!(ed.text(), "abc");
-        assert!(!events.contains(&Line(String::new())));
+        // Left (SS3 form, split), then typing inserts at the cursor; F5
+        // with modifiers is ignored; Delete removes under the cursor.
+        feed_all(&mut ed, &[b"ac\x1bO", b"Db\x1b[15;2~"]);
+        assert_eq!((ed.text(), ed.cursor()), ("abc", 2));
+        ed.feed(b"\x1b[3~");
+        assert_eq!(ed.text(), "ab");
+        // Home, End (both forms), right at the end does nothing.
+        ed.feed(b"\x1b[Hx\x1b[Fy\x1b[1~z\x1b[4~\x1b[C!");
+        assert_eq!(ed.text(), "zxaby!");
+        // Ctrl-A / Ctrl-E; Backspace deletes before the cursor.
+        ed.feed(&[CTRL_A, b'[', CTRL_E, b']', 0x1b, b'[', b'D', DEL]);
+        assert_eq!(ed.text(), "[zxaby]");
+        assert_eq!(ed.cursor(), "[zxaby".len());
+        // Multi-byte characters move as one.
+        let mut ed = LineEditor::new();
+        ed.feed("añ🚀".as_bytes());
+        ed.feed(b"\x1b[D\x1b[D-");
+        assert_eq!(ed.text(), "a-ñ🚀");
         // A lone Escape key then a letter: the letter is typed.
-        ed.feed(b"\x1bx");
-        assert_eq!(ed.text(), "abcx");
+        ed.feed(b"\x1b[Fx\x1bq");
+        assert_eq!(ed.text(), "a-ñ🚀xq");
         // A runaway CSI is dropped after MAX_ESCAPE bytes.
+        let mut ed = LineEditor::new();
         let mut long = b"\x1b[".to_vec();
         long.extend(std::iter::repeat_n(b'1', 100));
         ed.feed(&long);
         let kept = 100 - (MAX_ESCAPE - 1);
-        assert_eq!(ed.text(), format!("abcx{}", "1".repeat(kept)));
+        assert_eq!(ed.text(), "1".repeat(kept));
+    }
+
+    #[test]
+    fn history_on_up_and_down() {
+        let mut ed = LineEditor::new();
+        ed.feed(b"one\rtwo\rtwo\r  \rdraft");
+        ed.feed(b"\x1b[A");
+        assert_eq!(ed.text(), "two", "repeats and blank lines are not kept");
+        ed.feed(b"\x1b[A");
+        assert_eq!(ed.text(), "one");
+        ed.feed(b"\x1b[A");
+        assert_eq!(ed.text(), "one", "the oldest stays");
+        ed.feed(b"\x1b[B\x1b[B");
+        assert_eq!(ed.text(), "draft", "back to what was typed");
+        ed.feed(b"\x1b[B");
+        assert_eq!(ed.text(), "draft");
+        // Bounded.
+        let mut ed = LineEditor::new();
+        for i in 0..(MAX_HISTORY + 50) {
+            ed.feed(format!("{i}\r").as_bytes());
+        }
+        assert_eq!(ed.history.len(), MAX_HISTORY);
+        assert_eq!(ed.history[0], "50");
     }
 
     #[test]

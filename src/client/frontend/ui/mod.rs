@@ -11,16 +11,21 @@
 //! Invariants: styled text is a [`Line`] of [`Span`]s; [`to_ansi`] is the
 //! only place in this module tree that produces colour escape codes; network
 //! text (usernames, file names) reaches a `Span` only through
-//! [`crate::names::escape`]; widths are counted in `char`s and text wider
-//! than its room is cut with `…` by [`fit`].
+//! [`crate::names::escape`]; widths are display columns ([`width`]: an emoji
+//! or a CJK character takes two, a combining mark none) and text wider than
+//! its room is cut with `…` by [`fit`].
 //!
 //! - [`input`]: a line editor over raw key bytes, and menu/pick/yes-no parsing.
 //! - [`typewriter`]: when each character of queued text is due.
+//! - [`rate`]: a download's recent transfer rate.
 //! - [`render`]: logo, menu, tables, progress bar, status lines.
 
 pub mod input;
+pub mod rate;
 pub mod render;
 pub mod typewriter;
+
+use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
 /// How a piece of text is shown. Kept abstract so that the screens do not
 /// know about escape codes; [`to_ansi`] maps each style to one SGR code.
@@ -82,12 +87,13 @@ impl Span {
 /// One line of styled text, without its line ending.
 pub type Line = Vec<Span>;
 
-/// The width of `text` in characters.
+/// The width of `text` in terminal columns (escaped text has no control
+/// characters, whose width would be undefined).
 pub fn width(text: &str) -> usize {
-    text.chars().count()
+    UnicodeWidthStr::width(text)
 }
 
-/// The width of a styled line in characters.
+/// The width of a styled line in terminal columns.
 pub fn line_width(line: &[Span]) -> usize {
     line.iter().map(|s| width(&s.text)).sum()
 }
@@ -97,8 +103,24 @@ pub fn plain_text(line: &[Span]) -> String {
     line.iter().map(|s| s.text.as_str()).collect()
 }
 
-/// `text` cut to at most `max` characters: if it is wider, its first
-/// `max - 1` characters followed by `…` (just `…` for `max` 1, nothing for 0).
+/// The longest start of `text` that is at most `max` columns wide, and its
+/// width. Never splits a character; a wide character that would straddle
+/// the limit is left out whole.
+pub fn take_width(text: &str, max: usize) -> (&str, usize) {
+    let mut used = 0;
+    for (i, c) in text.char_indices() {
+        let w = UnicodeWidthChar::width(c).unwrap_or(0);
+        if used + w > max {
+            return (&text[..i], used);
+        }
+        used += w;
+    }
+    (text, used)
+}
+
+/// `text` cut to at most `max` columns: if it is wider, as much of its
+/// start as fits in `max - 1` columns followed by `…` (just `…` for `max`
+/// 1, nothing for 0).
 pub fn fit(text: &str, max: usize) -> String {
     if width(text) <= max {
         return text.to_string();
@@ -106,13 +128,13 @@ pub fn fit(text: &str, max: usize) -> String {
     if max == 0 {
         return String::new();
     }
-    let mut out: String = text.chars().take(max - 1).collect();
+    let mut out = take_width(text, max - 1).0.to_string();
     out.push('…');
     out
 }
 
-/// A styled line cut to at most `max` characters, keeping styles; the cut
-/// is marked with `…` as in [`fit`].
+/// A styled line cut to at most `max` columns, keeping styles; the cut is
+/// marked with `…` as in [`fit`].
 pub fn fit_line(line: &[Span], max: usize) -> Line {
     if line_width(line) <= max {
         return line.to_vec();
@@ -126,10 +148,10 @@ pub fn fit_line(line: &[Span], max: usize) -> Line {
             room -= w;
         } else {
             // This span holds the cut (w >= room and the line is too wide,
-            // so something follows even when w == room): keep room - 1
-            // characters and mark the cut.
+            // so something follows even when w == room): keep what fits in
+            // room - 1 columns and mark the cut.
             if room > 0 {
-                let mut text: String = span.text.chars().take(room - 1).collect();
+                let mut text = take_width(&span.text, room - 1).0.to_string();
                 text.push('…');
                 out.push(Span::new(span.style, text));
             }
@@ -137,6 +159,20 @@ pub fn fit_line(line: &[Span], max: usize) -> Line {
         }
     }
     out
+}
+
+/// The end of `text` that fits in `max` columns (what shows of a long
+/// input line: the part being typed).
+pub fn tail_width(text: &str, max: usize) -> &str {
+    let mut used = 0;
+    for (i, c) in text.char_indices().rev() {
+        let w = UnicodeWidthChar::width(c).unwrap_or(0);
+        if used + w > max {
+            return &text[i + c.len_utf8()..];
+        }
+        used += w;
+    }
+    text
 }
 
 /// A styled line as terminal text: with `colour`, each non-plain span is
@@ -152,6 +188,43 @@ pub fn to_ansi(line: &[Span], colour: bool) -> String {
                 out.push_str(RESET);
             }
             _ => out.push_str(&span.text),
+        }
+    }
+    out
+}
+
+/// Whether `c` is an emoji or part of one (the variation selector and the
+/// joiner that build emoji sequences). The plain dingbats ✔ and ✘ are
+/// text, not emoji, and are kept.
+fn is_emoji(c: char) -> bool {
+    matches!(c,
+        '\u{1F000}'..='\u{1FAFF}' | '\u{2600}'..='\u{26FF}' | '\u{FE0F}' | '\u{200D}')
+        || (('\u{2700}'..='\u{27BF}').contains(&c) && c != '✔' && c != '✘')
+}
+
+/// `text` without emoji, for plain output (no colour: not a terminal, or
+/// `NO_COLOR`): an emoji goes with the space that separated it from the
+/// rest, so `"  🔍 1. Peers"` becomes `"  1. Peers"` and `"Hi! 🎉"`
+/// becomes `"Hi!"`.
+pub fn strip_emoji(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if !is_emoji(c) {
+            out.push(c);
+            continue;
+        }
+        match chars.peek() {
+            // An icon before its label: drop the space after it when one
+            // is already there (or the line starts here).
+            Some(' ') if out.is_empty() || out.ends_with([' ', '\n']) => {
+                chars.next();
+            }
+            // An emoji ending a line: drop the space before it.
+            None | Some('\n') | Some('\r') if out.ends_with(' ') => {
+                out.pop();
+            }
+            _ => {}
         }
     }
     out
@@ -192,6 +265,43 @@ mod tests {
         assert_eq!(fit("héllo", 1), "…");
         assert_eq!(fit("héllo", 0), "");
         assert_eq!(fit("", 0), "");
+    }
+
+    #[test]
+    fn plain_text_has_no_emoji() {
+        assert_eq!(
+            strip_emoji("  🔍 1. View connected peers"),
+            "  1. View connected peers"
+        );
+        assert_eq!(strip_emoji("  ✏️ 4. Change username"), "  4. Change username");
+        assert_eq!(strip_emoji("🔥 Main menu"), "Main menu");
+        assert_eq!(strip_emoji("Hi, bob! 🎉"), "Hi, bob!");
+        assert_eq!(strip_emoji("Now sharing x ⚡\n"), "Now sharing x\n");
+        assert_eq!(strip_emoji("✔ a.bin sha256 00"), "✔ a.bin sha256 00");
+        assert_eq!(strip_emoji("✘ no ❌"), "✘ no");
+        assert_eq!(strip_emoji("日本語 ñ"), "日本語 ñ");
+    }
+
+    #[test]
+    fn widths_are_display_columns() {
+        assert_eq!(width("abc"), 3);
+        assert_eq!(width("ñandú"), 5);
+        assert_eq!(width("🚀"), 2);
+        assert_eq!(width("日本語"), 6);
+        assert_eq!(width("e\u{301}"), 1, "a combining accent takes no column");
+        // Wide characters are never split: one that would straddle the
+        // limit is left out.
+        assert_eq!(fit("日本語.txt", 6), "日本…");
+        assert_eq!(fit("日本語.txt", 5), "日本…");
+        assert_eq!(fit("日本語.txt", 4), "日…");
+        assert_eq!(fit("🚀🚀🚀", 2), "…");
+        for max in 0..12 {
+            assert!(width(&fit("🚀日本x語🎉", max)) <= max, "{max}");
+        }
+        assert_eq!(tail_width("ab日本", 4), "日本");
+        assert_eq!(tail_width("ab日本", 3), "本");
+        assert_eq!(tail_width("ab日本", 9), "ab日本");
+        assert_eq!(tail_width("ab", 0), "");
     }
 
     #[test]

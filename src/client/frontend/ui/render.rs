@@ -9,11 +9,11 @@
 //! including 0; tables are built on [`table::render`] and sizes on
 //! [`table::human_bytes`], like the headless listings.
 
-use super::{fit, fit_line, Line, Span, Style};
+use super::{fit, fit_line, width as text_width, Line, Span, Style};
 use crate::client::frontend::table;
 use crate::names;
 use crate::rand::Rng;
-use crate::wire::tracker::{FileInfo, PeerInfo, Role};
+use crate::wire::tracker::{FileInfo, PeerInfo};
 
 /// Cheerful emojis for status lines, in the spirit of the original client.
 pub const EMOJIS: [&str; 12] = [
@@ -88,7 +88,7 @@ pub fn help() -> Vec<Line> {
     let mut lines = vec![vec![Span::new(Style::Title, "Commands")]];
     for (keys, what) in WORDS {
         lines.push(vec![
-            Span::new(Style::Accent, format!("  {keys:<20}")),
+            Span::new(Style::Accent, format!("  {keys:<21}")),
             Span::plain(what),
         ]);
     }
@@ -110,8 +110,8 @@ fn table_lines(
 ) -> Vec<String> {
     let col_width = |i: usize, rows: &[Vec<String>]| {
         rows.iter()
-            .map(|r| r[i].chars().count())
-            .chain([headers[i].chars().count()])
+            .map(|r| text_width(&r[i]))
+            .chain([text_width(headers[i])])
             .max()
             .unwrap_or(0)
     };
@@ -123,7 +123,7 @@ fn table_lines(
     let flex_max = width
         .saturating_sub(others)
         .max(MIN_NAME_COLUMN)
-        .max(headers[flex].chars().count());
+        .max(text_width(headers[flex]));
     for row in &mut rows {
         row[flex] = fit(&row[flex], flex_max);
     }
@@ -163,10 +163,7 @@ pub fn peers_table(peers: &[PeerInfo], width: usize) -> Vec<Line> {
             if p.is_you {
                 name.push_str(" (you)");
             }
-            let role = match p.role {
-                Role::Seeder => "seeder",
-                Role::Leecher => "leecher",
-            };
+            let role = table::role_name(p.role, p.files);
             vec![name, p.addr.to_string(), role.to_string(), p.files.to_string()]
         })
         .collect();
@@ -174,10 +171,7 @@ pub fn peers_table(peers: &[PeerInfo], width: usize) -> Vec<Line> {
         .iter()
         .map(|p| if p.is_you { Style::Accent } else { Style::Plain })
         .collect();
-    let mut lines = styled(
-        table_lines(&["USER", "ADDRESS", "ROLE", "FILES"], rows, &[3], 0, width),
-        &styles,
-    );
+    let mut lines = styled(table_lines(&table::PEER_HEADERS, rows, &[3], 0, width), &styles);
     if peers.is_empty() {
         lines.push(empty_note("no peers online", width));
     }
@@ -205,8 +199,9 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// Your shared files: name, size, chunks, short SHA-256, peers downloading
-/// now (highlighted when any), bytes uploaded.
-pub fn shared_table(rows: &[SharedRow], width: usize) -> Vec<Line> {
+/// now (highlighted when any), bytes uploaded. `shared_dir` is named in
+/// the hint when there are none.
+pub fn shared_table(rows: &[SharedRow], shared_dir: &str, width: usize) -> Vec<Line> {
     let cells = rows
         .iter()
         .map(|r| {
@@ -235,36 +230,51 @@ pub fn shared_table(rows: &[SharedRow], width: usize) -> Vec<Line> {
     let headers = ["NAME", "SIZE", "CHUNKS", "SHA-256", "DOWNLOADING", "UPLOADED"];
     let mut lines = styled(table_lines(&headers, cells, &[1, 2, 4, 5], 0, width), &styles);
     if rows.is_empty() {
-        lines.push(empty_note(
-            "no shared files (put some in user/shared_files/)",
-            width,
-        ));
+        let hint = format!("no shared files (put some in {})", names::escape(shared_dir));
+        lines.push(empty_note(&hint, width));
     }
     lines
 }
 
-/// The files on the network, numbered from 1 for [`super::input::parse_pick`]:
-/// `#`, name, size, seeders, partial holders. Files no seeder holds whole
-/// are dimmed.
-pub fn network_files_table(files: &[FileInfo], width: usize) -> Vec<Line> {
+/// A file on the network as the pick list shows it.
+#[derive(Debug, Clone, Copy)]
+pub struct FileRow<'a> {
+    /// Its number in the whole (sorted) list, kept when the list is
+    /// filtered so a number always means the same file.
+    pub number: usize,
+    pub file: &'a FileInfo,
+    /// What you have to do with it: `sharing`, `downloading`, or nothing.
+    pub yours: Option<&'static str>,
+}
+
+/// The files on the network for [`super::input::parse_pick`]: `#`, name,
+/// size, seeders, partial holders, and whether you share or download it
+/// (those rows are dimmed, like files no seeder holds whole).
+pub fn network_files_table(files: &[FileRow<'_>], width: usize) -> Vec<Line> {
     let rows = files
         .iter()
-        .enumerate()
-        .map(|(i, f)| {
+        .map(|r| {
             vec![
-                (i + 1).to_string(),
-                names::escape(&f.name),
-                table::human_bytes(f.size),
-                f.seeders.to_string(),
-                f.partial.to_string(),
+                r.number.to_string(),
+                names::escape(&r.file.name),
+                table::human_bytes(r.file.size),
+                r.file.seeders.to_string(),
+                r.file.partial.to_string(),
+                r.yours.unwrap_or_default().to_string(),
             ]
         })
         .collect();
     let styles: Vec<Style> = files
         .iter()
-        .map(|f| if f.seeders == 0 { Style::Dim } else { Style::Plain })
+        .map(|r| {
+            if r.file.seeders == 0 || r.yours.is_some() {
+                Style::Dim
+            } else {
+                Style::Plain
+            }
+        })
         .collect();
-    let headers = ["#", "NAME", "SIZE", "SEEDERS", "PARTIAL"];
+    let headers = ["#", "NAME", "SIZE", "SEEDERS", "PARTIAL", "YOU"];
     let mut lines = styled(table_lines(&headers, rows, &[0, 2, 3, 4], 1, width), &styles);
     if files.is_empty() {
         lines.push(empty_note("no files on the network yet", width));
@@ -277,17 +287,20 @@ pub fn network_files_table(files: &[FileInfo], width: usize) -> Vec<Line> {
 pub struct Progress {
     pub name: String,
     pub done: u64,
-    pub total: u64,
+    /// `None` until the metadata has arrived (the size is not known).
+    pub total: Option<u64>,
     /// Recent transfer rate, bytes per second.
     pub rate_bps: f64,
+    /// Nothing arrived for a while (the ETA says "stalled").
+    pub stalled: bool,
     /// Peers in use.
     pub peers: usize,
 }
 
 /// Remaining time at the current rate: `None` when the rate is 0 (or not a
-/// number), `Some(0)` when done.
+/// number) or the size unknown, `Some(0)` when done.
 pub fn eta_secs(p: &Progress) -> Option<u64> {
-    let left = p.total.saturating_sub(p.done);
+    let left = p.total?.saturating_sub(p.done);
     if left == 0 {
         return Some(0);
     }
@@ -332,39 +345,64 @@ fn per_mille(done: u64, total: u64) -> u64 {
 /// Narrowest bar worth drawing, and widest.
 const BAR_MIN: usize = 5;
 const BAR_MAX: usize = 40;
-/// Narrowest name worth showing (with `…`), and widest.
-const NAME_MIN: usize = 4;
+/// Columns a long name keeps before the optional fields get room, and the
+/// most it takes.
+const NAME_MIN: usize = 16;
 const NAME_MAX: usize = 40;
 
-/// A download's progress in at most `width` characters:
-/// `name ███░░░ 50% 1.0 MiB/2.0 MiB 512.0 KiB/s ETA 00:02 3 peers`.
-/// When room is short the name goes first, then the bar, then the ETA, the
-/// peers, the rate and the sizes; the percentage stays (cut at widths < 4).
+/// A download's progress in at most `width` columns:
+/// `name ███░░░ 50% 1.0 MiB/2.0 MiB 512.0 KiB/s 3 peers ETA 00:02`, or
+/// `name fetching metadata 1 peer` before the size is known.
+/// The name is never dropped, only shortened with `…` (to [`NAME_MIN`]
+/// columns while other fields need the room); when room is short the bar
+/// goes first, then the ETA, the peers, the rate and the sizes; the
+/// percentage stays.
 pub fn progress_bar(p: &Progress, width: usize) -> Line {
-    let pm = per_mille(p.done, p.total);
+    let escaped = names::escape(&p.name);
+    let name_want = text_width(&escaped).clamp(1, NAME_MAX);
+    let name_min = name_want.min(NAME_MIN);
+    let peers = table::count(p.peers, "peer");
+    let Some(total) = p.total else {
+        let mut line = vec![Span::plain(fit(&escaped, name_want)), Span::plain(" ")];
+        line.push(Span::new(Style::Dim, "fetching metadata"));
+        line.push(Span::plain(" "));
+        line.push(Span::new(Style::Dim, peers));
+        let fixed = text_width(" fetching metadata ") + text_width(&line[4].text);
+        // Shorten the name first, so the state stays readable.
+        let name_w = width
+            .saturating_sub(fixed)
+            .clamp(name_want.min(NAME_MIN / 2), name_want);
+        line[0] = Span::plain(fit(&escaped, name_w));
+        return fit_line(&line, width);
+    };
+    let pm = per_mille(p.done, total);
     let pct = format!("{:>3}%", pm / 10);
-    if width < pct.chars().count() {
+    let pct_w = text_width(&pct);
+    if width < pct_w + 2 {
         return vec![Span::new(Style::Accent, fit(pct.trim_start(), width))];
     }
-    let peers = match p.peers {
-        1 => "1 peer".to_string(),
-        n => format!("{n} peers"),
+    let eta = if p.stalled && p.done < total {
+        "stalled".to_string()
+    } else {
+        format!("ETA {}", format_eta(eta_secs(p)))
     };
     // Optional fields in the order they are kept; each costs its width
     // plus a separating space.
     let optional = [
         (
             Style::Plain,
-            format!("{}/{}", table::human_bytes(p.done), table::human_bytes(p.total)),
+            format!("{}/{}", table::human_bytes(p.done), table::human_bytes(total)),
         ),
         (Style::Plain, human_rate(p.rate_bps)),
         (Style::Dim, peers),
-        (Style::Dim, format!("ETA {}", format_eta(eta_secs(p)))),
+        (Style::Dim, eta),
     ];
-    let mut room = width - pct.chars().count();
+    // What is left once the name has its minimum and the percentage its place.
+    let name_min = name_min.min(width - pct_w - 1);
+    let mut room = width - pct_w - name_min - 1;
     let mut kept = [false; 4];
     for (i, (_, text)) in optional.iter().enumerate() {
-        let cost = text.chars().count() + 1;
+        let cost = text_width(text) + 1;
         if cost <= room {
             kept[i] = true;
             room -= cost;
@@ -374,33 +412,19 @@ pub fn progress_bar(p: &Progress, width: usize) -> Line {
             break;
         }
     }
-    let all_kept = kept.iter().all(|&k| k);
-    // The bar and the name share what is left, bar first.
     let mut bar = 0;
-    let mut name = String::new();
-    if all_kept && room > BAR_MIN {
+    if kept.iter().all(|&k| k) && room > BAR_MIN {
         bar = BAR_MIN;
         room -= BAR_MIN + 1;
-        let escaped = names::escape(&p.name);
-        if room > NAME_MIN {
-            let name_w = escaped
-                .chars()
-                .count()
-                .clamp(1, NAME_MAX)
-                .min(room - 1)
-                .max(NAME_MIN);
-            name = fit(&escaped, name_w);
-            if !name.is_empty() {
-                room -= name.chars().count() + 1;
-            }
-        }
+    }
+    // The name grows to its full width first, then the bar.
+    let grow = room.min(name_want - name_min);
+    room -= grow;
+    let name = fit(&escaped, name_min + grow);
+    if bar > 0 {
         bar += room.min(BAR_MAX - BAR_MIN);
     }
-    let mut line = Line::new();
-    if !name.is_empty() {
-        line.push(Span::plain(name));
-        line.push(Span::plain(" "));
-    }
+    let mut line = vec![Span::plain(name), Span::plain(" ")];
     if bar > 0 {
         let filled = (pm as usize * bar) / 1000;
         line.push(Span::new(Style::Ok, "█".repeat(filled)));
@@ -417,11 +441,14 @@ pub fn progress_bar(p: &Progress, width: usize) -> Line {
     fit_line(&line, width)
 }
 
-/// A finished, verified download: a tick, the name and its full SHA-256.
-pub fn done_line(name: &str, sha256_hex: &str) -> Line {
+/// A finished, verified download: a tick, the name, where it was saved
+/// and its full SHA-256.
+pub fn done_line(name: &str, saved_at: &str, sha256_hex: &str) -> Line {
     vec![
         Span::new(Style::Ok, "✔ "),
         Span::plain(names::escape(name)),
+        Span::new(Style::Dim, " saved as "),
+        Span::plain(names::escape(saved_at)),
         Span::new(Style::Dim, " sha256 "),
         Span::plain(names::escape(sha256_hex)),
     ]
@@ -437,6 +464,7 @@ pub fn error_line(msg: &str) -> Line {
 mod tests {
     use super::*;
     use crate::client::frontend::ui::{line_width, plain_text, to_ansi};
+    use crate::wire::tracker::Role;
     use std::net::SocketAddr;
 
     const HOSTILE: &str = "evil\u{1b}[2J\u{9b}31m\u{7}.bin";
@@ -490,8 +518,9 @@ mod tests {
         Progress {
             name: "holiday-photos.zip".to_string(),
             done,
-            total,
+            total: Some(total),
             rate_bps,
+            stalled: false,
             peers: 3,
         }
     }
@@ -559,7 +588,7 @@ mod tests {
         assert_eq!(lines.len(), 4);
         assert_eq!(
             plain_text(&lines[0]),
-            "USER                             ADDRESS         ROLE     FILES"
+            "USERNAME                         ADDRESS         ROLE     FILES"
         );
         assert_eq!(lines[0][0].style, Style::Title);
         let me = plain_text(&lines[3]);
@@ -585,7 +614,11 @@ mod tests {
     #[test]
     fn empty_tables_say_so() {
         assert!(text(&peers_table(&[], 80)).contains("no peers online"));
-        assert!(text(&shared_table(&[], 80)).contains("no shared files"));
+        let hint = text(&shared_table(&[], "/srv/share", 80));
+        assert!(
+            hint.contains("no shared files (put some in /srv/share)"),
+            "{hint}"
+        );
         assert!(text(&network_files_table(&[], 80)).contains("no files"));
         assert_within(&network_files_table(&[], 5), 5);
     }
@@ -614,7 +647,7 @@ mod tests {
                 uploaded: 0,
             },
         ];
-        let lines = shared_table(&rows, 120);
+        let lines = shared_table(&rows, "shared", 120);
         assert_safe(&lines);
         assert_within(&lines, 120);
         let t = text(&lines);
@@ -642,12 +675,21 @@ mod tests {
             partial,
         };
         let files = [f("a.iso", 2, 1), f(HOSTILE, 1, 0), f("partial-only", 0, 3)];
-        let lines = network_files_table(&files, 80);
+        let rows: Vec<FileRow> = files
+            .iter()
+            .enumerate()
+            .map(|(i, file)| FileRow {
+                number: i + 1,
+                file,
+                yours: None,
+            })
+            .collect();
+        let lines = network_files_table(&rows, 80);
         assert_safe(&lines);
         assert_within(&lines, 80);
         assert_eq!(
             plain_text(&lines[0]),
-            "#  NAME                                 SIZE  SEEDERS  PARTIAL"
+            "#  NAME                                 SIZE  SEEDERS  PARTIAL  YOU"
         );
         assert!(plain_text(&lines[1]).starts_with("1  a.iso"));
         assert!(plain_text(&lines[1]).contains("20.0 MiB"));
@@ -728,26 +770,70 @@ mod tests {
     }
 
     #[test]
-    fn progress_bar_degrades_name_bar_eta_first() {
+    fn progress_bar_keeps_the_name_and_drops_the_bar_first() {
         let p = progress(1 << 20, 2 << 20, 512.0 * 1024.0);
-        let w80 = plain_text(&progress_bar(&p, 80));
-        assert!(w80.contains("holiday-photos.zip") && w80.contains('█'), "{w80}");
-        let w40 = plain_text(&progress_bar(&p, 40));
-        assert!(!w40.contains("holiday") && !w40.contains('█'), "{w40}");
-        assert!(w40.contains("50%") && w40.contains("1.0 MiB/2.0 MiB"), "{w40}");
-        let w20 = plain_text(&progress_bar(&p, 20));
-        assert_eq!(w20, " 50% 1.0 MiB/2.0 MiB");
-        let w60 = plain_text(&progress_bar(&p, 60));
-        assert!(w60.contains("ETA") && w60.contains('█'), "{w60}");
-        // Just past the fields: a bar but no name yet.
-        let fields = " 50% 1.0 MiB/2.0 MiB 512.0 KiB/s 3 peers ETA 00:02"
-            .chars()
-            .count();
-        let no_name = plain_text(&progress_bar(&p, fields + BAR_MIN + 1));
+        let w120 = plain_text(&progress_bar(&p, 120));
         assert!(
-            no_name.starts_with("█") && !no_name.contains("holiday"),
-            "{no_name}"
+            w120.starts_with("holiday-photos.zip █") && w120.contains("ETA 00:02"),
+            "{w120}"
         );
+        // 40 columns: the whole name, the percentage and the sizes; no bar.
+        let w40 = plain_text(&progress_bar(&p, 40));
+        assert_eq!(w40, "holiday-photos.zip  50% 1.0 MiB/2.0 MiB");
+        // Narrower: the name is shortened, never dropped.
+        let w20 = plain_text(&progress_bar(&p, 20));
+        assert_eq!(w20, "holiday-photos…  50%");
+        let w10 = plain_text(&progress_bar(&p, 10));
+        assert!(w10.contains('…') && w10.ends_with("50%"), "{w10}");
+        let w60 = plain_text(&progress_bar(&p, 60));
+        assert_eq!(w60, "holiday-photos.zip  50% 1.0 MiB/2.0 MiB 512.0 KiB/s 3 peers");
+        // A long name is cut with an ellipsis at any width.
+        let mut long = p.clone();
+        long.name = "a-very-long-name-for-a-holiday-photo-archive.zip".into();
+        for w in [40, 60, 80, 120] {
+            let t = plain_text(&progress_bar(&long, w));
+            assert!(t.starts_with("a-very") && t.contains('…'), "{w}: {t}");
+        }
+    }
+
+    #[test]
+    fn progress_bar_before_the_metadata_says_so() {
+        let mut p = progress(0, 0, 0.0);
+        p.total = None;
+        p.peers = 1;
+        let t = plain_text(&progress_bar(&p, 120));
+        assert_eq!(t, "holiday-photos.zip fetching metadata 1 peer");
+        let t = plain_text(&progress_bar(&p, 40));
+        assert_eq!(t, "holiday-photos… fetching metadata 1 peer");
+        let t = plain_text(&progress_bar(&p, 30));
+        assert!(t.starts_with("holiday") && t.contains("fetching"), "{t}");
+        for w in 0..50 {
+            assert!(line_width(&progress_bar(&p, w)) <= w);
+        }
+        assert_eq!(eta_secs(&p), None);
+    }
+
+    #[test]
+    fn progress_bar_says_stalled() {
+        let mut p = progress(1 << 20, 2 << 20, 0.0);
+        p.stalled = true;
+        let t = plain_text(&progress_bar(&p, 120));
+        assert!(t.contains(" 0 B/s 3 peers stalled"), "{t}");
+        assert!(!t.contains("ETA"), "{t}");
+    }
+
+    #[test]
+    fn progress_bar_aligns_wide_names_by_display_width() {
+        let mut p = progress(1 << 20, 2 << 20, 1024.0);
+        p.name = "日本語の写真🎉.zip".into();
+        for w in [0, 10, 20, 40, 80, 120] {
+            let line = progress_bar(&p, w);
+            assert!(line_width(&line) <= w, "{w}: {:?}", plain_text(&line));
+        }
+        let t = plain_text(&progress_bar(&p, 120));
+        assert!(t.starts_with("日本語の写真🎉.zip █"), "{t}");
+        let t = plain_text(&progress_bar(&p, 40));
+        assert!(t.starts_with("日本語") && t.contains("50%"), "{t}");
     }
 
     #[test]
@@ -771,10 +857,11 @@ mod tests {
     #[test]
     fn done_and_error_lines() {
         let sha = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
-        let d = done_line(HOSTILE, sha);
+        let d = done_line(HOSTILE, "downloads/x", sha);
         assert_safe_line(&d);
         let t = plain_text(&d);
         assert!(t.starts_with("✔ evil") && t.ends_with(sha), "{t}");
+        assert!(t.contains(" saved as downloads/x sha256 "), "{t}");
         assert_eq!(d[0].style, Style::Ok);
         let e = error_line(&format!("peer {HOSTILE} refused"));
         assert_safe_line(&e);
