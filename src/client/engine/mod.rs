@@ -519,22 +519,17 @@ mod tests {
     fn a_download_with_no_peer_fails_after_the_wait_and_a_repeat_is_ignored() {
         let (mut e, now) = engine(8);
         let id = [7; 32];
-        e.command(
-            Command::Download {
-                id,
-                label: "x".into(),
-                listed: None,
-            },
-            now,
-        );
-        e.command(
-            Command::Download {
-                id,
-                label: "x".into(),
-                listed: None,
-            },
-            now,
-        );
+        for _ in 0..2 {
+            let label = "x".into();
+            e.command(
+                Command::Download {
+                    id,
+                    label,
+                    listed: None,
+                },
+                now,
+            );
+        }
         assert_eq!(e.downloads().len(), 1);
         let mut t = now;
         let mut failed = None;
