@@ -621,3 +621,22 @@ fn withdraw_and_bad_names_and_limits() {
         })
     );
 }
+
+#[test]
+fn a_query_right_after_a_tracker_restart_is_answered_not_failed() {
+    let (mut net, mut link) = Net::new();
+    link.announce(entries(0..3), net.now);
+    net.run(&mut link, SEC);
+    // The tracker goes down; the user asks meanwhile; it comes back as a
+    // new process (new secret, empty registry) a few seconds later.
+    net.up = false;
+    link.query(Query::ListFiles, net.now).unwrap();
+    net.run(&mut link, 4 * SEC);
+    net.ids = ConnIds::new([3; 32], LIFETIME);
+    net.reg = registry();
+    net.tracker_start = net.now;
+    net.up = true;
+    net.run(&mut link, 30 * SEC);
+    assert!(net.failures().is_empty(), "{:?}", net.failures());
+    assert_eq!(net.count(|e| matches!(e, LinkEvent::FileList(_))), 1);
+}
