@@ -141,7 +141,7 @@ pub fn flags() -> getopts::Options {
     o.optopt(
         "",
         "peer-wait",
-        "seconds --get waits with no peer before giving up (default 60)",
+        "seconds --get waits with no peer, or with no peer delivering anything, before giving up (default 60)",
         "SECS",
     );
     o.optflag("", "no-effects", "interactive: no typewriter effect (colours and effects are off anyway when stdout is not a terminal or NO_COLOR is set)");

@@ -282,25 +282,31 @@ impl Engine {
     /// Connection deadlines: connects and requests without progress, and
     /// inbound connections idle too long.
     pub(super) fn conn_timers(&mut self, now: Instant) {
-        let mut ended = Vec::new();
-        for (id, conn) in &self.conns {
-            match &conn.kind {
-                Kind::Fetch(f) if now >= f.deadline && !f.connected => {
-                    ended.push((*id, ConnEnd::ConnectTimeout))
-                }
-                Kind::Fetch(f) if now >= f.deadline && f.in_flight() > 0 => {
-                    ended.push((*id, ConnEnd::Stalled))
-                }
-                // Idle is no progress either way: nothing asked, or asked
-                // and not read, or trickled.
-                Kind::Serve(_) if now.duration_since(conn.last_active) >= self.cfg.idle_timeout => {
-                    ended.push((*id, ConnEnd::Idle))
-                }
-                _ => {}
-            }
-        }
+        let ended: Vec<(ConnId, ConnEnd)> = self
+            .conns
+            .iter()
+            .filter_map(|(id, conn)| match self.conn_deadline(conn) {
+                Some((at, end)) if now >= at => Some((*id, end())),
+                _ => None,
+            })
+            .collect();
         for (id, end) in ended {
             self.close(id, end, now);
+        }
+    }
+
+    /// When connection `conn` ends unless it makes progress, and how. The
+    /// one rule for both the timers and the poll timeout, so a deadline
+    /// never passes without ending anything (the caller would spin).
+    pub(super) fn conn_deadline(&self, conn: &Conn) -> Option<(Instant, fn() -> ConnEnd)> {
+        match &conn.kind {
+            Kind::Fetch(f) if !f.connected => Some((f.deadline, || ConnEnd::ConnectTimeout)),
+            Kind::Fetch(f) if f.in_flight() > 0 => Some((f.deadline, || ConnEnd::Stalled)),
+            // Nothing asked of the peer: nothing to wait for.
+            Kind::Fetch(_) => None,
+            // Idle is no progress either way: nothing asked, or asked and
+            // not read, or trickled.
+            Kind::Serve(_) => Some((conn.last_active + self.cfg.idle_timeout, || ConnEnd::Idle)),
         }
     }
 

@@ -421,15 +421,8 @@ impl Engine {
         if let Some((_, d)) = self.exit {
             deadline = deadline.min(d);
         }
-        // The same conditions as `conn_timers`: a deadline that passed
-        // without ending anything would make the caller spin.
-        for conn in self.conns.values() {
-            let d = match &conn.kind {
-                Kind::Fetch(f) if !f.connected || f.in_flight() > 0 => f.deadline,
-                Kind::Serve(_) => conn.last_active + self.cfg.idle_timeout,
-                _ => continue,
-            };
-            deadline = deadline.min(d);
+        for (at, _) in self.conns.values().filter_map(|c| self.conn_deadline(c)) {
+            deadline = deadline.min(at);
         }
         deadline
     }
