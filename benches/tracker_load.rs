@@ -133,12 +133,13 @@ fn join(sock: &UdpSocket, to: SocketAddr, n: u32, file: &FileEntry) -> Option<Co
 }
 
 fn file(i: u32) -> FileEntry {
-    let mut id = [7u8; 32];
-    id[..4].copy_from_slice(&i.to_be_bytes());
+    let mut root = [7u8; 32];
+    root[..4].copy_from_slice(&i.to_be_bytes());
     FileEntry {
-        id,
         name: format!("file-{i}.bin"),
         size: 1 << 30,
+        chunk_size: 1 << 20,
+        root,
         complete: true,
     }
 }
@@ -152,6 +153,7 @@ struct Round {
 
 fn throughput_round(tracker: SocketAddr, secs: u64) -> Round {
     let shared = file(0);
+    let shared_id = shared.id();
     let mut socks = Vec::new();
     for n in 0..SOCKETS {
         let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -182,7 +184,7 @@ fn throughput_round(tracker: SocketAddr, secs: u64) -> Round {
                     10 | 11 => RequestBody::Announce {
                         files: vec![shared.clone()],
                     },
-                    12..=16 => RequestBody::GetPeers { id: shared.id },
+                    12..=16 => RequestBody::GetPeers { id: shared_id },
                     _ => RequestBody::ListFiles { cursor: 0 },
                 };
                 if sock.send_to(&encode(*tx, *conn, body), tracker).is_err() {

@@ -3,9 +3,11 @@
 //!
 //! A file is cut into chunks of `chunk_size` bytes (the last one may be
 //! shorter; an empty file has none). The metadata lists the SHA-256 of every
-//! chunk and of the whole file, and the file id is the SHA-256 of the
-//! metadata's encoding, so the id vouches for every chunk: metadata fetched
-//! from an untrusted peer is checked against the id before it is used.
+//! chunk and of the whole file. The file id is a hash of the name, size,
+//! chunk size and a root digest of all those hashes
+//! ([`crate::wire::tracker::file_id`]), so the id vouches for every chunk:
+//! metadata fetched from an untrusted peer is checked against the id before
+//! it is used, and the tracker checks the id of an announce the same way.
 //!
 //! Invariants of a [`FileMeta`] that passed [`FileMeta::validate`] (every
 //! decoded one has): the name is a safe single path component, the chunk
@@ -14,6 +16,7 @@
 
 use crate::names;
 use crate::wire::codec::{self, ALLOC_PER_WIRE_BYTE};
+use crate::wire::tracker::{file_id, FileEntry};
 use crate::wire::{DecodeError, FileId};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -108,12 +111,33 @@ impl FileMeta {
         builder.finish(name).map_err(invalid)
     }
 
-    /// The file id: SHA-256 of the metadata's encoding.
+    /// The file id: [`file_id`] of the name, size, chunk size and
+    /// [`FileMeta::root`].
     pub fn id(&self) -> FileId {
-        let mut buf = Vec::with_capacity(64 + self.name.len() + 32 * self.chunks.len());
-        // Validated metadata always fits MAX_META_LEN.
-        let _ = codec::encode(self, &mut buf, MAX_META_LEN);
-        Sha256::digest(&buf).into()
+        file_id(&self.name, self.size, self.chunk_size, &self.root())
+    }
+
+    /// One digest of every hash in the metadata: SHA-256 over the chunk
+    /// hashes, then the whole-file hash. With the name, size and chunk size
+    /// it makes the id, so the tracker can check an id without the hashes.
+    pub fn root(&self) -> Hash {
+        let mut h = Sha256::new();
+        for chunk in &self.chunks {
+            h.update(chunk);
+        }
+        h.update(self.sha256);
+        h.finalize().into()
+    }
+
+    /// The tracker entry announcing this file.
+    pub fn entry(&self, complete: bool) -> FileEntry {
+        FileEntry {
+            name: self.name.clone(),
+            size: self.size,
+            chunk_size: self.chunk_size,
+            root: self.root(),
+            complete,
+        }
     }
 
     /// Checks the invariants in the module header.

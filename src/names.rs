@@ -8,6 +8,7 @@
 //! [`escape`], so a peer cannot send escape sequences to a terminal or a log.
 
 use std::fmt;
+use unicode_normalization::{is_nfc, UnicodeNormalization};
 
 /// Longest username, in characters.
 pub const MAX_USERNAME_CHARS: usize = 32;
@@ -23,6 +24,9 @@ pub enum NameError {
     Control,
     PathSeparator,
     DotName,
+    /// Not in Unicode normal form C, so another spelling of the same name
+    /// could exist beside it.
+    NotNfc,
 }
 
 impl fmt::Display for NameError {
@@ -34,6 +38,7 @@ impl fmt::Display for NameError {
             NameError::Control => "contains a control or invisible character",
             NameError::PathSeparator => "contains a path separator",
             NameError::DotName => "is '.' or '..'",
+            NameError::NotNfc => "is not in Unicode normal form C (NFC)",
         })
     }
 }
@@ -76,8 +81,9 @@ pub fn check_username(name: &str) -> Result<(), NameError> {
 }
 
 /// A file name: one path component of 1 to 255 bytes, not `.` or `..`,
-/// without `/`, `\` or control characters. Spaces and non-ASCII letters are
-/// fine.
+/// without `/`, `\` or control characters, in NFC (a file id covers its
+/// name, so the network cannot normalise it; it refuses other spellings
+/// instead). Spaces and non-ASCII letters are fine.
 pub fn check_file_name(name: &str) -> Result<(), NameError> {
     if name.is_empty() {
         return Err(NameError::Empty);
@@ -94,7 +100,17 @@ pub fn check_file_name(name: &str) -> Result<(), NameError> {
     if name.chars().any(char::is_control) {
         return Err(NameError::Control);
     }
+    if !is_nfc(name) {
+        return Err(NameError::NotNfc);
+    }
     Ok(())
+}
+
+/// The form in which two usernames are compared: NFC, lower case. So
+/// "Alice" and "alice", and the composed and decomposed spellings of
+/// "José", are one name.
+pub fn username_key(name: &str) -> String {
+    name.nfc().collect::<String>().to_lowercase()
 }
 
 /// Text from the network, made safe to print: control characters (including
@@ -146,6 +162,17 @@ mod tests {
         assert_eq!(check_username("a\u{3000}b"), Err(NameError::Whitespace));
         assert_eq!(check_username("a\u{1b}[2J"), Err(NameError::Control));
         assert_eq!(check_username("tab\t"), Err(NameError::Control));
+    }
+
+    #[test]
+    fn two_spellings_of_one_name_are_one_name() {
+        let composed = "Jos\u{E9}";
+        let decomposed = "Jose\u{301}";
+        assert_eq!(username_key(composed), username_key(decomposed));
+        assert_eq!(username_key("ALICE"), username_key("alice"));
+        assert_ne!(username_key("alice"), username_key("alicia"));
+        assert_eq!(check_file_name(composed), Ok(()));
+        assert_eq!(check_file_name(decomposed), Err(NameError::NotNfc));
     }
 
     #[test]

@@ -129,19 +129,19 @@ fn bittorrent_and_project_clients_share_one_port() {
     // The project's protocol works on the same port meanwhile, and its
     // file is a swarm for BitTorrent clients under its first 20 bytes.
     let mut own = Client::registered(t.addr, "alice", 7001);
-    let mut id = [0x22; 32];
-    id[31] = 7;
     let file = FileEntry {
-        id,
         name: "shared.bin".into(),
         size: 5,
+        chunk_size: 1 << 20,
+        root: [0x22; 32],
         complete: true,
     };
+    let own_hash: [u8; 20] = file.id()[..20].try_into().unwrap();
     assert_eq!(
         own.request(RequestBody::Announce { files: vec![file] }),
         ReplyBody::Announced { accepted: 1 }
     );
-    let resp = a.announce([0x22; 20], 6881, 5, Event::Started);
+    let resp = a.announce(own_hash, 6881, 5, Event::Started);
     let Response::Announce(r) = &resp else { panic!() };
     assert_eq!((r.seeders, r.leechers), (1, 1));
     assert_eq!(r.peers, Peers::V4(vec!["127.0.0.1:7001".parse().unwrap()]));

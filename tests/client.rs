@@ -13,7 +13,6 @@ use common::{
 use pytorrent::meta::{FileMeta, MAX_META_LEN};
 use pytorrent::wire::peer::{decode_peer_msg, encode_peer_msg, PeerMsg, Refusal, BLOCK_SIZE};
 use pytorrent::wire::tracker::{FileEntry, ReplyBody, RequestBody};
-use sha2::{Digest, Sha256};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -446,17 +445,20 @@ fn metadata_naming_a_path_outside_downloads_is_refused() {
     meta.name = "../escape.txt".into();
     let mut encoded = Vec::new();
     pytorrent::wire::codec::encode(&meta, &mut encoded, MAX_META_LEN).unwrap();
-    let id: [u8; 32] = Sha256::digest(&encoded).into();
+    // The tracker refuses the bad name and derives ids itself, so mallory
+    // lists the harmless name with the evil metadata's hashes and hopes
+    // the leecher trusts what it is sent.
+    let entry = FileEntry {
+        name: "escape.txt".into(),
+        size: data.len() as u64,
+        chunk_size: chunk_size as u32,
+        root: meta.root(),
+        complete: true,
+    };
+    let id = entry.id();
     let fake = FakeSeeder::start(encoded, data.clone(), chunk_size);
     let mut mallory = Client::registered(t.addr, "mallory", fake.addr.port());
-    let reply = mallory.request(RequestBody::Announce {
-        files: vec![FileEntry {
-            id,
-            name: "escape.txt".into(),
-            size: data.len() as u64,
-            complete: true,
-        }],
-    });
+    let reply = mallory.request(RequestBody::Announce { files: vec![entry] });
     assert_eq!(reply, ReplyBody::Announced { accepted: 1 });
 
     let parent = tmp.mkdir("leech-home");

@@ -18,12 +18,13 @@ use std::time::{Duration, Instant};
 const NO_REPLY_WAIT: Duration = Duration::from_millis(400);
 
 fn entry(i: u32, name: &str) -> FileEntry {
-    let mut id = [0u8; 32];
-    id[..4].copy_from_slice(&i.to_be_bytes());
+    let mut root = [0u8; 32];
+    root[..4].copy_from_slice(&i.to_be_bytes());
     FileEntry {
-        id,
         name: name.into(),
         size: u64::from(i) * 1000 + 1,
+        chunk_size: 1 << 20,
+        root,
         complete: true,
     }
 }
@@ -98,12 +99,12 @@ fn every_request_end_to_end() {
     let (listed, _) = all_files(&mut alice);
     assert_eq!(listed.len(), 2);
     let song = listed.iter().find(|f| f.name == "song.mp3").unwrap();
-    assert_eq!((song.seeders, song.size, song.id), (2, 1001, files[0].id));
+    assert_eq!((song.seeders, song.size, song.id), (2, 1001, files[0].id()));
 
     // Get peers: the other holder's TCP address, never the asker's own.
-    match bob.request(RequestBody::GetPeers { id: files[0].id }) {
+    match bob.request(RequestBody::GetPeers { id: files[0].id() }) {
         ReplyBody::Peers { id, peers } => {
-            assert_eq!(id, files[0].id);
+            assert_eq!(id, files[0].id());
             assert_eq!(peers, vec![SocketAddr::from(([127, 0, 0, 1], 7001))]);
         }
         other => panic!("{other:?}"),
@@ -126,7 +127,7 @@ fn every_request_end_to_end() {
 
     assert_eq!(
         alice.request(RequestBody::Withdraw {
-            ids: vec![files[1].id]
+            ids: vec![files[1].id()]
         }),
         ReplyBody::Withdrawn { removed: 1 }
     );
@@ -366,7 +367,7 @@ fn long_file_list_is_paged() {
     assert!(pages > 10, "{pages} pages");
     let mut ids: Vec<FileId> = listed.iter().map(|f| f.id).collect();
     ids.sort();
-    let mut want: Vec<FileId> = all.iter().map(|f| f.id).collect();
+    let mut want: Vec<FileId> = all.iter().map(|f| f.id()).collect();
     want.sort();
     assert_eq!(ids, want, "every file listed exactly once");
 }
@@ -384,7 +385,7 @@ fn get_peers_is_a_capped_sample() {
             c
         })
         .collect();
-    match clients[0].request(RequestBody::GetPeers { id: file.id }) {
+    match clients[0].request(RequestBody::GetPeers { id: file.id() }) {
         ReplyBody::Peers { peers, .. } => {
             assert_eq!(peers.len(), MAX_PEERS_PER_REPLY);
             let mut ports: Vec<u16> = peers.iter().map(|p| p.port()).collect();

@@ -39,6 +39,18 @@ fn options() -> Options {
     );
     o.optopt(
         "",
+        "max-peers-per-host",
+        "most peers one IPv4 address or IPv6 /64 may register at once (default 64)",
+        "N",
+    );
+    o.optopt(
+        "",
+        "max-files-per-host",
+        "most files the peers of one IPv4 address or IPv6 /64 may share, counted per peer (default 16384)",
+        "N",
+    );
+    o.optopt(
+        "",
         "id-lifetime",
         "seconds a connection id stays valid, at least (default 120)",
         "SECS",
@@ -132,6 +144,8 @@ fn parse(args: &[String]) -> Result<Parsed, String> {
         interval_secs: num("interval", 30, 3600)?,
         max_peers: num("max-peers", 10_000, 10_000_000)? as usize,
         max_files: num("max-files", 1_000_000, 100_000_000)? as usize,
+        max_peers_per_host: num("max-peers-per-host", 64, 10_000_000)? as usize,
+        max_files_per_host: num("max-files-per-host", 16_384, 100_000_000)? as usize,
         id_lifetime_secs: num("id-lifetime", 120, 3600)?,
         bt: SwarmLimits {
             interval_secs: m

@@ -262,6 +262,8 @@ impl Sim {
                 Limits {
                     max_peers: 1000,
                     max_files: 1000,
+                    max_peers_per_host: 1000,
+                    max_files_per_host: 1_000_000,
                     interval_secs: 30,
                 },
                 Rng::seeded(rng.next_u64()),

@@ -37,6 +37,8 @@ fn registry() -> Registry {
         Limits {
             max_peers: 1000,
             max_files: 100_000,
+            max_peers_per_host: 1000,
+            max_files_per_host: 1_000_000,
             interval_secs: INTERVAL,
         },
         Rng::seeded(11),
@@ -48,12 +50,13 @@ fn peer_addr(n: u16) -> SocketAddr {
 }
 
 fn entry(i: u32) -> FileEntry {
-    let mut id = [0xa5; 32];
-    id[..4].copy_from_slice(&i.to_be_bytes());
+    let mut root = [0xa5; 32];
+    root[..4].copy_from_slice(&i.to_be_bytes());
     FileEntry {
-        id,
         name: format!("shared-file-number-{i:05}-with-a-longer-name.bin"),
         size: u64::from(i) * 1000 + 1,
+        chunk_size: 1 << 20,
+        root,
         complete: true,
     }
 }
@@ -306,8 +309,8 @@ fn get_peers_returns_the_holders() {
     net.add_peer(1, vec![entry(42)]);
     net.add_peer(2, vec![entry(42), entry(43)]);
     net.run(&mut link, SEC);
-    link.query(Query::GetPeers(entry(42).id), net.now).unwrap();
-    link.query(Query::GetPeers(entry(77).id), net.now).unwrap();
+    link.query(Query::GetPeers(entry(42).id()), net.now).unwrap();
+    link.query(Query::GetPeers(entry(77).id()), net.now).unwrap();
     net.run(&mut link, SEC);
     let mut got: Vec<(FileId, Vec<SocketAddr>)> = net
         .events
@@ -320,8 +323,8 @@ fn get_peers_returns_the_holders() {
     assert_eq!(got.len(), 2);
     got[0].1.sort();
     let tcp = |n: u16| SocketAddr::new(peer_addr(n).ip(), 7000 + n);
-    assert_eq!(got[0], (entry(42).id, vec![tcp(1), tcp(2)]));
-    assert_eq!(got[1], (entry(77).id, vec![]));
+    assert_eq!(got[0], (entry(42).id(), vec![tcp(1), tcp(2)]));
+    assert_eq!(got[1], (entry(77).id(), vec![]));
 }
 
 #[test]
@@ -564,7 +567,7 @@ fn a_forgotten_peer_registers_again_and_resends_its_request() {
     let now = net.secs();
     net.reg.handle(net.me, RequestBody::Disconnect, now);
     assert_eq!(net.reg.file_count(), 1);
-    link.query(Query::GetPeers(entry(7).id), net.now).unwrap();
+    link.query(Query::GetPeers(entry(7).id()), net.now).unwrap();
     net.run(&mut link, SEC);
     assert_eq!(net.count(|e| matches!(e, LinkEvent::Registered { .. })), 2);
     assert_eq!(
@@ -580,7 +583,7 @@ fn withdraw_and_bad_names_and_limits() {
     let (mut net, mut link) = Net::new();
     link.announce(entries(0..300), net.now);
     net.run(&mut link, SEC);
-    link.withdraw(entries(0..10).iter().map(|e| e.id).collect(), net.now);
+    link.withdraw(entries(0..10).iter().map(FileEntry::id).collect(), net.now);
     net.run(&mut link, SEC);
     assert_eq!(net.reg.file_count(), 290);
 
@@ -639,4 +642,52 @@ fn a_query_right_after_a_tracker_restart_is_answered_not_failed() {
     net.run(&mut link, 30 * SEC);
     assert!(net.failures().is_empty(), "{:?}", net.failures());
     assert_eq!(net.count(|e| matches!(e, LinkEvent::FileList(_))), 1);
+}
+
+#[test]
+fn a_taken_username_is_refused_and_a_new_one_registers() {
+    let (mut net, mut link) = Net::new();
+    // "Alice" is online from another host.
+    let other: SocketAddr = "198.51.100.1:40000".parse().unwrap();
+    let reg = RequestBody::Register {
+        username: "Alice".into(),
+        port: 1,
+        role: Role::Seeder,
+    };
+    assert!(matches!(
+        net.reg.handle(other, reg, 0),
+        ReplyBody::Registered { .. }
+    ));
+    link.announce(entries(0..2), net.now);
+    net.run(&mut link, SEC);
+    let refused = net.failures();
+    assert!(
+        refused.iter().any(
+            |e| matches!(e, LinkEvent::Failed { what: RequestKind::Register, error } if error.contains("taken"))
+        ),
+        "{refused:?}"
+    );
+    assert!(!link.is_registered());
+    assert_eq!(net.reg.file_count(), 0);
+    // Renaming registers under the new name, and the files follow.
+    link.change_username("alice2".into(), net.now);
+    net.run(&mut link, SEC);
+    assert!(link.is_registered());
+    assert_eq!(link.username(), "alice2");
+    assert_eq!(
+        net.count(|e| matches!(e, LinkEvent::UsernameChanged(n) if n == "alice2")),
+        1
+    );
+    assert_eq!(net.reg.file_count(), 2);
+    // A later rename to a taken name fails and keeps the old one.
+    link.change_username("ALICE".into(), net.now);
+    net.run(&mut link, SEC);
+    assert_eq!(link.username(), "alice2");
+    assert!(net.failures().iter().any(|e| matches!(
+        e,
+        LinkEvent::Failed {
+            what: RequestKind::ChangeUsername,
+            ..
+        }
+    )));
 }

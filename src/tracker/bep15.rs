@@ -232,6 +232,8 @@ mod tests {
             Limits {
                 max_peers: 10,
                 max_files: 10,
+                max_peers_per_host: 1000,
+                max_files_per_host: 1_000_000,
                 interval_secs: 30,
             },
             Rng::seeded(2),
@@ -396,22 +398,18 @@ mod tests {
             },
             0,
         );
-        let mut id = [4u8; 32];
-        id[31] = 0;
-        reg.handle(
-            seeder,
-            RequestBody::Announce {
-                files: vec![FileEntry {
-                    id,
-                    name: "a.bin".into(),
-                    size: 1,
-                    complete: true,
-                }],
-            },
-            0,
-        );
+        let file = FileEntry {
+            name: "a.bin".into(),
+            size: 1,
+            chunk_size: 1 << 20,
+            root: [4; 32],
+            complete: true,
+        };
+        let hash: [u8; 20] = file.id()[..20].try_into().unwrap();
+        reg.handle(seeder, RequestBody::Announce { files: vec![file] }, 0);
         let c = connect(&mut bt, &mut reg, "10.0.0.1:1000");
-        let (_, resp) = send(&mut bt, &mut reg, &announce(c, 4, 6881, 9), "10.0.0.1:1000");
+        let req = Request::Announce(AnnounceRequest::new(c, 2, hash, 6881, 9, Event::Started));
+        let (_, resp) = send(&mut bt, &mut reg, &req, "10.0.0.1:1000");
         let Some(Response::Announce(r)) = resp else {
             panic!("{resp:?}")
         };
@@ -420,7 +418,7 @@ mod tests {
         let scrape = Request::Scrape(ScrapeRequest {
             conn: c,
             tx: 3,
-            info_hashes: vec![[4; 20]],
+            info_hashes: vec![hash],
         });
         let (_, resp) = send(&mut bt, &mut reg, &scrape, "10.0.0.1:1000");
         let Some(Response::Scrape { stats, .. }) = resp else {

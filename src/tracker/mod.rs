@@ -18,3 +18,15 @@ pub mod server;
 pub mod swarms;
 
 pub use server::{Config, Tracker};
+
+use std::net::IpAddr;
+
+/// The key of a host for the per-host caps of both registries: an IPv4
+/// address, or the /64 of an IPv6 one (one subscriber usually holds a
+/// whole /64).
+fn host_key(ip: IpAddr) -> u128 {
+    match ip {
+        IpAddr::V4(v4) => u128::from(v4.to_ipv6_mapped()),
+        IpAddr::V6(v6) => u128::from(v6) & !((1u128 << 64) - 1),
+    }
+}

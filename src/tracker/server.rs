@@ -85,6 +85,10 @@ pub struct Config {
     pub interval_secs: u32,
     pub max_peers: usize,
     pub max_files: usize,
+    /// Peers one host (IPv4 address or IPv6 /64) may register at once.
+    pub max_peers_per_host: usize,
+    /// Files (counted once per holder) one host's peers may announce.
+    pub max_files_per_host: usize,
     /// How long a connection id stays valid, at least.
     pub id_lifetime_secs: u32,
     /// BEP 15 swarm limits and announce interval.
@@ -171,6 +175,8 @@ impl Tracker {
                 Limits {
                     max_peers: config.max_peers,
                     max_files: config.max_files,
+                    max_peers_per_host: config.max_peers_per_host,
+                    max_files_per_host: config.max_files_per_host,
                     interval_secs: config.interval_secs,
                 },
                 Rng::from_entropy(),

@@ -25,6 +25,7 @@
 //! open-addressing index of 4-byte slots (at most 3/4 full), so an announce
 //! costs O(1) whatever the swarm's size.
 
+use super::host_key;
 use crate::rand::Rng;
 use crate::wire::bep15::{AnnounceRequest, Event, InfoHash, ScrapeStats};
 use std::collections::hash_map::{Entry as MapEntry, HashMap, RandomState};
@@ -283,15 +284,6 @@ impl Torrent {
             seeders: self.seeders,
             leechers: self.len() as u32 - self.seeders,
         }
-    }
-}
-
-/// The key of a host for the per-host cap: an IPv4 address, or the /64 of
-/// an IPv6 one (one subscriber usually holds a whole /64).
-fn host_key(ip: IpAddr) -> u128 {
-    match ip {
-        IpAddr::V4(v4) => u128::from(v4.to_ipv6_mapped()),
-        IpAddr::V6(v6) => u128::from(v6) & !((1u128 << 64) - 1),
     }
 }
 

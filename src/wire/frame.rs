@@ -173,6 +173,7 @@ pub fn decode_frame<T: DeserializeOwned>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::VERSION;
     use serde::Deserialize;
 
     #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
@@ -301,10 +302,10 @@ mod tests {
             Err(DecodeError::Malformed(_))
         ));
         let mut other_version = f;
-        other_version[4] = 2;
+        other_version[4] = VERSION + 1;
         assert_eq!(
             decode_frame::<Msg>(&other_version, MAX),
-            Err(DecodeError::UnsupportedVersion(2))
+            Err(DecodeError::UnsupportedVersion(VERSION + 1))
         );
     }
 }

@@ -31,7 +31,7 @@ use std::fmt;
 pub const MAGIC: [u8; 4] = *b"PYT\x01";
 /// The protocol version this build speaks. Peers speaking another version
 /// get [`DecodeError::UnsupportedVersion`].
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
 /// Length of the magic + version prefix.
 pub const PREFIX_LEN: usize = MAGIC.len() + 1;
 /// Largest tracker datagram: 1280-byte IPv6 minimum MTU minus 40 (IPv6) and

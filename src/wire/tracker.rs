@@ -15,6 +15,7 @@
 use super::codec::{self, EncodeError};
 use super::{check_prefix, put_prefix, DecodeError, FileId, MAX_DATAGRAM, PREFIX_LEN};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use std::net::SocketAddr;
 
 /// A connection id: proof, issued by the tracker's handshake, that the
@@ -50,15 +51,42 @@ pub enum Role {
     Leecher,
 }
 
-/// A file a peer announces.
+/// A file a peer announces. It carries what the file id is made of, not the
+/// id: the tracker derives the id ([`FileEntry::id`]), so nobody can put
+/// their file under another file's id (squat it with another name or size).
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct FileEntry {
-    pub id: FileId,
     pub name: String,
     pub size: u64,
+    pub chunk_size: u32,
+    /// One digest of every hash in the metadata (see [`crate::meta`]).
+    pub root: [u8; 32],
     /// False for a peer that holds only some chunks (it can still serve
     /// them); such peers are listed by `GetPeers` but not counted as seeders.
     pub complete: bool,
+}
+
+impl FileEntry {
+    /// The id of the file this entry describes.
+    pub fn id(&self) -> FileId {
+        file_id(&self.name, self.size, self.chunk_size, &self.root)
+    }
+}
+
+/// A file id: SHA-256 over a domain tag, the size, the chunk size, the
+/// name (length-prefixed, so no two inputs share an encoding) and the root.
+/// The metadata fetched from peers is checked against it, and the tracker
+/// recomputes it from an announce, so an id vouches for the name and size
+/// shown beside it as much as for every chunk.
+pub fn file_id(name: &str, size: u64, chunk_size: u32, root: &[u8; 32]) -> FileId {
+    let mut h = Sha256::new();
+    h.update(b"pytorrent file id\0");
+    h.update(size.to_be_bytes());
+    h.update(chunk_size.to_be_bytes());
+    h.update((name.len() as u64).to_be_bytes());
+    h.update(name.as_bytes());
+    h.update(root);
+    h.finalize().into()
 }
 
 /// One row of the peer list.
@@ -97,6 +125,11 @@ pub enum ErrorCode {
     TrackerFull,
     /// The peer or the tracker is at its file limit.
     TooManyFiles,
+    /// Another online peer has this username.
+    UsernameTaken,
+    /// The sender's address (an IPv4 address or an IPv6 /64) holds its
+    /// share of peers or files already.
+    HostLimit,
     /// The datagram could not be decoded.
     BadRequest,
     /// The datagram is in another protocol version.
@@ -340,6 +373,7 @@ pub fn error_reply(code: ErrorCode, message: &str) -> ReplyBody {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::VERSION;
     use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV6};
 
     fn longest_name() -> String {
@@ -357,9 +391,10 @@ mod tests {
 
     pub(crate) fn sample_requests() -> Vec<Request> {
         let entry = |i: u8| FileEntry {
-            id: [i; 32],
             name: format!("file {i}.txt"),
             size: u64::from(i) << 33,
+            chunk_size: 1 << 20,
+            root: [i; 32],
             complete: i.is_multiple_of(2),
         };
         let bodies = vec![
@@ -543,10 +578,10 @@ mod tests {
         big.resize(MAX_DATAGRAM + 1, 0);
         assert!(matches!(decode_request(&big), Err(DecodeError::TooLarge { .. })));
         let mut other_version = buf.clone();
-        other_version[4] = 2;
+        other_version[4] = VERSION + 1;
         assert_eq!(
             decode_request(&other_version),
-            Err(DecodeError::UnsupportedVersion(2))
+            Err(DecodeError::UnsupportedVersion(VERSION + 1))
         );
         let mut bad_magic = buf.clone();
         bad_magic[0] = b'X';
@@ -619,9 +654,10 @@ mod tests {
 
         let entries: Vec<FileEntry> = (0..50)
             .map(|i| FileEntry {
-                id: [i; 32],
                 name: longest_name(),
                 size: u64::MAX,
+                chunk_size: u32::MAX,
+                root: [i; 32],
                 complete: true,
             })
             .collect();

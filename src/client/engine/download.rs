@@ -327,13 +327,7 @@ impl Download {
     /// The tracker entry announcing this partial download (once its
     /// metadata is known).
     pub fn entry(&self, complete: bool) -> Option<FileEntry> {
-        let meta = self.meta.as_ref()?;
-        Some(FileEntry {
-            id: self.id,
-            name: meta.name.clone(),
-            size: meta.size,
-            complete,
-        })
+        Some(self.meta.as_ref()?.entry(complete))
     }
 
     /// Whether verified chunks are not yet recorded in the sidecar.

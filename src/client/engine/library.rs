@@ -469,14 +469,7 @@ impl Library {
 
     /// The tracker announce entries for all ready files, in name order.
     pub fn entries(&self) -> Vec<FileEntry> {
-        self.files()
-            .map(|f| FileEntry {
-                id: f.id,
-                name: f.meta.name.clone(),
-                size: f.meta.size,
-                complete: true,
-            })
-            .collect()
+        self.files().map(|f| f.meta.entry(true)).collect()
     }
 
     /// Ready, queued and in-progress files.
@@ -1010,21 +1003,16 @@ mod tests {
         assert_eq!(meta::decode_meta(&got.encoded_meta).unwrap(), meta);
 
         let shared = expected(&tmp.0, "b shared");
+        let entries = lib.entries();
+        let described: Vec<_> = entries
+            .iter()
+            .map(|e| (e.id(), e.name.as_str(), e.size, e.complete))
+            .collect();
         assert_eq!(
-            lib.entries(),
+            described,
             vec![
-                FileEntry {
-                    id,
-                    name: "a download".into(),
-                    size: 70_000,
-                    complete: true
-                },
-                FileEntry {
-                    id: shared.id(),
-                    name: "b shared".into(),
-                    size: 12,
-                    complete: true
-                },
+                (id, "a download", 70_000, true),
+                (shared.id(), "b shared", 12, true)
             ]
         );
 

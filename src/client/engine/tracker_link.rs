@@ -269,6 +269,13 @@ pub struct TrackerLink {
     registered: bool,
     /// True once a `Register` has been sent: only then may the tracker know us.
     register_sent: bool,
+    /// The tracker refused our registration (a taken username, say) and
+    /// has not accepted one since: a new username is then registered
+    /// rather than changed.
+    register_refused: bool,
+    /// The registration under way carries a new username: say so when it
+    /// is accepted.
+    renaming: bool,
     interval: Option<Duration>,
     next_keepalive: Option<Instant>,
     requests: Vec<Pending>,
@@ -303,6 +310,8 @@ impl TrackerLink {
             unreachable: false,
             registered: false,
             register_sent: false,
+            register_refused: false,
+            renaming: false,
             interval: None,
             next_keepalive: None,
             requests: Vec::new(),
@@ -334,18 +343,19 @@ impl TrackerLink {
                 bad_name.get_or_insert_with(|| format!("file {}: name {e}", names::escape(&entry.name)));
                 continue;
             }
-            if !self.files.contains_key(&entry.id) && self.files.len() >= MAX_FILES_PER_PEER {
+            let id = entry.id();
+            if !self.files.contains_key(&id) && self.files.len() >= MAX_FILES_PER_PEER {
                 over += 1;
                 continue;
             }
-            if self.files.get(&entry.id) == Some(&entry) {
+            if self.files.get(&id) == Some(&entry) {
                 continue;
             }
-            self.unsynced_withdraw.remove(&entry.id);
+            self.unsynced_withdraw.remove(&id);
             if self.registered {
-                self.unsynced_announce.insert(entry.id);
+                self.unsynced_announce.insert(id);
             }
-            self.files.insert(entry.id, entry);
+            self.files.insert(id, entry);
         }
         if let Some(error) = bad_name {
             self.defer(LinkEvent::Failed {
@@ -450,7 +460,15 @@ impl TrackerLink {
         }
         self.requests
             .retain(|r| !matches!(r.purpose, Purpose::ChangeUsername(_)));
-        self.push_back(Purpose::ChangeUsername(name), now);
+        if self.register_refused && !self.registered {
+            // Nothing to change at the tracker: register under the new name.
+            self.requests.retain(|r| !matches!(r.purpose, Purpose::Register));
+            self.username = name;
+            self.renaming = true;
+            self.push_back(Purpose::Register, now);
+        } else {
+            self.push_back(Purpose::ChangeUsername(name), now);
+        }
         self.pump(now);
     }
 
@@ -738,8 +756,14 @@ impl TrackerLink {
                 }
             }
             (Purpose::Register, ReplyBody::Error { code, message }) => {
+                self.register_refused = true;
+                let what = if std::mem::take(&mut self.renaming) {
+                    RequestKind::ChangeUsername
+                } else {
+                    RequestKind::Register
+                };
                 events.push(LinkEvent::Failed {
-                    what: RequestKind::Register,
+                    what,
                     error: error_text(code, &message),
                 });
                 // Registration never gives up; try again later.
@@ -758,9 +782,13 @@ impl TrackerLink {
             (Purpose::Register, ReplyBody::Registered { interval_secs }) => {
                 let interval = Duration::from_secs(u64::from(interval_secs.max(1)));
                 self.registered = true;
+                self.register_refused = false;
                 self.interval = Some(interval);
                 self.next_keepalive = Some(now + interval);
                 events.push(LinkEvent::Registered { interval });
+                if std::mem::take(&mut self.renaming) {
+                    events.push(LinkEvent::UsernameChanged(self.username.clone()));
+                }
                 self.unsynced_announce = self.files.keys().copied().collect();
                 if !self.files.is_empty() {
                     self.round = Some(false);
@@ -904,7 +932,7 @@ impl TrackerLink {
         let mut busy: HashSet<FileId> = HashSet::new();
         for r in &self.requests {
             match &r.purpose {
-                Purpose::Announce(files) => busy.extend(files.iter().map(|f| f.id)),
+                Purpose::Announce(files) => busy.extend(files.iter().map(FileEntry::id)),
                 Purpose::Withdraw(ids) => busy.extend(ids.iter().copied()),
                 _ => continue,
             }
@@ -915,7 +943,7 @@ impl TrackerLink {
                 busy.extend(ids.iter().copied());
                 Purpose::Withdraw(ids)
             } else if let Some(files) = self.announce_page(&busy) {
-                busy.extend(files.iter().map(|f| f.id));
+                busy.extend(files.iter().map(FileEntry::id));
                 Purpose::Announce(files)
             } else {
                 break;
@@ -1103,7 +1131,7 @@ fn next_cursor(cursor: u32, next: Option<u32>, pages: u32, room: bool) -> Option
 }
 
 fn error_text(code: ErrorCode, message: &str) -> String {
-    format!("{code:?}: {}", names::escape(message))
+    format!("refused ({code:?}): {}", names::escape(message))
 }
 
 #[cfg(test)]

@@ -117,12 +117,7 @@ impl Engine {
     /// free), else shared from where it is.
     pub(super) fn share(&mut self, meta: FileMeta, path: PathBuf, now: Instant) {
         let name = names::escape(&meta.name);
-        let entry = FileEntry {
-            id: meta.id(),
-            name: meta.name.clone(),
-            size: meta.size,
-            complete: true,
-        };
+        let entry = meta.entry(true);
         match self.library.add_verified(meta, path) {
             Ok(_) => {
                 info!("sharing {name}");
@@ -308,7 +303,7 @@ impl Engine {
                 .library
                 .entries()
                 .into_iter()
-                .filter(|e| step.ready.contains(&e.id))
+                .filter(|e| step.ready.contains(&e.id()))
                 .collect();
             self.link.announce(entries, now);
             self.announce_pending = true;

@@ -301,7 +301,7 @@ impl Frontend for Headless {
             Event::TrackerFailed { what, error } => {
                 let what = what.as_str();
                 if self.waits_on_tracker() {
-                    let why = format!("the tracker did not answer the {what} request: {error}");
+                    let why = format!("tracker {what} failed: {error}");
                     self.quit(1, &why, out);
                 } else {
                     // A seed or announce the tracker refused: the network
