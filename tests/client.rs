@@ -708,3 +708,31 @@ fn seed_says_when_the_tracker_is_silent_and_when_it_answers() {
     );
     seeder.wait_line("seeding 1 file as patient", READY);
 }
+
+#[test]
+fn a_seed_the_tracker_refuses_is_reported_on_stderr() {
+    // One host may share two files here; the seeder offers three.
+    let t = TrackerProc::start(&["--max-files-per-host", "2"]);
+    let tmp = TempDir::new("refused-seed");
+    let shared = shared_dir(
+        &tmp,
+        "capped",
+        &[("a.bin", b"a"), ("b.bin", b"b"), ("c.bin", b"c")],
+    );
+    let mut seeder = seed(&tmp, t.addr, "capped", &shared, &[]);
+    let err = seeder.proc.wait_stderr(
+        "the refusal",
+        |e| e.contains("warning: tracker announce failed"),
+        Duration::from_secs(15),
+    );
+    assert!(
+        err.contains("HostLimit") && err.contains("accepted 2 of 3"),
+        "{err}"
+    );
+    // The network lists exactly what the tracker took.
+    let mut lister = Client::registered(t.addr, "lister", 9);
+    let ReplyBody::FileList { files, .. } = lister.request(RequestBody::ListFiles { cursor: 0 }) else {
+        panic!("no file list")
+    };
+    assert_eq!(files.len(), 2, "{files:?}");
+}

@@ -33,8 +33,10 @@ use crate::rand::Rng;
 use crate::wire::tracker::FileEntry;
 use crate::wire::FileId;
 use sha2::{Digest, Sha256};
+use std::cell::Cell;
 use std::io;
 use std::path::PathBuf;
+use std::rc::Rc;
 use std::time::Instant;
 
 /// Peers asked for a listed file's metadata at once: every connection, so
@@ -84,6 +86,60 @@ pub struct Resumed {
     pub rechecked: bool,
 }
 
+/// Metadata bytes all downloads together may be receiving at once. Every
+/// request for metadata reserves the most its answer may hold
+/// ([`Download::meta_limit`]) until it ends, so metadata buffers never
+/// pass this however many downloads and peers there are: one
+/// protocol-maximum metadata (a 4 TiB file in 1 MiB chunks) at a time, or
+/// many small ones side by side.
+pub const META_MEMORY: usize = MAX_META_LEN;
+
+/// The room left of [`META_MEMORY`], shared by the engine's downloads
+/// (one thread, so a plain `Rc<Cell>`).
+#[derive(Debug, Clone)]
+pub struct MetaBudget(Rc<Cell<usize>>);
+
+/// One download's share of a [`MetaBudget`]: the room each connection's
+/// metadata request holds, given back when the request ends or, at the
+/// latest, when the download is dropped.
+#[derive(Debug)]
+struct MetaRoom {
+    budget: MetaBudget,
+    held: Vec<(ConnId, usize)>,
+}
+
+impl Drop for MetaRoom {
+    fn drop(&mut self) {
+        for (_, n) in self.held.drain(..) {
+            self.budget.give(n);
+        }
+    }
+}
+
+impl MetaBudget {
+    pub fn new(bytes: usize) -> MetaBudget {
+        MetaBudget(Rc::new(Cell::new(bytes)))
+    }
+
+    fn take(&self, n: usize) -> bool {
+        let left = self.0.get();
+        if n > left {
+            return false;
+        }
+        self.0.set(left - n);
+        true
+    }
+
+    fn give(&self, n: usize) {
+        self.0.set(self.0.get() + n);
+    }
+
+    #[cfg(test)]
+    pub fn left(&self) -> usize {
+        self.0.get()
+    }
+}
+
 /// One download's state.
 pub struct Download {
     pub id: FileId,
@@ -96,6 +152,9 @@ pub struct Download {
     /// The connections asking for the metadata (at most
     /// [`Download::max_meta_fetchers`]).
     pub meta_conns: Vec<ConnId>,
+    /// Room held by metadata requests, in a budget the engine shares
+    /// among its downloads ([`Download::use_meta_budget`]).
+    meta_room: MetaRoom,
     pub sched: Scheduler,
     /// Chunks that had two fetchers at once since they were last missing.
     shared: Vec<u32>,
@@ -139,6 +198,10 @@ impl Download {
             meta: None,
             listed: None,
             meta_conns: Vec::new(),
+            meta_room: MetaRoom {
+                budget: MetaBudget::new(META_MEMORY),
+                held: Vec::new(),
+            },
             sched: Scheduler::new(0),
             shared: Vec::new(),
             part: None,
@@ -160,6 +223,33 @@ impl Download {
             recheck_next: 0,
             encoded_meta: Vec::new(),
         }
+    }
+
+    /// Reserves room for a metadata request on `conn`: false (ask later)
+    /// when the downloads' metadata would not fit in [`META_MEMORY`].
+    pub fn reserve_meta(&mut self, conn: ConnId) -> bool {
+        let n = self.meta_limit();
+        if !self.meta_room.budget.take(n) {
+            return false;
+        }
+        self.meta_room.held.push((conn, n));
+        true
+    }
+
+    /// `conn`'s metadata request is over: its room goes back.
+    pub fn release_meta(&mut self, conn: ConnId) {
+        let held = &mut self.meta_room.held;
+        if let Some(i) = held.iter().position(|(c, _)| *c == conn) {
+            let (_, n) = held.swap_remove(i);
+            self.meta_room.budget.give(n);
+        }
+    }
+
+    /// Reserves metadata room in `budget` (shared with other downloads)
+    /// instead of a budget of its own. Called before any request.
+    pub fn use_meta_budget(&mut self, budget: MetaBudget) {
+        debug_assert!(self.meta_room.held.is_empty());
+        self.meta_room.budget = budget;
     }
 
     /// A name for messages: the file's name once known, else the label.
@@ -581,6 +671,49 @@ mod tests {
 
     fn download(id: FileId) -> Download {
         Download::new(id, "x".into(), Rng::seeded(1), Instant::now())
+    }
+
+    #[test]
+    fn metadata_room_is_bounded_across_downloads() {
+        let budget = MetaBudget::new(META_MEMORY);
+        let mut by_id: Vec<Download> = (0..4u8).map(|i| download([i; 32])).collect();
+        for d in &mut by_id {
+            d.use_meta_budget(budget.clone());
+        }
+        // Unlisted, each request may be answered with the protocol's
+        // largest metadata: four downloads do not get four times that.
+        assert!(by_id[0].reserve_meta(ConnId(1)));
+        assert!(!by_id[1].reserve_meta(ConnId(2)));
+        assert!(
+            !by_id[0].reserve_meta(ConnId(3)),
+            "nor a second peer of the same download"
+        );
+        // Listed small files fit beside each other, 16 peers each.
+        let mut listed: Vec<Download> = (10..14u8).map(|i| download([i; 32])).collect();
+        by_id[0].release_meta(ConnId(1));
+        for (i, d) in listed.iter_mut().enumerate() {
+            d.use_meta_budget(budget.clone());
+            d.listed = Some(Listed {
+                name: "small.bin".into(),
+                size: 100 << 20,
+            });
+            for c in 0..16 {
+                assert!(d.reserve_meta(ConnId((i * 16 + c) as u64)));
+            }
+        }
+        let held = META_MEMORY - budget.left();
+        assert_eq!(held, 64 * listed[0].meta_limit());
+        assert!(
+            !by_id[1].reserve_meta(ConnId(2)),
+            "no room for a maximal one beside them"
+        );
+        // Ending requests, or dropping the downloads, gives the room back.
+        listed[0].release_meta(ConnId(0));
+        listed[0].release_meta(ConnId(0));
+        assert_eq!(META_MEMORY - budget.left(), held - listed[0].meta_limit());
+        drop(listed);
+        assert_eq!(budget.left(), META_MEMORY);
+        assert!(by_id[1].reserve_meta(ConnId(2)));
     }
 
     /// Chunk `i` of `bytes`, with its first byte flipped if `spoil`.

@@ -162,11 +162,16 @@ impl Fetch {
         }
         let was_idle = self.queue.is_empty();
         match dl.meta.as_ref() {
-            None if dl.meta_conns.len() < dl.max_meta_fetchers() && !dl.meta_conns.contains(&self.conn) => {
-                dl.meta_conns.push(self.conn);
-                self.request(&PeerMsg::GetMeta { id: dl.id }, pieces(Pieces::Meta));
+            None => {
+                let may_ask =
+                    dl.meta_conns.len() < dl.max_meta_fetchers() && !dl.meta_conns.contains(&self.conn);
+                // Without room in the metadata budget the ask waits for a
+                // later turn (the engine kicks such downloads).
+                if may_ask && dl.reserve_meta(self.conn) {
+                    dl.meta_conns.push(self.conn);
+                    self.request(&PeerMsg::GetMeta { id: dl.id }, pieces(Pieces::Meta));
+                }
             }
-            None => {}
             Some(_) if !self.have_asked => {
                 self.have_asked = true;
                 self.request(&PeerMsg::GetHave { id: dl.id }, pieces(Pieces::Have));
@@ -447,7 +452,10 @@ impl Fetch {
                 kind: Pieces::Meta,
                 bytes,
                 ..
-            }) => report.meta = Some(bytes),
+            }) => {
+                dl.release_meta(self.conn);
+                report.meta = Some(bytes);
+            }
             Some(Req::Pieces {
                 kind: Pieces::Have,
                 bytes,
@@ -498,6 +506,7 @@ impl Fetch {
             }
         }
         dl.meta_conns.retain(|c| *c != self.conn);
+        dl.release_meta(self.conn);
     }
 }
 

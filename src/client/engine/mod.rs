@@ -276,6 +276,8 @@ pub struct Engine {
     conns: BTreeMap<ConnId, Conn>,
     next_conn: u64,
     downloads: Slab<Download>,
+    /// Shared by every download: bounds their metadata buffers together.
+    meta_budget: download::MetaBudget,
     inbound: usize,
     actions: VecDeque<Action>,
     link_events: Vec<LinkEvent>,
@@ -320,6 +322,7 @@ impl Engine {
             conns: BTreeMap::new(),
             next_conn: 0,
             downloads: Slab::new(),
+            meta_budget: download::MetaBudget::new(download::META_MEMORY),
             inbound: 0,
             actions: VecDeque::new(),
             link_events: Vec::new(),

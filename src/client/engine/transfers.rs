@@ -34,6 +34,7 @@ impl Engine {
         info!("download started: {label} (id {})", hex(&id));
         let rng = Rng::seeded(self.rng.next_u64());
         let mut d = Download::new(id, label, rng, now);
+        d.use_meta_budget(self.meta_budget.clone());
         d.listed = listed;
         d.next_query = now + REQUERY_IDLE;
         let resumed = d.resume(self.storage.as_mut());
@@ -227,6 +228,7 @@ impl Engine {
                 d.last_connected = now;
                 d.waiting_told = false;
             }
+
             if now >= d.next_query {
                 d.next_query = now + if connected > 0 { REQUERY_BUSY } else { REQUERY_IDLE };
                 queries.push(d.id);
@@ -277,7 +279,8 @@ impl Engine {
         }
         self.connect_peers(now);
         // A safety net for work no event announces (a chunk a partial peer
-        // turned out to lack, say): idle fetches look for some.
+        // turned out to lack, or room back in the metadata budget): idle
+        // fetches look for some.
         let idle: Vec<ConnId> = self
             .conns
             .iter()
