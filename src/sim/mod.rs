@@ -310,7 +310,7 @@ impl Sim {
 
     fn add_node(&mut self, library: Library, shared: Option<TempDir>, hostile: Hostile) -> usize {
         let i = self.nodes.len();
-        let addr = SocketAddr::from(([10, 0, 1, i as u8 + 1], PORT));
+        let addr = SocketAddr::from(([10, 0, (i >> 8) as u8 + 1, i as u8], PORT));
         let downloads = TempDir::new(&format!("sim{}-dl{i}", self.seed));
         let cfg = EngineConfig {
             tracker: self.tracker.addr,

@@ -2,7 +2,7 @@
 //! original, whatever the peers do.
 
 use super::*;
-use crate::client::engine::Listed;
+use crate::client::engine::{EngineView, Listed, MAX_CONNS_PER_DOWNLOAD};
 use crate::meta::FileMeta;
 use sha2::{Digest, Sha256};
 
@@ -270,16 +270,17 @@ fn the_same_seed_gives_the_same_trace() {
 
 #[test]
 fn an_eclipse_of_silent_peers_does_not_hide_the_honest_seeder() {
-    // 80 hosts share the file and accept connections but never answer
-    // (more than a download remembers, and than it connects to at once);
-    // one honest seeder joins last.
+    // 600 hosts share the file and accept connections but never answer
+    // (far more than a download remembers, and than it connects to at
+    // once); one honest seeder joins last. It must be found before the
+    // download gives up (60 s without progress).
     let bytes = content(4 * MIN_CHUNK_SIZE as usize, 12);
     let mut sim = Sim::new(12, NetConfig::default());
     let silent = Hostile {
         stall_after: Some(0),
         ..Hostile::default()
     };
-    for _ in 0..80 {
+    for _ in 0..600 {
         sim.add_seeder(&[("film.bin", &bytes)], silent);
     }
     let honest = sim.add_seeder(&[("film.bin", &bytes)], Hostile::default());
@@ -292,4 +293,37 @@ fn an_eclipse_of_silent_peers_does_not_hide_the_honest_seeder() {
     assert_verified(&sim, &[l], "film.bin", &bytes);
     assert!(connects(&sim, l, honest) > 0);
     eprintln!("eclipse: done after {} ms of simulated time", sim.now_ms - start);
+}
+
+#[test]
+fn the_search_for_metadata_opens_more_connections_and_gives_them_back() {
+    // 40 honest seeders: while the metadata is sought a download opens up
+    // to SEARCH_CONNS connections; once it is in, only
+    // MAX_CONNS_PER_DOWNLOAD stay.
+    let bytes = content(64 * MIN_CHUNK_SIZE as usize, 14);
+    let mut sim = Sim::new(14, NetConfig::default());
+    let seeders: Vec<usize> = (0..40)
+        .map(|_| sim.add_seeder(&[("film.bin", &bytes)], Hostile::default()))
+        .collect();
+    let l = sim.add_leecher();
+    assert!(sim.run_until(10_000, |s| seeders
+        .iter()
+        .all(|&n| s.nodes[n].events.iter().any(|e| matches!(e, Event::Ready)))));
+    get_all(&mut sim, &[l], "film.bin", &bytes);
+    let start = sim.now_ms;
+    let (mut most_searching, mut most_after) = (0, 0);
+    while !done(&sim, l) && failed(&sim, l).is_none() && sim.now_ms < start + 60_000 {
+        let now = sim.now_ms;
+        sim.run_until(now + 5, |_| false);
+        if let Some(d) = sim.nodes[l].engine.downloads().first() {
+            if d.has_meta {
+                most_after = most_after.max(d.peers);
+            } else {
+                most_searching = most_searching.max(d.peers);
+            }
+        }
+    }
+    assert_verified(&sim, &[l], "film.bin", &bytes);
+    assert!(most_searching > MAX_CONNS_PER_DOWNLOAD, "{most_searching}");
+    assert!(most_after <= MAX_CONNS_PER_DOWNLOAD, "{most_after}");
 }

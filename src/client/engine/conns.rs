@@ -132,7 +132,12 @@ impl Engine {
             if d.is_finished() {
                 continue;
             }
-            let room = MAX_CONNS_PER_DOWNLOAD.saturating_sub(d.peers.connected());
+            let cap = if d.meta.is_none() {
+                SEARCH_CONNS
+            } else {
+                MAX_CONNS_PER_DOWNLOAD
+            };
+            let room = cap.saturating_sub(d.peers.connected());
             for addr in d.peers.connectable(now).into_iter().take(room) {
                 let id = self.new_conn_id();
                 let fetch = Fetch::new(id, dk, addr, now, self.cfg.request_timeout);
@@ -251,6 +256,7 @@ impl Engine {
         }
         if accepted {
             self.announce_partial(dk, now);
+            self.trim_search(dk, id, now);
         }
         if accepted || !report.bad.is_empty() {
             // Work for every connection: the chunks can be fetched now, or
@@ -262,6 +268,30 @@ impl Engine {
         }
         if !report.verified.is_empty() {
             self.tell_subscribers(&fid, &report.verified, now);
+        }
+    }
+
+    /// Download `dk` has its metadata: the connections opened to search
+    /// for it beyond [`MAX_CONNS_PER_DOWNLOAD`] close, those to peers that
+    /// never answered first (never `keep`, the one that delivered it).
+    fn trim_search(&mut self, dk: usize, keep: ConnId, now: Instant) {
+        let d = &self.downloads[dk];
+        let mut open: Vec<(bool, ConnId)> = self
+            .conns
+            .iter()
+            .filter_map(|(id, c)| match &c.kind {
+                Kind::Fetch(f) if f.download == dk && *id != keep => {
+                    let answered = d.peers.get(f.addr).is_some_and(|p| p.answered);
+                    Some((answered, *id))
+                }
+                _ => None,
+            })
+            .collect();
+        let extra = (open.len() + 1).saturating_sub(MAX_CONNS_PER_DOWNLOAD);
+        // Never-answered first, then the newest.
+        open.sort_by_key(|&(answered, id)| (answered, std::cmp::Reverse(id)));
+        for (_, id) in open.into_iter().take(extra) {
+            self.close(id, ConnEnd::Finished, now);
         }
     }
 

@@ -42,7 +42,7 @@ use std::time::Instant;
 /// Peers asked for a listed file's metadata at once: every connection, so
 /// each one that cannot deliver it times out and makes room (the listing
 /// bounds what each may send).
-const META_FETCHERS: usize = super::MAX_CONNS_PER_DOWNLOAD;
+const META_FETCHERS: usize = super::SEARCH_CONNS;
 
 /// Where a download stands.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -40,6 +40,11 @@ pub const IN_CAP: usize = 2 * (BLOCK_SIZE + 64);
 /// Bytes of chunks a connection tries to keep requested, which sets its
 /// pipeline depth from the chunk size.
 const BYTES_IN_FLIGHT: u64 = 4 << 20;
+/// Longest wait for a peer's connect and first answer (or its first
+/// `MIN_PROGRESS` bytes): a live peer answers a first small request within
+/// a few round trips, and hundreds of peers that accept connections and
+/// never answer must each cost little time.
+const FIRST_ANSWER: Duration = Duration::from_secs(3);
 
 /// Which assembled reply a [`Req::Pieces`] is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,7 +115,10 @@ pub struct Fetch {
     pub deadline: Instant,
     /// Bytes received since the deadline last moved.
     window: u64,
+    /// The request timeout now: [`FIRST_ANSWER`] at most until the peer
+    /// answered once, then `full_timeout`.
     timeout: Duration,
+    full_timeout: Duration,
     /// Chunk bytes received on this connection.
     pub received: u64,
     /// What the peer holds (its answer to `GetHave`, kept up to date by
@@ -133,9 +141,10 @@ impl Fetch {
             queue: VecDeque::new(),
             payload_left: 0,
             avoid: Vec::new(),
-            deadline: now + timeout,
+            deadline: now + timeout.min(FIRST_ANSWER),
             window: 0,
-            timeout,
+            timeout: timeout.min(FIRST_ANSWER),
+            full_timeout: timeout,
             received: 0,
             has: Has::Unknown,
             have_asked: false,
@@ -445,6 +454,7 @@ impl Fetch {
         }
         // A whole answer is progress, however small it was.
         self.window = 0;
+        self.timeout = self.full_timeout;
         self.deadline = now + self.timeout;
         report.answered = true;
         match self.queue.pop_front() {

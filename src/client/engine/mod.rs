@@ -101,6 +101,12 @@ const INDEX_BUDGET: u64 = 8 << 20;
 const WHOLE_BUDGET: u64 = 16 << 20;
 /// Most connections one download opens.
 pub const MAX_CONNS_PER_DOWNLOAD: usize = 16;
+/// Most connections a download opens while it looks for its metadata:
+/// hundreds of peers that accept connections and never answer must be
+/// sifted quickly, and a connection's buffers cost memory only once data
+/// fills them. Trimmed to [`MAX_CONNS_PER_DOWNLOAD`] when the metadata
+/// arrives.
+const SEARCH_CONNS: usize = 2 * MAX_CONNS_PER_DOWNLOAD;
 /// Most downloads at once.
 pub const MAX_DOWNLOADS: usize = 16;
 /// How long to wait for the tracker to acknowledge a disconnect.
@@ -112,6 +118,10 @@ const GOODBYE_WAIT: Duration = Duration::from_secs(3);
 const REQUERY_BUSY: Duration = Duration::from_secs(5);
 const REQUERY_AFTER_META: Duration = Duration::from_millis(300);
 const REQUERY_IDLE: Duration = Duration::from_secs(2);
+/// Re-query period while no peer has given a download its metadata: the
+/// tracker answers with a random sample, and when silent peers crowd the
+/// swarm the honest ones turn up only in some samples.
+const REQUERY_SEARCH: Duration = Duration::from_secs(1);
 /// How often a download records its verified chunks (each time syncing
 /// its data first).
 const SAVE_EVERY: Duration = Duration::from_secs(2);

@@ -4,7 +4,9 @@
 //!
 //! Invariants:
 //! - At most [`MAX_KNOWN_PEERS`] peers; a full list makes room only for a
-//!   peer that keeps failing to connect, never by forgetting a ban.
+//!   peer that keeps failing, or that failed without ever answering (so
+//!   hundreds of silent peers cannot hold the list while the honest one
+//!   waits outside it), never by forgetting a ban.
 //! - A banned peer is never offered for a connection again.
 //! - A peer has at most one connection of ours at a time.
 
@@ -38,6 +40,8 @@ pub struct PeerRec {
     pub retry_at: Instant,
     /// Connection failures in a row (backs off the retries).
     pub failures: u32,
+    /// It answered a request at least once.
+    pub answered: bool,
 }
 
 #[derive(Debug, Default)]
@@ -59,14 +63,18 @@ impl PeerSet {
                 banned: false,
                 retry_at: now,
                 failures: 0,
+                answered: false,
             };
             if self.peers.len() < MAX_KNOWN_PEERS {
                 self.peers.push(rec);
             } else if let Some(dead) = self
                 .peers
                 .iter_mut()
-                .filter(|p| p.conn.is_none() && !p.banned && p.failures >= DEAD_AFTER)
-                .max_by_key(|p| p.failures)
+                .filter(|p| {
+                    let dead = p.failures >= DEAD_AFTER || (!p.answered && p.failures > 0);
+                    p.conn.is_none() && !p.banned && dead
+                })
+                .max_by_key(|p| (p.failures, !p.answered))
             {
                 *dead = rec;
             }
@@ -120,6 +128,7 @@ impl PeerSet {
     pub fn up(&mut self, addr: SocketAddr) {
         if let Some(p) = self.get_mut(addr) {
             p.failures = 0;
+            p.answered = true;
         }
     }
 
@@ -176,12 +185,25 @@ mod tests {
         // A banned peer keeps its place; one that keeps failing gives it up.
         set.ended(addr(1), &ConnEnd::BadPeer("x"), now);
         for _ in 0..DEAD_AFTER {
+            set.up(addr(2));
+            set.ended(addr(2), &ConnEnd::Stalled, now);
+        }
+        set.add(&[addr(999)], now);
+        assert!(
+            set.get(addr(999)).is_none(),
+            "it answered before: one failure is not death"
+        );
+        for _ in 0..DEAD_AFTER {
             set.ended(addr(2), &ConnEnd::Stalled, now);
         }
         set.add(&[addr(999)], now);
         assert!(set.get(addr(999)).is_some());
         assert!(set.get(addr(2)).is_none());
         assert!(set.get(addr(1)).is_some_and(|p| p.banned));
+        // One that never answered gives up its place at its first failure.
+        set.ended(addr(3), &ConnEnd::Stalled, now);
+        set.add(&[addr(998)], now);
+        assert!(set.get(addr(998)).is_some() && set.get(addr(3)).is_none());
     }
 
     #[test]

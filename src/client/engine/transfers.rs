@@ -230,7 +230,14 @@ impl Engine {
             }
 
             if now >= d.next_query {
-                d.next_query = now + if connected > 0 { REQUERY_BUSY } else { REQUERY_IDLE };
+                d.next_query = now
+                    + if d.meta.is_none() {
+                        REQUERY_SEARCH
+                    } else if connected > 0 {
+                        REQUERY_BUSY
+                    } else {
+                        REQUERY_IDLE
+                    };
                 queries.push(d.id);
             }
             let waited = now.duration_since(d.last_connected);
