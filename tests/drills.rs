@@ -582,3 +582,114 @@ download_dir=fine/downloads
 fn log_exists_with_content(path: &Path) -> bool {
     std::fs::metadata(path).is_ok_and(|m| m.len() > 0)
 }
+
+/// A TCP connection to `to` from the loopback address `from` (the kernel
+/// owns all of 127.0.0.0/8), so one test can be many hosts.
+fn connect_from(from: [u8; 4], to: SocketAddr) -> std::io::Result<std::net::TcpStream> {
+    use std::os::fd::FromRawFd;
+    let sockaddr = |ip: [u8; 4], port: u16| libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: port.to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from_ne_bytes(ip),
+        },
+        sin_zero: [0; 8],
+    };
+    let SocketAddr::V4(to) = to else {
+        panic!("IPv4 only")
+    };
+    let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    // SAFETY: plain socket calls on a descriptor this function owns (and
+    // hands to TcpStream, which closes it), with sockaddr_in values of the
+    // length passed.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let stream = std::net::TcpStream::from_raw_fd(fd);
+        let local = sockaddr(from, 0);
+        if libc::bind(fd, (&local as *const libc::sockaddr_in).cast(), len) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let remote = sockaddr(to.ip().octets(), to.port());
+        if libc::connect(fd, (&remote as *const libc::sockaddr_in).cast(), len) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(stream)
+    }
+}
+
+#[test]
+fn tricklers_and_non_readers_do_not_lock_a_seeder() {
+    use pytorrent::meta::FileMeta;
+    use pytorrent::wire::peer::{encode_peer_msg, PeerMsg};
+    let t = TrackerProc::start(&[]);
+    let tmp = TempDir::new("locked-seeder");
+    let data = random_bytes(2 * MIB, 41);
+    let shared = shared_dir(&tmp, "target", &[("film.bin", &data)]);
+    let seeder = seed(&tmp, t.addr, "target", &shared, &[]);
+    let to = SocketAddr::from(([127, 0, 0, 1], seeder.addr.port()));
+    let id = FileMeta::from_reader("film.bin", &data[..], CHUNK as u32)
+        .unwrap()
+        .id();
+
+    // 96 tricklers from six hosts (16 each) that send a request a byte
+    // every two seconds, and 32 from two more that ask for every chunk
+    // and never read: the seeder's 128 slots, full.
+    let mut trickle = Vec::new();
+    encode_peer_msg(&PeerMsg::GetMeta { id }, &[], &mut trickle).unwrap();
+    let mut greedy = Vec::new();
+    for index in 0..(data.len() / CHUNK) as u32 {
+        encode_peer_msg(&PeerMsg::GetChunk { id, index }, &[], &mut greedy).unwrap();
+    }
+    let mut tricklers = Vec::new();
+    for host in 2..8u8 {
+        for _ in 0..16 {
+            tricklers.push(connect_from([127, 0, 0, host], to).unwrap());
+        }
+    }
+    let mut hogs = Vec::new();
+    for host in 8..10u8 {
+        for _ in 0..16 {
+            let mut s = connect_from([127, 0, 0, host], to).unwrap();
+            s.set_write_timeout(Some(Duration::from_millis(200))).unwrap();
+            let _ = s.write_all(&greedy);
+            hogs.push(s);
+        }
+    }
+    // One host gets a quarter of the slots at most: a 33rd connection from
+    // an address holding 32 is closed at once.
+    let mut over = connect_from([127, 0, 0, 8], to).unwrap();
+    over.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut byte = [0u8; 1];
+    let started = Instant::now();
+    let n = std::io::Read::read(&mut over, &mut byte).unwrap_or(0);
+    assert_eq!(n, 0, "the connection over the host's share was served");
+    assert!(started.elapsed() < Duration::from_secs(4), "not closed at once");
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let trickling = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut sent = 0;
+            while !stop.load(Ordering::Relaxed) && sent < trickle.len() {
+                for s in &mut tricklers {
+                    let _ = s.write_all(&trickle[sent..sent + 1]);
+                }
+                sent += 1;
+                std::thread::sleep(Duration::from_secs(2));
+            }
+            tricklers
+        })
+    };
+    // Unproductive for more than 5 s: each may now make room for a
+    // newcomer.
+    std::thread::sleep(Duration::from_secs(6));
+    let (mut leecher, dir) = get(&tmp, t.addr, "honest", &["film.bin"], &["--peer-wait", "40"]);
+    check_downloaded(&mut leecher, &dir, "film.bin", &data, DOWNLOAD);
+    expect_success(&mut leecher, DOWNLOAD);
+    stop.store(true, Ordering::Relaxed);
+    drop(trickling.join().unwrap());
+    drop(hogs);
+}
