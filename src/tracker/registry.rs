@@ -22,9 +22,11 @@
 //!   64-bit hash of that key, not the name (memory per peer is a target):
 //!   two different names collide with odds of 2^-64, under a key the
 //!   senders do not know, and then the second is refused as taken.
-//! - `peer_order` and `file_order` list the live slab keys densely (each
-//!   entry knows its position), so a page of the lists costs O(page), not
-//!   a walk over a slab left sparse by departures.
+//! - `file_order` lists the live file keys densely (each record knows its
+//!   position), so a page of `ListFiles` costs O(page), not a walk over a
+//!   slab of up to `max_files` slots left sparse by withdrawals. (Peers are
+//!   paged over their slab: at most `max_peers` slots, and memory per peer
+//!   is a target.)
 //! - Files are indexed by the first 20 bytes of their id (the full id is
 //!   checked on every lookup), so BitTorrent clients, whose info hashes are
 //!   20 bytes, find the project's files through the same one index
@@ -106,8 +108,13 @@ impl PeerAddr {
         }
     }
 
-    fn host(&self) -> u128 {
-        host_key(self.with_port(0).ip())
+    /// The peer's host as a 64-bit key: the /64 of an IPv6 address is its
+    /// top 64 bits, and an IPv4 address (as `::ffff:a.b.c.d`) fits in the
+    /// bottom 64, where it could only meet the reserved ::/8 range. Half
+    /// the size of a `u128` key in a table with an entry per host.
+    fn host(&self) -> u64 {
+        let key = host_key(self.with_port(0).ip());
+        (key >> 64) as u64 | key as u64
     }
 
     /// The peer's IP with another port (its TCP serving port).
@@ -121,13 +128,72 @@ impl PeerAddr {
 }
 
 /// Pushes onto a list that is usually of length one, without `Vec`'s
-/// default first allocation of four slots (most peers share few files, most
-/// files have few holders, and this is per-peer memory).
+/// default first allocation of four slots (most files have few holders,
+/// and this is per-peer memory).
 fn push_small<T>(list: &mut Vec<T>, item: T) {
     if list.capacity() == 0 {
         list.reserve_exact(1);
     }
     list.push(item);
+}
+
+/// A peer's files: one inline (most peers share one file or a few), more
+/// in a `Vec`. As big as a bare `Vec`, without its heap block for one file.
+#[derive(Debug)]
+enum HeldList {
+    Empty,
+    One(Held),
+    Many(Vec<Held>),
+}
+
+impl std::ops::Deref for HeldList {
+    type Target = [Held];
+
+    fn deref(&self) -> &[Held] {
+        match self {
+            HeldList::Empty => &[],
+            HeldList::One(h) => std::slice::from_ref(h),
+            HeldList::Many(v) => v,
+        }
+    }
+}
+
+impl std::ops::DerefMut for HeldList {
+    fn deref_mut(&mut self) -> &mut [Held] {
+        match self {
+            HeldList::Empty => &mut [],
+            HeldList::One(h) => std::slice::from_mut(h),
+            HeldList::Many(v) => v,
+        }
+    }
+}
+
+impl HeldList {
+    fn push(&mut self, item: Held) {
+        match self {
+            HeldList::Empty => *self = HeldList::One(item),
+            HeldList::One(first) => *self = HeldList::Many(vec![*first, item]),
+            HeldList::Many(v) => v.push(item),
+        }
+    }
+
+    /// Removes entry `i`, the last one taking its place.
+    fn swap_remove(&mut self, i: usize) -> Held {
+        match self {
+            HeldList::Many(v) if v.len() > 2 => v.swap_remove(i),
+            HeldList::Many(v) => {
+                let gone = v.swap_remove(i);
+                *self = HeldList::One(v[0]);
+                gone
+            }
+            HeldList::One(h) if i == 0 => {
+                let gone = *h;
+                *self = HeldList::Empty;
+                gone
+            }
+            _ => panic!("HeldList::swap_remove({i}) out of range"),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -137,9 +203,7 @@ struct Peer {
     tcp_port: u16,
     role: Role,
     last_seen: u32,
-    /// Position in `Registry::peer_order`.
-    pos: u32,
-    files: Vec<Held>,
+    files: HeldList,
 }
 
 #[derive(Debug)]
@@ -163,8 +227,7 @@ pub struct Registry {
     /// Keyed hash of each online peer's [`names::username_key`].
     peer_by_name: HashMap<u64, u32>,
     name_hasher: RandomState,
-    peer_order: Vec<u32>,
-    per_host: HashMap<u128, HostUse>,
+    per_host: HashMap<u64, HostUse>,
     files: Slab<FileRecord>,
     /// Keyed by the first 20 bytes of the id; see the module's invariants.
     file_by_prefix: HashMap<InfoHash, u32>,
@@ -203,7 +266,6 @@ impl Registry {
             peer_by_addr: HashMap::new(),
             peer_by_name: HashMap::new(),
             name_hasher: RandomState::new(),
-            peer_order: Vec::new(),
             per_host: HashMap::new(),
             files: Slab::new(),
             file_by_prefix: HashMap::new(),
@@ -389,10 +451,8 @@ impl Registry {
             tcp_port: port,
             role,
             last_seen: now,
-            pos: self.peer_order.len() as u32,
-            files: Vec::new(),
+            files: HeldList::Empty,
         }) as u32;
-        self.peer_order.push(key);
         self.peer_by_addr.insert(from, key);
         self.peer_by_name.insert(hash, key);
         ReplyBody::Registered { interval_secs }
@@ -514,13 +574,10 @@ impl Registry {
         }
         let p = &mut self.peers[peer as usize];
         let rec = &mut self.files[file as usize];
-        push_small(
-            &mut p.files,
-            Held {
-                file,
-                slot_in_file: rec.holders.len() as u32,
-            },
-        );
+        p.files.push(Held {
+            file,
+            slot_in_file: rec.holders.len() as u32,
+        });
         push_small(
             &mut rec.holders,
             Holder {
@@ -594,25 +651,22 @@ impl Registry {
                 e.remove();
             }
         }
-        if let Some(moved) = remove_ordered(&mut self.peer_order, p.pos) {
-            self.peers[moved as usize].pos = p.pos;
-        }
     }
 
     fn list_peers(&self, asker: u32, cursor: u32) -> ReplyBody {
         let mut page = Page::new();
         let mut next = None;
-        for (i, &key) in self.peer_order.iter().enumerate().skip(cursor as usize) {
-            let p = &self.peers[key as usize];
+        for key in cursor as usize..self.peers.capacity() {
+            let Some(p) = self.peers.get(key) else { continue };
             let row = PeerInfo {
                 username: p.username.to_string(),
                 addr: p.addr.with_port(p.tcp_port),
                 role: p.role,
                 files: p.files.len() as u32,
-                is_you: key == asker,
+                is_you: key == asker as usize,
             };
             if page.try_push(row).is_err() {
-                next = Some(i as u32);
+                next = Some(key as u32);
                 break;
             }
         }
@@ -976,21 +1030,19 @@ mod tests {
     /// The module's invariants: holder mirrors, dense orders, host counts,
     /// name index.
     fn check_invariants(r: &Registry) {
-        let mut hosts: HashMap<u128, (u32, u32)> = HashMap::new();
+        let mut hosts: HashMap<u64, (u32, u32)> = HashMap::new();
         for (pk, p) in r.peers.iter() {
             for (slot, held) in p.files.iter().enumerate() {
                 let h = r.files[held.file as usize].holders[held.slot_in_file as usize];
                 assert_eq!((h.peer as usize, h.slot_in_peer as usize), (pk, slot));
             }
-            assert_eq!(r.peer_order[p.pos as usize] as usize, pk);
             assert_eq!(r.peer_by_name[&r.name_hash(&p.username)] as usize, pk);
             let h = hosts.entry(p.addr.host()).or_default();
             h.0 += 1;
             h.1 += p.files.len() as u32;
         }
-        assert_eq!(r.peer_order.len(), r.peers.len());
         assert_eq!(r.peer_by_name.len(), r.peers.len());
-        let counted: HashMap<u128, (u32, u32)> =
+        let counted: HashMap<u64, (u32, u32)> =
             r.per_host.iter().map(|(&k, u)| (k, (u.peers, u.files))).collect();
         assert_eq!(counted, hosts);
         for (fk, f) in r.files.iter() {
@@ -1203,7 +1255,7 @@ mod tests {
                 r.handle(addr(n), RequestBody::Disconnect, 0);
             }
         }
-        assert_eq!((r.peers.capacity() >= 300, r.peer_order.len()), (true, 3));
+        assert_eq!(r.peer_count(), 3);
         assert_eq!((r.files.capacity() >= 256, r.file_order.len()), (true, 2));
         let names: Vec<String> = all_files(&mut r, 100).into_iter().map(|f| f.name).collect();
         let mut sorted = names.clone();
