@@ -196,10 +196,49 @@ impl HeldList {
     }
 }
 
+/// Bytes of a username kept inline.
+const INLINE_NAME: usize = 30;
+
+/// A username, inline when it fits in [`INLINE_NAME`] bytes (nearly all
+/// do): 32 bytes in the peer instead of a 16-byte `Box<str>` and its
+/// 32-byte heap block.
+#[derive(Debug)]
+enum Username {
+    Inline { len: u8, bytes: [u8; INLINE_NAME] },
+    Heap(Box<str>),
+}
+
+impl From<&str> for Username {
+    fn from(name: &str) -> Username {
+        if name.len() <= INLINE_NAME {
+            let mut bytes = [0; INLINE_NAME];
+            bytes[..name.len()].copy_from_slice(name.as_bytes());
+            Username::Inline {
+                len: name.len() as u8,
+                bytes,
+            }
+        } else {
+            Username::Heap(name.into())
+        }
+    }
+}
+
+impl std::ops::Deref for Username {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        match self {
+            // Copied whole from a `&str`, so this cannot fail.
+            Username::Inline { len, bytes } => std::str::from_utf8(&bytes[..*len as usize]).unwrap_or(""),
+            Username::Heap(name) => name,
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Peer {
     addr: PeerAddr,
-    username: Box<str>,
+    username: Username,
     tcp_port: u16,
     role: Role,
     last_seen: u32,
@@ -1088,6 +1127,16 @@ mod tests {
             ReplyBody::Error { code, .. } => Some(code),
             _ => None,
         }
+    }
+
+    #[test]
+    fn usernames_read_back_as_given_inline_or_not() {
+        for name in ["a", "alice", &"é".repeat(15), &"é".repeat(16), &"ø".repeat(32)] {
+            let kept = Username::from(name);
+            assert_eq!(&*kept, name);
+            assert_eq!(matches!(kept, Username::Inline { .. }), name.len() <= INLINE_NAME);
+        }
+        assert_eq!(std::mem::size_of::<Username>(), 32);
     }
 
     #[test]
