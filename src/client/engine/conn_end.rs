@@ -33,6 +33,9 @@ pub enum ConnEnd {
     Idle,
     /// A shared file changed on disk in the middle of a chunk.
     FileChanged,
+    /// The metadata the peer started to send does not fit in what is left
+    /// of the downloads' metadata budget now: not its fault, ask later.
+    NoRoom,
 }
 
 /// What an ending means for the peer's next connection.
@@ -49,7 +52,7 @@ pub enum Verdict {
 impl ConnEnd {
     pub fn verdict(&self) -> Verdict {
         match self {
-            ConnEnd::Finished | ConnEnd::Eof { in_flight: 0 } => Verdict::Retry,
+            ConnEnd::Finished | ConnEnd::Eof { in_flight: 0 } | ConnEnd::NoRoom => Verdict::Retry,
             ConnEnd::BadPeer(_) | ConnEnd::Refused(Refusal::NoSuchFile | Refusal::NoSuchChunk) => {
                 Verdict::Ban
             }
@@ -59,7 +62,10 @@ impl ConnEnd {
 
     /// Whether this is worth a warning (a failure, not churn).
     pub fn is_failure(&self) -> bool {
-        !matches!(self, ConnEnd::Finished | ConnEnd::Eof { in_flight: 0 })
+        !matches!(
+            self,
+            ConnEnd::Finished | ConnEnd::Eof { in_flight: 0 } | ConnEnd::NoRoom
+        )
     }
 }
 
@@ -83,6 +89,7 @@ impl std::fmt::Display for ConnEnd {
             ConnEnd::Stalled => write!(f, "stalled: no data within the request timeout"),
             ConnEnd::Idle => write!(f, "idle timeout"),
             ConnEnd::FileChanged => write!(f, "the shared file changed on disk while a chunk was being sent"),
+            ConnEnd::NoRoom => write!(f, "no room for more metadata now; asking again later"),
         }
     }
 }

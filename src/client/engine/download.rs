@@ -43,6 +43,9 @@ use std::time::Instant;
 /// each one that cannot deliver it times out and makes room (the listing
 /// bounds what each may send).
 const META_FETCHERS: usize = super::SEARCH_CONNS;
+/// Peers asked at once for the metadata of a file known only by its id
+/// (each answer may be up to the protocol's limit).
+const UNLISTED_META_FETCHERS: usize = 4;
 
 /// Where a download stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,12 +89,12 @@ pub struct Resumed {
     pub rechecked: bool,
 }
 
-/// Metadata bytes all downloads together may be receiving at once. Every
-/// request for metadata reserves the most its answer may hold
-/// ([`Download::meta_limit`]) until it ends, so metadata buffers never
-/// pass this however many downloads and peers there are: one
-/// protocol-maximum metadata (a 4 TiB file in 1 MiB chunks) at a time, or
-/// many small ones side by side.
+/// Metadata bytes all downloads together may be receiving at once. An
+/// answer to a metadata request claims the size it announces (at most
+/// [`Download::meta_limit`]) before any of it is buffered, and holds it
+/// until the request ends, so metadata buffers never pass this however
+/// many downloads and peers there are: one protocol-maximum metadata (a
+/// 4 TiB file in 1 MiB chunks) at a time, or many small ones side by side.
 pub const META_MEMORY: usize = MAX_META_LEN;
 
 /// The room left of [`META_MEMORY`], shared by the engine's downloads
@@ -225,14 +228,14 @@ impl Download {
         }
     }
 
-    /// Reserves room for a metadata request on `conn`: false (ask later)
-    /// when the downloads' metadata would not fit in [`META_MEMORY`].
-    pub fn reserve_meta(&mut self, conn: ConnId) -> bool {
-        let n = self.meta_limit();
-        if !self.meta_room.budget.take(n) {
+    /// Claims room for the `total` bytes of metadata `conn`'s peer is
+    /// about to send: false (ask later) when the downloads' metadata would
+    /// not fit in [`META_MEMORY`].
+    pub fn claim_meta(&mut self, conn: ConnId, total: usize) -> bool {
+        if !self.meta_room.budget.take(total) {
             return false;
         }
-        self.meta_room.held.push((conn, n));
+        self.meta_room.held.push((conn, total));
         true
     }
 
@@ -489,15 +492,15 @@ impl Download {
         }
     }
 
-    /// How many peers are asked for the metadata at once: several when a
-    /// listing bounds its size (so one slow or silent peer cannot hold the
-    /// download up), one otherwise (so an unbounded answer is received
-    /// once at most).
+    /// How many peers are asked for the metadata at once: every
+    /// connection when a listing bounds its size, a few otherwise, so one
+    /// slow or silent peer cannot hold the download up. (Each answer's
+    /// size is claimed from [`META_MEMORY`] before it is buffered.)
     pub fn max_meta_fetchers(&self) -> usize {
         if self.listed.is_some() {
             META_FETCHERS
         } else {
-            1
+            UNLISTED_META_FETCHERS
         }
     }
 
@@ -680,40 +683,36 @@ mod tests {
         for d in &mut by_id {
             d.use_meta_budget(budget.clone());
         }
-        // Unlisted, each request may be answered with the protocol's
-        // largest metadata: four downloads do not get four times that.
-        assert!(by_id[0].reserve_meta(ConnId(1)));
-        assert!(!by_id[1].reserve_meta(ConnId(2)));
+        // Peers of unlisted downloads announce the protocol's largest
+        // metadata: four downloads do not get four times that.
+        let most = by_id[0].meta_limit();
+        assert!(by_id[0].claim_meta(ConnId(1), most));
+        assert!(!by_id[1].claim_meta(ConnId(2), most));
         assert!(
-            !by_id[0].reserve_meta(ConnId(3)),
+            !by_id[0].claim_meta(ConnId(3), most),
             "nor a second peer of the same download"
         );
-        // Listed small files fit beside each other, 16 peers each.
-        let mut listed: Vec<Download> = (10..14u8).map(|i| download([i; 32])).collect();
+        // Honest answers of ordinary sizes fit beside each other.
+        let mut small: Vec<Download> = (10..14u8).map(|i| download([i; 32])).collect();
         by_id[0].release_meta(ConnId(1));
-        for (i, d) in listed.iter_mut().enumerate() {
+        for (i, d) in small.iter_mut().enumerate() {
             d.use_meta_budget(budget.clone());
-            d.listed = Some(Listed {
-                name: "small.bin".into(),
-                size: 100 << 20,
-            });
-            for c in 0..16 {
-                assert!(d.reserve_meta(ConnId((i * 16 + c) as u64)));
+            for c in 0..32 {
+                assert!(d.claim_meta(ConnId((i * 32 + c) as u64), 200_000));
             }
         }
-        let held = META_MEMORY - budget.left();
-        assert_eq!(held, 64 * listed[0].meta_limit());
+        assert_eq!(META_MEMORY - budget.left(), 128 * 200_000);
         assert!(
-            !by_id[1].reserve_meta(ConnId(2)),
+            !by_id[1].claim_meta(ConnId(2), most),
             "no room for a maximal one beside them"
         );
         // Ending requests, or dropping the downloads, gives the room back.
-        listed[0].release_meta(ConnId(0));
-        listed[0].release_meta(ConnId(0));
-        assert_eq!(META_MEMORY - budget.left(), held - listed[0].meta_limit());
-        drop(listed);
+        small[0].release_meta(ConnId(0));
+        small[0].release_meta(ConnId(0));
+        assert_eq!(META_MEMORY - budget.left(), 127 * 200_000);
+        drop(small);
         assert_eq!(budget.left(), META_MEMORY);
-        assert!(by_id[1].reserve_meta(ConnId(2)));
+        assert!(by_id[1].claim_meta(ConnId(2), most));
     }
 
     /// Chunk `i` of `bytes`, with its first byte flipped if `spoil`.

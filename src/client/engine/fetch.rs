@@ -172,11 +172,7 @@ impl Fetch {
         let was_idle = self.queue.is_empty();
         match dl.meta.as_ref() {
             None => {
-                let may_ask =
-                    dl.meta_conns.len() < dl.max_meta_fetchers() && !dl.meta_conns.contains(&self.conn);
-                // Without room in the metadata budget the ask waits for a
-                // later turn (the engine kicks such downloads).
-                if may_ask && dl.reserve_meta(self.conn) {
+                if dl.meta_conns.len() < dl.max_meta_fetchers() && !dl.meta_conns.contains(&self.conn) {
                     dl.meta_conns.push(self.conn);
                     self.request(&PeerMsg::GetMeta { id: dl.id }, pieces(Pieces::Meta));
                 }
@@ -388,7 +384,7 @@ impl Fetch {
     }
 
     /// Checks that a reply fits the oldest request.
-    fn check_head(&mut self, msg: &PeerMsg, payload: usize, dl: &Download) -> Result<(), ConnEnd> {
+    fn check_head(&mut self, msg: &PeerMsg, payload: usize, dl: &mut Download) -> Result<(), ConnEnd> {
         // The whole bitmap's size is known from the metadata.
         let have_len = dl.meta.as_ref().map_or(0, |m| m.chunks.len().div_ceil(8));
         let fits = match (msg, self.queue.front_mut()) {
@@ -417,6 +413,9 @@ impl Fetch {
                 let first = bytes.is_empty() && *want == 0;
                 let sound = total <= limit && (matches!(msg, PeerMsg::MetaPiece { .. }) || total == have_len);
                 if first && sound {
+                    if matches!(msg, PeerMsg::MetaPiece { .. }) && !dl.claim_meta(self.conn, total) {
+                        return Err(ConnEnd::NoRoom);
+                    }
                     *want = total;
                     // One piece's worth at a time: the buffer grows only
                     // with bytes the peer actually sends.

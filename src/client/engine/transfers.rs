@@ -286,8 +286,7 @@ impl Engine {
         }
         self.connect_peers(now);
         // A safety net for work no event announces (a chunk a partial peer
-        // turned out to lack, or room back in the metadata budget): idle
-        // fetches look for some.
+        // turned out to lack, say): idle fetches look for some.
         let idle: Vec<ConnId> = self
             .conns
             .iter()
