@@ -412,9 +412,16 @@ impl ClientProc {
 
     /// Waits for a stdout line starting with `prefix` (seen before or new).
     pub fn wait_line(&mut self, prefix: &str, limit: Duration) -> String {
+        self.wait_line_from(0, prefix, limit)
+    }
+
+    /// Waits for a stdout line starting with `prefix`, among the lines
+    /// from the `from`-th on (0 is the first line printed).
+    pub fn wait_line_from(&mut self, from: usize, prefix: &str, limit: Duration) -> String {
         let deadline = Instant::now() + limit;
         loop {
-            if let Some(line) = self.stdout.iter().find(|l| l.starts_with(prefix)) {
+            let seen = self.stdout.get(from..).unwrap_or_default();
+            if let Some(line) = seen.iter().find(|l| l.starts_with(prefix)) {
                 return line.clone();
             }
             let left = deadline.saturating_duration_since(Instant::now());
@@ -427,7 +434,8 @@ impl ClientProc {
             }
             if !self.pump(left.min(Duration::from_millis(100))) {
                 // Stdout is closed: one last look, then give up.
-                if let Some(line) = self.stdout.iter().find(|l| l.starts_with(prefix)) {
+                let seen = self.stdout.get(from..).unwrap_or_default();
+                if let Some(line) = seen.iter().find(|l| l.starts_with(prefix)) {
                     return line.clone();
                 }
                 let status = self.try_status();

@@ -15,6 +15,12 @@
 //!   registration (an `Error{NotRegistered}` on any request means the tracker
 //!   forgot us: register, re-announce, then resend that request).
 //! - Keep-alives every interval the tracker names.
+//! - While someone waits for an answer (a query, a username change), the
+//!   handshake is retried every [`WAITED_HANDSHAKE`] instead of backing
+//!   off, so a tracker that comes back is found before the question runs
+//!   out of retries; and after a registration, queries wait until our
+//!   files are announced again, so no answer shows the tracker's view
+//!   from before it knew them (both: issue 11, defect 12).
 //!
 //! Invariants:
 //! - Only one handshake at a time; it retries forever with a capped backoff.
@@ -57,6 +63,9 @@ pub const MAX_SENDS: u32 = 5;
 /// Unanswered sends on one connection id after which that id is suspected
 /// (the tracker may have restarted) and a fresh handshake starts.
 pub const SUSPECT_AFTER: u32 = 2;
+/// Longest wait between two handshakes while a query or a username change
+/// waits on them (a 31-byte datagram a second costs the tracker nothing).
+pub const WAITED_HANDSHAKE: Duration = Duration::from_secs(1);
 /// Unanswered handshakes in a row before [`LinkEvent::Unreachable`].
 pub const UNREACHABLE_AFTER: u32 = 3;
 /// How long a request may wait unsendable (no connection id, not
@@ -242,6 +251,8 @@ struct Handshake {
     sends: u32,
     awaiting: bool,
     due: Instant,
+    /// When it was last sent.
+    sent_at: Instant,
 }
 
 /// A connection id and its lifetime as we measured it.
@@ -280,6 +291,9 @@ pub struct TrackerLink {
     unsynced_withdraw: BTreeSet<FileId>,
     /// `Some` while an announce round is open; true if part of it failed.
     round: Option<bool>,
+    /// True from a registration until the round that announces our files
+    /// again is over: queries wait, so their answers include our files.
+    reannouncing: bool,
     closing: bool,
     closed: bool,
     deferred: Vec<LinkEvent>,
@@ -310,6 +324,7 @@ impl TrackerLink {
             unsynced_announce: BTreeSet::new(),
             unsynced_withdraw: BTreeSet::new(),
             round: None,
+            reannouncing: false,
             closing: false,
             closed: false,
             deferred: Vec::new(),
@@ -436,6 +451,7 @@ impl TrackerLink {
             Query::GetPeers(id) => Purpose::GetPeers(id),
         };
         self.push_back(purpose, now);
+        self.hurry_handshake();
         self.pump(now);
         Ok(())
     }
@@ -451,6 +467,7 @@ impl TrackerLink {
         self.requests
             .retain(|r| !matches!(r.purpose, Purpose::ChangeUsername(_)));
         self.push_back(Purpose::ChangeUsername(name), now);
+        self.hurry_handshake();
         self.pump(now);
     }
 
@@ -574,7 +591,9 @@ impl TrackerLink {
                 };
                 h.sends += 1;
                 h.awaiting = true;
+                h.sent_at = now;
                 h.due = now + backoff(h.sends);
+                self.hurry_handshake();
                 // A Connect is a fixed 31 bytes; it always encodes.
                 return encode_request(&req, out).is_ok();
             }
@@ -764,6 +783,7 @@ impl TrackerLink {
                 self.unsynced_announce = self.files.keys().copied().collect();
                 if !self.files.is_empty() {
                     self.round = Some(false);
+                    self.reannouncing = true;
                 }
             }
             (
@@ -824,6 +844,7 @@ impl TrackerLink {
     /// The tracker said `NotRegistered`: it holds nothing of ours any more.
     fn forgotten(&mut self) {
         self.registered = false;
+        self.reannouncing = false;
         self.next_keepalive = None;
         self.unsynced_withdraw.clear();
     }
@@ -983,6 +1004,7 @@ impl TrackerLink {
                 });
             }
             self.round = None;
+            self.reannouncing = false;
         }
     }
 
@@ -990,6 +1012,7 @@ impl TrackerLink {
         let conn = self.conn.is_some_and(|c| now < c.expires_at);
         match r.purpose {
             Purpose::Register | Purpose::Disconnect => conn,
+            _ if r.purpose.is_query() => conn && self.registered && !self.reannouncing,
             _ => conn && self.registered,
         }
     }
@@ -1021,7 +1044,21 @@ impl TrackerLink {
             sends: 0,
             awaiting: false,
             due: now,
+            sent_at: now,
         });
+    }
+
+    /// While a person (or a download) waits for an answer, the handshake
+    /// in flight is retried within [`WAITED_HANDSHAKE`] of its last send
+    /// rather than after its backoff, which grows to [`MAX_BACKOFF`].
+    fn hurry_handshake(&mut self) {
+        let waited = self
+            .requests
+            .iter()
+            .any(|r| r.purpose.is_query() || matches!(r.purpose, Purpose::ChangeUsername(_)));
+        if let Some(h) = self.handshake.as_mut().filter(|h| h.awaiting && waited) {
+            h.due = h.due.min(h.sent_at + WAITED_HANDSHAKE);
+        }
     }
 
     /// A random transaction id no outstanding request uses.
@@ -1080,6 +1117,7 @@ impl TrackerLink {
         self.requests.clear();
         self.next_keepalive = None;
         self.round = None;
+        self.reannouncing = false;
     }
 
     fn defer(&mut self, event: LinkEvent) {

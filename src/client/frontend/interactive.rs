@@ -726,14 +726,12 @@ impl Frontend for Interactive {
                 }
             }
             Event::TrackerUnreachable => {
+                // A question being asked stays asked: the link answers it
+                // if the tracker comes back in time, or fails it (a
+                // TrackerFailed) after its retries; leaving the wait here
+                // would drop an answer that may come a moment later.
                 let addr = cx.client.tracker();
                 self.error(&format!("The tracker at {addr} is not answering; still trying."));
-                if matches!(
-                    self.screen,
-                    Screen::WaitPeers | Screen::WaitFiles | Screen::WaitName
-                ) {
-                    self.show_menu();
-                }
             }
             Event::TrackerReachable => self.status("The tracker answers again".into()),
             Event::Warning(w) => self.show(vec![vec![Span::new(Style::Dim, w)]]),
