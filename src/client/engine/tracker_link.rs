@@ -684,6 +684,11 @@ impl TrackerLink {
         self.registered
     }
 
+    /// The role we register with.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
     /// The username we registered with (or last changed to).
     pub fn username(&self) -> &str {
         &self.username
