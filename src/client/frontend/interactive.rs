@@ -461,10 +461,11 @@ impl Interactive {
                 format!("({queued} more being indexed)"),
             )]]);
         }
+        // Short enough for 40 columns.
         let hint = if rows.is_empty() {
-            "Files put there are shared within 10 s (or type rescan)."
+            "Files put there are shared within 10 s."
         } else {
-            "unshare N stops sharing file N (it stays on disk); new files are shared within 10 s."
+            "unshare N: stop sharing file N"
         };
         self.show(vec![vec![Span::new(Style::Dim, hint)]]);
     }
@@ -487,7 +488,7 @@ impl Interactive {
         if !rows.is_empty() {
             self.show(vec![vec![Span::new(
                 Style::Dim,
-                "cancel N stops download N; its .part is kept, to resume later.",
+                "cancel N: stop it, keeping its .part",
             )]]);
         }
     }

@@ -320,11 +320,15 @@ pub fn state_text(r: &DownloadRow) -> &'static str {
     }
 }
 
+/// Narrower than this, the downloads view leaves out bytes, peers and rate
+/// (the progress bars above the prompt have them) so the state still fits.
+const DOWNLOADS_NARROW: usize = 70;
+
 /// The running downloads: number (what `cancel N` takes), name, percent,
-/// bytes, peers, recent rate and state. Names are cut with `…`, never
-/// dropped.
+/// bytes, peers, recent rate and state (on a narrow terminal number, name,
+/// percent and state). Names are cut with `…`, never dropped.
 pub fn downloads_table(rows: &[DownloadRow], width: usize) -> Vec<Line> {
-    let cells = rows
+    let cells: Vec<Vec<String>> = rows
         .iter()
         .enumerate()
         .map(|(i, r)| {
@@ -356,7 +360,16 @@ pub fn downloads_table(rows: &[DownloadRow], width: usize) -> Vec<Line> {
         })
         .collect();
     let headers = ["#", "NAME", "DONE", "BYTES", "PEERS", "RATE", "STATE"];
-    let mut lines = styled(table_lines(&headers, cells, &[0, 2, 3, 4, 5], 1, width), &styles);
+    let table = if width < DOWNLOADS_NARROW {
+        let keep = [0, 1, 2, 6];
+        let pick = |row: &[String]| keep.iter().map(|&i| row[i].clone()).collect::<Vec<String>>();
+        let headers: Vec<&str> = keep.iter().map(|&i| headers[i]).collect();
+        let cells = cells.iter().map(|r| pick(r)).collect();
+        table_lines(&headers, cells, &[0, 2], 1, width)
+    } else {
+        table_lines(&headers, cells, &[0, 2, 3, 4, 5], 1, width)
+    };
+    let mut lines = styled(table, &styles);
     if rows.is_empty() {
         lines.push(empty_note("no downloads running", width));
     }
@@ -785,9 +798,12 @@ mod tests {
         assert!(line(3).ends_with("stalled") && line(4).ends_with("waiting for peers"));
         assert!(line(5).ends_with("re-checking .part") && line(6).ends_with("verifying"));
         // Narrow: the name is cut with an ellipsis, the state still shows.
-        let narrow = downloads_table(&rows, 60);
-        assert_within(&narrow, 60);
-        assert!(plain_text(&narrow[7]).contains('…'), "{}", plain_text(&narrow[7]));
+        let narrow = downloads_table(&rows, 39);
+        assert_within(&narrow, 39);
+        assert_eq!(plain_text(&narrow[0]), "#  NAME         DONE  STATE");
+        let long = plain_text(&narrow[7]);
+        assert!(long.starts_with("7  long name") && long.contains('…'), "{long}");
+        assert!(plain_text(&narrow[4]).ends_with("waiting for peers"));
         assert!(text(&downloads_table(&[], 80)).contains("no downloads running"));
     }
 
