@@ -187,9 +187,11 @@ pub enum Event {
     Shared {
         name: String,
     },
-    /// A download was cancelled; its `.part` file stays, to resume.
+    /// A download was cancelled; its `.part` file stays, to resume
+    /// (`kept`: there is one, i.e. the metadata had arrived).
     DownloadCancelled {
         name: String,
+        kept: bool,
     },
     /// A file is no longer shared (withdrawn from the tracker); escaped.
     Unshared {

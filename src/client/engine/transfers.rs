@@ -126,15 +126,19 @@ impl Engine {
         if let Err(e) = d.record(now) {
             warn!("cannot record the progress of {}: {e}", d.display_name());
         }
-        if d.meta.is_some() {
+        // Only a download with its metadata has a .part file (and an
+        // entry at the tracker).
+        let kept = d.meta.is_some();
+        if kept {
             self.link.withdraw(vec![d.id], now);
         }
         info!(
-            "download cancelled: {} (its .part file is kept to resume)",
+            "download cancelled: {} (.part file kept: {kept})",
             d.display_name()
         );
         self.notify(Event::DownloadCancelled {
             name: d.display_name(),
+            kept,
         });
     }
 

@@ -777,9 +777,12 @@ impl Frontend for Interactive {
             }
             Event::DownloadFailed { label, why } => self.error(&format!("Download of {label} failed: {why}")),
             Event::Shared { name } => self.status(format!("Now sharing {name}")),
-            Event::DownloadCancelled { name } => self.status(format!(
+            Event::DownloadCancelled { name, kept: true } => self.status(format!(
                 "Cancelled {name}; its .part file is kept: download it again to resume"
             )),
+            Event::DownloadCancelled { name, kept: false } => {
+                self.status(format!("Cancelled {name} (nothing of it had arrived)"))
+            }
             Event::Unshared { name } => self.status(format!(
                 "Stopped sharing {name} (the file is untouched; shared again at the next start)"
             )),
