@@ -13,6 +13,7 @@
 mod common;
 
 use common::{corrupt_tail_seeder, random_bytes, records, Client, TempDir, TrackerProc};
+use pytorrent::client::frontend::ui::width;
 use pytorrent::wire::tracker::{ReplyBody, RequestBody};
 use std::net::SocketAddr;
 use std::path::Path;
@@ -306,6 +307,9 @@ fn shared_files_rescan_and_unshare_at_120_and_40_columns() {
     std::fs::create_dir_all(&shared).unwrap();
     let long = "a-rather-long-name-for-a-shared-file.bin";
     std::fs::write(shared.join(long), random_bytes(50_000, 1)).unwrap();
+    // Wide characters (issue 11, defect 8): two columns each.
+    let wide = "東京の夏-2026.jpg";
+    std::fs::write(shared.join(wide), random_bytes(3_000_000, 3)).unwrap();
     std::fs::write(home.join("config.txt"), "username=eve\n").unwrap();
     let Some(term) = Tmux::start("shared", &home, t.addr, 120) else {
         return;
@@ -328,7 +332,7 @@ fn shared_files_rescan_and_unshare_at_120_and_40_columns() {
     term.wait_for("Found 1 new file in shared");
     let mut watcher = Client::registered(t.addr, "watcher", 1);
     let deadline = Instant::now() + WAIT;
-    while listed(&mut watcher).len() < 2 {
+    while listed(&mut watcher).len() < 3 {
         assert!(
             Instant::now() < deadline,
             "the new file never reached the tracker"
@@ -344,6 +348,18 @@ fn shared_files_rescan_and_unshare_at_120_and_40_columns() {
     assert!(view[0].starts_with("#  NAME"), "{view:#?}");
     assert!(view[1].starts_with(&format!("1  {long}")), "{view:#?}");
     assert!(view[2].starts_with("2  zz-dropped-in.bin"), "{view:#?}");
+    assert!(view[3].starts_with(&format!("3  {wide}")), "{view:#?}");
+    // Aligned by display width: each size ends in the same column.
+    let size_end = |row: &str| width(&row[..row.find("iB").expect("a size") + 2]);
+    assert_eq!(
+        size_end(&view[0].replace("SIZE", "SIiB")),
+        size_end(&view[1]),
+        "{view:#?}"
+    );
+    assert!(
+        view[1..4].iter().all(|r| size_end(r) == size_end(&view[1])),
+        "{view:#?}"
+    );
 
     term.resize(40);
     term.line("2");
@@ -351,12 +367,17 @@ fn shared_files_rescan_and_unshare_at_120_and_40_columns() {
         r.starts_with("1  a-rathe") && r.contains('…')
     });
     let view = after_last(&screen, "pytorrent> 2");
-    assert!(view.iter().all(|r| columns(r) <= 40), "{view:#?}");
+    assert!(view.iter().all(|r| width(r) <= 40), "{view:#?}");
+    assert!(
+        view[3].starts_with("3  東京") && view[3].contains('…'),
+        "{view:#?}"
+    );
+    assert_eq!(size_end(&view[3]), size_end(&view[1]), "{view:#?}");
 
     term.line("unshare 1");
     term.wait_for("Stopped sharing");
     let deadline = Instant::now() + WAIT;
-    while listed(&mut watcher) != ["zz-dropped-in.bin"] {
+    while listed(&mut watcher) != ["zz-dropped-in.bin", wide] {
         assert!(
             Instant::now() < deadline,
             "still listed: {:?}",
