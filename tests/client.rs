@@ -706,3 +706,37 @@ fn seed_says_when_the_tracker_is_silent_and_when_it_answers() {
     );
     seeder.wait_line("seeding 1 file as patient", READY);
 }
+
+/// `--help` and the README's client section agree: every flag the README's
+/// option and mode tables name is in the help, which exits 0 and points to
+/// the interactive client's `help` for its commands.
+#[test]
+fn help_names_every_flag_the_readme_documents() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pytorrent"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8(out.stdout).unwrap();
+    assert!(help.starts_with("Usage: pytorrent"), "{help}");
+    for command in ["downloads", "cancel", "unshare", "rescan"] {
+        assert!(help.contains(command), "{command} not in --help");
+    }
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let start = readme.find("## The client\n").expect("README client section");
+    let end = start
+        + readme[start..]
+            .find("### The interactive client")
+            .expect("next section");
+    let flags: Vec<&str> = readme[start..end]
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `"))
+        .flat_map(|l| l.split('`').next())
+        .flat_map(|cell| cell.split([',', ' ', '/']))
+        .filter(|w| w.starts_with('-'))
+        .collect();
+    assert!(flags.len() >= 20, "{flags:?}");
+    for flag in flags {
+        assert!(help.contains(flag), "{flag} is in the README, not in --help");
+    }
+}

@@ -691,3 +691,20 @@ fn the_peer_list_right_after_a_tracker_restart_counts_our_files() {
     });
     assert_eq!(me, Some((Role::Seeder, 3)));
 }
+
+/// A query asked just before files are announced (the engine announces
+/// what it indexed as soon as it is registered) is answered after them:
+/// the answer counts what we share, even with the query queued first.
+#[test]
+fn a_query_waits_for_the_announce_round() {
+    let (mut net, mut link) = Net::new();
+    net.run(&mut link, SEC);
+    link.query(Query::ListPeers, net.now).unwrap();
+    link.announce(entries(0..2), net.now);
+    net.run(&mut link, SEC);
+    let me = net.events.iter().find_map(|e| match e {
+        LinkEvent::PeerList(peers) => peers.iter().find(|p| p.is_you).map(|p| p.files),
+        _ => None,
+    });
+    assert_eq!(me, Some(2));
+}

@@ -18,9 +18,10 @@
 //! - While someone waits for an answer (a query, a username change), the
 //!   handshake is retried every [`WAITED_HANDSHAKE`] instead of backing
 //!   off, so a tracker that comes back is found before the question runs
-//!   out of retries; and after a registration, queries wait until our
-//!   files are announced again, so no answer shows the tracker's view
-//!   from before it knew them (both: issue 11, defect 12).
+//!   out of retries; and queries wait while an announce round is open
+//!   (after a registration, or a change to what we share), so no answer
+//!   shows the tracker's view from before it knew our files (both: issue
+//!   11, defect 12).
 //!
 //! Invariants:
 //! - Only one handshake at a time; it retries forever with a capped backoff.
@@ -291,9 +292,6 @@ pub struct TrackerLink {
     unsynced_withdraw: BTreeSet<FileId>,
     /// `Some` while an announce round is open; true if part of it failed.
     round: Option<bool>,
-    /// True from a registration until the round that announces our files
-    /// again is over: queries wait, so their answers include our files.
-    reannouncing: bool,
     closing: bool,
     closed: bool,
     deferred: Vec<LinkEvent>,
@@ -324,7 +322,6 @@ impl TrackerLink {
             unsynced_announce: BTreeSet::new(),
             unsynced_withdraw: BTreeSet::new(),
             round: None,
-            reannouncing: false,
             closing: false,
             closed: false,
             deferred: Vec::new(),
@@ -788,7 +785,6 @@ impl TrackerLink {
                 self.unsynced_announce = self.files.keys().copied().collect();
                 if !self.files.is_empty() {
                     self.round = Some(false);
-                    self.reannouncing = true;
                 }
             }
             (
@@ -849,7 +845,6 @@ impl TrackerLink {
     /// The tracker said `NotRegistered`: it holds nothing of ours any more.
     fn forgotten(&mut self) {
         self.registered = false;
-        self.reannouncing = false;
         self.next_keepalive = None;
         self.unsynced_withdraw.clear();
     }
@@ -1009,7 +1004,6 @@ impl TrackerLink {
                 });
             }
             self.round = None;
-            self.reannouncing = false;
         }
     }
 
@@ -1017,7 +1011,11 @@ impl TrackerLink {
         let conn = self.conn.is_some_and(|c| now < c.expires_at);
         match r.purpose {
             Purpose::Register | Purpose::Disconnect => conn,
-            _ if r.purpose.is_query() => conn && self.registered && !self.reannouncing,
+            // Queries wait while an announce round is open (after every
+            // registration, and after every change to what we share), so
+            // an answer always counts what we announced, even the first
+            // one after a tracker restart or at start.
+            _ if r.purpose.is_query() => conn && self.registered && self.round.is_none(),
             _ => conn && self.registered,
         }
     }
@@ -1122,7 +1120,6 @@ impl TrackerLink {
         self.requests.clear();
         self.next_keepalive = None;
         self.round = None;
-        self.reannouncing = false;
     }
 
     fn defer(&mut self, event: LinkEvent) {
