@@ -551,6 +551,44 @@ mod tests {
         assert!(e.on_inbound(peer(3), now).is_some(), "room again");
     }
 
+    /// Issue 11, defect 12: with the tracker silent, a download's peer
+    /// queries fail one after another; the user hears once that the
+    /// tracker does not answer, not of every failed query.
+    #[test]
+    fn failed_peer_queries_of_a_download_are_not_reported() {
+        let (mut e, now) = engine(8);
+        let label = "x".into();
+        e.command(
+            Command::Download {
+                id: [7; 32],
+                label,
+                listed: None,
+            },
+            now,
+        );
+        let (mut t, mut events) = (now, Vec::new());
+        let mut out = Vec::new();
+        while t < now + Duration::from_secs(40) {
+            t = e.poll_timeout(t).max(t + Duration::from_millis(1));
+            e.handle_timeout(t);
+            // Sent into the void: the tracker never answers.
+            while e.poll_transmit(t, &mut out) {
+                out.clear();
+            }
+            events.extend(actions(&mut e).into_iter().filter_map(|a| match a {
+                Action::Notify(ev) => Some(ev),
+                _ => None,
+            }));
+        }
+        let failed: Vec<&Event> = events
+            .iter()
+            .filter(|ev| matches!(ev, Event::TrackerFailed { .. }))
+            .collect();
+        assert!(failed.is_empty(), "{failed:?}");
+        let unreachable = events.iter().filter(|ev| matches!(ev, Event::TrackerUnreachable));
+        assert_eq!(unreachable.count(), 1);
+    }
+
     #[test]
     fn a_download_with_no_peer_fails_after_the_wait_and_a_repeat_is_ignored() {
         let (mut e, now) = engine(8);
