@@ -394,6 +394,14 @@ fn dropped_in_files_are_shared_and_unshared_ones_withdrawn() {
     let dir = sim.nodes[seeder]._shared.as_ref().unwrap().path().to_path_buf();
     let later = content(2 * MIN_CHUNK_SIZE as usize + 7, 42);
     std::fs::write(dir.join("later.bin"), &later).unwrap();
+    // Written a while ago in real time (the simulation's clock is its own):
+    // a file modified within 2 s is left for a later rescan.
+    let old = std::time::SystemTime::now() - Duration::from_secs(60);
+    std::fs::File::options()
+        .write(true)
+        .open(dir.join("later.bin"))
+        .and_then(|f| f.set_modified(old))
+        .unwrap();
     let later_id = id_of("later.bin", &later);
 
     let until = sim.now_ms + 12_000;

@@ -308,9 +308,15 @@ impl Library {
             .chain(self.current.iter().map(|h| h.job.name.as_str()))
             .chain(self.withheld.iter().map(String::as_str))
             .collect();
+        // A file modified within the racy window may still be being
+        // written (a copy into the folder): it waits for a later rescan
+        // rather than being hashed, found changed, and dropped with a
+        // warning every time.
+        let settled = ns_since_epoch(SystemTime::now().checked_sub(RACY_WINDOW).unwrap_or(UNIX_EPOCH));
         let mut new: Vec<(String, Stat)> = listed
             .into_iter()
             .filter(|(name, stat)| !busy.contains(name.as_str()) && self.unreadable.get(name) != Some(stat))
+            .filter(|(_, stat)| stat.mtime_ns <= settled)
             .collect();
         new.sort_by(|a, b| a.0.cmp(&b.0));
         for (name, stat) in new {
@@ -1083,11 +1089,15 @@ mod tests {
         assert_eq!(r.queued, 2, "{r:?}");
         assert_eq!(r.gone.len(), 2);
         assert!(r.gone.contains(&old_one) && r.gone.contains(&old_chunk), "{r:?}");
-        // Queued files are not queued twice.
+        // Queued files are not queued twice; one still being written
+        // (modified just now) waits for a later rescan.
+        put(&tmp.0, "being copied", &data(10, 3), 0);
         assert_eq!(lib.rescan().unwrap().queued, 0);
         let (_, ready, warnings) = index_all(&mut lib, u64::MAX);
         assert_eq!(ready.len(), 2, "{warnings:?}");
         assert_eq!(names_of(&lib), ["dropped in", "empty", "one", "three and a bit"]);
+        put(&tmp.0, "being copied", &data(10, 3), 3600);
+        assert_eq!(lib.rescan().unwrap().queued, 1);
         check_matches_disk(&lib, &tmp.0);
         assert_eq!(Library::empty().rescan().unwrap(), Rescan::default());
     }
