@@ -374,6 +374,8 @@ fn shared_files_rescan_and_unshare_at_120_and_40_columns() {
     );
     assert_eq!(size_end(&view[3]), size_end(&view[1]), "{view:#?}");
 
+    term.line("unshare nosuch");
+    term.wait_for("Nothing named 'nosuch'");
     term.line("unshare 1");
     term.wait_for("Stopped sharing");
     let deadline = Instant::now() + WAIT;

@@ -510,11 +510,15 @@ impl Interactive {
             }
             return self.show_menu();
         }
+        // Done: the engine's answer is a status line at the prompt, like
+        // rescan's (no menu in between).
         match choose(what, &self.listed_downloads, &running) {
             Ok(id) => out.push(Command::Cancel(id)),
-            Err(e) => self.error(&format!("{e} (type downloads to see them)")),
+            Err(e) => {
+                self.error(&format!("{e} (type downloads to see them)"));
+                self.show_menu();
+            }
         }
-        self.show_menu();
     }
 
     /// `unshare N|NAME`, like [`Self::cancel`] over the shared files.
@@ -529,9 +533,11 @@ impl Interactive {
         }
         match choose(what, &self.listed_shared, &shared) {
             Ok(id) => out.push(Command::Unshare(id)),
-            Err(e) => self.error(&format!("{e} (type 2 to see your shared files)")),
+            Err(e) => {
+                self.error(&format!("{e} (type 2 to see your shared files)"));
+                self.show_menu();
+            }
         }
-        self.show_menu();
     }
 
     /// The pick list's rows: every file, numbered in sorted order, or only
