@@ -740,3 +740,29 @@ fn help_names_every_flag_the_readme_documents() {
         assert!(help.contains(flag), "{flag} is in the README, not in --help");
     }
 }
+
+/// Defect 17: the README's quick start names the Rust version Cargo.toml
+/// requires, and runs the tests in a block of their own, apart from the
+/// tracker (which holds its terminal).
+#[test]
+fn the_quick_start_matches_cargo_toml() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let cargo = std::fs::read_to_string(format!("{root}/Cargo.toml")).unwrap();
+    let version = cargo
+        .lines()
+        .find_map(|l| l.strip_prefix("rust-version = \""))
+        .and_then(|v| v.strip_suffix('"'))
+        .expect("rust-version in Cargo.toml");
+    let readme = std::fs::read_to_string(format!("{root}/README.md")).unwrap();
+    assert!(
+        readme.contains(&format!("with Rust {version} or newer")),
+        "README names another Rust version"
+    );
+    let blocks: Vec<&str> = readme.split("```").skip(1).step_by(2).collect();
+    let tests = blocks
+        .iter()
+        .find(|b| b.contains("cargo test"))
+        .expect("a cargo test block");
+    assert!(!tests.contains("pytorrent-tracker"), "{tests}");
+    assert!(blocks.iter().any(|b| b.contains("--bin pytorrent-tracker")));
+}

@@ -208,8 +208,10 @@ fn a_bar_and_the_downloads_view_at_120_and_40_columns() {
     term.wait_for("File number");
     term.line("1");
     // Dropped for bad data, no peer left: the bar stays, at 0 peers.
-    let screen = term.wait("a stuck bar", |r| {
-        r.starts_with(name) && r.contains("% ") && r.contains("0 peers")
+    // Defect 6: the rate is recent, so a download that gets nothing says
+    // 0 B/s and "stalled" (an average since the start would not).
+    let screen = term.wait("a stalled bar", |r| {
+        r.starts_with(name) && r.contains("% ") && r.contains(" 0 B/s 0 peers stalled")
     });
     let bar: Vec<&String> = screen.iter().filter(|r| r.contains('%')).collect();
     assert_eq!(bar.len(), 1, "{screen:#?}");
