@@ -736,3 +736,63 @@ fn a_seed_the_tracker_refuses_is_reported_on_stderr() {
     };
     assert_eq!(files.len(), 2, "{files:?}");
 }
+
+/// `--help` and the README's client section agree: every flag the README's
+/// option and mode tables name is in the help, which exits 0 and points to
+/// the interactive client's `help` for its commands.
+#[test]
+fn help_names_every_flag_the_readme_documents() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pytorrent"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8(out.stdout).unwrap();
+    assert!(help.starts_with("Usage: pytorrent"), "{help}");
+    for command in ["downloads", "cancel", "unshare", "rescan"] {
+        assert!(help.contains(command), "{command} not in --help");
+    }
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let start = readme.find("## The client\n").expect("README client section");
+    let end = start
+        + readme[start..]
+            .find("### The interactive client")
+            .expect("next section");
+    let flags: Vec<&str> = readme[start..end]
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `"))
+        .flat_map(|l| l.split('`').next())
+        .flat_map(|cell| cell.split([',', ' ', '/']))
+        .filter(|w| w.starts_with('-'))
+        .collect();
+    assert!(flags.len() >= 20, "{flags:?}");
+    for flag in flags {
+        assert!(help.contains(flag), "{flag} is in the README, not in --help");
+    }
+}
+
+/// Defect 17: the README's quick start names the Rust version Cargo.toml
+/// requires, and runs the tests in a block of their own, apart from the
+/// tracker (which holds its terminal).
+#[test]
+fn the_quick_start_matches_cargo_toml() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let cargo = std::fs::read_to_string(format!("{root}/Cargo.toml")).unwrap();
+    let version = cargo
+        .lines()
+        .find_map(|l| l.strip_prefix("rust-version = \""))
+        .and_then(|v| v.strip_suffix('"'))
+        .expect("rust-version in Cargo.toml");
+    let readme = std::fs::read_to_string(format!("{root}/README.md")).unwrap();
+    assert!(
+        readme.contains(&format!("with Rust {version} or newer")),
+        "README names another Rust version"
+    );
+    let blocks: Vec<&str> = readme.split("```").skip(1).step_by(2).collect();
+    let tests = blocks
+        .iter()
+        .find(|b| b.contains("cargo test"))
+        .expect("a cargo test block");
+    assert!(!tests.contains("pytorrent-tracker"), "{tests}");
+    assert!(blocks.iter().any(|b| b.contains("--bin pytorrent-tracker")));
+}

@@ -72,7 +72,7 @@ pub fn flags() -> getopts::Options {
     o.optflag(
         "",
         "seed",
-        "share the files in the shared directory until SIGINT/SIGTERM",
+        "share the files in the shared directory (files added later are picked up within 10 s) until SIGINT/SIGTERM",
     );
     o.optmulti(
         "",
@@ -153,8 +153,10 @@ pub fn flags() -> getopts::Options {
 pub fn usage() -> String {
     flags().usage(
         "Usage: pytorrent [--seed] [--get NAME_OR_ID] [--list] [--peers] [options]\n\n\
-         The PyTorrent client. Without a mode flag it starts the interactive client;\n\
-         --seed, --get, --list and --peers run without a person at the keyboard.",
+         The PyTorrent client. Without a mode flag it starts the interactive client\n\
+         (a menu of five; type help there for all commands: downloads, cancel,\n\
+         unshare, rescan); --seed, --get, --list and --peers run without a person\n\
+         at the keyboard.",
     )
 }
 

@@ -42,6 +42,10 @@ mod tests;
 
 /// Bytes a connection's send buffer holds (the kernel's socket buffer).
 const SEND_CAP: usize = 64 << 10;
+/// Bytes on the wire and unread at the receiver, at most (TCP's window):
+/// a reader that does not read stops the writer, however long the
+/// simulation runs.
+const RECV_CAP: usize = 64 << 10;
 /// The node index of a scripted client's end (no engine behind it).
 const RAW: usize = usize::MAX;
 /// The port every node listens on (each node has its own address).
@@ -108,6 +112,16 @@ impl Pipe {
         self.send.is_empty() && self.line.is_empty()
     }
 
+    /// Whether bytes will move without anyone acting: not when drained,
+    /// when a stalled or trickling pipe's held bytes wait (a trickle moves
+    /// at its own pace, see `next_wake`), or when the window is full.
+    fn moving(&self) -> bool {
+        let held = self.hostile.stall_after.is_some_and(|l| self.sent >= l)
+            || self.hostile.trickle_ms.is_some()
+            || self.recv.len() >= RECV_CAP;
+        !(self.drained() || held && self.line.is_empty())
+    }
+
     /// Moves bytes along: arrivals into `recv`, then up to `budget` bytes
     /// from `send` onto the wire. Returns (bytes arrived, bytes left send).
     fn advance(&mut self, now: u64, latency: u64, budget: usize) -> (bool, bool) {
@@ -117,7 +131,8 @@ impl Pipe {
             self.recv.extend(bytes);
             arrived = true;
         }
-        let mut n = budget.min(self.send.len());
+        let unread = self.recv.len() + self.line.iter().map(|(_, b)| b.len()).sum::<usize>();
+        let mut n = budget.min(self.send.len()).min(RECV_CAP.saturating_sub(unread));
         if let Some(limit) = self.hostile.stall_after {
             n = n.min(limit.saturating_sub(self.sent) as usize);
         }
@@ -441,9 +456,7 @@ impl Sim {
                 let (arrived, moved) = pipe.advance(now_ms, self.net.latency_ms, self.net.bytes_per_ms);
                 // A stalled pipe's held bytes will never move, a trickling
                 // one's at its own pace (`next_wake`): not busy.
-                let held = pipe.hostile.stall_after.is_some_and(|l| pipe.sent >= l)
-                    || pipe.hostile.trickle_ms.is_some();
-                busy |= !(pipe.drained() || held && pipe.line.is_empty());
+                busy |= pipe.moving();
                 if arrived || (pipe.closed && pipe.drained()) || pipe.reset {
                     ready.insert(link.ends[1 - dir]);
                 }
@@ -474,7 +487,8 @@ impl Sim {
             self.take_actions(n);
             busy |= !self.nodes[n].again.is_empty();
         }
-        busy
+        // Bytes written during this turn move on the next.
+        busy || self.links.values().any(|l| l.pipes.iter().any(Pipe::moving))
     }
 
     /// When something next happens with no bytes moving.

@@ -71,7 +71,14 @@ fn swarm(
     kill_at: Option<u64>,
 ) -> (Sim, Vec<usize>, Vec<u8>) {
     let bytes = content(40 * MIN_CHUNK_SIZE as usize + 123, seed);
-    let mut sim = Sim::new(seed, NetConfig::default());
+    // 400 KB/s a connection: slow enough that downloaders find each other
+    // (at the tracker, once they hold chunks) before the seeder alone has
+    // served everyone.
+    let net = NetConfig {
+        bytes_per_ms: 400,
+        ..NetConfig::default()
+    };
+    let mut sim = Sim::new(seed, net);
     for h in hostile {
         sim.add_seeder(&[("film.bin", &bytes)], *h);
     }
@@ -326,4 +333,153 @@ fn the_search_for_metadata_opens_more_connections_and_gives_them_back() {
     assert_verified(&sim, &[l], "film.bin", &bytes);
     assert!(most_searching > MAX_CONNS_PER_DOWNLOAD, "{most_searching}");
     assert!(most_after <= MAX_CONNS_PER_DOWNLOAD, "{most_after}");
+}
+
+/// The TCP addresses the tracker gives out for `id` (asked as node `asker`).
+fn holders(sim: &mut Sim, asker: usize, id: crate::wire::FileId) -> Vec<SocketAddr> {
+    let from = sim.nodes[asker].addr;
+    let now = (sim.now_ms / 1000) as u32;
+    match sim
+        .tracker
+        .registry
+        .handle(from, crate::wire::tracker::RequestBody::GetPeers { id }, now)
+    {
+        crate::wire::tracker::ReplyBody::Peers { peers, .. } => peers,
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Issue 11: a cancelled download stops, is withdrawn from the tracker,
+/// keeps its verified chunks in its `.part` file and record (so it is
+/// offered at the next start), and resumes from them when asked again.
+#[test]
+fn a_cancelled_download_keeps_its_part_and_resumes() {
+    let bytes = content(40 * MIN_CHUNK_SIZE as usize, 31);
+    let slow = NetConfig {
+        bytes_per_ms: 100,
+        ..NetConfig::default()
+    };
+    let mut sim = Sim::new(31, slow);
+    let seeder = sim.add_seeder(&[("slow.bin", &bytes)], Hostile::default());
+    let l = sim.add_leecher();
+    assert!(sim.run_until(5_000, |s| s.nodes[seeder]
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::Ready))));
+    get_all(&mut sim, &[l], "slow.bin", &bytes);
+    let id = id_of("slow.bin", &bytes);
+    let part_way = |s: &Sim| {
+        s.nodes[l]
+            .engine
+            .downloads()
+            .first()
+            .is_some_and(|d| d.done > 8 * u64::from(MIN_CHUNK_SIZE))
+    };
+    assert!(sim.run_until(60_000, part_way), "no progress");
+    let leecher_addr = sim.nodes[l].addr;
+    assert!(
+        holders(&mut sim, seeder, id).contains(&leecher_addr),
+        "announced as partial"
+    );
+
+    sim.command(l, Command::Cancel(id));
+    assert!(sim.nodes[l].engine.downloads().is_empty());
+    assert!(sim.nodes[l]
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::DownloadCancelled { name, kept: true } if name == "slow.bin")));
+    let until = sim.now_ms + 3_000;
+    sim.run_until(until, |s| s.now_ms >= until);
+    assert!(
+        !holders(&mut sim, seeder, id).contains(&leecher_addr),
+        "still announced"
+    );
+    assert!(!done(&sim, l) && failed(&sim, l).is_none());
+    let unfinished = sim.nodes[l].engine.unfinished();
+    assert_eq!(unfinished.len(), 1, "offered for resume at the next start");
+    let (_, ref name, kept, total) = unfinished[0];
+    assert!(name == "slow.bin" && kept >= 8 && kept < total, "{unfinished:?}");
+
+    get_all(&mut sim, &[l], "slow.bin", &bytes);
+    let resumed = sim.nodes[l].events.iter().find_map(|e| match e {
+        Event::Resumed { verified, .. } => Some(*verified),
+        _ => None,
+    });
+    assert_eq!(resumed, Some(kept));
+    sim.run_until(120_000, |s| done(s, l) || failed(s, l).is_some());
+    assert_verified(&sim, &[l], "slow.bin", &bytes);
+}
+
+/// Issue 11: a file dropped into the shared directory is shared without a
+/// restart (the timer rescan), and one the user stops sharing is withdrawn
+/// from the tracker, stays on disk, and is not picked up again.
+#[test]
+fn dropped_in_files_are_shared_and_unshared_ones_withdrawn() {
+    let first = content(3 * MIN_CHUNK_SIZE as usize, 41);
+    let mut sim = Sim::new(41, NetConfig::default());
+    let seeder = sim.add_seeder(&[("first.bin", &first)], Hostile::default());
+    let watcher = sim.add_leecher();
+    assert!(sim.run_until(5_000, |s| s.nodes[seeder]
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::Ready))));
+    let seeder_addr = sim.nodes[seeder].addr;
+    let dir = sim.nodes[seeder]._shared.as_ref().unwrap().path().to_path_buf();
+    let later = content(2 * MIN_CHUNK_SIZE as usize + 7, 42);
+    std::fs::write(dir.join("later.bin"), &later).unwrap();
+    // Written a while ago in real time (the simulation's clock is its own):
+    // a file modified within 2 s is left for a later rescan.
+    let old = std::time::SystemTime::now() - Duration::from_secs(60);
+    std::fs::File::options()
+        .write(true)
+        .open(dir.join("later.bin"))
+        .and_then(|f| f.set_modified(old))
+        .unwrap();
+    let later_id = id_of("later.bin", &later);
+
+    let until = sim.now_ms + 12_000;
+    sim.run_until(until, |s| s.now_ms >= until);
+    assert!(sim.nodes[seeder].events.iter().any(|e| matches!(
+        e,
+        Event::Rescanned {
+            queued: 1,
+            gone: 0,
+            asked: false
+        }
+    )));
+    assert!(
+        holders(&mut sim, watcher, later_id).contains(&seeder_addr),
+        "not announced"
+    );
+    assert_eq!(sim.nodes[seeder].engine.shared_count(), 2);
+
+    sim.command(seeder, Command::Unshare(later_id));
+    let until = sim.now_ms + 25_000;
+    sim.run_until(until, |s| s.now_ms >= until);
+    assert!(holders(&mut sim, watcher, later_id).is_empty(), "still announced");
+    assert_eq!(
+        sim.nodes[seeder].engine.shared_count(),
+        1,
+        "shared again by a rescan"
+    );
+    assert_eq!(
+        std::fs::read(dir.join("later.bin")).unwrap(),
+        later,
+        "the file was touched"
+    );
+    assert!(sim.nodes[seeder]
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::Unshared { name } if name == "later.bin")));
+
+    // A rescan asked for says so even when it finds nothing.
+    sim.command(seeder, Command::Rescan);
+    assert!(sim.nodes[seeder].events.iter().any(|e| matches!(
+        e,
+        Event::Rescanned {
+            queued: 0,
+            gone: 0,
+            asked: true
+        }
+    )));
 }

@@ -412,9 +412,16 @@ impl ClientProc {
 
     /// Waits for a stdout line starting with `prefix` (seen before or new).
     pub fn wait_line(&mut self, prefix: &str, limit: Duration) -> String {
+        self.wait_line_from(0, prefix, limit)
+    }
+
+    /// Waits for a stdout line starting with `prefix`, among the lines
+    /// from the `from`-th on (0 is the first line printed).
+    pub fn wait_line_from(&mut self, from: usize, prefix: &str, limit: Duration) -> String {
         let deadline = Instant::now() + limit;
         loop {
-            if let Some(line) = self.stdout.iter().find(|l| l.starts_with(prefix)) {
+            let seen = self.stdout.get(from..).unwrap_or_default();
+            if let Some(line) = seen.iter().find(|l| l.starts_with(prefix)) {
                 return line.clone();
             }
             let left = deadline.saturating_duration_since(Instant::now());
@@ -427,7 +434,8 @@ impl ClientProc {
             }
             if !self.pump(left.min(Duration::from_millis(100))) {
                 // Stdout is closed: one last look, then give up.
-                if let Some(line) = self.stdout.iter().find(|l| l.starts_with(prefix)) {
+                let seen = self.stdout.get(from..).unwrap_or_default();
+                if let Some(line) = seen.iter().find(|l| l.starts_with(prefix)) {
                     return line.clone();
                 }
                 let status = self.try_status();
@@ -712,32 +720,36 @@ pub fn leecher(tmp: &TempDir, tracker: &str, tag: &str, downloads: &Path, name: 
     ClientProc::start(tmp, tag, &args)
 }
 
-/// Runs a leecher against a seeder whose copy has two bad chunks, until
-/// the leecher has dropped it (two bad chunks) and waits for peers, having
-/// verified whatever came before; then kills it (SIGKILL) and that seeder.
-/// The leecher downloads into `downloads`; returns the file's bytes.
-pub fn interrupted_download(t: &TrackerProc, tmp: &TempDir, downloads: &Path) -> Vec<u8> {
+/// A seeder of `name` ([`INTERRUPTED_CHUNKS`] chunks) whose last two
+/// chunks change on disk after indexing, so a leecher verifies what comes
+/// before them (chunks go out in random order: about half, most likely),
+/// then drops it for bad data and waits for peers with its download
+/// stuck part way. Returns the seeder and the file's true bytes.
+pub fn corrupt_tail_seeder(t: &TrackerProc, tmp: &TempDir, name: &str) -> (Seeder, Vec<u8>) {
     const CHUNKS: usize = INTERRUPTED_CHUNKS;
     let data = random_bytes(CHUNKS * CHUNK, 31);
-    let shared = shared_dir(tmp, "half", &[("film.bin", &data)]);
-    let mut half = seed(tmp, t.addr, "half", &shared, &[]);
-    {
-        // The last two chunks change on disk after indexing: they fail.
-        // Chunks go out in random order, so the seeder is dropped at a
-        // random point, with the chunks that came before it verified
-        // (about half of them, most likely).
-        // Silently, as a failing disk would: same inode, size and
-        // modification time, so the seeder's check cannot tell.
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .open(shared.join("film.bin"))
-            .unwrap();
-        let mtime = f.metadata().unwrap().modified().unwrap();
-        f.seek(SeekFrom::Start(((CHUNKS - 2) * CHUNK) as u64)).unwrap();
-        f.write_all(&vec![0u8; 2 * CHUNK]).unwrap();
-        f.set_modified(mtime).unwrap();
-        f.sync_all().unwrap();
-    }
+    let shared = shared_dir(tmp, "half", &[(name, &data)]);
+    let half = seed(tmp, t.addr, "half", &shared, &[]);
+    // Silently, as a failing disk would: same inode, size and modification
+    // time, so the seeder's check cannot tell.
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(shared.join(name))
+        .unwrap();
+    let mtime = f.metadata().unwrap().modified().unwrap();
+    f.seek(SeekFrom::Start(((CHUNKS - 2) * CHUNK) as u64)).unwrap();
+    f.write_all(&vec![0u8; 2 * CHUNK]).unwrap();
+    f.set_modified(mtime).unwrap();
+    f.sync_all().unwrap();
+    (half, data)
+}
+
+/// Runs a leecher against a [`corrupt_tail_seeder`] of `film.bin` until
+/// it waits for peers, having verified whatever came before; then kills it
+/// (SIGKILL) and that seeder. The leecher downloads into `downloads`;
+/// returns the file's bytes.
+pub fn interrupted_download(t: &TrackerProc, tmp: &TempDir, downloads: &Path) -> Vec<u8> {
+    let (mut half, data) = corrupt_tail_seeder(t, tmp, "film.bin");
     let mut first = leecher(tmp, &t.addr.to_string(), "first", downloads, "film.bin");
     // Dropped for bad data, nobody else: it records its progress and waits.
     first.wait_log("waiting for peers", |l| l.contains("waiting for peers"), DOWNLOAD);

@@ -434,6 +434,13 @@ impl Download {
         if !self.unsaved() {
             return Ok(());
         }
+        self.record(now)
+    }
+
+    /// Records the verified chunks even if none came since the last
+    /// record: a cancelled download leaves a record even with no chunk, so
+    /// the next run offers to resume it.
+    pub fn record(&mut self, now: Instant) -> io::Result<()> {
         let (Some(part), Some(meta)) = (&mut self.part, &self.meta) else {
             return Ok(());
         };

@@ -1,6 +1,11 @@
 //! The set of files a client shares: the regular files directly in the
 //! shared directory, plus finished downloads added while running.
 //!
+//! The directory is listed again while running ([`Library::rescan`]): new
+//! files are queued, files that vanished or changed are dropped (a changed
+//! one is queued again). A file the user stopped sharing
+//! ([`Library::remove`]) is withheld from rescans until the next start.
+//!
 //! Hashing a large directory takes minutes, and the client has one thread
 //! and one event loop, so hashing happens in slices: [`Library::open`] only
 //! lists the directory, and the loop calls [`Library::index_step`] between
@@ -174,6 +179,24 @@ pub struct Library {
     buf: Vec<u8>,
     /// The cache on disk differs from what indexing will produce.
     cache_dirty: bool,
+    /// Names in `dir` the user stopped sharing: rescans skip them. At most
+    /// one per file the directory can hold ([`MAX_SHARED_FILES`]).
+    withheld: BTreeSet<String>,
+    /// Files that could not be opened, as they were then: a rescan skips
+    /// them until they change (no warning every rescan). Bounded like
+    /// `withheld`.
+    unreadable: HashMap<String, Stat>,
+}
+
+/// What one [`Library::rescan`] found.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Rescan {
+    /// New or changed files queued for hashing.
+    pub queued: usize,
+    /// Ready files that vanished from disk or changed: no longer shared.
+    pub gone: Vec<FileId>,
+    /// Entries skipped (bad names, symlinks, the limit); names escaped.
+    pub warnings: Vec<String>,
 }
 
 impl Library {
@@ -205,6 +228,8 @@ impl Library {
             current: None,
             buf: Vec::new(),
             cache_dirty: !cache_ok,
+            withheld: BTreeSet::new(),
+            unreadable: HashMap::new(),
         };
         for (name, stat) in candidates {
             let path = dir.join(&name);
@@ -241,7 +266,90 @@ impl Library {
             current: None,
             buf: Vec::new(),
             cache_dirty: false,
+            withheld: BTreeSet::new(),
+            unreadable: HashMap::new(),
         }
+    }
+
+    /// Lists the shared directory again: queues files that are new or
+    /// changed since they were indexed, and drops ready files of the
+    /// directory that are gone or changed (their ids are in
+    /// [`Rescan::gone`], for the tracker). Files being indexed and files
+    /// the user stopped sharing are left alone. A library without a
+    /// directory ([`Library::empty`]) finds nothing.
+    pub fn rescan(&mut self) -> io::Result<Rescan> {
+        let mut out = Rescan::default();
+        if self.dir.as_os_str().is_empty() {
+            return Ok(out);
+        }
+        let listed: HashMap<String, Stat> = list_dir(&self.dir, &mut out.warnings)?.into_iter().collect();
+        // Ready files of the directory (not downloads shared from
+        // elsewhere) that vanished or changed.
+        let stale: Vec<FileId> = self
+            .ready
+            .values()
+            .filter(|r| r.shared.path.parent() == Some(self.dir.as_path()))
+            .filter(|r| listed.get(&r.shared.meta.name) != r.shared.stat.as_ref())
+            .map(|r| r.shared.id)
+            .collect();
+        for id in stale {
+            if let Some(r) = self.ready.remove(&id) {
+                self.order.remove(&(r.shared.meta.name, id));
+                self.cache_dirty = true;
+                out.gone.push(id);
+            }
+        }
+        let busy: BTreeSet<&str> = self
+            .ready
+            .values()
+            .filter(|r| r.shared.path.parent() == Some(self.dir.as_path()))
+            .map(|r| r.shared.meta.name.as_str())
+            .chain(self.queue.iter().map(|q| q.name.as_str()))
+            .chain(self.current.iter().map(|h| h.job.name.as_str()))
+            .chain(self.withheld.iter().map(String::as_str))
+            .collect();
+        // A file modified within the racy window may still be being
+        // written (a copy into the folder): it waits for a later rescan
+        // rather than being hashed, found changed, and dropped with a
+        // warning every time.
+        let settled = ns_since_epoch(SystemTime::now().checked_sub(RACY_WINDOW).unwrap_or(UNIX_EPOCH));
+        let mut new: Vec<(String, Stat)> = listed
+            .into_iter()
+            .filter(|(name, stat)| !busy.contains(name.as_str()) && self.unreadable.get(name) != Some(stat))
+            .filter(|(_, stat)| stat.mtime_ns <= settled)
+            .collect();
+        new.sort_by(|a, b| a.0.cmp(&b.0));
+        for (name, stat) in new {
+            if self.total() >= MAX_SHARED_FILES {
+                out.warnings.push(format!(
+                    "not sharing {}: already sharing the limit of {MAX_SHARED_FILES} files",
+                    names::escape(&name)
+                ));
+                continue;
+            }
+            let path = self.dir.join(&name);
+            self.enqueue(Queued {
+                name,
+                path,
+                stat,
+                retried: false,
+            });
+            self.cache_dirty = true;
+            out.queued += 1;
+        }
+        Ok(out)
+    }
+
+    /// Stops sharing a ready file; the file on disk is not touched. A file
+    /// of the shared directory is withheld from rescans until the next
+    /// start. Returns it, or `None` if no ready file has that id.
+    pub fn remove(&mut self, id: &FileId) -> Option<SharedFile> {
+        let r = self.ready.remove(id)?;
+        self.order.remove(&(r.shared.meta.name.clone(), *id));
+        if r.shared.path.parent() == Some(self.dir.as_path()) && self.withheld.len() < MAX_SHARED_FILES {
+            self.withheld.insert(r.shared.meta.name.clone());
+        }
+        Some(r.shared)
     }
 
     fn enqueue(&mut self, job: Queued) {
@@ -302,9 +410,15 @@ impl Library {
                 };
                 self.queued_bytes -= job.stat.size;
                 spent += FILE_COST;
+                let (name, stat) = (job.name.clone(), job.stat);
                 match self.start(job) {
                     Ok(h) => self.current = Some(h),
-                    Err(warning) => step.warnings.push(warning),
+                    Err(warning) => {
+                        step.warnings.push(warning);
+                        if self.unreadable.len() < MAX_SHARED_FILES {
+                            self.unreadable.insert(name, stat);
+                        }
+                    }
                 }
                 continue;
             };
@@ -949,6 +1063,76 @@ mod tests {
         assert_eq!(ready.len(), 3);
         assert_eq!(warnings.len(), 1, "{warnings:?}");
         assert!(warnings[0].contains("vanished"), "{warnings:?}");
+    }
+
+    #[test]
+    fn a_rescan_picks_up_new_files_and_drops_gone_and_changed_ones() {
+        let tmp = TempDir::new("rescan");
+        populate(&tmp.0);
+        let (mut lib, _) = Library::open(&tmp.0, CHUNK).unwrap();
+        index_all(&mut lib, u64::MAX);
+        // Nothing changed: nothing to do.
+        assert_eq!(lib.rescan().unwrap(), Rescan::default());
+        let old_one = expected(&tmp.0, "one").id();
+        let old_chunk = expected(&tmp.0, "chunk").id();
+        put(&tmp.0, "dropped in", &data(5000, 9), 3600);
+        put(&tmp.0, "one", &data(2, 9), 3600);
+        fs::remove_file(tmp.0.join("chunk")).unwrap();
+        let r = lib.rescan().unwrap();
+        assert_eq!(r.queued, 2, "{r:?}");
+        assert_eq!(r.gone.len(), 2);
+        assert!(r.gone.contains(&old_one) && r.gone.contains(&old_chunk), "{r:?}");
+        // Queued files are not queued twice; one still being written
+        // (modified just now) waits for a later rescan.
+        put(&tmp.0, "being copied", &data(10, 3), 0);
+        assert_eq!(lib.rescan().unwrap().queued, 0);
+        let (_, ready, warnings) = index_all(&mut lib, u64::MAX);
+        assert_eq!(ready.len(), 2, "{warnings:?}");
+        assert_eq!(names_of(&lib), ["dropped in", "empty", "one", "three and a bit"]);
+        put(&tmp.0, "being copied", &data(10, 3), 3600);
+        assert_eq!(lib.rescan().unwrap().queued, 1);
+        check_matches_disk(&lib, &tmp.0);
+        assert_eq!(Library::empty().rescan().unwrap(), Rescan::default());
+    }
+
+    #[test]
+    fn a_removed_file_stays_on_disk_and_out_of_rescans() {
+        let tmp = TempDir::new("unshare");
+        populate(&tmp.0);
+        let (mut lib, _) = Library::open(&tmp.0, CHUNK).unwrap();
+        index_all(&mut lib, u64::MAX);
+        let id = expected(&tmp.0, "one").id();
+        assert_eq!(lib.remove(&id).map(|f| f.meta.name), Some("one".to_string()));
+        assert_eq!(lib.remove(&id), None);
+        assert!(lib.get(&id).is_none() && lib.len() == 3);
+        assert!(tmp.0.join("one").exists(), "the file on disk is untouched");
+        assert_eq!(lib.rescan().unwrap(), Rescan::default());
+    }
+
+    #[test]
+    fn a_file_that_failed_is_retried_only_once_it_changes() {
+        let tmp = TempDir::new("unreadable");
+        let (mut lib, _) = Library::open(&tmp.0, CHUNK).unwrap();
+        put(&tmp.0, "late", &data(10, 1), 3600);
+        // A second name for the same inode, hidden from listings.
+        fs::hard_link(tmp.0.join("late"), tmp.0.join(".keep")).unwrap();
+        assert_eq!(lib.rescan().unwrap().queued, 1);
+        // Between listing and hashing, "late" becomes a FIFO: it fails.
+        let fifo = tmp.0.join("fifo");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: mkfifo reads a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        fs::rename(&fifo, tmp.0.join("late")).unwrap();
+        let (_, ready, warnings) = index_all(&mut lib, u64::MAX);
+        assert!(ready.is_empty() && warnings.len() == 1, "{warnings:?}");
+        // The same file as when it failed: not queued (no warning every
+        // rescan); changed, it is.
+        fs::rename(tmp.0.join(".keep"), tmp.0.join("late")).unwrap();
+        assert_eq!(lib.rescan().unwrap().queued, 0);
+        put(&tmp.0, "late", &data(10, 2), 3600);
+        assert_eq!(lib.rescan().unwrap().queued, 1);
+        let (_, ready, _) = index_all(&mut lib, u64::MAX);
+        assert_eq!(ready.len(), 1);
     }
 
     #[test]

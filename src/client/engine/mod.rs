@@ -44,13 +44,14 @@ pub mod storage;
 pub mod tracker_link;
 
 mod conns;
+mod sharing;
 mod tracker;
 mod transfers;
 mod view;
 
 pub use conn_end::ConnEnd;
 pub use tracker_link::RequestKind;
-pub use view::{DownloadView, EngineView, SharedView};
+pub use view::{DownloadState, DownloadView, EngineView, SharedView};
 
 use self::download::{Download, Phase};
 use self::fetch::Fetch;
@@ -133,6 +134,9 @@ const UNPRODUCTIVE_AFTER: Duration = Duration::from_secs(5);
 /// How often downloads are looked at for upkeep (re-queries, saves,
 /// giving up); connection timers have deadlines of their own.
 const UPKEEP_EVERY: Duration = Duration::from_millis(250);
+/// How often the shared directory is listed again for new, changed and
+/// removed files (a listing, no hashing, unless something changed).
+const RESCAN_EVERY: Duration = Duration::from_secs(10);
 /// A deadline that never comes (after the exit was asked for).
 const FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 /// Most actions waiting to be taken; the caller drains them after every
@@ -193,6 +197,25 @@ pub enum Event {
     Shared {
         name: String,
     },
+    /// A download was cancelled; its `.part` file stays, to resume
+    /// (`kept`: there is one, i.e. the metadata had arrived).
+    DownloadCancelled {
+        name: String,
+        kept: bool,
+    },
+    /// A file is no longer shared (withdrawn from the tracker); escaped.
+    Unshared {
+        name: String,
+    },
+    /// The shared directory was listed again: `queued` new or changed
+    /// files are being indexed, `gone` files are no longer shared. Timer
+    /// rescans report only when they found something; `asked` is true for
+    /// a [`Command::Rescan`].
+    Rescanned {
+        queued: usize,
+        gone: usize,
+        asked: bool,
+    },
     /// The tracker accepted a new username.
     UsernameChanged(String),
     /// A tracker request failed; `error` is safe to print.
@@ -229,6 +252,14 @@ pub enum Command {
         path: PathBuf,
     },
     ChangeUsername(String),
+    /// Stop a running download, keeping its `.part` file and record so a
+    /// later download of the same file resumes it.
+    Cancel(FileId),
+    /// Stop sharing a file: withdrawn from the tracker, left on disk.
+    Unshare(FileId),
+    /// List the shared directory again now (it is also done every
+    /// [`RESCAN_EVERY`]).
+    Rescan,
     /// Register with the tracker under this name (the interactive client's
     /// first run, once the user picked one); a rename afterwards.
     Join(String),
@@ -307,6 +338,8 @@ pub struct Engine {
     exit: Option<(u8, Instant)>,
     /// A refused inbound connection was logged (once per burst).
     refused_logged: bool,
+    /// When the shared directory is next listed again.
+    next_rescan: Instant,
 }
 
 impl Engine {
@@ -345,6 +378,7 @@ impl Engine {
             rng,
             exit: None,
             refused_logged: false,
+            next_rescan: now + RESCAN_EVERY,
         }
     }
 
@@ -376,6 +410,9 @@ impl Engine {
             Command::Download { id, label, listed } => self.start_download(id, label, listed, now),
             Command::Share { meta, path } => self.share(meta, path, now),
             Command::ChangeUsername(name) => self.link.change_username(name, now),
+            Command::Cancel(id) => self.cancel_download(id, now),
+            Command::Unshare(id) => self.unshare(id, now),
+            Command::Rescan => self.rescan(true, now),
             Command::Join(name) => self.join(name, now),
             Command::Quit { code } => self.quit(code, now),
         }
@@ -405,6 +442,10 @@ impl Engine {
             self.next_upkeep = now + UPKEEP_EVERY;
             self.upkeep(now);
         }
+        if now >= self.next_rescan && self.exit.is_none() {
+            self.next_rescan = now + RESCAN_EVERY;
+            self.rescan(false, now);
+        }
         self.step_library(now);
         self.step_downloads(now);
         self.after(now);
@@ -433,6 +474,8 @@ impl Engine {
         }
         if let Some((_, d)) = self.exit {
             deadline = deadline.min(d);
+        } else {
+            deadline = deadline.min(self.next_rescan);
         }
         for (at, _) in self.conns.values().filter_map(|c| self.conn_deadline(c)) {
             deadline = deadline.min(at);
@@ -519,6 +562,44 @@ mod tests {
         e.handle_timeout(now + Duration::from_secs(10));
         assert_eq!(closed(&mut e), vec![a, b]);
         assert!(e.on_inbound(peer(3), now).is_some(), "room again");
+    }
+
+    /// Issue 11, defect 12: with the tracker silent, a download's peer
+    /// queries fail one after another; the user hears once that the
+    /// tracker does not answer, not of every failed query.
+    #[test]
+    fn failed_peer_queries_of_a_download_are_not_reported() {
+        let (mut e, now) = engine(8);
+        let label = "x".into();
+        e.command(
+            Command::Download {
+                id: [7; 32],
+                label,
+                listed: None,
+            },
+            now,
+        );
+        let (mut t, mut events) = (now, Vec::new());
+        let mut out = Vec::new();
+        while t < now + Duration::from_secs(40) {
+            t = e.poll_timeout(t).max(t + Duration::from_millis(1));
+            e.handle_timeout(t);
+            // Sent into the void: the tracker never answers.
+            while e.poll_transmit(t, &mut out) {
+                out.clear();
+            }
+            events.extend(actions(&mut e).into_iter().filter_map(|a| match a {
+                Action::Notify(ev) => Some(ev),
+                _ => None,
+            }));
+        }
+        let failed: Vec<&Event> = events
+            .iter()
+            .filter(|ev| matches!(ev, Event::TrackerFailed { .. }))
+            .collect();
+        assert!(failed.is_empty(), "{failed:?}");
+        let unreachable = events.iter().filter(|ev| matches!(ev, Event::TrackerUnreachable));
+        assert_eq!(unreachable.count(), 1);
     }
 
     #[test]

@@ -52,6 +52,13 @@ impl Engine {
                     info!("username is now {}", names::escape(&name));
                     self.notify(Event::UsernameChanged(name));
                 }
+                // A download's peer query: the download asks again by
+                // itself every few seconds, so a failure is only logged; a
+                // silent tracker is told once, as Unreachable.
+                LinkEvent::Failed {
+                    what: tracker_link::RequestKind::GetPeers,
+                    error,
+                } => debug!("tracker get peers: {error}"),
                 LinkEvent::Failed { what, error } => {
                     warn!("tracker {}: {error}", what.as_str());
                     if what == tracker_link::RequestKind::Announce {

@@ -15,6 +15,13 @@
 //!   registration (an `Error{NotRegistered}` on any request means the tracker
 //!   forgot us: register, re-announce, then resend that request).
 //! - Keep-alives every interval the tracker names.
+//! - While someone waits for an answer (a query, a username change), the
+//!   handshake is retried every [`WAITED_HANDSHAKE`] instead of backing
+//!   off, so a tracker that comes back is found before the question runs
+//!   out of retries; and queries wait while an announce round is open
+//!   (after a registration, or a change to what we share), so no answer
+//!   shows the tracker's view from before it knew our files (both: issue
+//!   11, defect 12).
 //!
 //! Invariants:
 //! - Only one handshake at a time; it retries forever with a capped backoff.
@@ -57,6 +64,9 @@ pub const MAX_SENDS: u32 = 5;
 /// Unanswered sends on one connection id after which that id is suspected
 /// (the tracker may have restarted) and a fresh handshake starts.
 pub const SUSPECT_AFTER: u32 = 2;
+/// Longest wait between two handshakes while a query or a username change
+/// waits on them (a 31-byte datagram a second costs the tracker nothing).
+pub const WAITED_HANDSHAKE: Duration = Duration::from_secs(1);
 /// Unanswered handshakes in a row before [`LinkEvent::Unreachable`].
 pub const UNREACHABLE_AFTER: u32 = 3;
 /// How long a request may wait unsendable (no connection id, not
@@ -242,6 +252,8 @@ struct Handshake {
     sends: u32,
     awaiting: bool,
     due: Instant,
+    /// When it was last sent.
+    sent_at: Instant,
 }
 
 /// A connection id and its lifetime as we measured it.
@@ -446,6 +458,7 @@ impl TrackerLink {
             Query::GetPeers(id) => Purpose::GetPeers(id),
         };
         self.push_back(purpose, now);
+        self.hurry_handshake();
         self.pump(now);
         Ok(())
     }
@@ -469,6 +482,7 @@ impl TrackerLink {
         } else {
             self.push_back(Purpose::ChangeUsername(name), now);
         }
+        self.hurry_handshake();
         self.pump(now);
     }
 
@@ -592,7 +606,9 @@ impl TrackerLink {
                 };
                 h.sends += 1;
                 h.awaiting = true;
+                h.sent_at = now;
                 h.due = now + backoff(h.sends);
+                self.hurry_handshake();
                 // A Connect is a fixed 31 bytes; it always encodes.
                 return encode_request(&req, out).is_ok();
             }
@@ -681,6 +697,11 @@ impl TrackerLink {
     /// True while the tracker knows us (as far as we know).
     pub fn is_registered(&self) -> bool {
         self.registered
+    }
+
+    /// The role we register with.
+    pub fn role(&self) -> Role {
+        self.role
     }
 
     /// The username we registered with (or last changed to).
@@ -1018,6 +1039,11 @@ impl TrackerLink {
         let conn = self.conn.is_some_and(|c| now < c.expires_at);
         match r.purpose {
             Purpose::Register | Purpose::Disconnect => conn,
+            // Queries wait while an announce round is open (after every
+            // registration, and after every change to what we share), so
+            // an answer always counts what we announced, even the first
+            // one after a tracker restart or at start.
+            _ if r.purpose.is_query() => conn && self.registered && self.round.is_none(),
             _ => conn && self.registered,
         }
     }
@@ -1049,7 +1075,21 @@ impl TrackerLink {
             sends: 0,
             awaiting: false,
             due: now,
+            sent_at: now,
         });
+    }
+
+    /// While a person (or a download) waits for an answer, the handshake
+    /// in flight is retried within [`WAITED_HANDSHAKE`] of its last send
+    /// rather than after its backoff, which grows to [`MAX_BACKOFF`].
+    fn hurry_handshake(&mut self) {
+        let waited = self
+            .requests
+            .iter()
+            .any(|r| r.purpose.is_query() || matches!(r.purpose, Purpose::ChangeUsername(_)));
+        if let Some(h) = self.handshake.as_mut().filter(|h| h.awaiting && waited) {
+            h.due = h.due.min(h.sent_at + WAITED_HANDSHAKE);
+        }
     }
 
     /// A random transaction id no outstanding request uses.

@@ -113,6 +113,49 @@ impl Engine {
         }
     }
 
+    /// Stops a running download at the user's request: its connections
+    /// close, its verified chunks are recorded beside the `.part` file
+    /// (which stays, so the same download later resumes), and its partial
+    /// entry is withdrawn from the tracker.
+    pub(super) fn cancel_download(&mut self, id: FileId, now: Instant) {
+        let Some(dk) = self.downloads.iter().find(|(_, d)| d.id == id).map(|(k, _)| k) else {
+            self.notify(Event::Warning("that download is not running any more".into()));
+            return;
+        };
+        self.close_fetches(dk, now);
+        let mut d = self.downloads.remove(dk);
+        if let Err(e) = d.record(now) {
+            warn!("cannot record the progress of {}: {e}", d.display_name());
+        }
+        // Only a download with its metadata has a .part file (and an
+        // entry at the tracker).
+        let kept = d.meta.is_some();
+        if kept {
+            self.link.withdraw(vec![d.id], now);
+        }
+        info!(
+            "download cancelled: {} (.part file kept: {kept})",
+            d.display_name()
+        );
+        self.notify(Event::DownloadCancelled {
+            name: d.display_name(),
+            kept,
+        });
+    }
+
+    /// Closes the connections fetching for download `dk`.
+    fn close_fetches(&mut self, dk: usize, now: Instant) {
+        let ids: Vec<ConnId> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| matches!(&c.kind, Kind::Fetch(f) if f.download == dk))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            self.close(id, ConnEnd::Finished, now);
+        }
+    }
+
     /// Shares a verified download without copying its bytes: hard-linked
     /// into the shared directory when that works (same file system, name
     /// free), else shared from where it is.
@@ -316,6 +359,11 @@ impl Engine {
                 .collect();
             self.link.announce(entries, now);
             self.announce_pending = true;
+            // A leecher whose shared directory got its first file (a
+            // rescan) shares now.
+            if self.link.role() == Role::Leecher {
+                self.link.set_role(Role::Seeder, now);
+            }
         }
         if !self.library.is_indexing() {
             info!("indexed {} shared files", self.library.len());
@@ -352,15 +400,7 @@ impl Engine {
             self.kick(dk);
         }
         for dk in ended {
-            let ids: Vec<ConnId> = self
-                .conns
-                .iter()
-                .filter(|(_, c)| matches!(&c.kind, Kind::Fetch(f) if f.download == dk))
-                .map(|(id, _)| *id)
-                .collect();
-            for id in ids {
-                self.close(id, ConnEnd::Finished, now);
-            }
+            self.close_fetches(dk, now);
             self.download_ended(dk, now);
         }
     }

@@ -19,6 +19,20 @@ pub struct DownloadView {
     pub has_meta: bool,
     pub peers: usize,
     pub started: Instant,
+    pub state: DownloadState,
+}
+
+/// What a download is doing, for the downloads view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DownloadState {
+    /// Waiting for the file's metadata from a peer.
+    Metadata,
+    /// Hashing an earlier run's `.part` file to keep its good chunks.
+    Rechecking,
+    /// Fetching chunks.
+    Fetching,
+    /// Every chunk is in: checking the whole file.
+    Verifying,
 }
 
 /// A shared file as the frontend sees it.
@@ -93,6 +107,12 @@ impl EngineView for Engine {
                 has_meta: d.meta.is_some(),
                 peers: d.peers.connected(),
                 started: d.started,
+                state: match d.phase {
+                    Phase::Meta => DownloadState::Metadata,
+                    Phase::Recheck => DownloadState::Rechecking,
+                    Phase::Chunks => DownloadState::Fetching,
+                    Phase::Checking | Phase::Done(_) | Phase::Failed(_) => DownloadState::Verifying,
+                },
             })
             .collect()
     }

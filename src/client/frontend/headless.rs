@@ -348,7 +348,12 @@ impl Frontend for Headless {
                     eprintln!("pytorrent: the tracker {} answers again", cx.client.tracker());
                 }
             }
-            Event::Shared { .. } | Event::UsernameChanged(_) => {}
+            // The log has these; a script sees the result in --list.
+            Event::Shared { .. }
+            | Event::UsernameChanged(_)
+            | Event::DownloadCancelled { .. }
+            | Event::Unshared { .. }
+            | Event::Rescanned { .. } => {}
         }
     }
 

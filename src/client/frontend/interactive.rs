@@ -1,6 +1,7 @@
 //! The interactive frontend: the terminal client a person uses. A state
 //! machine over screens (first-run username, "press any key", the menu and
-//! its five actions), fed by key bytes and engine events, that never
+//! its five actions, plus typed commands that `help` lists: the downloads
+//! view, cancel, unshare, rescan), fed by key bytes and engine events, that never
 //! blocks: the typewriter effect and the progress bars are paced by the
 //! loop's poll timeout ([`Frontend::deadline`]), so transfers go on while
 //! the user reads or types.
@@ -18,8 +19,8 @@ use super::ui::input::{
 };
 use super::ui::rate::Rates;
 use super::ui::render::{
-    done_line, error_line, help, logo, menu, network_files_table, peers_table, progress_bar, random_emoji,
-    shared_table, FileRow, SharedRow,
+    done_line, downloads_table, error_line, help, logo, menu, network_files_table, peers_table, progress_bar,
+    random_emoji, shared_table, DownloadRow, FileRow, SharedRow,
 };
 use super::ui::typewriter::{Typewriter, DEFAULT_RATE};
 use super::ui::{line_width, tail_width, take_width, width as text_width, Line, Span, Style};
@@ -31,6 +32,7 @@ use crate::meta::FileMeta;
 use crate::names;
 use crate::rand::Rng;
 use crate::wire::tracker::FileInfo;
+use crate::wire::FileId;
 use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -117,6 +119,11 @@ pub struct Interactive {
     /// Stdin ended (a script ran out): leave once the queued lines ran,
     /// the tracker answered and the downloads ended.
     input_ended: bool,
+    /// The rows of the last downloads view and shared files view (id and
+    /// name as shown), so `cancel N` and `unshare N` mean what was on
+    /// screen even if the lists changed since.
+    listed_downloads: Vec<(FileId, String)>,
+    listed_shared: Vec<(FileId, String)>,
 }
 
 impl Interactive {
@@ -146,6 +153,8 @@ impl Interactive {
             left_unfinished: 0,
             typeahead: VecDeque::new(),
             input_ended: false,
+            listed_downloads: Vec::new(),
+            listed_shared: Vec::new(),
         }
     }
 
@@ -389,31 +398,16 @@ impl Interactive {
                 self.screen = Screen::WaitPeers;
             }
             MenuChoice::SharedFiles => {
-                let rows: Vec<SharedRow> = cx
-                    .client
-                    .shared()
-                    .into_iter()
-                    .map(|f| SharedRow {
-                        name: f.name,
-                        size: f.size,
-                        chunks: f.chunks,
-                        sha256: f.sha256,
-                        leechers: f.leechers,
-                        uploaded: f.uploaded,
-                    })
-                    .collect();
-                let width = self.term.width();
-                let dir = self.setup.shared_dir.display().to_string();
-                self.show(shared_table(&rows, &dir, width));
-                let (queued, _) = cx.client.indexing();
-                if queued > 0 {
-                    self.show(vec![vec![Span::new(
-                        Style::Dim,
-                        format!("({queued} more being indexed)"),
-                    )]]);
-                }
+                self.show_shared(cx);
                 self.show_menu();
             }
+            MenuChoice::Downloads => {
+                self.show_downloads(cx);
+                self.show_menu();
+            }
+            MenuChoice::Cancel(what) => self.cancel(&what, cx, out),
+            MenuChoice::Unshare(what) => self.unshare(&what, cx, out),
+            MenuChoice::Rescan => out.push(Command::Rescan),
             MenuChoice::Download => {
                 out.push(Command::ListFiles);
                 self.screen = Screen::WaitFiles;
@@ -440,6 +434,110 @@ impl Interactive {
             }
         }
         self.dirty = true;
+    }
+
+    /// The shared files view, numbered for `unshare N`.
+    fn show_shared(&mut self, cx: &Cx<'_>) {
+        let shared = cx.client.shared();
+        self.listed_shared = shared.iter().map(|f| (f.id, f.name.clone())).collect();
+        let rows: Vec<SharedRow> = shared
+            .into_iter()
+            .map(|f| SharedRow {
+                name: f.name,
+                size: f.size,
+                chunks: f.chunks,
+                sha256: f.sha256,
+                leechers: f.leechers,
+                uploaded: f.uploaded,
+            })
+            .collect();
+        let width = self.term.width();
+        let dir = self.setup.shared_dir.display().to_string();
+        self.show(shared_table(&rows, &dir, width));
+        let (queued, _) = cx.client.indexing();
+        if queued > 0 {
+            self.show(vec![vec![Span::new(
+                Style::Dim,
+                format!("({queued} more being indexed)"),
+            )]]);
+        }
+        // Short enough for 40 columns.
+        let hint = if rows.is_empty() {
+            "Files put there are shared within 10 s."
+        } else {
+            "unshare N: stop sharing file N"
+        };
+        self.show(vec![vec![Span::new(Style::Dim, hint)]]);
+    }
+
+    /// The downloads view, numbered for `cancel N`.
+    fn show_downloads(&mut self, cx: &Cx<'_>) {
+        let downloads = cx.client.downloads();
+        self.listed_downloads = downloads.iter().map(|d| (d.id, d.name.clone())).collect();
+        let progress = self.rates.progress(&downloads, self.now_ms(cx.now));
+        let rows: Vec<DownloadRow> = progress
+            .into_iter()
+            .zip(&downloads)
+            .map(|(progress, d)| DownloadRow {
+                progress,
+                state: d.state,
+            })
+            .collect();
+        let width = self.term.width().saturating_sub(1);
+        self.show(downloads_table(&rows, width));
+        if !rows.is_empty() {
+            self.show(vec![vec![Span::new(
+                Style::Dim,
+                "cancel N: stop it, keeping its .part",
+            )]]);
+        }
+    }
+
+    /// `cancel N|NAME`: N as numbered in the last downloads view (or now,
+    /// if none was shown), NAME as shown, in any case, or a part of it
+    /// that only one download has. Nothing given: the downloads view.
+    fn cancel(&mut self, what: &str, cx: &Cx<'_>, out: &mut Vec<Command>) {
+        let running: Vec<(FileId, String)> = cx
+            .client
+            .downloads()
+            .into_iter()
+            .map(|d| (d.id, d.name))
+            .collect();
+        if what.is_empty() || running.is_empty() {
+            self.show_downloads(cx);
+            if !running.is_empty() {
+                self.error("Which one? Type cancel and its number or name.");
+            }
+            return self.show_menu();
+        }
+        // Done: the engine's answer is a status line at the prompt, like
+        // rescan's (no menu in between).
+        match choose(what, &self.listed_downloads, &running) {
+            Ok(id) => out.push(Command::Cancel(id)),
+            Err(e) => {
+                self.error(&format!("{e} (type downloads to see them)"));
+                self.show_menu();
+            }
+        }
+    }
+
+    /// `unshare N|NAME`, like [`Self::cancel`] over the shared files.
+    fn unshare(&mut self, what: &str, cx: &Cx<'_>, out: &mut Vec<Command>) {
+        let shared: Vec<(FileId, String)> = cx.client.shared().into_iter().map(|f| (f.id, f.name)).collect();
+        if what.is_empty() || shared.is_empty() {
+            self.show_shared(cx);
+            if !shared.is_empty() {
+                self.error("Which one? Type unshare and its number or name.");
+            }
+            return self.show_menu();
+        }
+        match choose(what, &self.listed_shared, &shared) {
+            Ok(id) => out.push(Command::Unshare(id)),
+            Err(e) => {
+                self.error(&format!("{e} (type 2 to see your shared files)"));
+                self.show_menu();
+            }
+        }
     }
 
     /// The pick list's rows: every file, numbered in sorted order, or only
@@ -685,6 +783,31 @@ impl Frontend for Interactive {
             }
             Event::DownloadFailed { label, why } => self.error(&format!("Download of {label} failed: {why}")),
             Event::Shared { name } => self.status(format!("Now sharing {name}")),
+            Event::DownloadCancelled { name, kept: true } => self.status(format!(
+                "Cancelled {name}; its .part file is kept: download it again to resume"
+            )),
+            Event::DownloadCancelled { name, kept: false } => {
+                self.status(format!("Cancelled {name} (nothing of it had arrived)"))
+            }
+            Event::Unshared { name } => self.status(format!(
+                "Stopped sharing {name} (the file is untouched; shared again at the next start)"
+            )),
+            Event::Rescanned { queued, gone, asked } => {
+                let dir = self.setup.shared_dir.display().to_string();
+                if queued > 0 {
+                    let files = count(queued, "new file");
+                    self.status(format!("Found {files} in {dir}; sharing once indexed"));
+                } else if asked {
+                    self.status(format!("No new files in {dir}"));
+                }
+                if gone > 0 {
+                    let files = count(gone, "shared file");
+                    self.show(vec![vec![Span::new(
+                        Style::Dim,
+                        format!("{files} vanished or changed on disk; withdrawn"),
+                    )]]);
+                }
+            }
             Event::Resumed {
                 name,
                 verified,
@@ -726,14 +849,12 @@ impl Frontend for Interactive {
                 }
             }
             Event::TrackerUnreachable => {
+                // A question being asked stays asked: the link answers it
+                // if the tracker comes back in time, or fails it (a
+                // TrackerFailed) after its retries; leaving the wait here
+                // would drop an answer that may come a moment later.
                 let addr = cx.client.tracker();
                 self.error(&format!("The tracker at {addr} is not answering; still trying."));
-                if matches!(
-                    self.screen,
-                    Screen::WaitPeers | Screen::WaitFiles | Screen::WaitName
-                ) {
-                    self.show_menu();
-                }
             }
             Event::TrackerReachable => self.status("The tracker answers again".into()),
             Event::Warning(w) => self.show(vec![vec![Span::new(Style::Dim, w)]]),
@@ -811,5 +932,71 @@ impl Frontend for Interactive {
                 .print_lines(&[vec![Span::new(Style::Title, format!("Goodbye!{parts} {emoji}"))]]);
         }
         self.term.restore();
+    }
+}
+
+/// One of `current` by its number in `listed` (what the user saw,
+/// numbered from 1; `current` if nothing was shown yet), or by name:
+/// exactly, ignoring case, or by a part of the name only one has. Errors
+/// are ready to show (names escaped), including a number whose entry is
+/// no longer current.
+fn choose(what: &str, listed: &[(FileId, String)], current: &[(FileId, String)]) -> Result<FileId, String> {
+    if let Ok(n) = what.parse::<usize>() {
+        let listed = if listed.is_empty() { current } else { listed };
+        let (id, name) = n
+            .checked_sub(1)
+            .and_then(|i| listed.get(i))
+            .ok_or_else(|| format!("No number {n} in the list"))?;
+        return match current.iter().any(|(c, _)| c == id) {
+            true => Ok(*id),
+            false => Err(format!("{} is no longer in that list", names::escape(name))),
+        };
+    }
+    let names_list: Vec<&str> = current.iter().map(|(_, n)| n.as_str()).collect();
+    let found = match parse_pick(what, &names_list) {
+        Pick::Index(i) => Some(i),
+        Pick::Ambiguous(_) => None,
+        Pick::Back | Pick::NotFound => {
+            let part = what.to_lowercase();
+            let mut hits = (0..current.len()).filter(|&i| current[i].1.to_lowercase().contains(&part));
+            match (hits.next(), hits.next()) {
+                (Some(i), None) => Some(i),
+                (None, _) => return Err(format!("Nothing named '{}'", names::escape(what))),
+                _ => None,
+            }
+        }
+    };
+    found
+        .map(|i| current[i].0)
+        .ok_or_else(|| format!("Several match '{}': use the number", names::escape(what)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn choose_by_number_name_or_part() {
+        let a = ([1; 32], "Holiday.jpg".to_string());
+        let b = ([2; 32], "holiday video.mp4".to_string());
+        let c = ([3; 32], "notes.txt".to_string());
+        let listed = vec![a.clone(), b.clone(), c.clone()];
+        // Numbers are what was listed, even if the list changed since.
+        let now = vec![b.clone(), c.clone()];
+        assert_eq!(choose("3", &listed, &now), Ok(c.0));
+        let gone = choose("1", &listed, &now).unwrap_err();
+        assert!(gone.contains("Holiday.jpg is no longer"), "{gone}");
+        assert!(choose("4", &listed, &now).unwrap_err().contains("No number 4"));
+        assert!(choose("0", &listed, &now).is_err());
+        // Nothing listed yet: the numbers of what is current.
+        assert_eq!(choose("1", &[], &now), Ok(b.0));
+        // Names are what runs now: exact, any case, a unique part.
+        assert_eq!(choose("NOTES.TXT", &listed, &now), Ok(c.0));
+        assert_eq!(choose("video", &listed, &now), Ok(b.0));
+        assert!(choose("holiday", &listed, &listed)
+            .unwrap_err()
+            .contains("Several"));
+        let err = choose("\u{1b}[2J", &listed, &now).unwrap_err();
+        assert!(err.contains("Nothing named") && !err.contains('\u{1b}'), "{err}");
     }
 }

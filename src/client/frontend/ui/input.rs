@@ -424,6 +424,16 @@ pub enum MenuChoice {
     Disconnect,
     Help,
     Clear,
+    /// The running downloads.
+    Downloads,
+    /// Cancel a download: its number in the downloads view, or its name
+    /// (empty: show the downloads).
+    Cancel(String),
+    /// Stop sharing a file: its number in the shared files view, or its
+    /// name (empty: show the shared files).
+    Unshare(String),
+    /// List the shared folder again now.
+    Rescan,
     /// An empty line: redraw, nothing else.
     Empty,
     /// Anything else, trimmed (typed by the user; still print it escaped).
@@ -432,11 +442,20 @@ pub enum MenuChoice {
 
 /// The main-menu choice for a typed line: `1`..`5` or a word (`peers`,
 /// `files`/`shared`, `download`/`get`, `username`/`name`,
-/// `disconnect`/`quit`/`exit`, `help`/`?`, `clear`), ignoring case and
-/// surrounding spaces.
+/// `disconnect`/`quit`/`exit`, `help`/`?`, `clear`, `downloads`/`d`,
+/// `rescan`), or `cancel` / `unshare` followed by what to act on, ignoring
+/// case (of the command word) and surrounding spaces.
 pub fn parse_menu_choice(line: &str) -> MenuChoice {
     let t = line.trim();
+    let (word, rest) = t.split_once(char::is_whitespace).unwrap_or((t, ""));
+    match word.to_lowercase().as_str() {
+        "cancel" => return MenuChoice::Cancel(rest.trim().to_string()),
+        "unshare" => return MenuChoice::Unshare(rest.trim().to_string()),
+        _ => {}
+    }
     match t.to_lowercase().as_str() {
+        "downloads" | "d" => MenuChoice::Downloads,
+        "rescan" => MenuChoice::Rescan,
         "" => MenuChoice::Empty,
         "1" | "peers" => MenuChoice::Peers,
         "2" | "files" | "shared" => MenuChoice::SharedFiles,
@@ -702,6 +721,17 @@ mod tests {
         assert_eq!(parse_menu_choice("4"), ChangeUsername);
         assert_eq!(parse_menu_choice("5"), Disconnect);
         assert_eq!(parse_menu_choice("Peers"), Peers);
+        assert_eq!(parse_menu_choice(" downloads "), Downloads);
+        assert_eq!(parse_menu_choice("D"), Downloads);
+        assert_eq!(parse_menu_choice("rescan"), Rescan);
+        assert_eq!(parse_menu_choice("cancel"), Cancel(String::new()));
+        assert_eq!(parse_menu_choice("Cancel  2 "), Cancel("2".into()));
+        assert_eq!(
+            parse_menu_choice("cancel My File.bin"),
+            Cancel("My File.bin".into())
+        );
+        assert_eq!(parse_menu_choice("unshare\t3"), Unshare("3".into()));
+        assert_eq!(parse_menu_choice("cancelled"), Unknown("cancelled".into()));
         assert_eq!(parse_menu_choice("files"), SharedFiles);
         assert_eq!(parse_menu_choice("shared"), SharedFiles);
         assert_eq!(parse_menu_choice("GET"), Download);

@@ -10,6 +10,7 @@
 //! [`table::human_bytes`], like the headless listings.
 
 use super::{fit, fit_line, width as text_width, Line, Span, Style};
+use crate::client::engine::DownloadState;
 use crate::client::frontend::table;
 use crate::names;
 use crate::rand::Rng;
@@ -70,18 +71,25 @@ pub fn menu(emoji_seed: u64) -> Vec<Line> {
             Span::plain(format!(" {label}")),
         ]);
     }
-    lines.push(vec![Span::new(Style::Dim, "Type a number (or help, clear)")]);
+    lines.push(vec![Span::new(
+        Style::Dim,
+        "Type a number, or help for all commands",
+    )]);
     lines
 }
 
 /// What can be typed at the main menu.
 pub fn help() -> Vec<Line> {
-    const WORDS: [(&str, &str); 7] = [
+    const WORDS: [(&str, &str); 11] = [
         ("1, peers", "who is online, their address, role and files"),
         ("2, files, shared", "what you share and who is downloading it"),
         ("3, download, get", "pick a file on the network and fetch it"),
         ("4, username, name", "change the name others see"),
         ("5, disconnect, quit", "leave the network (Ctrl-C or Ctrl-D too)"),
+        ("downloads, d", "running downloads: progress, peers, rate, state"),
+        ("cancel N|NAME", "stop download N (its .part is kept to resume)"),
+        ("unshare N|NAME", "stop sharing file N of 2 (the file stays)"),
+        ("rescan", "look for new files in the shared folder now"),
         ("help", "this list"),
         ("clear", "clear the screen"),
     ];
@@ -204,10 +212,12 @@ fn hex(bytes: &[u8]) -> String {
 pub fn shared_table(rows: &[SharedRow], shared_dir: &str, width: usize) -> Vec<Line> {
     let cells = rows
         .iter()
-        .map(|r| {
+        .enumerate()
+        .map(|(i, r)| {
             let mut short = hex(&r.sha256);
             short.truncate(SHORT_HASH);
             vec![
+                (i + 1).to_string(),
                 names::escape(&r.name),
                 table::human_bytes(r.size),
                 r.chunks.to_string(),
@@ -227,8 +237,16 @@ pub fn shared_table(rows: &[SharedRow], shared_dir: &str, width: usize) -> Vec<L
             }
         })
         .collect();
-    let headers = ["NAME", "SIZE", "CHUNKS", "SHA-256", "DOWNLOADING", "UPLOADED"];
-    let mut lines = styled(table_lines(&headers, cells, &[1, 2, 4, 5], 0, width), &styles);
+    let headers = [
+        "#",
+        "NAME",
+        "SIZE",
+        "CHUNKS",
+        "SHA-256",
+        "DOWNLOADING",
+        "UPLOADED",
+    ];
+    let mut lines = styled(table_lines(&headers, cells, &[0, 2, 3, 5, 6], 1, width), &styles);
     if rows.is_empty() {
         let hint = format!("no shared files (put some in {})", names::escape(shared_dir));
         lines.push(empty_note(&hint, width));
@@ -278,6 +296,82 @@ pub fn network_files_table(files: &[FileRow<'_>], width: usize) -> Vec<Line> {
     let mut lines = styled(table_lines(&headers, rows, &[0, 2, 3, 4], 1, width), &styles);
     if files.is_empty() {
         lines.push(empty_note("no files on the network yet", width));
+    }
+    lines
+}
+
+/// One running download, for [`downloads_table`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct DownloadRow {
+    pub progress: Progress,
+    pub state: DownloadState,
+}
+
+/// What a download is doing, in words: the engine's state, refined by
+/// what its peers and rate say while it fetches.
+pub fn state_text(r: &DownloadRow) -> &'static str {
+    match r.state {
+        DownloadState::Metadata => "fetching metadata",
+        DownloadState::Rechecking => "re-checking .part",
+        DownloadState::Verifying => "verifying",
+        DownloadState::Fetching if r.progress.peers == 0 => "waiting for peers",
+        DownloadState::Fetching if r.progress.stalled => "stalled",
+        DownloadState::Fetching => "downloading",
+    }
+}
+
+/// Narrower than this, the downloads view leaves out bytes, peers and rate
+/// (the progress bars above the prompt have them) so the state still fits.
+const DOWNLOADS_NARROW: usize = 70;
+
+/// The running downloads: number (what `cancel N` takes), name, percent,
+/// bytes, peers, recent rate and state (on a narrow terminal number, name,
+/// percent and state). Names are cut with `…`, never dropped.
+pub fn downloads_table(rows: &[DownloadRow], width: usize) -> Vec<Line> {
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let p = &r.progress;
+            let (pct, bytes) = match p.total {
+                Some(total) => (
+                    format!("{}%", per_mille(p.done, total) / 10),
+                    format!("{}/{}", table::human_bytes(p.done), table::human_bytes(total)),
+                ),
+                None => ("-".into(), "-".into()),
+            };
+            vec![
+                (i + 1).to_string(),
+                // Already escaped by the engine's view.
+                p.name.clone(),
+                pct,
+                bytes,
+                p.peers.to_string(),
+                human_rate(p.rate_bps),
+                state_text(r).to_string(),
+            ]
+        })
+        .collect();
+    let styles: Vec<Style> = rows
+        .iter()
+        .map(|r| match state_text(r) {
+            "downloading" | "verifying" => Style::Plain,
+            _ => Style::Dim,
+        })
+        .collect();
+    let headers = ["#", "NAME", "DONE", "BYTES", "PEERS", "RATE", "STATE"];
+    let table = if width < DOWNLOADS_NARROW {
+        let keep = [0, 1, 2, 6];
+        let pick = |row: &[String]| keep.iter().map(|&i| row[i].clone()).collect::<Vec<String>>();
+        let headers: Vec<&str> = keep.iter().map(|&i| headers[i]).collect();
+        let cells = cells.iter().map(|r| pick(r)).collect();
+        table_lines(&headers, cells, &[0, 2], 1, width)
+    } else {
+        table_lines(&headers, cells, &[0, 2, 3, 4, 5], 1, width)
+    };
+    let mut lines = styled(table, &styles);
+    if rows.is_empty() {
+        lines.push(empty_note("no downloads running", width));
     }
     lines
 }
@@ -554,7 +648,7 @@ mod tests {
         for icon in ["🔍", "📁", "📥", "✏️", "❌"] {
             assert!(t.contains(icon), "{icon}");
         }
-        assert!(t.contains("Type a number (or help, clear)"));
+        assert!(t.contains("Type a number, or help for all commands"));
         assert_eq!(menu(7), m, "same seed, same menu");
         assert!(EMOJIS.iter().any(|e| plain_text(&m[0]).starts_with(e)));
     }
@@ -651,7 +745,8 @@ mod tests {
         assert_safe(&lines);
         assert_within(&lines, 120);
         let t = text(&lines);
-        assert!(t.starts_with("NAME"), "{t}");
+        assert!(t.starts_with("#  NAME"), "{t}");
+        assert!(plain_text(&lines[2]).starts_with("2 "), "numbered");
         for h in ["SIZE", "CHUNKS", "SHA-256", "DOWNLOADING", "UPLOADED"] {
             assert!(plain_text(&lines[0]).contains(h), "{h}");
         }
@@ -663,6 +758,53 @@ mod tests {
         );
         assert_eq!(lines[1][0].style, Style::Accent, "being downloaded");
         assert_eq!(lines[2][0].style, Style::Plain);
+    }
+
+    #[test]
+    fn downloads_table_says_each_state() {
+        let row = |name: &str, total, done, peers, stalled, state| DownloadRow {
+            progress: Progress {
+                name: name.into(),
+                done,
+                total,
+                rate_bps: if stalled { 0.0 } else { 2048.0 },
+                stalled,
+                peers,
+            },
+            state,
+        };
+        use DownloadState::*;
+        let rows = [
+            row("meta.bin", None, 0, 1, false, Metadata),
+            row("going.bin", Some(4 << 20), 1 << 20, 2, false, Fetching),
+            row("stuck.bin", Some(100), 50, 1, true, Fetching),
+            row("alone.bin", Some(100), 50, 0, true, Fetching),
+            row("old.bin", Some(100), 0, 0, false, Rechecking),
+            row("end.bin", Some(100), 100, 1, false, Verifying),
+            row(&"long name ".repeat(20), Some(100), 0, 1, false, Fetching),
+        ];
+        let lines = downloads_table(&rows, 120);
+        assert_within(&lines, 120);
+        let t = text(&lines);
+        assert!(t.starts_with("#  NAME"), "{t}");
+        let line = |i: usize| plain_text(&lines[i]);
+        assert!(line(1).starts_with("1  meta.bin") && line(1).ends_with("fetching metadata"));
+        assert!(
+            line(2).contains(" 25% ") && line(2).contains("1.0 MiB/4.0 MiB"),
+            "{}",
+            line(2)
+        );
+        assert!(line(2).contains("2.0 KiB/s") && line(2).ends_with("downloading"));
+        assert!(line(3).ends_with("stalled") && line(4).ends_with("waiting for peers"));
+        assert!(line(5).ends_with("re-checking .part") && line(6).ends_with("verifying"));
+        // Narrow: the name is cut with an ellipsis, the state still shows.
+        let narrow = downloads_table(&rows, 39);
+        assert_within(&narrow, 39);
+        assert_eq!(plain_text(&narrow[0]), "#  NAME         DONE  STATE");
+        let long = plain_text(&narrow[7]);
+        assert!(long.starts_with("7  long name") && long.contains('…'), "{long}");
+        assert!(plain_text(&narrow[4]).ends_with("waiting for peers"));
+        assert!(text(&downloads_table(&[], 80)).contains("no downloads running"));
     }
 
     #[test]
