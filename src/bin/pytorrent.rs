@@ -47,6 +47,7 @@ fn main() -> ExitCode {
         log::warn!("{w}");
     }
     let mode = opts.mode.clone();
+    let bt_peers = opts.bt_peers.clone();
     let setup = Setup {
         config_path: opts.config_path.clone(),
         shared_dir: opts.shared_dir.clone(),
@@ -63,7 +64,7 @@ fn main() -> ExitCode {
                 get,
                 list,
                 peers,
-            } => Box::new(Headless::new(seed, get, list, peers)),
+            } => Box::new(Headless::new(seed, get, list, peers).with_bt_peers(bt_peers)),
             Mode::Interactive => Box::new(Interactive::new(setup)),
         };
         client.run(frontend.as_mut())

@@ -21,8 +21,8 @@ use std::fmt;
 pub const MAX_TORRENT_LEN: usize = 16 << 20;
 /// Largest info dictionary accepted from peers (BEP 9).
 pub const MAX_INFO_LEN: usize = 1 << 20;
-/// Largest piece length accepted (libtorrent's limit of 8192 blocks).
-pub const MAX_PIECE_LEN: u64 = 128 << 20;
+/// Largest piece length accepted: the largest chunk the working files take.
+pub const MAX_PIECE_LEN: u64 = crate::meta::MAX_CHUNK_SIZE as u64;
 /// Most trackers kept from a torrent or magnet link.
 pub const MAX_TRACKERS: usize = 16;
 

@@ -53,6 +53,8 @@ pub struct Options {
     pub peer_wait: Duration,
     /// Interactive: no typewriter effect.
     pub no_effects: bool,
+    /// BitTorrent peers for `--get FILE.torrent` and magnet links.
+    pub bt_peers: Vec<SocketAddr>,
 }
 
 /// A bad command line or config file (exit code 2).
@@ -77,8 +79,14 @@ pub fn flags() -> getopts::Options {
     o.optmulti(
         "",
         "get",
-        "download a file by name (unique on the network), file id, or unique id prefix (8+ hex digits, as --list shows), then exit; repeat to download several at once; with --seed, keep seeding afterwards",
+        "download a file by name (unique on the network), file id, or unique id prefix (8+ hex digits, as --list shows), or a BitTorrent v2 FILE.torrent or magnet link, then exit; repeat to download several at once; with --seed, keep seeding afterwards",
         "NAME_OR_ID",
+    );
+    o.optmulti(
+        "",
+        "peer",
+        "a BitTorrent peer for --get FILE.torrent or --get 'magnet:?...' (repeatable)",
+        "HOST:PORT",
     );
     o.optflag("", "list", "print the files on the network and exit");
     o.optflag("", "peers", "print the peers on the network and exit");
@@ -283,6 +291,12 @@ fn merge(m: &Matches, file: ClientConfig, config_path: PathBuf) -> Result<Option
         request_timeout: secs("request-timeout", 10)?,
         peer_wait: secs("peer-wait", 60)?,
         no_effects: m.opt_present("no-effects"),
+        bt_peers: m
+            .opt_strs("peer")
+            .iter()
+            .map(|p| resolve("peer", p))
+            .collect::<Result<_, _>>()
+            .map_err(err)?,
     })
 }
 

@@ -100,6 +100,9 @@ impl Engine {
         let Some(conn) = self.conns.get_mut(&id) else {
             return;
         };
+        if matches!(conn.kind, Kind::BtFetch(_)) {
+            return self.bt_connected(id, now);
+        }
         let Kind::Fetch(f) = &mut conn.kind else {
             return;
         };
@@ -134,20 +137,31 @@ impl Engine {
             }
             let room = MAX_CONNS_PER_DOWNLOAD.saturating_sub(d.peers.connected());
             for addr in d.peers.connectable(now).into_iter().take(room) {
-                let id = self.new_conn_id();
-                let fetch = Fetch::new(id, dk, addr, now, self.cfg.request_timeout);
-                self.conns.insert(
-                    id,
-                    Conn {
-                        addr,
-                        kind: Kind::Fetch(fetch),
-                        last_active: now,
-                    },
-                );
+                let timeout = self.cfg.request_timeout;
+                let id = self.open_conn(addr, now, |id| {
+                    Kind::Fetch(Fetch::new(id, dk, addr, now, timeout))
+                });
                 self.downloads[dk].peers.connecting(addr, id);
-                self.act(Action::Connect { conn: id, addr });
             }
         }
+    }
+
+    /// Records an outbound connection to `addr` and asks for its connect.
+    pub(super) fn open_conn(
+        &mut self,
+        addr: SocketAddr,
+        now: Instant,
+        kind: impl FnOnce(ConnId) -> Kind,
+    ) -> ConnId {
+        let id = self.new_conn_id();
+        let conn = Conn {
+            addr,
+            kind: kind(id),
+            last_active: now,
+        };
+        self.conns.insert(id, conn);
+        self.act(Action::Connect { conn: id, addr });
+        id
     }
 
     /// Gives connection `id` its turn on `stream`.
@@ -156,6 +170,7 @@ impl Engine {
             return;
         };
         match &mut conn.kind {
+            Kind::BtFetch(_) => self.bt_io(id, stream, now),
             Kind::Serve(s) => {
                 let files = Sources {
                     library: &self.library,
@@ -304,6 +319,9 @@ impl Engine {
             Kind::Fetch(f) if f.in_flight() > 0 => Some((f.deadline, || ConnEnd::Stalled)),
             // Nothing asked of the peer: nothing to wait for.
             Kind::Fetch(_) => None,
+            Kind::BtFetch(f) if !f.connected => Some((f.deadline, || ConnEnd::ConnectTimeout)),
+            Kind::BtFetch(f) if f.waiting(self.bt.get(f.download)) => Some((f.deadline, || ConnEnd::Stalled)),
+            Kind::BtFetch(_) => None,
             // Idle is no progress either way: nothing asked, or asked and
             // not read, or trickled.
             Kind::Serve(_) => Some((conn.last_active + self.cfg.idle_timeout, || ConnEnd::Idle)),
@@ -345,6 +363,7 @@ impl Engine {
                 }
                 self.kick(dk);
             }
+            Kind::BtFetch(f) => self.bt_closed(f, &end, now),
         }
     }
 }

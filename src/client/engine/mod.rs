@@ -31,6 +31,8 @@
 //! [`library`], [`resume`], [`storage`], [`tracker_link`], [`buf`].
 
 pub mod bitmap;
+pub mod bt_download;
+pub mod bt_fetch;
 pub mod buf;
 pub mod conn_end;
 pub mod download;
@@ -219,6 +221,12 @@ pub enum Command {
         path: PathBuf,
     },
     ChangeUsername(String),
+    /// Download a BitTorrent v2 torrent, from its trackers' peers and
+    /// `peers`.
+    BtDownload {
+        source: bt_fetch::BtSource,
+        peers: Vec<SocketAddr>,
+    },
     /// Register with the tracker under this name (the interactive client's
     /// first run, once the user picked one); a rename afterwards.
     Join(String),
@@ -265,6 +273,7 @@ struct Conn {
 enum Kind {
     Serve(Serve),
     Fetch(Fetch),
+    BtFetch(bt_fetch::BtFetch),
 }
 
 /// The client engine. See the module header.
@@ -295,6 +304,10 @@ pub struct Engine {
     exit: Option<(u8, Instant)>,
     /// A refused inbound connection was logged (once per burst).
     refused_logged: bool,
+    /// BitTorrent downloads.
+    bt: Slab<bt_download::BtDownload>,
+    /// Our BitTorrent peer id (random per run).
+    peer_id: [u8; 20],
 }
 
 impl Engine {
@@ -312,6 +325,10 @@ impl Engine {
             Rng::seeded(rng.next_u64()),
             now,
         );
+        let mut peer_id = *b"-PY0100-000000000000";
+        for b in &mut peer_id[8..] {
+            *b = b'0' + (rng.next_u64() % 10) as u8;
+        }
         Engine {
             cfg,
             link,
@@ -332,6 +349,8 @@ impl Engine {
             rng,
             exit: None,
             refused_logged: false,
+            bt: Slab::new(),
+            peer_id,
         }
     }
 
@@ -363,6 +382,7 @@ impl Engine {
             Command::Download { id, label, listed } => self.start_download(id, label, listed, now),
             Command::Share { meta, path } => self.share(meta, path, now),
             Command::ChangeUsername(name) => self.link.change_username(name, now),
+            Command::BtDownload { source, peers } => self.start_bt(source, peers, now),
             Command::Join(name) => self.join(name, now),
             Command::Quit { code } => self.quit(code, now),
         }
@@ -391,6 +411,7 @@ impl Engine {
         if now >= self.next_upkeep {
             self.next_upkeep = now + UPKEEP_EVERY;
             self.upkeep(now);
+            self.bt_upkeep(now);
         }
         self.step_library(now);
         self.step_downloads(now);
@@ -410,7 +431,7 @@ impl Engine {
         }
         // Upkeep is for downloads; without any the engine sleeps until a
         // connection's or the tracker link's deadline.
-        let mut deadline = if self.downloads.is_empty() {
+        let mut deadline = if self.downloads.is_empty() && self.bt.is_empty() {
             now + FOREVER
         } else {
             self.next_upkeep

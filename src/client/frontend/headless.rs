@@ -12,12 +12,15 @@ use super::ui::rate::Rates;
 use super::ui::render::progress_bar;
 use super::ui::to_ansi;
 use super::{resumed_text, Command, Cx, Event, Frontend};
+use crate::bt::torrent::MAX_TORRENT_LEN;
+use crate::client::engine::bt_fetch::BtSource;
 use crate::client::engine::Listed;
 use crate::meta::hex;
 use crate::names;
 use crate::wire::tracker::{FileInfo, PeerInfo};
 use crate::wire::FileId;
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 /// A seeder not ready this long after start, with indexing done, says the
@@ -57,6 +60,10 @@ pub struct Headless {
     told_silent: bool,
     /// `--get` progress on stderr: only when it is a terminal.
     progress: Option<StderrProgress>,
+    /// `--get` BitTorrent targets (magnet links, `.torrent` files), and
+    /// the `--peer`s to try for them.
+    bt: Vec<String>,
+    bt_peers: Vec<SocketAddr>,
 }
 
 /// Progress bars drawn on a terminal's stderr.
@@ -76,7 +83,12 @@ impl Headless {
             _ => Goal::Seed,
         };
         let (mut names, mut ids) = (Vec::new(), Vec::new());
+        let mut bt = Vec::new();
         for target in get {
+            if is_bt_target(&target) {
+                bt.push(target);
+                continue;
+            }
             match parse_file_id(&target) {
                 Some(id) if !ids.contains(&id) => ids.push(id),
                 Some(_) => {}
@@ -96,6 +108,37 @@ impl Headless {
             silent_check: None,
             told_silent: false,
             progress: None,
+            bt,
+            bt_peers: Vec::new(),
+        }
+    }
+
+    /// Peers for the BitTorrent downloads (`--peer`).
+    pub fn with_bt_peers(mut self, peers: Vec<SocketAddr>) -> Headless {
+        self.bt_peers = peers;
+        self
+    }
+
+    /// Starts the BitTorrent downloads: a `.torrent` file is read here
+    /// (bounded), parsed and checked by the engine.
+    fn start_bt(&mut self, out: &mut Vec<Command>) {
+        for target in std::mem::take(&mut self.bt) {
+            let source = if target.starts_with("magnet:") {
+                BtSource::Magnet(target)
+            } else {
+                match read_torrent(&target) {
+                    Ok(bytes) => BtSource::Torrent(bytes),
+                    Err(e) => {
+                        self.get_failed(&format!("cannot read {}: {e}", names::escape(&target)));
+                        continue;
+                    }
+                }
+            };
+            self.running += 1;
+            out.push(Command::BtDownload {
+                source,
+                peers: self.bt_peers.clone(),
+            });
         }
     }
 
@@ -239,6 +282,7 @@ impl Frontend for Headless {
                 for id in std::mem::take(&mut self.ids) {
                     self.download(id, format!("file {}", hex(&id[..8])), None, out);
                 }
+                self.start_bt(out);
                 if !self.names.is_empty() {
                     out.push(Command::ListFiles);
                 }
@@ -415,6 +459,26 @@ fn peers_table(peers: &[PeerInfo]) -> String {
         })
         .collect();
     render(&PEER_HEADERS, &rows, &[3])
+}
+
+/// Whether a `--get` target is BitTorrent's: a magnet link, or a
+/// `.torrent` file that exists (a file on the network may be named so).
+fn is_bt_target(target: &str) -> bool {
+    target.starts_with("magnet:") || (target.ends_with(".torrent") && std::path::Path::new(target).is_file())
+}
+
+/// A `.torrent` file's bytes, refusing one larger than any torrent.
+fn read_torrent(path: &str) -> io::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    let limit = MAX_TORRENT_LEN as u64 + 1;
+    std::fs::File::open(path)?.take(limit).read_to_end(&mut bytes)?;
+    if bytes.len() > MAX_TORRENT_LEN {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "too large for a torrent",
+        ));
+    }
+    Ok(bytes)
 }
 
 /// Fewest hex digits of a file id `--get` accepts as a prefix.

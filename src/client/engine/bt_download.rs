@@ -1,0 +1,433 @@
+//! One BitTorrent v2 download: what is known of the torrent (a `.torrent`
+//! file, or only a magnet link's hash until the info dictionary arrives),
+//! its piece layer, and which 16 KiB blocks are missing, asked for, or in
+//! hand. Pure bookkeeping; connections ([`super::bt_fetch`]) feed it.
+//!
+//! Invariants:
+//! - `torrent` is set only from a `.torrent` file or from an info
+//!   dictionary whose SHA-256 is the magnet's v2 hash; the piece layer only
+//!   from the torrent (checked against `pieces root` when parsed) or from
+//!   `hashes` messages proven up to `pieces root`.
+//! - No block is asked for before the piece layer is complete, so every
+//!   piece is verified the moment its last block is in. A piece that fails
+//!   has all its blocks fetched again; only verified pieces count.
+//! - A block is asked of at most two connections at once (the second only
+//!   when nothing is left unasked: the end game).
+
+use super::peer_set::PeerSet;
+use super::storage::PartFile;
+use super::ConnId;
+use crate::bt::merkle::{block_hash, Hash, BLOCK};
+use crate::bt::torrent::Torrent;
+use crate::meta::FileMeta;
+use crate::names;
+use std::time::Instant;
+
+/// Layer hashes asked for in one `hash request` (libtorrent asks and
+/// answers in 512s).
+pub const LAYER_CHUNK: u32 = 512;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Block {
+    Missing,
+    /// Asked of this many connections (1, or 2 in the end game).
+    Asked(u8),
+    Have,
+}
+
+/// Where a download stands.
+#[derive(Debug)]
+pub enum BtPhase {
+    Running,
+    Failed(String),
+    Done,
+}
+
+/// What a block that arrived did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Landed {
+    /// Stored; its piece is not complete yet (or it was a duplicate).
+    Stored,
+    /// Its piece is complete and matches the piece layer.
+    Verified(u32),
+    /// Its piece is complete and does not match: its blocks are missing
+    /// again.
+    Bad(u32),
+}
+
+pub struct BtDownload {
+    /// What the user named it by, until the name is known (escaped).
+    pub label: String,
+    /// The v2 info hash (handshakes use its first 20 bytes).
+    pub info_hash: Hash,
+    pub torrent: Option<Torrent>,
+    pub peers: PeerSet,
+    pub phase: BtPhase,
+    /// The working file's identity for [`super::storage::Storage`].
+    pub meta: Option<FileMeta>,
+    pub part: Option<Box<dyn PartFile>>,
+    /// The info dictionary as it arrives from a peer (magnet links), and
+    /// the connection fetching it.
+    pub info_buf: Vec<u8>,
+    pub info_got: Vec<bool>,
+    pub info_conn: Option<ConnId>,
+    /// The piece layer while it comes in by hash requests; which of its
+    /// 512-hash chunks are asked of whom.
+    pub layer: Vec<Option<Hash>>,
+    pub layer_asked: Vec<Option<ConnId>>,
+    blocks: Vec<Block>,
+    leaves: Vec<Hash>,
+    /// Blocks still to come per piece.
+    piece_left: Vec<u32>,
+    /// Every block before this one is in hand (where picking starts).
+    cursor: usize,
+    pub verified: u64,
+    pub started: Instant,
+    pub last_connected: Instant,
+    pub last_progress: Instant,
+    pub waiting_told: bool,
+}
+
+impl BtDownload {
+    pub fn new(label: String, info_hash: Hash, now: Instant) -> BtDownload {
+        BtDownload {
+            label,
+            info_hash,
+            torrent: None,
+            peers: PeerSet::default(),
+            phase: BtPhase::Running,
+            meta: None,
+            part: None,
+            info_buf: Vec::new(),
+            info_got: Vec::new(),
+            info_conn: None,
+            layer: Vec::new(),
+            layer_asked: Vec::new(),
+            blocks: Vec::new(),
+            leaves: Vec::new(),
+            piece_left: Vec::new(),
+            cursor: 0,
+            verified: 0,
+            started: now,
+            last_connected: now,
+            last_progress: now,
+            waiting_told: false,
+        }
+    }
+
+    pub fn display_name(&self) -> String {
+        match &self.torrent {
+            Some(t) => names::escape(&t.name),
+            None => self.label.clone(),
+        }
+    }
+
+    pub fn is_finished(&self) -> bool {
+        !matches!(self.phase, BtPhase::Running)
+    }
+
+    pub fn fail(&mut self, why: String) {
+        if !self.is_finished() {
+            self.phase = BtPhase::Failed(why);
+        }
+    }
+
+    /// The torrent is known: size the block table and the layer.
+    pub fn set_torrent(&mut self, t: Torrent) {
+        let blocks = t.layout.blocks() as usize;
+        let pieces = t.layout.pieces() as usize;
+        let per_piece = t.layout.blocks_per_piece();
+        self.blocks = vec![Block::Missing; blocks];
+        self.leaves = vec![[0; 32]; blocks];
+        self.piece_left = (0..pieces as u64)
+            .map(|p| t.layout.piece_size(p).div_ceil(BLOCK as u64).min(per_piece) as u32)
+            .collect();
+        if t.piece_layer.is_none() {
+            self.layer = vec![None; pieces];
+            self.layer_asked = vec![None; pieces.div_ceil(LAYER_CHUNK as usize)];
+        }
+        self.info_buf = Vec::new();
+        self.info_got = Vec::new();
+        self.torrent = Some(t);
+    }
+
+    /// Whether blocks may be asked for: the torrent and its whole piece
+    /// layer are known and the working file is open.
+    pub fn ready(&self) -> bool {
+        self.part.is_some() && self.torrent.as_ref().and_then(|t| t.piece_hash(0)).is_some()
+    }
+
+    pub fn pieces(&self) -> u64 {
+        self.torrent.as_ref().map_or(0, |t| t.layout.pieces())
+    }
+
+    pub fn is_complete(&self) -> bool {
+        self.torrent.is_some() && self.verified == self.pieces()
+    }
+
+    /// The next block to ask a peer holding `has` (a bitfield) for, not
+    /// one of `busy` (asked of it already): the lowest missing one, else
+    /// in the end game the lowest asked of only one other connection.
+    /// Returns (piece, offset in the piece, length).
+    pub fn next_block(&mut self, has: &[u8], busy: &[(u32, u32)]) -> Option<(u32, u32, u32)> {
+        let t = self.torrent.as_ref()?;
+        let per_piece = t.layout.blocks_per_piece() as usize;
+        let holds = |b: usize| {
+            let p = b / per_piece;
+            has.get(p / 8).is_some_and(|byte| byte & (0x80 >> (p % 8)) != 0)
+        };
+        while self.cursor < self.blocks.len() && self.blocks[self.cursor] == Block::Have {
+            self.cursor += 1;
+        }
+        let mut endgame = None;
+        for b in self.cursor..self.blocks.len() {
+            match self.blocks[b] {
+                Block::Missing if holds(b) => {
+                    self.blocks[b] = Block::Asked(1);
+                    return Some(self.block_span(b));
+                }
+                Block::Asked(1) if endgame.is_none() && holds(b) => {
+                    let span = self.block_span(b);
+                    if !busy.contains(&(span.0, span.1)) {
+                        endgame = Some(b);
+                    }
+                }
+                _ => {}
+            }
+        }
+        let b = endgame?;
+        self.blocks[b] = Block::Asked(2);
+        Some(self.block_span(b))
+    }
+
+    fn block_span(&self, b: usize) -> (u32, u32, u32) {
+        let layout = self
+            .torrent
+            .as_ref()
+            .map(|t| t.layout)
+            .unwrap_or(crate::bt::merkle::Layout {
+                size: 0,
+                piece_len: BLOCK as u64,
+            });
+        let per_piece = layout.blocks_per_piece() as usize;
+        let start = b as u64 * BLOCK as u64;
+        let len = layout.size.saturating_sub(start).min(BLOCK as u64);
+        (
+            (b / per_piece) as u32,
+            ((b % per_piece) * BLOCK) as u32,
+            len as u32,
+        )
+    }
+
+    /// The block index of (piece, begin), when that is a block this
+    /// torrent has and `len` is its length.
+    pub fn block_of(&self, piece: u32, begin: u32, len: u32) -> Option<usize> {
+        let t = self.torrent.as_ref()?;
+        let per_piece = t.layout.blocks_per_piece();
+        if !(begin as usize).is_multiple_of(BLOCK) || u64::from(begin) >= t.layout.piece_len {
+            return None;
+        }
+        let b = (u64::from(piece) * per_piece + u64::from(begin) / BLOCK as u64) as usize;
+        (b < self.blocks.len() && self.block_span(b).2 == len).then_some(b)
+    }
+
+    /// The block index of (piece, begin) whatever its length (for
+    /// requests of ours, which are always whole blocks).
+    pub fn block_of_any(&self, piece: u32, begin: u32) -> Option<usize> {
+        let len = self.torrent.as_ref().map(|t| {
+            let per_piece = t.layout.blocks_per_piece();
+            let b = u64::from(piece) * per_piece + u64::from(begin) / BLOCK as u64;
+            t.layout.size.saturating_sub(b * BLOCK as u64).min(BLOCK as u64) as u32
+        })?;
+        self.block_of(piece, begin, len)
+    }
+
+    /// A request for block `b` ended without its data (the connection
+    /// closed, or the peer choked us).
+    pub fn unask(&mut self, b: usize) {
+        if let Some(state) = self.blocks.get_mut(b) {
+            *state = match *state {
+                Block::Asked(2) => Block::Asked(1),
+                Block::Asked(_) => Block::Missing,
+                other => other,
+            };
+            self.cursor = self.cursor.min(b);
+        }
+    }
+
+    /// Block `b` arrived with `data`: hashed, written, and its piece
+    /// verified once complete.
+    pub fn land(&mut self, b: usize, data: &[u8]) -> std::io::Result<Landed> {
+        if self.blocks[b] == Block::Have {
+            return Ok(Landed::Stored);
+        }
+        let Some(t) = self.torrent.as_ref() else {
+            return Ok(Landed::Stored);
+        };
+        let Some(part) = self.part.as_mut() else {
+            return Ok(Landed::Stored);
+        };
+        let per_piece = t.layout.blocks_per_piece() as usize;
+        part.write_at(data, b as u64 * BLOCK as u64)?;
+        self.leaves[b] = block_hash(data);
+        self.blocks[b] = Block::Have;
+        let piece = b / per_piece;
+        self.piece_left[piece] -= 1;
+        if self.piece_left[piece] > 0 {
+            return Ok(Landed::Stored);
+        }
+        let first = piece * per_piece;
+        let end = (first + per_piece).min(self.blocks.len());
+        let expected = t.piece_hash(piece as u64);
+        if expected == Some(t.layout.piece_hash(&self.leaves[first..end])) {
+            let size = t.layout.piece_size(piece as u64);
+            part.written(piece as u64 * t.layout.piece_len, size);
+            self.verified += 1;
+            return Ok(Landed::Verified(piece as u32));
+        }
+        for state in &mut self.blocks[first..end] {
+            *state = Block::Missing;
+        }
+        self.piece_left[piece] = (end - first) as u32;
+        self.cursor = self.cursor.min(first);
+        Ok(Landed::Bad(piece as u32))
+    }
+
+    /// Stores proven layer hashes from `index` on; true once the whole
+    /// layer is in (it is then the torrent's).
+    pub fn add_layer(&mut self, index: u32, hashes: &[Hash]) -> bool {
+        let Some(t) = self.torrent.as_mut() else {
+            return false;
+        };
+        for (slot, h) in self.layer.iter_mut().skip(index as usize).zip(hashes) {
+            *slot = Some(*h);
+        }
+        if let Some(asked) = self.layer_asked.get_mut((index / LAYER_CHUNK) as usize) {
+            *asked = None;
+        }
+        if self.layer.is_empty() || self.layer.iter().any(Option::is_none) {
+            return false;
+        }
+        let layer: Vec<Hash> = self.layer.iter().flatten().copied().collect();
+        // Each chunk was proven on its own; the whole layer must agree too.
+        if t.layout.root_from_piece_layer(&layer) != t.pieces_root {
+            self.layer.iter_mut().for_each(|h| *h = None);
+            return false;
+        }
+        t.piece_layer = Some(layer);
+        self.layer = Vec::new();
+        self.layer_asked = Vec::new();
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::storage::mem::MemStorage;
+    use super::super::storage::Storage;
+    use super::*;
+    use crate::bt::merkle::{Layout, Tree};
+    use crate::bt::torrent::{info_bytes, Torrent};
+
+    fn torrent(size: usize, piece_len: u64, with_layer: bool) -> (Vec<u8>, Torrent, Tree) {
+        let data: Vec<u8> = (0..size).map(|i| (i * 31 % 255) as u8).collect();
+        let layout = Layout {
+            size: size as u64,
+            piece_len,
+        };
+        let tree = Tree::new(layout, data.chunks(BLOCK).map(block_hash).collect());
+        let mut t = Torrent::from_info_bytes(&info_bytes("f.bin", layout, &tree.root())).unwrap();
+        if with_layer && layout.has_piece_layer() {
+            t.piece_layer = Some(tree.piece_layer().to_vec());
+        }
+        (data, t, tree)
+    }
+
+    fn download(t: Torrent) -> BtDownload {
+        let mut d = BtDownload::new("x".into(), t.info_hash, Instant::now());
+        let meta = FileMeta {
+            name: t.name.clone(),
+            size: t.layout.size,
+            chunk_size: t.layout.piece_len as u32,
+            chunks: vec![[0; 32]; t.layout.pieces() as usize],
+            sha256: t.pieces_root,
+        };
+        d.set_torrent(t);
+        d.part = Some(MemStorage::default().create(&meta).unwrap().part);
+        d
+    }
+
+    #[test]
+    fn blocks_go_out_in_order_once_then_in_the_end_game_and_pieces_verify() {
+        let (data, t, _) = torrent(5 * BLOCK + 100, 2 * BLOCK as u64, true);
+        let mut d = download(t);
+        assert!(d.ready());
+        let all = [0xff];
+        let mut asked = Vec::new();
+        while let Some(span) = d.next_block(&all, &[]) {
+            if asked.len() == 6 {
+                // Everything asked once: the end game asks again.
+                assert_eq!(span, asked[0]);
+                break;
+            }
+            asked.push(span);
+        }
+        assert_eq!(asked.len(), 6);
+        assert_eq!(asked[5], (2, BLOCK as u32, 100));
+        for (i, (p, begin, len)) in asked.iter().enumerate() {
+            let b = d.block_of(*p, *begin, *len).unwrap();
+            assert_eq!(b, i);
+            let at = b * BLOCK;
+            let got = d.land(b, &data[at..at + *len as usize]).unwrap();
+            let expect = if i % 2 == 1 {
+                Landed::Verified(*p)
+            } else {
+                Landed::Stored
+            };
+            assert_eq!(got, expect, "block {i}");
+        }
+        assert!(d.is_complete());
+        assert_eq!(d.block_of(0, 1, BLOCK as u32), None, "unaligned");
+        assert_eq!(d.block_of(2, BLOCK as u32, 99), None, "wrong length");
+    }
+
+    #[test]
+    fn a_bad_piece_is_fetched_again_and_a_peer_without_it_gets_nothing() {
+        let (data, t, _) = torrent(4 * BLOCK, 2 * BLOCK as u64, true);
+        let mut d = download(t);
+        assert_eq!(
+            d.next_block(&[0x40], &[]),
+            Some((1, 0, BLOCK as u32)),
+            "holds piece 1 only"
+        );
+        d.unask(2);
+        assert_eq!(d.land(0, &data[..BLOCK]).unwrap(), Landed::Stored);
+        let mut bad = data[BLOCK..2 * BLOCK].to_vec();
+        bad[7] ^= 1;
+        assert_eq!(d.land(1, &bad).unwrap(), Landed::Bad(0));
+        assert_eq!(d.verified, 0);
+        assert_eq!(
+            d.next_block(&[0x80], &[]),
+            Some((0, 0, BLOCK as u32)),
+            "asked again"
+        );
+        assert_eq!(d.next_block(&[0x00], &[]), None);
+    }
+
+    #[test]
+    fn the_layer_comes_in_chunks_and_must_agree_with_the_root() {
+        let (_, t, tree) = torrent(8 * BLOCK, BLOCK as u64, false);
+        let mut d = download(t);
+        assert!(!d.ready(), "no layer yet");
+        let layer = tree.piece_layer();
+        assert!(!d.add_layer(0, &layer[..4]));
+        assert!(d.add_layer(4, &layer[4..]));
+        assert!(d.ready());
+        let (_, t, _) = torrent(8 * BLOCK, BLOCK as u64, false);
+        let mut d = download(t);
+        let mut wrong = layer.to_vec();
+        wrong[1][0] ^= 1;
+        assert!(!d.add_layer(0, &wrong));
+        assert!(d.layer.iter().all(Option::is_none), "a wrong layer is forgotten");
+    }
+}
