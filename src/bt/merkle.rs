@@ -167,7 +167,9 @@ impl HashRequest {
 
     /// How many uncle hashes follow the `count` requested ones.
     pub fn uncles(&self) -> u32 {
-        (self.proof_layers + 1).saturating_sub(self.count.trailing_zeros())
+        self.proof_layers
+            .saturating_add(1)
+            .saturating_sub(self.count.trailing_zeros())
     }
 }
 

@@ -18,6 +18,16 @@ What it checks, against one `pytorrent-tracker` process:
 4. The project's own clients (`pytorrent --seed`, `pytorrent --get`) share
    a file through the same tracker port while 1-3 run.
 5. The tracker's --stats JSON saw BEP 15 and project traffic.
+6. BitTorrent v2 downloads by the project's client from libtorrent
+   seeders given with --peer: a 20 MiB file with 16 KiB pieces from its
+   .torrent, the same from a .torrent without piece layers and from a
+   magnet link alone (metadata by ut_metadata, the piece layer by hash
+   requests with proofs), and a 300 KiB file with 64 KiB pieces and one
+   smaller than a piece; every download byte-identical (SHA-256).
+7. A faulty seeder (a fake peer in this file) serving a flipped byte, or
+   piece hashes that do not prove out, is dropped, the download fails and
+   no file is put in place; with a good seeder beside the flipped-byte
+   one, the download is byte-identical.
 
 Usage: run.py TRACKER_BIN CLIENT_BIN   (exit 0 only if every check passed)
 """
@@ -342,7 +352,193 @@ def run(tmp, tracker_bin, client_bin):
     if stats["own"]["requests"]["ipv4"] < 4:
         fail(f"too few project requests counted: {stats}")
     print(f"stats: {json.dumps(stats)}")
-    print("interop: 5 passed, 0 failed")
+    run_v2(tmp, client_bin)
+    print("interop: 7 passed, 0 failed")
+
+
+def make_v2(path, size, piece, seed):
+    """A file of `size` random bytes and its v2-only .torrent (bytes)."""
+    data = random.Random(seed).randbytes(size)
+    with open(path, "wb") as f:
+        f.write(data)
+    fs = lt.file_storage()
+    lt.add_files(fs, path)
+    ct = lt.create_torrent(fs, piece, flags=lt.create_torrent.v2_only)
+    lt.set_piece_hashes(ct, os.path.dirname(path))
+    torrent = lt.bencode(ct.generate())
+    with open(path + ".torrent", "wb") as f:
+        f.write(torrent)
+    return data, torrent
+
+
+def lt_seeder(tag, torrent_path, save_path):
+    """A libtorrent session seeding the torrent; its TCP port."""
+    ses = session(tag)
+    h = add(ses, lt.torrent_info(torrent_path), save_path)
+    wait_until(f"libtorrent {tag} to check its file", lambda: h.status().is_seeding, 30)
+    return ses, ses.listen_port()
+
+
+def v2_get(client_bin, tmp, tag, source, peers, expect_ok=True, limit_s=60):
+    """Runs `pytorrent --get SOURCE --peer ...`; (exit code, output, dir)."""
+    dl = os.path.join(tmp, f"v2-{tag}")
+    os.makedirs(dl)
+    config = os.path.join(tmp, "config.txt")
+    args = [client_bin, "--get", source, "-u", f"v2{tag}", "-d", dl, "-c", config,
+            "-t", "127.0.0.1:9", "-l", "127.0.0.1:0", "--peer-wait", "15",
+            "--log", os.path.join(tmp, f"v2-{tag}.log")]
+    for p in peers:
+        args += ["--peer", f"127.0.0.1:{p}"]
+    proc = spawn(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    try:
+        out, _ = proc.communicate(timeout=limit_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        fail(f"pytorrent --get {tag} did not finish within {limit_s} s")
+    out = out.decode(errors="replace")
+    if expect_ok and proc.returncode != 0:
+        fail(f"pytorrent --get {tag} exited {proc.returncode}: {out[-2000:]}")
+    return proc.returncode, out, dl
+
+
+def check_same(tag, path, data, out):
+    want = hashlib.sha256(data).hexdigest()
+    got = sha256(path)
+    if got != want or want not in out:
+        fail(f"v2 download {tag} differs: {got} != {want}; said {out[-500:]!r}")
+    step(f"v2 {tag}: byte-identical (sha256 {want[:16]}...)")
+
+
+def fake_seeder(torrent_bytes, data, bad):
+    """A BitTorrent seeder that lies: `bad` is "byte" (a flipped byte in
+    every piece it serves) or "hashes" (wrong piece-layer hashes). Serves
+    one connection at a time on its own thread; returns its port."""
+    import threading
+    info = lt.bdecode(torrent_bytes)[b"info"]
+    short = hashlib.sha256(lt.bencode(info)).digest()[:20]
+    piece_len = info[b"piece length"]
+    pieces = (len(data) + piece_len - 1) // piece_len
+    served = bytearray(data)
+    if bad == "byte":
+        for i in range(0, len(served), piece_len):
+            served[i + min(100, len(data) - i - 1)] ^= 0xFF
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)
+
+    def recv(c, n):
+        buf = b""
+        while len(buf) < n:
+            chunk = c.recv(n - len(buf))
+            if not chunk:
+                raise EOFError
+            buf += chunk
+        return buf
+
+    def msg(c, mid, body=b""):
+        c.sendall(struct.pack(">IB", 1 + len(body), mid) + body)
+
+    def serve(c):
+        try:
+            hs = recv(c, 68)
+            if hs[28:48] != short:
+                return
+            c.sendall(b"\x13BitTorrent protocol" + bytes([0, 0, 0, 0, 0, 0x10, 0, 0]) + short + b"-FAKE0-" + b"x" * 13)
+            bits = bytearray((pieces + 7) // 8)
+            for i in range(pieces):
+                bits[i // 8] |= 0x80 >> (i % 8)
+            msg(c, 5, bytes(bits))
+            msg(c, 1)
+            while True:
+                (n,) = struct.unpack(">I", recv(c, 4))
+                body = recv(c, n) if n else b""
+                if not body:
+                    continue
+                if body[0] == 6:
+                    index, begin, length = struct.unpack(">III", body[1:13])
+                    at = index * piece_len + begin
+                    msg(c, 7, struct.pack(">II", index, begin) + bytes(served[at:at + length]))
+                elif body[0] == 21:
+                    root, base, index, count, proofs = struct.unpack(">32sIIII", body[1:49])
+                    uncles = max(0, proofs - count.bit_length() + 2)
+                    junk = random.Random(index).randbytes(32 * (count + uncles))
+                    msg(c, 22, body[1:49] + junk)
+        except (EOFError, OSError):
+            pass
+        finally:
+            c.close()
+
+    def accept():
+        while True:
+            try:
+                c, _ = srv.accept()
+            except OSError:
+                return
+            threading.Thread(target=serve, args=(c,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    return srv.getsockname()[1]
+
+
+def run_v2(tmp, client_bin):
+    step("v2: libtorrent seeds v2-only torrents; the project's client downloads them with --peer")
+    seed_dir = os.path.join(tmp, "v2seed")
+    os.makedirs(seed_dir)
+    files = {}
+    for name, size, piece, seed in [("big.bin", 20 << 20, 16 << 10, 11),
+                                    ("tail.bin", 300 << 10, 64 << 10, 12),
+                                    ("small.bin", 5000, 64 << 10, 13)]:
+        path = os.path.join(seed_dir, name)
+        files[name] = make_v2(path, size, piece, seed)
+    sessions = []
+    ports = {}
+    for name in files:
+        ses, port = lt_seeder(f"v2-{name}", os.path.join(seed_dir, name + ".torrent"), seed_dir)
+        sessions.append(ses)
+        ports[name] = port
+
+    for name, (data, torrent) in files.items():
+        _, out, dl = v2_get(client_bin, tmp, f"torrent-{name}", os.path.join(seed_dir, name + ".torrent"),
+                            [ports[name]])
+        check_same(f".torrent {name}", os.path.join(dl, name), data, out)
+
+    big_data, big_torrent = files["big.bin"]
+    stripped = lt.bdecode(big_torrent)
+    del stripped[b"piece layers"]
+    nolayer = os.path.join(tmp, "nolayer.torrent")
+    with open(nolayer, "wb") as f:
+        f.write(lt.bencode(stripped))
+    _, out, dl = v2_get(client_bin, tmp, "nolayer", nolayer, [ports["big.bin"]])
+    check_same(".torrent without piece layers (hash requests)", os.path.join(dl, "big.bin"), big_data, out)
+
+    v2hash = str(lt.torrent_info(big_torrent).info_hashes().v2)
+    magnet = f"magnet:?xt=urn:btmh:1220{v2hash}&dn=big.bin&x.pe=127.0.0.1:{ports['big.bin']}"
+    _, out, dl = v2_get(client_bin, tmp, "magnet", magnet, [])
+    check_same("magnet link alone (ut_metadata, hash requests)", os.path.join(dl, "big.bin"), big_data, out)
+
+    step("v2: faulty seeders are dropped and nothing is put in place")
+    tail_data, tail_torrent = files["tail.bin"]
+    flipped = fake_seeder(tail_torrent, tail_data, "byte")
+    code, out, dl = v2_get(client_bin, tmp, "flipped", os.path.join(seed_dir, "tail.bin.torrent"), [flipped],
+                           expect_ok=False)
+    if code == 0 or os.listdir(dl) not in ([], [".pytorrent"]) or "tail.bin" in os.listdir(dl):
+        fail(f"a flipped-byte seeder was not refused: exit {code}, {os.listdir(dl)}, {out[-1000:]!r}")
+    log = open(os.path.join(tmp, "v2-flipped.log")).read()
+    if "failed its hash" not in log or "peer dropped" not in log:
+        fail(f"the flipped-byte seeder was not struck and dropped: {log[-2000:]}")
+    step("v2 flipped byte: pieces rejected, peer dropped, no file")
+
+    liar = fake_seeder(big_torrent, big_data, "hashes")
+    code, out, dl = v2_get(client_bin, tmp, "badhashes", nolayer, [liar], expect_ok=False)
+    log = open(os.path.join(tmp, "v2-badhashes.log")).read()
+    if code == 0 or "big.bin" in os.listdir(dl) or "do not prove out" not in log:
+        fail(f"a seeder with bad hashes was not refused: exit {code}, {os.listdir(dl)}, {log[-2000:]}")
+    step("v2 bad hashes: peer dropped, no file")
+
+    _, out, dl = v2_get(client_bin, tmp, "flipped-and-good", os.path.join(seed_dir, "tail.bin.torrent"),
+                        [flipped, ports["tail.bin"]])
+    check_same("flipped-byte seeder beside a good one", os.path.join(dl, "tail.bin"), tail_data, out)
+    del sessions
 
 
 if __name__ == "__main__":

@@ -51,8 +51,17 @@ pub enum Landed {
     /// Its piece is complete and matches the piece layer.
     Verified(u32),
     /// Its piece is complete and does not match: its blocks are missing
-    /// again.
-    Bad(u32),
+    /// again. The connection that sent every block of it, if one did (a
+    /// piece with blocks from several peers blames nobody).
+    Bad(u32, Option<ConnId>),
+}
+
+/// Who sent the blocks of a piece so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    Nobody,
+    One(ConnId),
+    Several,
 }
 
 pub struct BtDownload {
@@ -79,6 +88,8 @@ pub struct BtDownload {
     leaves: Vec<Hash>,
     /// Blocks still to come per piece.
     piece_left: Vec<u32>,
+    /// Who sent each piece's blocks (for blame when it fails).
+    sources: Vec<Source>,
     /// Every block before this one is in hand (where picking starts).
     cursor: usize,
     pub verified: u64,
@@ -106,6 +117,7 @@ impl BtDownload {
             blocks: Vec::new(),
             leaves: Vec::new(),
             piece_left: Vec::new(),
+            sources: Vec::new(),
             cursor: 0,
             verified: 0,
             started: now,
@@ -142,7 +154,8 @@ impl BtDownload {
         self.piece_left = (0..pieces as u64)
             .map(|p| t.layout.piece_size(p).div_ceil(BLOCK as u64).min(per_piece) as u32)
             .collect();
-        if t.piece_layer.is_none() {
+        self.sources = vec![Source::Nobody; pieces];
+        if t.piece_layer.is_none() && t.layout.has_piece_layer() {
             self.layer = vec![None; pieces];
             self.layer_asked = vec![None; pieces.div_ceil(LAYER_CHUNK as usize)];
         }
@@ -255,9 +268,9 @@ impl BtDownload {
         }
     }
 
-    /// Block `b` arrived with `data`: hashed, written, and its piece
-    /// verified once complete.
-    pub fn land(&mut self, b: usize, data: &[u8]) -> std::io::Result<Landed> {
+    /// Block `b` arrived with `data` on connection `from`: hashed,
+    /// written, and its piece verified once complete.
+    pub fn land(&mut self, b: usize, data: &[u8], from: ConnId) -> std::io::Result<Landed> {
         if self.blocks[b] == Block::Have {
             return Ok(Landed::Stored);
         }
@@ -272,6 +285,11 @@ impl BtDownload {
         self.leaves[b] = block_hash(data);
         self.blocks[b] = Block::Have;
         let piece = b / per_piece;
+        self.sources[piece] = match self.sources[piece] {
+            Source::Nobody => Source::One(from),
+            Source::One(c) if c == from => Source::One(from),
+            _ => Source::Several,
+        };
         self.piece_left[piece] -= 1;
         if self.piece_left[piece] > 0 {
             return Ok(Landed::Stored);
@@ -290,7 +308,11 @@ impl BtDownload {
         }
         self.piece_left[piece] = (end - first) as u32;
         self.cursor = self.cursor.min(first);
-        Ok(Landed::Bad(piece as u32))
+        let culprit = match std::mem::replace(&mut self.sources[piece], Source::Nobody) {
+            Source::One(c) => Some(c),
+            _ => None,
+        };
+        Ok(Landed::Bad(piece as u32, culprit))
     }
 
     /// Stores proven layer hashes from `index` on; true once the whole
@@ -378,7 +400,7 @@ mod tests {
             let b = d.block_of(*p, *begin, *len).unwrap();
             assert_eq!(b, i);
             let at = b * BLOCK;
-            let got = d.land(b, &data[at..at + *len as usize]).unwrap();
+            let got = d.land(b, &data[at..at + *len as usize], ConnId(1)).unwrap();
             let expect = if i % 2 == 1 {
                 Landed::Verified(*p)
             } else {
@@ -401,10 +423,16 @@ mod tests {
             "holds piece 1 only"
         );
         d.unask(2);
-        assert_eq!(d.land(0, &data[..BLOCK]).unwrap(), Landed::Stored);
+        assert_eq!(d.land(0, &data[..BLOCK], ConnId(1)).unwrap(), Landed::Stored);
         let mut bad = data[BLOCK..2 * BLOCK].to_vec();
         bad[7] ^= 1;
-        assert_eq!(d.land(1, &bad).unwrap(), Landed::Bad(0));
+        assert_eq!(
+            d.land(1, &bad, ConnId(1)).unwrap(),
+            Landed::Bad(0, Some(ConnId(1)))
+        );
+        // From two peers, a bad piece blames neither.
+        d.land(0, &data[..BLOCK], ConnId(1)).unwrap();
+        assert_eq!(d.land(1, &bad, ConnId(2)).unwrap(), Landed::Bad(0, None));
         assert_eq!(d.verified, 0);
         assert_eq!(
             d.next_block(&[0x80], &[]),

@@ -50,7 +50,9 @@ pub enum BtSource {
 #[derive(Default)]
 pub struct BtReport {
     pub verified: usize,
-    pub bad: usize,
+    /// Pieces that failed their hash, and whether this peer alone sent
+    /// them (then it is struck).
+    pub bad: Vec<(u32, bool)>,
     /// The whole info dictionary, fetched: to be checked.
     pub info: Option<Vec<u8>>,
     /// The piece layer became complete.
@@ -145,7 +147,8 @@ impl BtFetch {
             self.restart_deadline(was_waiting, dl, now);
             return;
         };
-        if t.piece_layer.is_none() {
+        // A file of one piece has no layer: its root is the piece's hash.
+        if t.piece_hash(0).is_none() {
             if self.layer_req.is_none() {
                 self.ask_layer(dl);
             }
@@ -218,12 +221,17 @@ impl BtFetch {
             return;
         };
         let base = layout.piece_height();
+        // Only files of more than one piece have a layer to ask for, so
+        // the root is above it.
+        let Some(proof_layers) = layout.height().checked_sub(base + 1) else {
+            return;
+        };
         let req = HashRequest {
             pieces_root: t.pieces_root,
             base,
             index: chunk as u32 * LAYER_CHUNK,
             count,
-            proof_layers: layout.height() - base - 1,
+            proof_layers,
         };
         debug!("{}: asking for {req:?}", self.addr);
         dl.layer_asked[chunk] = Some(self.conn);
@@ -368,10 +376,10 @@ impl BtFetch {
                     return Err(ConnEnd::Unexpected("a block of the wrong length"));
                 };
                 report.answered = true;
-                match dl.land(b, data) {
+                match dl.land(b, data, self.conn) {
                     Ok(Landed::Stored) => {}
                     Ok(Landed::Verified(_)) => report.verified += 1,
-                    Ok(Landed::Bad(_)) => report.bad += 1,
+                    Ok(Landed::Bad(piece, culprit)) => report.bad.push((piece, culprit == Some(self.conn))),
                     Err(e) => {
                         dl.fail(format!("cannot write to the .part file: {e}"));
                         return Err(ConnEnd::Finished);
@@ -635,12 +643,11 @@ impl Engine {
         if report.verified > 0 {
             d.last_progress = now;
         }
-        for _ in 0..report.bad {
-            warn!(
-                "a piece of {} from {addr} failed its hash: fetching it again",
-                d.display_name()
-            );
-            if d.peers.strike(addr) && end.is_none() {
+        for &(piece, alone) in &report.bad {
+            let from = if alone { "from" } else { "partly from" };
+            let name = d.display_name();
+            warn!("piece {piece} of {name} {from} {addr} failed its hash: fetching it again");
+            if alone && d.peers.strike(addr) && end.is_none() {
                 end = Some(ConnEnd::BadPeer("sent pieces that failed their hash twice"));
             }
         }
@@ -678,7 +685,7 @@ impl Engine {
         }
         // New work for the others: the layer or the torrent became known,
         // or bad blocks are missing again.
-        if report.layer_done || report.bad > 0 || accepted {
+        if report.layer_done || !report.bad.is_empty() || accepted {
             self.bt_kick(dk);
         }
         self.bt_end_if_finished(dk, now);
