@@ -18,13 +18,16 @@ What it checks, against one `pytorrent-tracker` process:
 4. The project's own clients (`pytorrent --seed`, `pytorrent --get`) share
    a file through the same tracker port while 1-3 run.
 5. The tracker's --stats JSON saw BEP 15 and project traffic.
-6. BitTorrent v2 downloads by the project's client from libtorrent
+6. BitTorrent v2 downloads by the project's client from a libtorrent
+   seeder found only through the tracker (BEP 15 client), from its
+   .torrent and from a magnet link with only `tr=`.
+7. BitTorrent v2 downloads by the project's client from libtorrent
    seeders given with --peer: a 20 MiB file with 16 KiB pieces from its
    .torrent, the same from a .torrent without piece layers and from a
    magnet link alone (metadata by ut_metadata, the piece layer by hash
    requests with proofs), and a 300 KiB file with 64 KiB pieces and one
    smaller than a piece; every download byte-identical (SHA-256).
-7. A faulty seeder (a fake peer in this file) serving a flipped byte, or
+8. A faulty seeder (a fake peer in this file) serving a flipped byte, or
    piece hashes that do not prove out, is dropped, the download fails and
    no file is put in place; with a good seeder beside the flipped-byte
    one, the download is byte-identical.
@@ -337,6 +340,8 @@ def run(tmp, tracker_bin, client_bin):
         fail(f"project download differs: {line}")
     step("project client: byte-identical")
 
+    run_v2(tmp, client_bin, announce)
+
     step("tracker counters (--stats JSON, written on SIGTERM)")
     tracker.send_signal(signal.SIGTERM)
     if tracker.wait(timeout=10) != 0:
@@ -352,11 +357,10 @@ def run(tmp, tracker_bin, client_bin):
     if stats["own"]["requests"]["ipv4"] < 4:
         fail(f"too few project requests counted: {stats}")
     print(f"stats: {json.dumps(stats)}")
-    run_v2(tmp, client_bin)
-    print("interop: 7 passed, 0 failed")
+    print("interop: 8 passed, 0 failed")
 
 
-def make_v2(path, size, piece, seed):
+def make_v2(path, size, piece, seed, tracker=None):
     """A file of `size` random bytes and its v2-only .torrent (bytes)."""
     data = random.Random(seed).randbytes(size)
     with open(path, "wb") as f:
@@ -364,6 +368,8 @@ def make_v2(path, size, piece, seed):
     fs = lt.file_storage()
     lt.add_files(fs, path)
     ct = lt.create_torrent(fs, piece, flags=lt.create_torrent.v2_only)
+    if tracker:
+        ct.add_tracker(tracker)
     lt.set_piece_hashes(ct, os.path.dirname(path))
     torrent = lt.bencode(ct.generate())
     with open(path + ".torrent", "wb") as f:
@@ -407,6 +413,12 @@ def check_same(tag, path, data, out):
     if got != want or want not in out:
         fail(f"v2 download {tag} differs: {got} != {want}; said {out[-500:]!r}")
     step(f"v2 {tag}: byte-identical (sha256 {want[:16]}...)")
+
+
+def get_same(client_bin, tmp, tag, source, peers, name, data, what):
+    """`pytorrent --get SOURCE` must succeed with the bytes of `data`."""
+    _, out, dl = v2_get(client_bin, tmp, tag, source, peers)
+    check_same(what, os.path.join(dl, name), data, out)
 
 
 def fake_seeder(torrent_bytes, data, bad):
@@ -480,10 +492,26 @@ def fake_seeder(torrent_bytes, data, bad):
     return srv.getsockname()[1]
 
 
-def run_v2(tmp, client_bin):
-    step("v2: libtorrent seeds v2-only torrents; the project's client downloads them with --peer")
+def run_v2(tmp, client_bin, announce):
     seed_dir = os.path.join(tmp, "v2seed")
     os.makedirs(seed_dir)
+    step("v2: a libtorrent seeder announces a v2 torrent; the project's client finds it by the tracker")
+    tracked = os.path.join(seed_dir, "tracked.bin")
+    t_data, t_torrent = make_v2(tracked, 3 << 20, 32 << 10, 14, tracker=announce)
+    t_ses, _ = lt_seeder("v2-tracked", tracked + ".torrent", seed_dir)
+
+    def announced():
+        return any(isinstance(a, lt.tracker_reply_alert) for a in t_ses.pop_alerts())
+
+    wait_until("the libtorrent seeder's announce", announced, 30)
+    get_same(client_bin, tmp, "tracker", tracked + ".torrent", [], "tracked.bin", t_data,
+             "through the tracker (.torrent)")
+    t_hash = str(lt.torrent_info(t_torrent).info_hashes().v2)
+    magnet = f"magnet:?xt=urn:btmh:1220{t_hash}&tr={announce}"
+    get_same(client_bin, tmp, "tracker-magnet", magnet, [], "tracked.bin", t_data,
+             "through the tracker (magnet link)")
+
+    step("v2: libtorrent seeds v2-only torrents; the project's client downloads them with --peer")
     files = {}
     for name, size, piece, seed in [("big.bin", 20 << 20, 16 << 10, 11),
                                     ("tail.bin", 300 << 10, 64 << 10, 12),
@@ -498,9 +526,8 @@ def run_v2(tmp, client_bin):
         ports[name] = port
 
     for name, (data, torrent) in files.items():
-        _, out, dl = v2_get(client_bin, tmp, f"torrent-{name}", os.path.join(seed_dir, name + ".torrent"),
-                            [ports[name]])
-        check_same(f".torrent {name}", os.path.join(dl, name), data, out)
+        get_same(client_bin, tmp, f"torrent-{name}", os.path.join(seed_dir, name + ".torrent"), [ports[name]],
+                 name, data, f".torrent {name}")
 
     big_data, big_torrent = files["big.bin"]
     stripped = lt.bdecode(big_torrent)
@@ -508,13 +535,13 @@ def run_v2(tmp, client_bin):
     nolayer = os.path.join(tmp, "nolayer.torrent")
     with open(nolayer, "wb") as f:
         f.write(lt.bencode(stripped))
-    _, out, dl = v2_get(client_bin, tmp, "nolayer", nolayer, [ports["big.bin"]])
-    check_same(".torrent without piece layers (hash requests)", os.path.join(dl, "big.bin"), big_data, out)
+    get_same(client_bin, tmp, "nolayer", nolayer, [ports["big.bin"]], "big.bin", big_data,
+             ".torrent without piece layers (hash requests)")
 
     v2hash = str(lt.torrent_info(big_torrent).info_hashes().v2)
     magnet = f"magnet:?xt=urn:btmh:1220{v2hash}&dn=big.bin&x.pe=127.0.0.1:{ports['big.bin']}"
-    _, out, dl = v2_get(client_bin, tmp, "magnet", magnet, [])
-    check_same("magnet link alone (ut_metadata, hash requests)", os.path.join(dl, "big.bin"), big_data, out)
+    get_same(client_bin, tmp, "magnet", magnet, [], "big.bin", big_data,
+             "magnet link alone (ut_metadata, hash requests)")
 
     step("v2: faulty seeders are dropped and nothing is put in place")
     tail_data, tail_torrent = files["tail.bin"]
@@ -535,10 +562,9 @@ def run_v2(tmp, client_bin):
         fail(f"a seeder with bad hashes was not refused: exit {code}, {os.listdir(dl)}, {log[-2000:]}")
     step("v2 bad hashes: peer dropped, no file")
 
-    _, out, dl = v2_get(client_bin, tmp, "flipped-and-good", os.path.join(seed_dir, "tail.bin.torrent"),
-                        [flipped, ports["tail.bin"]])
-    check_same("flipped-byte seeder beside a good one", os.path.join(dl, "tail.bin"), tail_data, out)
-    del sessions
+    get_same(client_bin, tmp, "flipped-and-good", os.path.join(seed_dir, "tail.bin.torrent"),
+             [flipped, ports["tail.bin"]], "tail.bin", tail_data, "flipped-byte seeder beside a good one")
+    del sessions, t_ses
 
 
 if __name__ == "__main__":

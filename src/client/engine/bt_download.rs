@@ -71,6 +71,8 @@ pub struct BtDownload {
     pub info_hash: Hash,
     pub torrent: Option<Torrent>,
     pub peers: PeerSet,
+    /// Its `udp://` trackers.
+    pub trackers: Vec<super::bt_tracker::UdpTracker>,
     pub phase: BtPhase,
     /// The working file's identity for [`super::storage::Storage`].
     pub meta: Option<FileMeta>,
@@ -106,6 +108,7 @@ impl BtDownload {
             info_hash,
             torrent: None,
             peers: PeerSet::default(),
+            trackers: Vec::new(),
             phase: BtPhase::Running,
             meta: None,
             part: None,

@@ -484,9 +484,18 @@ impl Engine {
     /// Starts a BitTorrent download from a `.torrent` file or a magnet
     /// link, with `peers` to try besides those its trackers give.
     pub(super) fn start_bt(&mut self, source: BtSource, peers: Vec<SocketAddr>, now: Instant) {
-        let (label, torrent, hash, mut extra) = match source {
+        let (label, torrent, hash, mut extra, trackers) = match source {
             BtSource::Torrent(bytes) => match Torrent::from_file_bytes(&bytes) {
-                Ok(t) => (names::escape(&t.name), Some(t.clone()), t.info_hash, Vec::new()),
+                Ok(t) => {
+                    let trackers = t.trackers.clone();
+                    (
+                        names::escape(&t.name),
+                        Some(t.clone()),
+                        t.info_hash,
+                        Vec::new(),
+                        trackers,
+                    )
+                }
                 Err(e) => {
                     return self.notify(Event::DownloadFailed {
                         label: "the torrent".into(),
@@ -501,7 +510,7 @@ impl Engine {
                         .as_deref()
                         .map_or_else(|| hex(&m.info_hash[..8]), names::escape);
                     let pe = m.peers.iter().filter_map(|p| p.parse().ok()).collect();
-                    (label, None, m.info_hash, pe)
+                    (label, None, m.info_hash, pe, m.trackers)
                 }
                 Err(e) => {
                     return self.notify(Event::DownloadFailed {
@@ -527,6 +536,7 @@ impl Engine {
         let mut d = BtDownload::new(label, hash, now);
         extra.extend(peers);
         d.peers.add(&extra, now);
+        d.trackers = Self::bt_trackers(&trackers, now);
         let dk = self.bt.insert(d);
         if let Some(t) = torrent {
             self.bt_set_torrent(dk, t);

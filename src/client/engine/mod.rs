@@ -33,6 +33,7 @@
 pub mod bitmap;
 pub mod bt_download;
 pub mod bt_fetch;
+pub mod bt_tracker;
 pub mod buf;
 pub mod conn_end;
 pub mod download;
