@@ -208,9 +208,21 @@ pub fn verify_hashes<'h>(
 /// A whole tree kept in memory, to answer hash requests (a seeder's).
 /// `layers[0]` are the leaves padded to a power of two, the last layer is
 /// the root.
+#[derive(Clone)]
 pub struct Tree {
     layout: Layout,
     layers: Vec<Vec<Hash>>,
+}
+
+impl std::fmt::Debug for Tree {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Tree {{ {:?}, root {} }}",
+            self.layout,
+            crate::meta::hex(&self.root())
+        )
+    }
 }
 
 impl Tree {
@@ -226,12 +238,51 @@ impl Tree {
         Tree { layout, layers }
     }
 
+    /// Hashes `reader` to its end, block by block; its length must be
+    /// `layout.size`.
+    pub fn from_reader(layout: Layout, mut reader: impl std::io::Read) -> std::io::Result<Tree> {
+        let mut leaves = Vec::with_capacity(layout.blocks() as usize);
+        let mut block = vec![0u8; BLOCK];
+        let mut total = 0u64;
+        loop {
+            let mut filled = 0;
+            while filled < BLOCK {
+                match reader.read(&mut block[filled..]) {
+                    Ok(0) => break,
+                    Ok(n) => filled += n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            if filled == 0 {
+                break;
+            }
+            total += filled as u64;
+            leaves.push(block_hash(&block[..filled]));
+            if filled < BLOCK {
+                break;
+            }
+        }
+        if total != layout.size {
+            let e = std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "the file changed size while hashed",
+            );
+            return Err(e);
+        }
+        Ok(Tree::new(layout, leaves))
+    }
+
     pub fn root(&self) -> Hash {
         self.layers
             .last()
             .and_then(|l| l.first())
             .copied()
             .unwrap_or_default()
+    }
+
+    pub fn layout(&self) -> Layout {
+        self.layout
     }
 
     /// The piece layer, without its padding (empty for a file of one

@@ -213,6 +213,29 @@ impl Torrent {
     }
 }
 
+impl Torrent {
+    /// The torrent of a file we share, from its tree: what `--torrent`
+    /// writes and the seeder serves. Also returns the `.torrent` file's bytes.
+    pub fn for_tree(
+        name: &str,
+        tree: &merkle::Tree,
+        trackers: &[String],
+    ) -> Result<(Torrent, Vec<u8>), TorrentError> {
+        let (bytes, _) = write_torrent(name, tree.layout(), &tree.root(), tree.piece_layer(), trackers);
+        Ok((Torrent::from_file_bytes(&bytes)?, bytes))
+    }
+
+    /// The smallest power-of-two piece length (at least 16 KiB) that cuts
+    /// a file of `size` bytes into at most 2048 pieces.
+    pub fn auto_piece_len(size: u64) -> u64 {
+        let mut p = merkle::BLOCK as u64;
+        while size.div_ceil(p) > 2048 && p < MAX_PIECE_LEN {
+            p *= 2;
+        }
+        p
+    }
+}
+
 /// The v2 info hash truncated to 20 bytes, as handshakes and trackers use it.
 pub fn short_hash(info_hash: &Hash) -> [u8; 20] {
     let mut h = [0; 20];

@@ -55,6 +55,11 @@ pub struct Options {
     pub no_effects: bool,
     /// BitTorrent peers for `--get FILE.torrent` and magnet links.
     pub bt_peers: Vec<SocketAddr>,
+    /// `--torrent NAME`: a shared file to write a v2 torrent for (and,
+    /// with `--seed`, to seed over BitTorrent).
+    pub bt_torrent: Option<String>,
+    /// Its piece length in bytes (`None`: chosen from the size).
+    pub piece_size: Option<u32>,
 }
 
 /// A bad command line or config file (exit code 2).
@@ -87,6 +92,18 @@ pub fn flags() -> getopts::Options {
         "peer",
         "a BitTorrent peer for --get FILE.torrent or --get 'magnet:?...' (repeatable)",
         "HOST:PORT",
+    );
+    o.optopt(
+        "",
+        "torrent",
+        "write NAME.torrent (BitTorrent v2) for a file in the shared directory and print its magnet link; with --seed, also seed it to BitTorrent clients",
+        "NAME",
+    );
+    o.optopt(
+        "",
+        "piece-size-kib",
+        "piece size of --torrent, a power of two from 16 to 65536 (default: at most 2048 pieces)",
+        "KIB",
     );
     o.optflag("", "list", "print the files on the network and exit");
     o.optflag("", "peers", "print the peers on the network and exit");
@@ -262,7 +279,21 @@ fn merge(m: &Matches, file: ClientConfig, config_path: PathBuf) -> Result<Option
             "--list and --peers run alone, without --seed, --get or each other".into(),
         ));
     }
-    let mode = if seed || !get.is_empty() || list || peers {
+    let bt_torrent = m.opt_str("torrent");
+    if let Some(name) = &bt_torrent {
+        names::check_file_name(name).map_err(|e| err(format!("--torrent: the name {e}")))?;
+    }
+    let piece_size = match m.opt_str("piece-size-kib") {
+        Some(v) => {
+            let kib: u32 = parse_in_range("piece-size-kib", &v, 16u32, 65536).map_err(err)?;
+            if !kib.is_power_of_two() {
+                return Err(err("--piece-size-kib: must be a power of two".into()));
+            }
+            Some(kib * 1024)
+        }
+        None => None,
+    };
+    let mode = if seed || !get.is_empty() || list || peers || bt_torrent.is_some() {
         Mode::Headless {
             seed,
             get,
@@ -297,6 +328,8 @@ fn merge(m: &Matches, file: ClientConfig, config_path: PathBuf) -> Result<Option
             .map(|p| resolve("peer", p))
             .collect::<Result<_, _>>()
             .map_err(err)?,
+        bt_torrent,
+        piece_size,
     })
 }
 

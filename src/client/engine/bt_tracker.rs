@@ -10,8 +10,8 @@
 //! `localhost`): the engine does no name resolution, so a tracker named by
 //! a host name is skipped with a log line.
 
-use super::bt_download::BtDownload;
 use super::*;
+use crate::bt::merkle::Hash;
 use crate::names;
 use crate::wire::bep15::{self, AnnounceRequest, Peers, Request, Response};
 use log::{debug, info};
@@ -69,8 +69,16 @@ impl UdpTracker {
         }
     }
 
-    /// The next datagram for this tracker, if one is due.
-    fn transmit(&mut self, d: &BtDownload, me: &Announcing, now: Instant, out: &mut Vec<u8>) -> bool {
+    /// The next datagram for this tracker about `info_hash`, with `left`
+    /// bytes missing, if one is due.
+    fn transmit(
+        &mut self,
+        info_hash: &Hash,
+        left: u64,
+        me: &Announcing,
+        now: Instant,
+        out: &mut Vec<u8>,
+    ) -> bool {
         if now < self.next_at {
             return false;
         }
@@ -84,10 +92,6 @@ impl UdpTracker {
             bep15::encode_request(&Request::Connect { tx }, out);
             return true;
         };
-        let left = d.torrent.as_ref().map_or(1, |t| {
-            let done = d.verified * t.layout.piece_len;
-            t.layout.size.saturating_sub(done).max(1)
-        });
         let event = if self.started {
             bep15::Event::None
         } else {
@@ -96,7 +100,7 @@ impl UdpTracker {
         let mut a = AnnounceRequest::new(
             conn,
             tx,
-            crate::bt::torrent::short_hash(&d.info_hash),
+            crate::bt::torrent::short_hash(info_hash),
             me.port,
             left,
             event,
@@ -191,6 +195,12 @@ impl Engine {
                 }
             }
         }
+        for s in &mut self.bt_shared {
+            for t in s.trackers.iter_mut().filter(|t| t.addr == from) {
+                // A seeder wants no peers; it waits for leechers to come.
+                let _ = t.receive(bytes, false, now);
+            }
+        }
         for (dk, peers) in found {
             self.bt[dk].peers.add(&peers, now);
         }
@@ -215,17 +225,29 @@ impl Engine {
             ]),
             port: self.cfg.listen_addr.port(),
         };
-        for (_, d) in self.bt.iter_mut() {
-            if d.is_finished() {
-                continue;
-            }
-            let mut trackers = std::mem::take(&mut d.trackers);
-            let sent = trackers
+        for (_, d) in self.bt.iter_mut().filter(|(_, d)| !d.is_finished()) {
+            // Unknown size (a magnet link): any nonzero amount says leecher.
+            let left = d.torrent.as_ref().map_or(1, |t| {
+                let done = d.verified * t.layout.piece_len;
+                t.layout.size.saturating_sub(done).max(1)
+            });
+            let hash = d.info_hash;
+            if let Some(t) = d
+                .trackers
                 .iter_mut()
-                .find_map(|t| t.transmit(d, &me, now, out).then_some(t.addr));
-            d.trackers = trackers;
-            if sent.is_some() {
-                return sent;
+                .find_map(|t| t.transmit(&hash, left, &me, now, out).then_some(t.addr))
+            {
+                return Some(t);
+            }
+        }
+        for s in &mut self.bt_shared {
+            let hash = s.torrent.info_hash;
+            if let Some(t) = s
+                .trackers
+                .iter_mut()
+                .find_map(|t| t.transmit(&hash, 0, &me, now, out).then_some(t.addr))
+            {
+                return Some(t);
             }
         }
         None
@@ -254,7 +276,6 @@ mod tests {
         let now = Instant::now();
         let addr: SocketAddr = "127.0.0.1:6969".parse().unwrap();
         let mut t = UdpTracker::new(addr, now);
-        let d = BtDownload::new("x".into(), [5; 32], now);
         let me = Announcing {
             tx: 7,
             peer_id: [1; 20],
@@ -262,9 +283,12 @@ mod tests {
             port: 6881,
         };
         let mut out = Vec::new();
-        assert!(t.transmit(&d, &me, now, &mut out));
+        assert!(t.transmit(&[5; 32], 1, &me, now, &mut out));
         assert_eq!(bep15::decode_request(&out), Ok(Request::Connect { tx: 7 }));
-        assert!(!t.transmit(&d, &me, now, &mut Vec::new()), "waits for the reply");
+        assert!(
+            !t.transmit(&[5; 32], 1, &me, now, &mut Vec::new()),
+            "waits for the reply"
+        );
         let mut reply = Vec::new();
         bep15::put_connect_response(8, 99, &mut reply);
         assert_eq!(t.receive(&reply, true, now), None);
@@ -274,7 +298,7 @@ mod tests {
         t.receive(&reply, true, now);
         let me = Announcing { tx: 9, ..me };
         out.clear();
-        assert!(t.transmit(&d, &me, now, &mut out));
+        assert!(t.transmit(&[5; 32], 1, &me, now, &mut out));
         let Ok(Request::Announce(a)) = bep15::decode_request(&out) else {
             panic!("not an announce");
         };

@@ -40,7 +40,7 @@ impl Engine {
         let from_host = self
             .conns
             .values()
-            .filter(|c| matches!(c.kind, Kind::Serve(_)) && c.addr.ip() == addr.ip())
+            .filter(|c| c.kind.is_inbound() && c.addr.ip() == addr.ip())
             .count();
         if from_host >= self.per_host() {
             if !self.refused_logged {
@@ -56,7 +56,7 @@ impl Engine {
             let stale = self
                 .conns
                 .iter()
-                .filter(|(_, c)| matches!(c.kind, Kind::Serve(_)))
+                .filter(|(_, c)| c.kind.is_inbound())
                 .filter(|(_, c)| now.saturating_duration_since(c.last_active) >= UNPRODUCTIVE_AFTER)
                 .min_by_key(|(_, c)| c.last_active)
                 .map(|(id, _)| *id);
@@ -82,7 +82,12 @@ impl Engine {
             id,
             Conn {
                 addr,
-                kind: Kind::Serve(Serve::new()),
+                // While we seed torrents, the first byte decides.
+                kind: if self.bt_shared.is_empty() {
+                    Kind::Serve(Serve::new())
+                } else {
+                    Kind::Sniff
+                },
                 last_active: now,
             },
         );
@@ -171,6 +176,18 @@ impl Engine {
         };
         match &mut conn.kind {
             Kind::BtFetch(_) => self.bt_io(id, stream, now),
+            Kind::Sniff => self.sniff(id, stream, now),
+            Kind::BtServe(s) => {
+                let flow = s.drive(stream, &self.bt_shared, TURN_BUDGET);
+                if s.take_progress() {
+                    conn.last_active = now;
+                }
+                match flow {
+                    Ok(Flow::Idle) => {}
+                    Ok(Flow::Again) => self.act(Action::Drive(id)),
+                    Err(end) => self.close(id, end, now),
+                }
+            }
             Kind::Serve(s) => {
                 let files = Sources {
                     library: &self.library,
@@ -324,7 +341,9 @@ impl Engine {
             Kind::BtFetch(_) => None,
             // Idle is no progress either way: nothing asked, or asked and
             // not read, or trickled.
-            Kind::Serve(_) => Some((conn.last_active + self.cfg.idle_timeout, || ConnEnd::Idle)),
+            Kind::Serve(_) | Kind::Sniff | Kind::BtServe(_) => {
+                Some((conn.last_active + self.cfg.idle_timeout, || ConnEnd::Idle))
+            }
         }
     }
 
@@ -364,6 +383,20 @@ impl Engine {
                 self.kick(dk);
             }
             Kind::BtFetch(f) => self.bt_closed(f, &end, now),
+            Kind::Sniff => {
+                self.inbound -= 1;
+                debug!(
+                    "inbound connection from {} ended before it spoke: {end}",
+                    conn.addr
+                );
+            }
+            Kind::BtServe(s) => {
+                self.inbound -= 1;
+                info!(
+                    "stopped serving BitTorrent peer {}: {} bytes sent: {end}",
+                    conn.addr, s.uploaded
+                );
+            }
         }
     }
 }

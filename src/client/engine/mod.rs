@@ -33,6 +33,7 @@
 pub mod bitmap;
 pub mod bt_download;
 pub mod bt_fetch;
+pub mod bt_serve;
 pub mod bt_tracker;
 pub mod buf;
 pub mod conn_end;
@@ -228,6 +229,12 @@ pub enum Command {
         source: bt_fetch::BtSource,
         peers: Vec<SocketAddr>,
     },
+    /// Seed `path` as the BitTorrent v2 torrent whose tree is `tree`.
+    BtShare {
+        torrent: Box<crate::bt::torrent::Torrent>,
+        tree: Box<crate::bt::merkle::Tree>,
+        path: PathBuf,
+    },
     /// Register with the tracker under this name (the interactive client's
     /// first run, once the user picked one); a rename afterwards.
     Join(String),
@@ -275,6 +282,17 @@ enum Kind {
     Serve(Serve),
     Fetch(Fetch),
     BtFetch(bt_fetch::BtFetch),
+    /// An inbound connection whose first byte tells which protocol it
+    /// speaks (only while we seed BitTorrent torrents).
+    Sniff,
+    BtServe(bt_serve::BtServe),
+}
+
+impl Kind {
+    /// Whether the peer connected to us (it holds an inbound slot).
+    fn is_inbound(&self) -> bool {
+        matches!(self, Kind::Serve(_) | Kind::Sniff | Kind::BtServe(_))
+    }
 }
 
 /// The client engine. See the module header.
@@ -309,6 +327,8 @@ pub struct Engine {
     bt: Slab<bt_download::BtDownload>,
     /// Our BitTorrent peer id (random per run).
     peer_id: [u8; 20],
+    /// Torrents we seed.
+    bt_shared: Vec<bt_serve::BtShared>,
 }
 
 impl Engine {
@@ -352,6 +372,7 @@ impl Engine {
             refused_logged: false,
             bt: Slab::new(),
             peer_id,
+            bt_shared: Vec::new(),
         }
     }
 
@@ -384,6 +405,7 @@ impl Engine {
             Command::Share { meta, path } => self.share(meta, path, now),
             Command::ChangeUsername(name) => self.link.change_username(name, now),
             Command::BtDownload { source, peers } => self.start_bt(source, peers, now),
+            Command::BtShare { torrent, tree, path } => self.bt_share(*torrent, *tree, path, now),
             Command::Join(name) => self.join(name, now),
             Command::Quit { code } => self.quit(code, now),
         }

@@ -12,7 +12,8 @@ use super::ui::rate::Rates;
 use super::ui::render::progress_bar;
 use super::ui::to_ansi;
 use super::{resumed_text, Command, Cx, Event, Frontend};
-use crate::bt::torrent::MAX_TORRENT_LEN;
+use crate::bt::merkle::Tree;
+use crate::bt::torrent::{Torrent, MAX_TORRENT_LEN};
 use crate::client::engine::bt_fetch::BtSource;
 use crate::client::engine::Listed;
 use crate::meta::hex;
@@ -64,6 +65,15 @@ pub struct Headless {
     /// the `--peer`s to try for them.
     bt: Vec<String>,
     bt_peers: Vec<SocketAddr>,
+    /// Files to seed over BitTorrent too (`--seed --torrent NAME`).
+    bt_shares: Vec<BtShare>,
+}
+
+/// A shared file offered as a BitTorrent v2 torrent.
+pub struct BtShare {
+    pub torrent: Torrent,
+    pub tree: Tree,
+    pub path: std::path::PathBuf,
 }
 
 /// Progress bars drawn on a terminal's stderr.
@@ -110,7 +120,14 @@ impl Headless {
             progress: None,
             bt,
             bt_peers: Vec::new(),
+            bt_shares: Vec::new(),
         }
+    }
+
+    /// Files to seed over BitTorrent as well.
+    pub fn with_bt_shares(mut self, shares: Vec<BtShare>) -> Headless {
+        self.bt_shares = shares;
+        self
     }
 
     /// Peers for the BitTorrent downloads (`--peer`).
@@ -122,6 +139,13 @@ impl Headless {
     /// Starts the BitTorrent downloads: a `.torrent` file is read here
     /// (bounded), parsed and checked by the engine.
     fn start_bt(&mut self, out: &mut Vec<Command>) {
+        for s in std::mem::take(&mut self.bt_shares) {
+            out.push(Command::BtShare {
+                torrent: Box::new(s.torrent),
+                tree: Box::new(s.tree),
+                path: s.path,
+            });
+        }
         for target in std::mem::take(&mut self.bt) {
             let source = if target.starts_with("magnet:") {
                 BtSource::Magnet(target)
@@ -277,12 +301,13 @@ impl Frontend for Headless {
                 rates: Rates::default(),
             });
         }
+        // Torrents to seed are offered whatever the goal.
+        self.start_bt(out);
         match self.goal {
             Goal::Get => {
                 for id in std::mem::take(&mut self.ids) {
                     self.download(id, format!("file {}", hex(&id[..8])), None, out);
                 }
-                self.start_bt(out);
                 if !self.names.is_empty() {
                     out.push(Command::ListFiles);
                 }
