@@ -31,6 +31,13 @@ What it checks, against one `pytorrent-tracker` process:
    piece hashes that do not prove out, is dropped, the download fails and
    no file is put in place; with a good seeder beside the flipped-byte
    one, the download is byte-identical.
+9. The project's client seeds to libtorrent: `pytorrent --seed --torrent
+   NAME` writes NAME.torrent and prints its magnet link; libtorrent
+   leechers given the .torrent (finding the seeder only through the
+   tracker the seeder announced to) or the magnet link download a 300 KiB
+   file with 64 KiB pieces (tail padding), a 20 MiB file with 16 KiB pieces
+   (hash requests with proofs) and a file smaller than one piece,
+   byte-identical.
 
 Usage: run.py TRACKER_BIN CLIENT_BIN   (exit 0 only if every check passed)
 """
@@ -94,15 +101,17 @@ def read_line(proc, want, limit_s):
     """The first stdout line of `proc` containing `want`."""
     deadline = time.monotonic() + limit_s
     os.set_blocking(proc.stdout.fileno(), False)
-    buf = b""
+    # Lines after the one returned stay for the next call.
+    buf = getattr(proc, "pending", b"")
     while time.monotonic() < deadline:
-        chunk = proc.stdout.read()
-        if chunk:
-            buf += chunk
-            for line in buf.decode(errors="replace").splitlines():
-                if want in line:
-                    return line
-        elif proc.poll() is not None:
+        chunk = proc.stdout.read() or b""
+        buf += chunk
+        lines = buf.split(b"\n")
+        for i, line in enumerate(lines[:-1]):
+            if want in line.decode(errors="replace"):
+                proc.pending = b"\n".join(lines[i + 1:])
+                return line.decode(errors="replace")
+        if not chunk and proc.poll() is not None:
             break
         time.sleep(0.05)
     fail(f"no line with {want!r} from {proc.args[0]} within {limit_s} s; got {buf[-2000:]!r}")
@@ -341,6 +350,7 @@ def run(tmp, tracker_bin, client_bin):
     step("project client: byte-identical")
 
     run_v2(tmp, client_bin, announce)
+    run_v2_seed(tmp, client_bin, announce, port)
 
     step("tracker counters (--stats JSON, written on SIGTERM)")
     tracker.send_signal(signal.SIGTERM)
@@ -357,7 +367,7 @@ def run(tmp, tracker_bin, client_bin):
     if stats["own"]["requests"]["ipv4"] < 4:
         fail(f"too few project requests counted: {stats}")
     print(f"stats: {json.dumps(stats)}")
-    print("interop: 8 passed, 0 failed")
+    print("interop: 9 passed, 0 failed")
 
 
 def make_v2(path, size, piece, seed, tracker=None):
@@ -565,6 +575,75 @@ def run_v2(tmp, client_bin, announce):
     get_same(client_bin, tmp, "flipped-and-good", os.path.join(seed_dir, "tail.bin.torrent"),
              [flipped, ports["tail.bin"]], "tail.bin", tail_data, "flipped-byte seeder beside a good one")
     del sessions, t_ses
+
+
+def lt_leech(tag, params, save_path, peer_port=None):
+    """A libtorrent leecher (TCP only: no uTP, which the project's client
+    does not speak) of `params`; connects to `peer_port` if given."""
+    ses = session(tag)
+    ses.apply_settings({"enable_outgoing_utp": False, "enable_incoming_utp": False})
+    params.save_path = save_path
+    params.flags &= ~(lt.torrent_flags.auto_managed | lt.torrent_flags.paused)
+    params.flags |= lt.torrent_flags.disable_pex
+    h = ses.add_torrent(params)
+    if peer_port:
+        h.connect_peer(("127.0.0.1", peer_port))
+    return ses, h
+
+
+def run_v2_seed(tmp, client_bin, announce, tracker_port):
+    step("v2 seeding: the project's client seeds; libtorrent leechers download")
+    config = os.path.join(tmp, "config.txt")
+    for name, size, piece_kib, seed in [("s300k.bin", 300 << 10, 64, 21),
+                                        ("s20m.bin", 20 << 20, 16, 22),
+                                        ("stiny.bin", 7000, 64, 23)]:
+        shared = os.path.join(tmp, f"seed-{name}")
+        os.makedirs(shared)
+        data = random.Random(seed).randbytes(size)
+        with open(os.path.join(shared, name), "wb") as f:
+            f.write(data)
+        listen = free_port(socket.SOCK_STREAM)
+        seeder = spawn(
+            [client_bin, "--seed", "--torrent", name, "--piece-size-kib", str(piece_kib), "-u", f"s{seed}",
+             "-s", shared, "-d", os.path.join(tmp, f"seed-dl-{name}"), "-c", config,
+             "-t", f"127.0.0.1:{tracker_port}", "-l", f"127.0.0.1:{listen}",
+             "--log", os.path.join(tmp, f"seed-{name}.log")],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=shared,
+        )
+        read_line(seeder, "wrote", 30)
+        magnet = read_line(seeder, "magnet:?", 5).strip()
+        read_line(seeder, "seeding", 30)
+        torrent_path = os.path.join(shared, name + ".torrent")
+        info = lt.torrent_info(torrent_path)
+        if f"udp://127.0.0.1:{tracker_port}/announce" not in [t.url for t in info.trackers()]:
+            fail(f"{name}.torrent does not name the tracker")
+        if str(info.info_hashes().v2) not in magnet:
+            fail(f"the magnet link {magnet!r} is not the torrent's")
+        by_torrent = lt.add_torrent_params()
+        by_torrent.ti = info
+        # One after the other, so each can only have had the project's
+        # seeder to download from: the first found it through the tracker.
+        leechers = []
+        for how, params, peer in [("t", by_torrent, None), ("m", lt.parse_magnet_uri(magnet), listen)]:
+            ses, h = lt_leech(f"lt-{name}-{how}", params, os.path.join(tmp, f"lt-{name}-{how}"), peer)
+            leechers.append(ses)
+            deadline = time.monotonic() + 60
+            while not h.status().is_seeding:
+                if time.monotonic() > deadline:
+                    st = h.status()
+                    fail(f"libtorrent leecher {how} of {name} did not finish: {st.state} {st.progress} "
+                         f"{st.num_peers} peers")
+                time.sleep(0.2)
+        want = hashlib.sha256(data).hexdigest()
+        for how in ("t", "m"):
+            got = sha256(os.path.join(tmp, f"lt-{name}-{how}", name))
+            if got != want:
+                fail(f"libtorrent download of {name} ({how}) from the project's seeder differs")
+        seeder.send_signal(signal.SIGTERM)
+        seeder.wait(timeout=10)
+        del leechers
+        step(f"v2 seeding {name} ({size} bytes, {piece_kib} KiB pieces): .torrent via the tracker and "
+             f"magnet link, byte-identical (sha256 {want[:16]}...)")
 
 
 if __name__ == "__main__":
