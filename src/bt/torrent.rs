@@ -23,6 +23,9 @@ pub const MAX_TORRENT_LEN: usize = 16 << 20;
 pub const MAX_INFO_LEN: usize = 1 << 20;
 /// Largest piece length accepted: the largest chunk the working files take.
 pub const MAX_PIECE_LEN: u64 = crate::meta::MAX_CHUNK_SIZE as u64;
+/// Largest file a torrent may describe (256 GiB): bounds what a download
+/// keeps per block (one byte each, 16 MiB at most).
+pub const MAX_FILE_SIZE: u64 = 256 << 30;
 /// Most trackers kept from a torrent or magnet link.
 pub const MAX_TRACKERS: usize = 16;
 
@@ -55,6 +58,7 @@ pub enum TorrentError {
     BadName(names::NameError),
     BadPieceLength,
     Empty,
+    TooBig(u64),
     BadPieceLayer,
 }
 
@@ -73,6 +77,9 @@ impl fmt::Display for TorrentError {
                 MAX_PIECE_LEN >> 20
             ),
             TorrentError::Empty => write!(f, "empty files are not supported"),
+            TorrentError::TooBig(n) => {
+                write!(f, "{n} bytes is more than the {} GiB limit", MAX_FILE_SIZE >> 30)
+            }
             TorrentError::BadPieceLayer => write!(f, "the piece layer does not match its pieces root"),
         }
     }
@@ -165,6 +172,9 @@ impl Torrent {
         let size = u64::try_from(size).map_err(|_| TorrentError::Missing("length"))?;
         if size == 0 {
             return Err(TorrentError::Empty);
+        }
+        if size > MAX_FILE_SIZE {
+            return Err(TorrentError::TooBig(size));
         }
         let root = file
             .bytes(b"pieces root")
@@ -369,6 +379,12 @@ mod tests {
         };
         let info = info_bytes("x", odd, &tree.root());
         assert_eq!(Torrent::from_info_bytes(&info), Err(TorrentError::BadPieceLength));
+        let huge = Layout {
+            size: MAX_FILE_SIZE + 1,
+            piece_len: 1 << 20,
+        };
+        let info = info_bytes("x", huge, &tree.root());
+        assert_eq!(Torrent::from_info_bytes(&info), Err(TorrentError::TooBig(MAX_FILE_SIZE + 1)));
     }
 
     #[test]

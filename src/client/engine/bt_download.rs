@@ -21,6 +21,7 @@ use crate::bt::merkle::{block_hash, Hash, BLOCK};
 use crate::bt::torrent::Torrent;
 use crate::meta::FileMeta;
 use crate::names;
+use std::collections::HashMap;
 use std::time::Instant;
 
 /// Layer hashes asked for in one `hash request` (libtorrent asks and
@@ -87,7 +88,10 @@ pub struct BtDownload {
     pub layer: Vec<Option<Hash>>,
     pub layer_asked: Vec<Option<ConnId>>,
     blocks: Vec<Block>,
-    leaves: Vec<Hash>,
+    /// Leaf hashes of the blocks in hand of pieces not yet complete (a
+    /// piece's go when it is verified or fails: memory follows the pieces
+    /// in flight, not the file).
+    leaves: HashMap<usize, Vec<Hash>>,
     /// Blocks still to come per piece.
     piece_left: Vec<u32>,
     /// Who sent each piece's blocks (for blame when it fails).
@@ -118,7 +122,7 @@ impl BtDownload {
             layer: Vec::new(),
             layer_asked: Vec::new(),
             blocks: Vec::new(),
-            leaves: Vec::new(),
+            leaves: HashMap::new(),
             piece_left: Vec::new(),
             sources: Vec::new(),
             cursor: 0,
@@ -153,7 +157,6 @@ impl BtDownload {
         let pieces = t.layout.pieces() as usize;
         let per_piece = t.layout.blocks_per_piece();
         self.blocks = vec![Block::Missing; blocks];
-        self.leaves = vec![[0; 32]; blocks];
         self.piece_left = (0..pieces as u64)
             .map(|p| t.layout.piece_size(p).div_ceil(BLOCK as u64).min(per_piece) as u32)
             .collect();
@@ -285,9 +288,15 @@ impl BtDownload {
         };
         let per_piece = t.layout.blocks_per_piece() as usize;
         part.write_at(data, b as u64 * BLOCK as u64)?;
-        self.leaves[b] = block_hash(data);
         self.blocks[b] = Block::Have;
         let piece = b / per_piece;
+        let first = piece * per_piece;
+        let end = (first + per_piece).min(self.blocks.len());
+        let leaves = self
+            .leaves
+            .entry(piece)
+            .or_insert_with(|| vec![[0; 32]; end - first]);
+        leaves[b - first] = block_hash(data);
         self.sources[piece] = match self.sources[piece] {
             Source::Nobody => Source::One(from),
             Source::One(c) if c == from => Source::One(from),
@@ -297,10 +306,9 @@ impl BtDownload {
         if self.piece_left[piece] > 0 {
             return Ok(Landed::Stored);
         }
-        let first = piece * per_piece;
-        let end = (first + per_piece).min(self.blocks.len());
+        let leaves = self.leaves.remove(&piece).unwrap_or_default();
         let expected = t.piece_hash(piece as u64);
-        if expected == Some(t.layout.piece_hash(&self.leaves[first..end])) {
+        if expected == Some(t.layout.piece_hash(&leaves)) {
             let size = t.layout.piece_size(piece as u64);
             part.written(piece as u64 * t.layout.piece_len, size);
             self.verified += 1;
