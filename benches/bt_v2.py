@@ -42,9 +42,11 @@ def add(ses, torrent, save, flags=0):
 SEEDER = COMMON + r'''
 torrent, save = sys.argv[1], sys.argv[2]
 sessions = [session() for _ in range(3)]
-for ses in sessions:
-    add(ses, torrent, save, lt.torrent_flags.seed_mode)
-time.sleep(1)
+# Checked at start, not seed_mode: in seed_mode libtorrent hashes each piece
+# on its first request, which would slow whichever leecher runs first.
+handles = [add(ses, torrent, save) for ses in sessions]
+while not all(h.status().is_seeding for h in handles):
+    time.sleep(0.1)
 print(" ".join(str(s.listen_port()) for s in sessions), flush=True)
 sys.stdin.read()
 '''
@@ -63,12 +65,18 @@ print("done" if h.status().is_seeding else "timeout", flush=True)
 
 
 def timed(args, **kw):
-    """Runs `args`; (exit code, seconds, peak RSS in MiB) from wait4."""
+    """Runs `args` under /usr/bin/time: (exit code, seconds, peak RSS in
+    MiB). Not wait4 on a child forked from here: Linux keeps the RSS high
+    water mark across exec, so a child of this big Python process would
+    report this process's RSS."""
+    rss_file = tempfile.mktemp(prefix="pytorrent-rss-")
     start = time.monotonic()
-    p = subprocess.Popen(args, **kw)
-    _, status, usage = os.wait4(p.pid, 0)
-    p.returncode = os.waitstatus_to_exitcode(status)
-    return p.returncode, time.monotonic() - start, usage.ru_maxrss / 1024
+    code = subprocess.call(["/usr/bin/time", "-f", "%M", "-o", rss_file] + args, **kw)
+    secs = time.monotonic() - start
+    with open(rss_file) as f:
+        rss_kib = int(f.read().split()[-1])
+    os.unlink(rss_file)
+    return code, secs, rss_kib / 1024
 
 
 def main():
