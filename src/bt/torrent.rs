@@ -384,7 +384,10 @@ mod tests {
             piece_len: 1 << 20,
         };
         let info = info_bytes("x", huge, &tree.root());
-        assert_eq!(Torrent::from_info_bytes(&info), Err(TorrentError::TooBig(MAX_FILE_SIZE + 1)));
+        assert_eq!(
+            Torrent::from_info_bytes(&info),
+            Err(TorrentError::TooBig(MAX_FILE_SIZE + 1))
+        );
     }
 
     #[test]

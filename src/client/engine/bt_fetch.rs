@@ -28,8 +28,9 @@ use crate::names;
 use log::{debug, info};
 use sha2::{Digest, Sha256};
 
-/// Blocks kept asked of one peer (512 KiB).
-pub const PIPELINE: usize = 32;
+/// Blocks kept asked of one peer (2 MiB: enough to keep a fast peer busy
+/// across a round trip on a LAN or loopback).
+pub const PIPELINE: usize = 128;
 /// Output: a full pipeline of requests, metadata requests and a hash
 /// request fit many times over.
 const OUT_CAP: usize = 16 << 10;
