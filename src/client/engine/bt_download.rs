@@ -19,11 +19,13 @@ use super::storage::PartFile;
 use super::ConnId;
 use crate::bt::merkle::{block_hash, Hash, BLOCK};
 use crate::bt::torrent::Torrent;
-use crate::meta::FileMeta;
+use crate::meta::{FileMeta, MetaBuilder};
 use crate::names;
 use std::collections::HashMap;
 use std::time::Instant;
 
+/// Chunk size of the project's metadata made for a finished download.
+const NATIVE_CHUNK: u32 = 1 << 20;
 /// Layer hashes asked for in one `hash request` (libtorrent asks and
 /// answers in 512s).
 pub const LAYER_CHUNK: u32 = 512;
@@ -99,6 +101,13 @@ pub struct BtDownload {
     /// Every block before this one is in hand (where picking starts).
     cursor: usize,
     pub verified: u64,
+    /// Which pieces are verified.
+    done: Vec<bool>,
+    /// The whole file's SHA-256 and the project's metadata, fed in order
+    /// over verified pieces (so the file can be shared natively, and its
+    /// hash printed, without a pass at the end).
+    pub whole: Option<MetaBuilder>,
+    pub whole_at: u64,
     pub started: Instant,
     pub last_connected: Instant,
     pub last_progress: Instant,
@@ -127,6 +136,9 @@ impl BtDownload {
             sources: Vec::new(),
             cursor: 0,
             verified: 0,
+            done: Vec::new(),
+            whole: None,
+            whole_at: 0,
             started: now,
             last_connected: now,
             last_progress: now,
@@ -161,6 +173,9 @@ impl BtDownload {
             .map(|p| t.layout.piece_size(p).div_ceil(BLOCK as u64).min(per_piece) as u32)
             .collect();
         self.sources = vec![Source::Nobody; pieces];
+        self.done = vec![false; pieces];
+        self.whole = MetaBuilder::new(NATIVE_CHUNK).ok();
+        self.whole_at = 0;
         if t.piece_layer.is_none() && t.layout.has_piece_layer() {
             self.layer = vec![None; pieces];
             self.layer_asked = vec![None; pieces.div_ceil(LAYER_CHUNK as usize)];
@@ -312,6 +327,7 @@ impl BtDownload {
             let size = t.layout.piece_size(piece as u64);
             part.written(piece as u64 * t.layout.piece_len, size);
             self.verified += 1;
+            self.done[piece] = true;
             return Ok(Landed::Verified(piece as u32));
         }
         for state in &mut self.blocks[first..end] {
@@ -324,6 +340,30 @@ impl BtDownload {
             _ => None,
         };
         Ok(Landed::Bad(piece as u32, culprit))
+    }
+
+    /// Feeds verified bytes from `whole_at` on to the whole-file hash,
+    /// up to `budget` bytes, stopping at the first piece not verified yet.
+    pub fn advance_whole(&mut self, buf: &mut [u8], budget: u64) -> std::io::Result<()> {
+        let (Some(t), Some(part), Some(whole)) =
+            (self.torrent.as_ref(), self.part.as_ref(), self.whole.as_mut())
+        else {
+            return Ok(());
+        };
+        let mut left = budget;
+        while left > 0 && self.whole_at < t.layout.size {
+            let piece = self.whole_at / t.layout.piece_len;
+            if !self.done.get(piece as usize).copied().unwrap_or(false) {
+                break;
+            }
+            let piece_end = ((piece + 1) * t.layout.piece_len).min(t.layout.size);
+            let n = (piece_end - self.whole_at).min(buf.len() as u64).min(left) as usize;
+            part.read_at(&mut buf[..n], self.whole_at)?;
+            whole.update(&buf[..n]);
+            self.whole_at += n as u64;
+            left -= n as u64;
+        }
+        Ok(())
     }
 
     /// Stores proven layer hashes from `index` on; true once the whole
@@ -361,6 +401,7 @@ mod tests {
     use super::*;
     use crate::bt::merkle::{Layout, Tree};
     use crate::bt::torrent::{info_bytes, Torrent};
+    use sha2::Digest;
 
     fn torrent(size: usize, piece_len: u64, with_layer: bool) -> (Vec<u8>, Torrent, Tree) {
         let data: Vec<u8> = (0..size).map(|i| (i * 31 % 255) as u8).collect();
@@ -420,6 +461,13 @@ mod tests {
             assert_eq!(got, expect, "block {i}");
         }
         assert!(d.is_complete());
+        // The whole-file hash, fed a slice at a time over verified pieces.
+        let mut buf = vec![0; 5000];
+        d.advance_whole(&mut buf, 20_000).unwrap();
+        assert_eq!(d.whole_at, 20_000);
+        d.advance_whole(&mut buf, u64::MAX).unwrap();
+        let meta = d.whole.take().unwrap().finish("f.bin").unwrap();
+        assert_eq!(meta.sha256[..], sha2::Sha256::digest(&data)[..]);
         assert_eq!(d.block_of(0, 1, BLOCK as u32), None, "unaligned");
         assert_eq!(d.block_of(2, BLOCK as u32, 99), None, "wrong length");
     }

@@ -23,7 +23,7 @@ use crate::bt::ext::{ExtHandshake, Metadata, METADATA_PIECE, UT_METADATA_ID};
 use crate::bt::merkle::{verify_hashes, HashRequest};
 use crate::bt::torrent::{Torrent, MAX_INFO_LEN};
 use crate::bt::wire::{self, Handshake, Msg, HANDSHAKE_LEN, MAX_MESSAGE_LEN};
-use crate::meta::{hex, MetaBuilder};
+use crate::meta::hex;
 use crate::names;
 use log::{debug, info};
 use sha2::{Digest, Sha256};
@@ -34,9 +34,6 @@ pub const PIPELINE: usize = 128;
 /// Output: a full pipeline of requests, metadata requests and a hash
 /// request fit many times over.
 const OUT_CAP: usize = 16 << 10;
-/// Chunk size of the native metadata made for a finished download (so it
-/// can be shared on the project's network too).
-const NATIVE_CHUNK: u32 = 1 << 20;
 
 /// Where a BitTorrent download comes from.
 #[derive(Debug, Clone)]
@@ -653,6 +650,11 @@ impl Engine {
         }
         if report.verified > 0 {
             d.last_progress = now;
+            // Hash the file in order while the network is the bottleneck,
+            // so little is left for the end.
+            if let Err(e) = d.advance_whole(&mut self.whole_buf, WHOLE_BUDGET) {
+                d.fail(format!("cannot read the .part file: {e}"));
+            }
         }
         for &(piece, alone) in &report.bad {
             let from = if alone { "from" } else { "partly from" };
@@ -720,25 +722,18 @@ impl Engine {
     /// native metadata, so the file can be shared), then put it in place.
     fn bt_finish(&mut self, dk: usize, _now: Instant) {
         let d = &mut self.bt[dk];
+        // What the download did not hash yet as pieces came in.
+        if let Err(e) = d.advance_whole(&mut self.whole_buf, u64::MAX) {
+            return d.fail(format!("cannot read the .part file: {e}"));
+        }
+        let name = d.torrent.as_ref().map(|t| t.name.clone()).unwrap_or_default();
+        let native = match d.whole.take().map(|b| b.finish(&name)) {
+            Some(Ok(m)) => m,
+            Some(Err(e)) => return d.fail(e.to_string()),
+            None => return d.fail("the file's hash was lost".into()),
+        };
         let (Some(part), Some(meta)) = (d.part.as_mut(), d.meta.as_ref()) else {
             return;
-        };
-        let built = (|| {
-            let mut b = MetaBuilder::new(NATIVE_CHUNK).map_err(|e| e.to_string())?;
-            let mut buf = vec![0u8; 1 << 20];
-            let mut at = 0;
-            while at < meta.size {
-                let n = (meta.size - at).min(buf.len() as u64) as usize;
-                part.read_at(&mut buf[..n], at)
-                    .map_err(|e| format!("cannot read the .part file: {e}"))?;
-                b.update(&buf[..n]);
-                at += n as u64;
-            }
-            b.finish(&meta.name).map_err(|e| e.to_string())
-        })();
-        let native = match built {
-            Ok(m) => m,
-            Err(why) => return d.fail(why),
         };
         match part.finish(meta) {
             Ok(path) => {

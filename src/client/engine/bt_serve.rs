@@ -90,13 +90,14 @@ impl BtServe {
     }
 
     pub fn drive(&mut self, s: &mut dyn Stream, shared: &[BtShared], budget: usize) -> Result<Flow, ConnEnd> {
-        let mut sent = 0;
+        // Bytes moved either way this turn: a peer that floods us with
+        // small messages gets its turn ended like one that downloads fast.
+        let mut moved = 0;
         loop {
             self.fill(shared)?;
             let before = self.output.len();
             self.output.flush_to(s)?;
             let wrote = before - self.output.len();
-            sent += wrote;
             self.window += wrote as u64;
             let read = if self.queue.len() < MAX_QUEUED {
                 match self.input.fill_from(s)? {
@@ -108,7 +109,8 @@ impl BtServe {
                 0
             };
             self.process(shared)?;
-            if sent >= budget {
+            moved += wrote + read;
+            if moved >= budget {
                 return Ok(Flow::Again);
             }
             if read == 0 && (wrote == 0 || self.queue.is_empty() && self.output.is_empty()) {
