@@ -4,7 +4,8 @@
 //! `.torrent`, finding the seeder only through the tracker's BEP 15 side;
 //! another by the magnet link and `--peer` (metadata by `ut_metadata`, the
 //! piece layer by hash requests with proofs). Both files must have the
-//! original's SHA-256. (The interop tests with libtorrent are in
+//! original's SHA-256. A seeder that serves a flipped byte in every piece
+//! is struck, then dropped, and no file is put in place. (The interop tests with libtorrent are in
 //! `tests/interop/run.py`.)
 
 mod common;
@@ -65,5 +66,96 @@ fn a_seeded_torrent_downloads_by_its_torrent_file_and_by_its_magnet_link() {
     assert!(
         log.contains("metadata verified") && log.contains("piece layer verified"),
         "{log}"
+    );
+}
+
+/// A BitTorrent peer that has every piece of `torrent` and answers block
+/// requests from `data` with the 100th byte of every piece flipped.
+fn lying_seeder(torrent: &[u8], data: Vec<u8>) -> std::net::SocketAddr {
+    use pytorrent::bt::torrent::Torrent;
+    use pytorrent::bt::wire::{decode, encode, put_piece_header, Handshake, Msg, HANDSHAKE_LEN};
+    use std::io::{Read, Write};
+    let t = Torrent::from_file_bytes(torrent).unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut served = data;
+    let piece = t.layout.piece_len as usize;
+    let last = served.len() - 1;
+    for at in (0..served.len()).step_by(piece) {
+        served[(at + 100).min(last)] ^= 0xff;
+    }
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut c) = conn else { return };
+            let mut hs = [0u8; HANDSHAKE_LEN];
+            if c.read_exact(&mut hs).is_err() {
+                continue;
+            }
+            let mut out = Vec::new();
+            Handshake::new(t.short_hash(), [7; 20]).encode(&mut out);
+            let pieces = t.layout.pieces() as usize;
+            encode(&Msg::Bitfield(&vec![0xff; pieces.div_ceil(8)]), &mut out);
+            encode(&Msg::Unchoke, &mut out);
+            let _ = c.write_all(&out);
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            while let Ok(n) = c.read(&mut chunk) {
+                if n == 0 {
+                    break;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+                let mut out = Vec::new();
+                while let Ok(Some((msg, used))) = decode(&buf) {
+                    if let Msg::Request { index, begin, length } = msg {
+                        let at = index as usize * piece + begin as usize;
+                        put_piece_header(&mut out, index, begin, length as usize);
+                        out.extend_from_slice(&served[at..at + length as usize]);
+                    }
+                    buf.drain(..used);
+                }
+                if c.write_all(&out).is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    addr
+}
+
+#[test]
+fn a_seeder_of_bad_pieces_is_dropped_and_nothing_is_put_in_place() {
+    use pytorrent::bt::merkle::{Layout, Tree};
+    use pytorrent::bt::torrent::Torrent;
+    let tmp = TempDir::new("bt-bad");
+    let data = random_bytes(300 << 10, 9);
+    let layout = Layout {
+        size: data.len() as u64,
+        piece_len: 64 << 10,
+    };
+    let tree = Tree::from_reader(layout, &data[..]).unwrap();
+    let (_, torrent) = Torrent::for_tree("film.bin", &tree, &[]).unwrap();
+    let path = tmp.join("film.bin.torrent");
+    std::fs::write(&path, &torrent).unwrap();
+    let liar = lying_seeder(&torrent, data);
+    let downloads = tmp.mkdir("downloads");
+    let mut a = args(&[
+        "--get",
+        &s(&path),
+        "--peer",
+        &liar.to_string(),
+        "-u",
+        "victim",
+        "--peer-wait",
+        "3",
+    ]);
+    a.extend(["-t".into(), "127.0.0.1:9".into(), "-d".into(), s(&downloads)]);
+    let mut victim = ClientProc::start(&tmp, "victim", &a);
+    assert_eq!(victim.wait_code(WAIT), 1, "{}", victim.report());
+    let log = victim.log_text();
+    assert!(log.contains("failed its hash"), "{log}");
+    assert!(log.contains("peer dropped for film.bin"), "{log}");
+    assert!(
+        !downloads.join("film.bin").exists(),
+        "a bad file was put in place"
     );
 }
