@@ -4,7 +4,9 @@
 //! Per tracker: connect (an id valid for a minute, reused), then announce
 //! (`started` first); a request unanswered is sent again after 2, 4, 8 ...
 //! s (at most 60 s); a tracker's interval is respected, except that a
-//! download with no connected peer asks again every [`HUNGRY_EVERY`].
+//! download with no connected peer asks again every [`HUNGRY_EVERY`]. When
+//! the client leaves, each tracker that knows us gets one `stopped`
+//! announce (best effort, unanswered).
 //! Replies are matched by sender address and transaction id, so a datagram
 //! from anyone else changes nothing. Trackers are named by IP address (or
 //! `localhost`): the engine does no name resolution, so a tracker named by
@@ -38,6 +40,8 @@ pub struct UdpTracker {
     tries: u32,
     next_at: Instant,
     started: bool,
+    /// The `stopped` announce went out (we are leaving).
+    stopped: bool,
 }
 
 /// The address of a `udp://HOST:PORT/...` tracker URL, when HOST is an
@@ -66,7 +70,33 @@ impl UdpTracker {
             tries: 0,
             next_at: now,
             started: false,
+            stopped: false,
         }
+    }
+
+    /// The `stopped` announce when we leave: once, and only to a tracker
+    /// that knows us and whose connection id is still good (there is no
+    /// time to get a new one). Best effort: nobody waits for the reply.
+    fn stop(
+        &mut self,
+        info_hash: &Hash,
+        left: u64,
+        me: &Announcing,
+        now: Instant,
+        out: &mut Vec<u8>,
+    ) -> bool {
+        let conn = self.conn.filter(|(_, at)| now.duration_since(*at) < CONN_ID_LIFE);
+        let (true, false, Some((conn, _))) = (self.started, self.stopped, conn) else {
+            return false;
+        };
+        self.stopped = true;
+        let short = crate::bt::torrent::short_hash(info_hash);
+        let mut a = AnnounceRequest::new(conn, me.tx, short, me.port, left, bep15::Event::Stopped);
+        a.peer_id = me.peer_id;
+        a.key = me.key;
+        a.num_want = 0;
+        bep15::encode_request(&Request::Announce(a), out);
+        true
     }
 
     /// The next datagram for this tracker about `info_hash`, with `left`
@@ -211,9 +241,7 @@ impl Engine {
     /// The next datagram for a BitTorrent tracker, appended to `out`, and
     /// where it goes.
     pub fn poll_bt_transmit(&mut self, now: Instant, out: &mut Vec<u8>) -> Option<SocketAddr> {
-        if self.exit.is_some() {
-            return None;
-        }
+        let leaving = self.exit.is_some();
         let me = Announcing {
             tx: self.rng.next_u64() as u32,
             peer_id: self.peer_id,
@@ -232,26 +260,39 @@ impl Engine {
                 t.layout.size.saturating_sub(done).max(1)
             });
             let hash = d.info_hash;
-            if let Some(t) = d
-                .trackers
-                .iter_mut()
-                .find_map(|t| t.transmit(&hash, left, &me, now, out).then_some(t.addr))
-            {
+            if let Some(t) = next(&mut d.trackers, &hash, left, &me, leaving, now, out) {
                 return Some(t);
             }
         }
         for s in &mut self.bt_shared {
             let hash = s.torrent.info_hash;
-            if let Some(t) = s
-                .trackers
-                .iter_mut()
-                .find_map(|t| t.transmit(&hash, 0, &me, now, out).then_some(t.addr))
-            {
+            if let Some(t) = next(&mut s.trackers, &hash, 0, &me, leaving, now, out) {
                 return Some(t);
             }
         }
         None
     }
+}
+
+/// The first of `trackers` with a datagram to send (`stopped` ones while
+/// `leaving`), and where it goes.
+fn next(
+    trackers: &mut [UdpTracker],
+    hash: &Hash,
+    left: u64,
+    me: &Announcing,
+    leaving: bool,
+    now: Instant,
+    out: &mut Vec<u8>,
+) -> Option<SocketAddr> {
+    trackers.iter_mut().find_map(|t| {
+        let sent = if leaving {
+            t.stop(hash, left, me, now, out)
+        } else {
+            t.transmit(hash, left, me, now, out)
+        };
+        sent.then_some(t.addr)
+    })
 }
 
 #[cfg(test)]
@@ -316,5 +357,12 @@ mod tests {
             now + HUNGRY_EVERY,
             "no peer connected: asks again soon"
         );
+        out.clear();
+        assert!(t.stop(&[5; 32], 1, &me, now, &mut out));
+        let Ok(Request::Announce(a)) = bep15::decode_request(&out) else {
+            panic!("not an announce");
+        };
+        assert_eq!(a.event, bep15::Event::Stopped);
+        assert!(!t.stop(&[5; 32], 1, &me, now, &mut Vec::new()), "once");
     }
 }
