@@ -90,12 +90,7 @@ impl UdpTracker {
             return false;
         };
         self.stopped = true;
-        let short = crate::bt::torrent::short_hash(info_hash);
-        let mut a = AnnounceRequest::new(conn, me.tx, short, me.port, left, bep15::Event::Stopped);
-        a.peer_id = me.peer_id;
-        a.key = me.key;
-        a.num_want = 0;
-        bep15::encode_request(&Request::Announce(a), out);
+        announce(conn, info_hash, left, bep15::Event::Stopped, me, out);
         true
     }
 
@@ -127,19 +122,8 @@ impl UdpTracker {
         } else {
             bep15::Event::Started
         };
-        let mut a = AnnounceRequest::new(
-            conn,
-            tx,
-            crate::bt::torrent::short_hash(info_hash),
-            me.port,
-            left,
-            event,
-        );
-        a.peer_id = me.peer_id;
-        a.key = me.key;
-        a.num_want = NUM_WANT;
         self.pending = Some((tx, false, self.next_at));
-        bep15::encode_request(&Request::Announce(a), out);
+        announce(conn, info_hash, left, event, me, out);
         true
     }
 
@@ -272,6 +256,20 @@ impl Engine {
         }
         None
     }
+}
+
+/// Appends an announce of ours (no peers wanted when `stopped`).
+fn announce(conn: u64, info_hash: &Hash, left: u64, event: bep15::Event, me: &Announcing, out: &mut Vec<u8>) {
+    let short = crate::bt::torrent::short_hash(info_hash);
+    let mut a = AnnounceRequest::new(conn, me.tx, short, me.port, left, event);
+    a.peer_id = me.peer_id;
+    a.key = me.key;
+    a.num_want = if event == bep15::Event::Stopped {
+        0
+    } else {
+        NUM_WANT
+    };
+    bep15::encode_request(&Request::Announce(a), out);
 }
 
 /// The first of `trackers` with a datagram to send (`stopped` ones while
