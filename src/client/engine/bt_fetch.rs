@@ -810,6 +810,11 @@ impl Engine {
             }
             let waited = now.duration_since(d.last_connected);
             let starved = now.duration_since(d.last_progress);
+            // With no tracker to name new peers, a download whose every
+            // peer was dropped has nothing left to wait for.
+            if d.trackers.is_empty() && !d.peers.is_empty() && d.peers.usable() == 0 {
+                d.fail("every peer that had it was dropped (bad data)".into());
+            }
             if let Some(limit) = self.cfg.give_up_after {
                 if connected == 0 && waited >= limit {
                     d.fail(format!("no peer has it (waited {} s)", waited.as_secs()));
