@@ -57,7 +57,7 @@ fn main() -> ExitCode {
     let mode = opts.mode.clone();
     let bt_peers = opts.bt_peers.clone();
     let mut bt_shares = Vec::new();
-    if let Some(name) = &opts.bt_torrent {
+    for name in &opts.bt_torrent {
         let trackers = vec![format!("udp://{}/announce", opts.tracker)];
         let piece = opts.piece_size.map(u64::from);
         match make_torrent(&opts.shared_dir.join(name), name, piece, &trackers) {
@@ -67,9 +67,9 @@ fn main() -> ExitCode {
                 return ExitCode::from(EXIT_FAILURE);
             }
         }
-        if !matches!(mode, Mode::Headless { seed: true, .. }) {
-            return ExitCode::SUCCESS;
-        }
+    }
+    if !bt_shares.is_empty() && !matches!(mode, Mode::Headless { seed: true, .. }) {
+        return ExitCode::SUCCESS;
     }
     let setup = Setup {
         config_path: opts.config_path.clone(),

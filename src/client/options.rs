@@ -55,9 +55,9 @@ pub struct Options {
     pub no_effects: bool,
     /// BitTorrent peers for `--get FILE.torrent` and magnet links.
     pub bt_peers: Vec<SocketAddr>,
-    /// `--torrent NAME`: a shared file to write a v2 torrent for (and,
-    /// with `--seed`, to seed over BitTorrent).
-    pub bt_torrent: Option<String>,
+    /// `--torrent NAME` (repeatable): shared files to write v2 torrents
+    /// for (and, with `--seed`, to seed over BitTorrent).
+    pub bt_torrent: Vec<String>,
     /// Its piece length in bytes (`None`: chosen from the size).
     pub piece_size: Option<u32>,
 }
@@ -93,10 +93,10 @@ pub fn flags() -> getopts::Options {
         "a BitTorrent peer for --get FILE.torrent or --get 'magnet:?...' (repeatable)",
         "HOST:PORT",
     );
-    o.optopt(
+    o.optmulti(
         "",
         "torrent",
-        "write NAME.torrent (BitTorrent v2) for a file in the shared directory and print its magnet link; with --seed, also seed it to BitTorrent clients",
+        "write NAME.torrent (BitTorrent v2) for a file in the shared directory and print its magnet link; with --seed, also seed it to BitTorrent clients (repeatable)",
         "NAME",
     );
     o.optopt(
@@ -279,8 +279,8 @@ fn merge(m: &Matches, file: ClientConfig, config_path: PathBuf) -> Result<Option
             "--list and --peers run alone, without --seed, --get or each other".into(),
         ));
     }
-    let bt_torrent = m.opt_str("torrent");
-    if let Some(name) = &bt_torrent {
+    let bt_torrent = m.opt_strs("torrent");
+    for name in &bt_torrent {
         names::check_file_name(name).map_err(|e| err(format!("--torrent: the name {e}")))?;
     }
     let piece_size = match m.opt_str("piece-size-kib") {
@@ -293,7 +293,7 @@ fn merge(m: &Matches, file: ClientConfig, config_path: PathBuf) -> Result<Option
         }
         None => None,
     };
-    let mode = if seed || !get.is_empty() || list || peers || bt_torrent.is_some() {
+    let mode = if seed || !get.is_empty() || list || peers || !bt_torrent.is_empty() {
         Mode::Headless {
             seed,
             get,
@@ -405,5 +405,37 @@ mod tests {
         assert!(run(&["--list", "--seed"]).unwrap_err().contains("alone"));
         assert!(run(&["--max-inbound", "0"]).unwrap_err().contains("max-inbound"));
         assert!(run(&["stray"]).unwrap_err().contains("unexpected"));
+    }
+
+    #[test]
+    fn bittorrent_flags_are_checked() {
+        let o = run(&[
+            "--seed",
+            "--torrent",
+            "a.bin",
+            "--torrent",
+            "b.bin",
+            "--peer",
+            "127.0.0.1:6881",
+        ])
+        .unwrap();
+        assert_eq!(o.bt_torrent, vec!["a.bin".to_string(), "b.bin".to_string()]);
+        assert_eq!(o.bt_peers, vec![SocketAddr::from(([127, 0, 0, 1], 6881))]);
+        assert_eq!(
+            run(&["--torrent", "a.bin", "--piece-size-kib", "64"])
+                .unwrap()
+                .piece_size,
+            Some(64 << 10)
+        );
+        assert!(run(&["--torrent", "../x"]).unwrap_err().contains("--torrent"));
+        assert!(run(&["--torrent", "a", "--piece-size-kib", "48"])
+            .unwrap_err()
+            .contains("power of two"));
+        assert!(run(&["--torrent", "a", "--piece-size-kib", "8"])
+            .unwrap_err()
+            .contains("piece-size-kib"));
+        assert!(run(&["--get", "x", "--peer", "nowhere"])
+            .unwrap_err()
+            .contains("--peer"));
     }
 }
