@@ -4,7 +4,7 @@
 //! Per tracker: connect (an id valid for a minute, reused), then announce
 //! (`started` first); a request unanswered is sent again after 2, 4, 8 ...
 //! s (at most 60 s); a tracker's interval is respected, except that a
-//! download with no connected peer asks again every [`HUNGRY_EVERY`]. When
+//! download with no connected peer asks again every 15 s. When
 //! the client leaves, each tracker that knows us gets one `stopped`
 //! announce (best effort, unanswered).
 //! Replies are matched by sender address and transaction id, so a datagram

@@ -29,6 +29,11 @@
 //! [`conn_end`] (why a connection ended, and the verdict), [`scheduler`],
 //! [`fetch`] and [`serve`] (the two connection state machines),
 //! [`library`], [`resume`], [`storage`], [`tracker_link`], [`buf`].
+//! BitTorrent v2 ([`crate::bt`]) runs in the same engine: [`bt_download`],
+//! [`bt_fetch`] (outbound connections, and the engine's side of BitTorrent
+//! downloads), [`bt_serve`] (seeding; an inbound connection's first byte
+//! tells the protocols apart), [`bt_tracker`] (BEP 15 announces; their
+//! datagrams go through [`Engine::on_udp`] and [`Engine::poll_bt_transmit`]).
 
 pub mod bitmap;
 pub mod bt_download;
