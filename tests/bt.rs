@@ -4,7 +4,8 @@
 //! `.torrent`, finding the seeder only through the tracker's BEP 15 side;
 //! another by the magnet link and `--peer` (metadata by `ut_metadata`, the
 //! piece layer by hash requests with proofs). Both files must have the
-//! original's SHA-256. A seeder that serves a flipped byte in every piece
+//! original's SHA-256, and a third client fetches the file over the
+//! project's own protocol from the same port. A seeder that serves a flipped byte in every piece
 //! is struck, then dropped, and no file is put in place. (The interop tests with libtorrent are in
 //! `tests/interop/run.py`.)
 
@@ -67,6 +68,15 @@ fn a_seeded_torrent_downloads_by_its_torrent_file_and_by_its_magnet_link() {
         log.contains("metadata verified") && log.contains("piece layer verified"),
         "{log}"
     );
+
+    // The same listening port still serves the project's own protocol.
+    let native = tmp.mkdir("native");
+    let mut a = args(&["--get", "film.bin", "-u", "three"]);
+    a.extend(["-t".into(), t.addr.to_string(), "-d".into(), s(&native)]);
+    let mut three = ClientProc::start(&tmp, "three", &a);
+    three.wait_line("downloaded film.bin", WAIT);
+    assert_eq!(three.wait_code(WAIT), 0, "{}", three.report());
+    assert_eq!(sha256_file(&native.join("film.bin")), sha256_hex(&data));
 }
 
 /// A BitTorrent peer that has every piece of `torrent` and answers block
