@@ -222,6 +222,21 @@ impl Engine {
         self.after(now);
     }
 
+    /// When a BitTorrent tracker is next due a datagram (seeded torrents
+    /// too: without a download, upkeep does not wake the engine). Exactly
+    /// the trackers [`Engine::poll_bt_transmit`] would send to, so a
+    /// deadline never passes without a datagram (the loop would spin);
+    /// none while leaving (the `stopped` announces go at once).
+    pub(super) fn bt_tracker_deadline(&self) -> Option<Instant> {
+        if self.exit.is_some() {
+            return None;
+        }
+        let running = self.bt.iter().filter(|(_, d)| !d.is_finished());
+        let downloads = running.flat_map(|(_, d)| &d.trackers);
+        let shared = self.bt_shared.iter().flat_map(|s| &s.trackers);
+        downloads.chain(shared).map(|t| t.next_at).min()
+    }
+
     /// The next datagram for a BitTorrent tracker, appended to `out`, and
     /// where it goes.
     pub fn poll_bt_transmit(&mut self, now: Instant, out: &mut Vec<u8>) -> Option<SocketAddr> {

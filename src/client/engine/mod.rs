@@ -467,6 +467,9 @@ impl Engine {
         if let Some(d) = self.link.poll_deadline() {
             deadline = deadline.min(d);
         }
+        if let Some(d) = self.bt_tracker_deadline() {
+            deadline = deadline.min(d);
+        }
         if let Some((_, d)) = self.exit {
             deadline = deadline.min(d);
         }
