@@ -66,17 +66,17 @@ print("done" if h.status().is_seeding else "timeout", flush=True)
 
 def timed(args, **kw):
     """Runs `args` under /usr/bin/time: (exit code, seconds, peak RSS in
-    MiB). Not wait4 on a child forked from here: Linux keeps the RSS high
+    MiB, CPU seconds user+sys). Not wait4 on a child forked from here: Linux keeps the RSS high
     water mark across exec, so a child of this big Python process would
     report this process's RSS."""
     rss_file = tempfile.mktemp(prefix="pytorrent-rss-")
     start = time.monotonic()
-    code = subprocess.call(["/usr/bin/time", "-f", "%M", "-o", rss_file] + args, **kw)
+    code = subprocess.call(["/usr/bin/time", "-f", "%M %U %S", "-o", rss_file] + args, **kw)
     secs = time.monotonic() - start
     with open(rss_file) as f:
-        rss_kib = int(f.read().split()[-1])
+        rss_kib, user, system = f.read().split()[-3:]
     os.unlink(rss_file)
-    return code, secs, rss_kib / 1024
+    return code, secs, int(rss_kib) / 1024, float(user) + float(system)
 
 
 def main():
@@ -117,19 +117,19 @@ def main():
                 "-l", "127.0.0.1:0", "--log", os.path.join(tmp, "own.log"), "-u", "bench"]
         for port in ports:
             args += ["--peer", f"127.0.0.1:{port}"]
-        code, secs, rss = timed(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        code, secs, rss, cpu = timed(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         ok = code == 0 and sha256(os.path.join(own_dl, "bench.bin")) == want
         own = (secs, rss)
         print(f"pytorrent:  {secs:6.2f} s  {size / secs / 1e6:7.1f} MB/s  peak RSS {rss:6.1f} MiB  "
-              f"{'byte-identical' if ok else 'FAILED (exit %d)' % code}")
+              f"CPU {cpu:5.2f} s  {'byte-identical' if ok else 'FAILED (exit %d)' % code}")
 
         lt_dl = os.path.join(tmp, "lt")
         os.makedirs(lt_dl)
-        code, secs, rss = timed([sys.executable, "-c", LEECHER, torrent, lt_dl] + ports,
-                                stdout=subprocess.DEVNULL)
+        code, secs, rss, cpu = timed([sys.executable, "-c", LEECHER, torrent, lt_dl] + ports,
+                                     stdout=subprocess.DEVNULL)
         ok_lt = code == 0 and sha256(os.path.join(lt_dl, "bench.bin")) == want
         print(f"libtorrent: {secs:6.2f} s  {size / secs / 1e6:7.1f} MB/s  peak RSS {rss:6.1f} MiB  "
-              f"{'byte-identical' if ok_lt else 'FAILED'}")
+              f"CPU {cpu:5.2f} s  {'byte-identical' if ok_lt else 'FAILED'}")
         print(f"speed ratio pytorrent/libtorrent: {secs / own[0]:.2f}x; RSS ratio: {own[1] / rss:.3f}")
         if not (ok and ok_lt):
             sys.exit(1)

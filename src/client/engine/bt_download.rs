@@ -21,6 +21,7 @@ use crate::bt::merkle::{block_hash, Hash, BLOCK};
 use crate::bt::torrent::Torrent;
 use crate::meta::{FileMeta, MetaBuilder};
 use crate::names;
+use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::time::Instant;
 
@@ -29,6 +30,40 @@ const NATIVE_CHUNK: u32 = 1 << 20;
 /// Layer hashes asked for in one `hash request` (libtorrent asks and
 /// answers in 512s).
 pub const LAYER_CHUNK: u32 = 512;
+
+/// The whole-file hash being computed.
+pub enum Whole {
+    /// The project's metadata too (a second hash of every byte: only
+    /// when the download may be shared).
+    Native(MetaBuilder),
+    /// Only the SHA-256, for the report; nothing can share the download.
+    Sha(Sha256),
+}
+
+impl Whole {
+    fn update(&mut self, data: &[u8]) {
+        match self {
+            Whole::Native(b) => b.update(data),
+            Whole::Sha(h) => h.update(data),
+        }
+    }
+
+    /// What the download reports: the project's metadata, or for a
+    /// download that is not shared only its name, size and SHA-256 (no
+    /// chunk hashes: not valid for sharing, and never shared).
+    pub fn finish(self, name: &str, size: u64) -> Result<FileMeta, crate::meta::MetaError> {
+        match self {
+            Whole::Native(b) => b.finish(name),
+            Whole::Sha(h) => Ok(FileMeta {
+                name: name.to_string(),
+                size,
+                chunk_size: NATIVE_CHUNK,
+                chunks: Vec::new(),
+                sha256: h.finalize().into(),
+            }),
+        }
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Block {
@@ -103,10 +138,10 @@ pub struct BtDownload {
     pub verified: u64,
     /// Which pieces are verified.
     done: Vec<bool>,
-    /// The whole file's SHA-256 and the project's metadata, fed in order
-    /// over verified pieces (so the file can be shared natively, and its
-    /// hash printed, without a pass at the end).
-    pub whole: Option<MetaBuilder>,
+    /// The whole file's SHA-256 (and, when we share, the project's
+    /// metadata), fed in order over verified pieces, so its hash is
+    /// printed without a pass at the end.
+    pub whole: Option<Whole>,
     pub whole_at: u64,
     pub started: Instant,
     pub last_connected: Instant,
@@ -163,8 +198,9 @@ impl BtDownload {
         }
     }
 
-    /// The torrent is known: size the block table and the layer.
-    pub fn set_torrent(&mut self, t: Torrent) {
+    /// The torrent is known: size the block table and the layer. `native`:
+    /// also compute the project's metadata (chunk hashes), for sharing.
+    pub fn set_torrent(&mut self, t: Torrent, native: bool) {
         let blocks = t.layout.blocks() as usize;
         let pieces = t.layout.pieces() as usize;
         let per_piece = t.layout.blocks_per_piece();
@@ -174,7 +210,11 @@ impl BtDownload {
             .collect();
         self.sources = vec![Source::Nobody; pieces];
         self.done = vec![false; pieces];
-        self.whole = MetaBuilder::new(NATIVE_CHUNK).ok();
+        self.whole = Some(if native {
+            MetaBuilder::new(NATIVE_CHUNK).map_or(Whole::Sha(Sha256::new()), Whole::Native)
+        } else {
+            Whole::Sha(Sha256::new())
+        });
         self.whole_at = 0;
         if t.piece_layer.is_none() && t.layout.has_piece_layer() {
             self.layer = vec![None; pieces];
@@ -401,7 +441,6 @@ mod tests {
     use super::*;
     use crate::bt::merkle::{Layout, Tree};
     use crate::bt::torrent::{info_bytes, Torrent};
-    use sha2::Digest;
 
     fn torrent(size: usize, piece_len: u64, with_layer: bool) -> (Vec<u8>, Torrent, Tree) {
         let data: Vec<u8> = (0..size).map(|i| (i * 31 % 255) as u8).collect();
@@ -426,7 +465,7 @@ mod tests {
             chunks: vec![[0; 32]; t.layout.pieces() as usize],
             sha256: t.pieces_root,
         };
-        d.set_torrent(t);
+        d.set_torrent(t, true);
         d.part = Some(MemStorage::default().create(&meta).unwrap().part);
         d
     }
@@ -466,7 +505,7 @@ mod tests {
         d.advance_whole(&mut buf, 20_000).unwrap();
         assert_eq!(d.whole_at, 20_000);
         d.advance_whole(&mut buf, u64::MAX).unwrap();
-        let meta = d.whole.take().unwrap().finish("f.bin").unwrap();
+        let meta = d.whole.take().unwrap().finish("f.bin", 0).unwrap();
         assert_eq!(meta.sha256[..], sha2::Sha256::digest(&data)[..]);
         assert_eq!(d.block_of(0, 1, BLOCK as u32), None, "unaligned");
         assert_eq!(d.block_of(2, BLOCK as u32, 99), None, "wrong length");

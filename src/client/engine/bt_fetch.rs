@@ -553,7 +553,10 @@ impl Engine {
             sha256: t.info_hash,
         };
         let size = t.layout.size;
-        d.set_torrent(t);
+        // The project's chunk hashes only when we share: otherwise no
+        // frontend can share the download (headless shares only with
+        // --seed; the interactive client always seeds).
+        d.set_torrent(t, self.cfg.seed);
         match self.storage.create(&meta) {
             Ok(created) => {
                 let mut part = created.part;
@@ -727,7 +730,8 @@ impl Engine {
             return d.fail(format!("cannot read the .part file: {e}"));
         }
         let name = d.torrent.as_ref().map(|t| t.name.clone()).unwrap_or_default();
-        let native = match d.whole.take().map(|b| b.finish(&name)) {
+        let size = d.torrent.as_ref().map_or(0, |t| t.layout.size);
+        let native = match d.whole.take().map(|b| b.finish(&name, size)) {
             Some(Ok(m)) => m,
             Some(Err(e)) => return d.fail(e.to_string()),
             None => return d.fail("the file's hash was lost".into()),
