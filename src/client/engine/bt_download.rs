@@ -31,6 +31,19 @@ const NATIVE_CHUNK: u32 = 1 << 20;
 /// answers in 512s).
 pub const LAYER_CHUNK: u32 = 512;
 
+/// Pieces up to this size are assembled in memory and written once
+/// verified: one write per piece instead of one per block, nothing
+/// unverified on disk, and the whole-file hash fed from memory when the
+/// piece is next in order. Larger pieces are written block by block.
+const ASSEMBLE_MAX: u64 = 4 << 20;
+
+/// A piece being downloaded.
+struct Partial {
+    leaves: Vec<Hash>,
+    /// Its bytes, when it is assembled in memory.
+    data: Option<Vec<u8>>,
+}
+
 /// The whole-file hash being computed.
 pub enum Whole {
     /// The project's metadata too (a second hash of every byte: only
@@ -125,10 +138,10 @@ pub struct BtDownload {
     pub layer: Vec<Option<Hash>>,
     pub layer_asked: Vec<Option<ConnId>>,
     blocks: Vec<Block>,
-    /// Leaf hashes of the blocks in hand of pieces not yet complete (a
-    /// piece's go when it is verified or fails: memory follows the pieces
-    /// in flight, not the file).
-    leaves: HashMap<usize, Vec<Hash>>,
+    /// Pieces not yet complete: their blocks' leaf hashes and (small
+    /// pieces) bytes. A piece's go when it is verified or fails: memory
+    /// follows the pieces in flight, not the file.
+    partial: HashMap<usize, Partial>,
     /// Blocks still to come per piece.
     piece_left: Vec<u32>,
     /// Who sent each piece's blocks (for blame when it fails).
@@ -166,7 +179,7 @@ impl BtDownload {
             layer: Vec::new(),
             layer_asked: Vec::new(),
             blocks: Vec::new(),
-            leaves: HashMap::new(),
+            partial: HashMap::new(),
             piece_left: Vec::new(),
             sources: Vec::new(),
             cursor: 0,
@@ -342,16 +355,25 @@ impl BtDownload {
             return Ok(Landed::Stored);
         };
         let per_piece = t.layout.blocks_per_piece() as usize;
-        part.write_at(data, b as u64 * BLOCK as u64)?;
-        self.blocks[b] = Block::Have;
         let piece = b / per_piece;
         let first = piece * per_piece;
         let end = (first + per_piece).min(self.blocks.len());
-        let leaves = self
-            .leaves
-            .entry(piece)
-            .or_insert_with(|| vec![[0; 32]; end - first]);
-        leaves[b - first] = block_hash(data);
+        let piece_at = piece as u64 * t.layout.piece_len;
+        let piece_size = t.layout.piece_size(piece as u64);
+        let p = self.partial.entry(piece).or_insert_with(|| Partial {
+            leaves: vec![[0; 32]; end - first],
+            data: (t.layout.piece_len <= ASSEMBLE_MAX).then(|| vec![0; piece_size as usize]),
+        });
+        match &mut p.data {
+            // `block_of` checked the length: the block fits its piece.
+            Some(buf) => {
+                let at = (b - first) * BLOCK;
+                buf[at..at + data.len()].copy_from_slice(data);
+            }
+            None => part.write_at(data, b as u64 * BLOCK as u64)?,
+        }
+        p.leaves[b - first] = block_hash(data);
+        self.blocks[b] = Block::Have;
         self.sources[piece] = match self.sources[piece] {
             Source::Nobody => Source::One(from),
             Source::One(c) if c == from => Source::One(from),
@@ -361,11 +383,20 @@ impl BtDownload {
         if self.piece_left[piece] > 0 {
             return Ok(Landed::Stored);
         }
-        let leaves = self.leaves.remove(&piece).unwrap_or_default();
+        let Some(p) = self.partial.remove(&piece) else {
+            return Ok(Landed::Stored);
+        };
         let expected = t.piece_hash(piece as u64);
-        if expected == Some(t.layout.piece_hash(&leaves)) {
-            let size = t.layout.piece_size(piece as u64);
-            part.written(piece as u64 * t.layout.piece_len, size);
+        if expected == Some(t.layout.piece_hash(&p.leaves)) {
+            if let Some(buf) = &p.data {
+                part.write_at(buf, piece_at)?;
+                // Next in order: hashed now, while in memory.
+                if let (Some(whole), true) = (self.whole.as_mut(), self.whole_at == piece_at) {
+                    whole.update(buf);
+                    self.whole_at += buf.len() as u64;
+                }
+            }
+            part.written(piece_at, piece_size);
             self.verified += 1;
             self.done[piece] = true;
             return Ok(Landed::Verified(piece as u32));
@@ -500,15 +531,37 @@ mod tests {
             assert_eq!(got, expect, "block {i}");
         }
         assert!(d.is_complete());
-        // The whole-file hash, fed a slice at a time over verified pieces.
-        let mut buf = vec![0; 5000];
-        d.advance_whole(&mut buf, 20_000).unwrap();
-        assert_eq!(d.whole_at, 20_000);
-        d.advance_whole(&mut buf, u64::MAX).unwrap();
+        // Pieces verified in order were hashed whole from memory.
+        assert_eq!(d.whole_at, data.len() as u64);
         let meta = d.whole.take().unwrap().finish("f.bin", 0).unwrap();
         assert_eq!(meta.sha256[..], sha2::Sha256::digest(&data)[..]);
         assert_eq!(d.block_of(0, 1, BLOCK as u32), None, "unaligned");
         assert_eq!(d.block_of(2, BLOCK as u32, 99), None, "wrong length");
+    }
+
+    #[test]
+    fn pieces_out_of_order_are_hashed_back_from_the_file_in_slices() {
+        let (data, t, _) = torrent(4 * BLOCK, 2 * BLOCK as u64, true);
+        let mut d = download(t);
+        let piece = 2 * BLOCK;
+        for b in [2, 3] {
+            d.land(b, &data[b * BLOCK..(b + 1) * BLOCK], ConnId(1)).unwrap();
+        }
+        assert_eq!(d.whole_at, 0, "piece 1 waits for piece 0");
+        for b in [0, 1] {
+            d.land(b, &data[b * BLOCK..(b + 1) * BLOCK], ConnId(1)).unwrap();
+        }
+        assert_eq!(d.whole_at, piece as u64, "piece 0 from memory");
+        let mut buf = vec![0; 5000];
+        d.advance_whole(&mut buf, 10_000).unwrap();
+        assert_eq!(
+            d.whole_at,
+            piece as u64 + 10_000,
+            "a slice of piece 1 from the file"
+        );
+        d.advance_whole(&mut buf, u64::MAX).unwrap();
+        let meta = d.whole.take().unwrap().finish("f.bin", 0).unwrap();
+        assert_eq!(meta.sha256[..], sha2::Sha256::digest(&data)[..]);
     }
 
     #[test]
