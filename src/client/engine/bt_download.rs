@@ -146,8 +146,11 @@ pub struct BtDownload {
     piece_left: Vec<u32>,
     /// Who sent each piece's blocks (for blame when it fails).
     sources: Vec<Source>,
-    /// Every block before this one is in hand (where picking starts).
+    /// Every block before this one is in hand (where the end game looks).
     cursor: usize,
+    /// No block before this one is missing (where picking starts): so a
+    /// pick costs a step or two, not a scan of every block asked already.
+    missing_from: usize,
     pub verified: u64,
     /// Which pieces are verified.
     done: Vec<bool>,
@@ -183,6 +186,7 @@ impl BtDownload {
             piece_left: Vec::new(),
             sources: Vec::new(),
             cursor: 0,
+            missing_from: 0,
             verified: 0,
             done: Vec::new(),
             whole: None,
@@ -266,23 +270,20 @@ impl BtDownload {
         while self.cursor < self.blocks.len() && self.blocks[self.cursor] == Block::Have {
             self.cursor += 1;
         }
-        let mut endgame = None;
-        for b in self.cursor..self.blocks.len() {
-            match self.blocks[b] {
-                Block::Missing if holds(b) => {
-                    self.blocks[b] = Block::Asked(1);
-                    return Some(self.block_span(b));
-                }
-                Block::Asked(1) if endgame.is_none() && holds(b) => {
-                    let span = self.block_span(b);
-                    if !busy.contains(&(span.0, span.1)) {
-                        endgame = Some(b);
-                    }
-                }
-                _ => {}
-            }
+        let n = self.blocks.len();
+        while self.missing_from < n && self.blocks[self.missing_from] != Block::Missing {
+            self.missing_from += 1;
         }
-        let b = endgame?;
+        let missing = (self.missing_from..n).find(|&b| self.blocks[b] == Block::Missing && holds(b));
+        if let Some(b) = missing {
+            self.blocks[b] = Block::Asked(1);
+            return Some(self.block_span(b));
+        }
+        // The end game: nothing is left unasked that this peer has.
+        let b = (self.cursor..n).find(|&b| {
+            let span = self.block_span(b);
+            self.blocks[b] == Block::Asked(1) && holds(b) && !busy.contains(&(span.0, span.1))
+        })?;
         self.blocks[b] = Block::Asked(2);
         Some(self.block_span(b))
     }
@@ -339,6 +340,7 @@ impl BtDownload {
                 other => other,
             };
             self.cursor = self.cursor.min(b);
+            self.missing_from = self.missing_from.min(b);
         }
     }
 
@@ -406,6 +408,7 @@ impl BtDownload {
         }
         self.piece_left[piece] = (end - first) as u32;
         self.cursor = self.cursor.min(first);
+        self.missing_from = self.missing_from.min(first);
         let culprit = match std::mem::replace(&mut self.sources[piece], Source::Nobody) {
             Source::One(c) => Some(c),
             _ => None,
