@@ -334,3 +334,128 @@ impl Engine {
         self.act(Action::Drive(id));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bt::merkle::{verify_hashes, HashRequest, Layout};
+    use crate::testutil::{data, TempDir};
+    use std::io::{self, Read, Write};
+
+    /// A connection in memory: what the peer sent, what we wrote.
+    struct Pipe {
+        input: Vec<u8>,
+        output: Vec<u8>,
+    }
+
+    impl Read for Pipe {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if self.input.is_empty() {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            let n = buf.len().min(self.input.len());
+            buf[..n].copy_from_slice(&self.input[..n]);
+            self.input.drain(..n);
+            Ok(n)
+        }
+    }
+
+    impl Write for Pipe {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.output.extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn blocks_past_the_end_are_zeros_and_hash_requests_are_answered_with_proofs() {
+        let dir = TempDir::new("bt-serve");
+        // 300 KiB in 64 KiB pieces: the last piece is 44 KiB of file and
+        // 20 KiB of padding, asked for as whole blocks.
+        let bytes = data(300 << 10, 3);
+        let path = dir.path().join("f.bin");
+        std::fs::write(&path, &bytes).unwrap();
+        let layout = Layout {
+            size: bytes.len() as u64,
+            piece_len: 64 << 10,
+        };
+        let tree = Tree::from_reader(layout, &bytes[..]).unwrap();
+        let (torrent, _) = Torrent::for_tree("f.bin", &tree, &[]).unwrap();
+        let root = torrent.pieces_root;
+        let shared = vec![BtShared {
+            torrent,
+            tree,
+            path,
+            trackers: Vec::new(),
+        }];
+        let mut input = Vec::new();
+        Handshake::new(short_hash(&shared[0].torrent.info_hash), [9; 20]).encode(&mut input);
+        let (last, tail) = (4, 2 * BLOCK as u32);
+        wire::encode(
+            &Msg::Request {
+                index: last,
+                begin: tail,
+                length: BLOCK as u32,
+            },
+            &mut input,
+        );
+        let req = HashRequest {
+            pieces_root: root,
+            base: 2,
+            index: 0,
+            count: 8,
+            proof_layers: layout.height() - 3,
+        };
+        wire::encode(&Msg::HashRequest(req), &mut input);
+        let mut pipe = Pipe {
+            input: input[1..].to_vec(),
+            output: Vec::new(),
+        };
+        let mut s = BtServe::new(input[0]);
+        for _ in 0..4 {
+            s.drive(&mut pipe, &shared, 1 << 20).unwrap();
+        }
+        let out = &pipe.output[HANDSHAKE_LEN..];
+        let mut msgs = Vec::new();
+        let mut at = 0;
+        while let Ok(Some((m, used))) = wire::decode(&out[at..]) {
+            msgs.push(m);
+            at += used;
+        }
+        let Some(Msg::Piece {
+            index,
+            begin,
+            data: block,
+        }) = msgs.iter().find(|m| matches!(m, Msg::Piece { .. }))
+        else {
+            panic!("no block in {msgs:?}");
+        };
+        assert_eq!((*index, *begin, block.len()), (last, tail, BLOCK));
+        let real = bytes.len() - (4 * (64 << 10) + 2 * BLOCK);
+        assert_eq!(&block[..real], &bytes[bytes.len() - real..]);
+        assert!(block[real..].iter().all(|&b| b == 0), "the padding is zeros");
+        let Some(Msg::Hashes { req: got, hashes }) = msgs.iter().find(|m| matches!(m, Msg::Hashes { .. }))
+        else {
+            panic!("no hashes in {msgs:?}");
+        };
+        assert_eq!(*got, req);
+        let hashes = wire::split_hashes(hashes);
+        let proven = verify_hashes(&req, &layout, &root, &hashes).expect("the proof checks");
+        assert_eq!(proven[..5], shared[0].tree.piece_layer()[..]);
+        // A request outside the torrent ends the connection.
+        let mut bad = Vec::new();
+        wire::encode(
+            &Msg::Request {
+                index: 5,
+                begin: 0,
+                length: BLOCK as u32,
+            },
+            &mut bad,
+        );
+        pipe.input = bad;
+        assert!(s.drive(&mut pipe, &shared, 1 << 20).is_err());
+    }
+}
