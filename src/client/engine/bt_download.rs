@@ -469,14 +469,20 @@ impl BtDownload {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::super::storage::mem::MemStorage;
     use super::super::storage::Storage;
     use super::*;
     use crate::bt::merkle::{Layout, Tree};
     use crate::bt::torrent::{info_bytes, Torrent};
 
-    fn torrent(size: usize, piece_len: u64, with_layer: bool) -> (Vec<u8>, Torrent, Tree) {
+    /// A file of `size` bytes, its torrent (with its piece layer or not)
+    /// and tree.
+    pub(in super::super) fn torrent(
+        size: usize,
+        piece_len: u64,
+        with_layer: bool,
+    ) -> (Vec<u8>, Torrent, Tree) {
         let data: Vec<u8> = (0..size).map(|i| (i * 31 % 255) as u8).collect();
         let layout = Layout {
             size: size as u64,
@@ -490,7 +496,8 @@ mod tests {
         (data, t, tree)
     }
 
-    fn download(t: Torrent) -> BtDownload {
+    /// A download of `t` with its working file in memory.
+    pub(in super::super) fn download(t: Torrent) -> BtDownload {
         let mut d = BtDownload::new("x".into(), t.info_hash, Instant::now());
         let meta = FileMeta {
             name: t.name.clone(),

@@ -840,3 +840,89 @@ impl Engine {
         self.bt_connect(now);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::bt_download::tests::{download, torrent};
+    use super::*;
+    use crate::bt::merkle::BLOCK;
+    use crate::testutil::Pipe;
+
+    /// Our messages in `out` after the handshake.
+    fn sent(out: &[u8]) -> Vec<Msg<'_>> {
+        let mut msgs = Vec::new();
+        let mut at = HANDSHAKE_LEN;
+        while let Ok(Some((m, used))) = wire::decode(&out[at..]) {
+            msgs.push(m);
+            at += used;
+        }
+        msgs
+    }
+
+    /// A connection for `d` whose peer sent its handshake and `then`,
+    /// after two turns (the second writes what the first queued).
+    fn connected(d: &mut BtDownload, then: &[Msg<'_>], now: Instant) -> (BtFetch, Pipe) {
+        let addr = "10.0.0.1:6881".parse().unwrap();
+        let mut f = BtFetch::new(ConnId(1), 0, addr, now, Duration::from_secs(10));
+        f.on_connected(d, [1; 20], now);
+        let mut pipe = Pipe::default();
+        Handshake::new(crate::bt::torrent::short_hash(&d.info_hash), [2; 20]).encode(&mut pipe.input);
+        for m in then {
+            wire::encode(m, &mut pipe.input);
+        }
+        for _ in 0..2 {
+            f.drive(&mut pipe, d, now, 1 << 20, &mut BtReport::default())
+                .unwrap();
+        }
+        (f, pipe)
+    }
+
+    #[test]
+    fn a_choke_gives_the_blocks_back_and_a_hash_reject_ends_the_connection() {
+        let now = Instant::now();
+        let mut report = BtReport::default();
+        let (_, t, _) = torrent(8 * BLOCK, BLOCK as u64, true);
+        let mut d = download(t);
+        let (mut f, mut pipe) = connected(&mut d, &[Msg::Bitfield(&[0xff]), Msg::Unchoke], now);
+        let msgs = sent(&pipe.output);
+        assert!(
+            matches!(msgs[0], Msg::Extended { id: 0, .. }) && msgs[1] == Msg::Interested,
+            "{msgs:?}"
+        );
+        let asked = msgs.iter().filter(|m| matches!(m, Msg::Request { .. })).count();
+        assert_eq!(asked, 8, "every block, once");
+        assert_eq!(
+            d.next_block(&[0xff], &[]),
+            Some((0, 0, BLOCK as u32)),
+            "the end game"
+        );
+        d.unask(0);
+        wire::encode(&Msg::Choke, &mut pipe.input);
+        f.drive(&mut pipe, &mut d, now, 1 << 20, &mut report).unwrap();
+        assert_eq!(
+            d.next_block(&[0xff], &[]),
+            Some((0, 0, BLOCK as u32)),
+            "given back on the choke"
+        );
+        assert!(
+            f.waiting(Some(&d)),
+            "choked while there is work: the deadline runs"
+        );
+
+        // Without the layer, a reject of our hash request ends the connection.
+        let (_, t, _) = torrent(8 * BLOCK, BLOCK as u64, false);
+        let mut d = download(t);
+        let (mut f, mut pipe) = connected(&mut d, &[], now);
+        let Some(&Msg::HashRequest(req)) = sent(&pipe.output)
+            .iter()
+            .find(|m| matches!(m, Msg::HashRequest(_)))
+        else {
+            panic!("no hash request");
+        };
+        wire::encode(&Msg::HashReject(req), &mut pipe.input);
+        let end = f.drive(&mut pipe, &mut d, now, 1 << 20, &mut report).unwrap_err();
+        assert!(end.to_string().contains("refused the piece layer"), "{end}");
+        f.abandon(&mut d);
+        assert!(d.layer_asked.iter().all(Option::is_none), "the request goes back");
+    }
+}

@@ -339,36 +339,7 @@ impl Engine {
 mod tests {
     use super::*;
     use crate::bt::merkle::{verify_hashes, HashRequest, Layout};
-    use crate::testutil::{data, TempDir};
-    use std::io::{self, Read, Write};
-
-    /// A connection in memory: what the peer sent, what we wrote.
-    struct Pipe {
-        input: Vec<u8>,
-        output: Vec<u8>,
-    }
-
-    impl Read for Pipe {
-        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-            if self.input.is_empty() {
-                return Err(io::ErrorKind::WouldBlock.into());
-            }
-            let n = buf.len().min(self.input.len());
-            buf[..n].copy_from_slice(&self.input[..n]);
-            self.input.drain(..n);
-            Ok(n)
-        }
-    }
-
-    impl Write for Pipe {
-        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            self.output.extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
+    use crate::testutil::{data, Pipe, TempDir};
 
     #[test]
     fn blocks_past_the_end_are_zeros_and_hash_requests_are_answered_with_proofs() {
