@@ -10,6 +10,8 @@
 //! - [`wire`]: message types and codecs (no I/O).
 //! - [`meta`]: file metadata (chunk hashes) and the content-derived file id.
 //! - [`names`]: validation and safe display of names from the network.
+//! - [`bt`]: BitTorrent v2: bencode, metainfo, magnet links, merkle trees,
+//!   the peer wire protocol (pure; the client engine drives it).
 //! - [`tracker`]: the tracker's registry and its mio loop.
 //! - [`rand`]: OS randomness for keys, a fast PRNG for shuffles.
 //! - [`config`]: the client's `config/config.txt`: parse, validate, write back.
@@ -20,6 +22,7 @@
 //! a simulated network with a fake clock.
 
 pub mod atomic_file;
+pub mod bt;
 pub mod cli;
 pub mod client;
 pub mod config;

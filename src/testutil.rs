@@ -32,3 +32,34 @@ impl Drop for TempDir {
 pub fn data(len: usize, seed: u8) -> Vec<u8> {
     (0..len).map(|i| (i * 31 % 251) as u8 ^ seed).collect()
 }
+
+/// A connection in memory: what the peer sent (read until empty, then
+/// `WouldBlock`), and what we wrote.
+#[derive(Default)]
+pub struct Pipe {
+    pub input: Vec<u8>,
+    pub output: Vec<u8>,
+}
+
+impl std::io::Read for Pipe {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.input.is_empty() {
+            return Err(std::io::ErrorKind::WouldBlock.into());
+        }
+        let n = buf.len().min(self.input.len());
+        buf[..n].copy_from_slice(&self.input[..n]);
+        self.input.drain(..n);
+        Ok(n)
+    }
+}
+
+impl std::io::Write for Pipe {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.output.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}

@@ -53,6 +53,13 @@ pub struct Options {
     pub peer_wait: Duration,
     /// Interactive: no typewriter effect.
     pub no_effects: bool,
+    /// BitTorrent peers for `--get FILE.torrent` and magnet links.
+    pub bt_peers: Vec<SocketAddr>,
+    /// `--torrent NAME` (repeatable): shared files to write v2 torrents
+    /// for (and, with `--seed`, to seed over BitTorrent).
+    pub bt_torrent: Vec<String>,
+    /// Its piece length in bytes (`None`: chosen from the size).
+    pub piece_size: Option<u32>,
 }
 
 /// A bad command line or config file (exit code 2).
@@ -77,8 +84,26 @@ pub fn flags() -> getopts::Options {
     o.optmulti(
         "",
         "get",
-        "download a file by name (unique on the network), file id, or unique id prefix (8+ hex digits, as --list shows), then exit; repeat to download several at once; with --seed, keep seeding afterwards",
+        "download a file by name (unique on the network), file id, or unique id prefix (8+ hex digits, as --list shows), or a BitTorrent v2 FILE.torrent or magnet link, then exit; repeat to download several at once; with --seed, keep seeding afterwards",
         "NAME_OR_ID",
+    );
+    o.optmulti(
+        "",
+        "peer",
+        "a BitTorrent peer for --get FILE.torrent or --get 'magnet:?...' (repeatable)",
+        "HOST:PORT",
+    );
+    o.optmulti(
+        "",
+        "torrent",
+        "write NAME.torrent (BitTorrent v2) for a file in the shared directory and print its magnet link; with --seed, also seed it to BitTorrent clients (repeatable)",
+        "NAME",
+    );
+    o.optopt(
+        "",
+        "piece-size-kib",
+        "piece size of --torrent, a power of two from 16 to 65536 (default: at most 2048 pieces)",
+        "KIB",
     );
     o.optflag("", "list", "print the files on the network and exit");
     o.optflag("", "peers", "print the peers on the network and exit");
@@ -256,7 +281,21 @@ fn merge(m: &Matches, file: ClientConfig, config_path: PathBuf) -> Result<Option
             "--list and --peers run alone, without --seed, --get or each other".into(),
         ));
     }
-    let mode = if seed || !get.is_empty() || list || peers {
+    let bt_torrent = m.opt_strs("torrent");
+    for name in &bt_torrent {
+        names::check_file_name(name).map_err(|e| err(format!("--torrent: the name {e}")))?;
+    }
+    let piece_size = match m.opt_str("piece-size-kib") {
+        Some(v) => {
+            let kib: u32 = parse_in_range("piece-size-kib", &v, 16u32, 65536).map_err(err)?;
+            if !kib.is_power_of_two() {
+                return Err(err("--piece-size-kib: must be a power of two".into()));
+            }
+            Some(kib * 1024)
+        }
+        None => None,
+    };
+    let mode = if seed || !get.is_empty() || list || peers || !bt_torrent.is_empty() {
         Mode::Headless {
             seed,
             get,
@@ -285,6 +324,14 @@ fn merge(m: &Matches, file: ClientConfig, config_path: PathBuf) -> Result<Option
         request_timeout: secs("request-timeout", 10)?,
         peer_wait: secs("peer-wait", 60)?,
         no_effects: m.opt_present("no-effects"),
+        bt_peers: m
+            .opt_strs("peer")
+            .iter()
+            .map(|p| resolve("peer", p))
+            .collect::<Result<_, _>>()
+            .map_err(err)?,
+        bt_torrent,
+        piece_size,
     })
 }
 
@@ -360,5 +407,37 @@ mod tests {
         assert!(run(&["--list", "--seed"]).unwrap_err().contains("alone"));
         assert!(run(&["--max-inbound", "0"]).unwrap_err().contains("max-inbound"));
         assert!(run(&["stray"]).unwrap_err().contains("unexpected"));
+    }
+
+    #[test]
+    fn bittorrent_flags_are_checked() {
+        let o = run(&[
+            "--seed",
+            "--torrent",
+            "a.bin",
+            "--torrent",
+            "b.bin",
+            "--peer",
+            "127.0.0.1:6881",
+        ])
+        .unwrap();
+        assert_eq!(o.bt_torrent, vec!["a.bin".to_string(), "b.bin".to_string()]);
+        assert_eq!(o.bt_peers, vec![SocketAddr::from(([127, 0, 0, 1], 6881))]);
+        assert_eq!(
+            run(&["--torrent", "a.bin", "--piece-size-kib", "64"])
+                .unwrap()
+                .piece_size,
+            Some(64 << 10)
+        );
+        assert!(run(&["--torrent", "../x"]).unwrap_err().contains("--torrent"));
+        assert!(run(&["--torrent", "a", "--piece-size-kib", "48"])
+            .unwrap_err()
+            .contains("power of two"));
+        assert!(run(&["--torrent", "a", "--piece-size-kib", "8"])
+            .unwrap_err()
+            .contains("piece-size-kib"));
+        assert!(run(&["--get", "x", "--peer", "nowhere"])
+            .unwrap_err()
+            .contains("--peer"));
     }
 }

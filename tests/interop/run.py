@@ -18,6 +18,26 @@ What it checks, against one `pytorrent-tracker` process:
 4. The project's own clients (`pytorrent --seed`, `pytorrent --get`) share
    a file through the same tracker port while 1-3 run.
 5. The tracker's --stats JSON saw BEP 15 and project traffic.
+6. BitTorrent v2 downloads by the project's client from a libtorrent
+   seeder found only through the tracker (BEP 15 client), from its
+   .torrent and from a magnet link with only `tr=`.
+7. BitTorrent v2 downloads by the project's client from libtorrent
+   seeders given with --peer: a 20 MiB file with 16 KiB pieces from its
+   .torrent, the same from a .torrent without piece layers and from a
+   magnet link alone (metadata by ut_metadata, the piece layer by hash
+   requests with proofs), and a 300 KiB file with 64 KiB pieces and one
+   smaller than a piece; every download byte-identical (SHA-256).
+8. A faulty seeder (a fake peer in this file) serving a flipped byte, or
+   piece hashes that do not prove out, is dropped, the download fails and
+   no file is put in place; with a good seeder beside the flipped-byte
+   one, the download is byte-identical.
+9. The project's client seeds to libtorrent: `pytorrent --seed --torrent
+   NAME` writes NAME.torrent and prints its magnet link; libtorrent
+   leechers given the .torrent (finding the seeder only through the
+   tracker the seeder announced to) or the magnet link download a 300 KiB
+   file with 64 KiB pieces (tail padding), a 20 MiB file with 16 KiB pieces
+   (hash requests with proofs) and a file smaller than one piece,
+   byte-identical.
 
 Usage: run.py TRACKER_BIN CLIENT_BIN   (exit 0 only if every check passed)
 """
@@ -81,15 +101,17 @@ def read_line(proc, want, limit_s):
     """The first stdout line of `proc` containing `want`."""
     deadline = time.monotonic() + limit_s
     os.set_blocking(proc.stdout.fileno(), False)
-    buf = b""
+    # Lines after the one returned stay for the next call.
+    buf = getattr(proc, "pending", b"")
     while time.monotonic() < deadline:
-        chunk = proc.stdout.read()
-        if chunk:
-            buf += chunk
-            for line in buf.decode(errors="replace").splitlines():
-                if want in line:
-                    return line
-        elif proc.poll() is not None:
+        chunk = proc.stdout.read() or b""
+        buf += chunk
+        lines = buf.split(b"\n")
+        for i, line in enumerate(lines[:-1]):
+            if want in line.decode(errors="replace"):
+                proc.pending = b"\n".join(lines[i + 1:])
+                return line.decode(errors="replace")
+        if not chunk and proc.poll() is not None:
             break
         time.sleep(0.05)
     fail(f"no line with {want!r} from {proc.args[0]} within {limit_s} s; got {buf[-2000:]!r}")
@@ -327,6 +349,9 @@ def run(tmp, tracker_bin, client_bin):
         fail(f"project download differs: {line}")
     step("project client: byte-identical")
 
+    run_v2(tmp, client_bin, announce)
+    run_v2_seed(tmp, client_bin, announce, port)
+
     step("tracker counters (--stats JSON, written on SIGTERM)")
     tracker.send_signal(signal.SIGTERM)
     if tracker.wait(timeout=10) != 0:
@@ -342,7 +367,283 @@ def run(tmp, tracker_bin, client_bin):
     if stats["own"]["requests"]["ipv4"] < 4:
         fail(f"too few project requests counted: {stats}")
     print(f"stats: {json.dumps(stats)}")
-    print("interop: 5 passed, 0 failed")
+    print("interop: 9 passed, 0 failed")
+
+
+def make_v2(path, size, piece, seed, tracker=None):
+    """A file of `size` random bytes and its v2-only .torrent (bytes)."""
+    data = random.Random(seed).randbytes(size)
+    with open(path, "wb") as f:
+        f.write(data)
+    fs = lt.file_storage()
+    lt.add_files(fs, path)
+    ct = lt.create_torrent(fs, piece, flags=lt.create_torrent.v2_only)
+    if tracker:
+        ct.add_tracker(tracker)
+    lt.set_piece_hashes(ct, os.path.dirname(path))
+    torrent = lt.bencode(ct.generate())
+    with open(path + ".torrent", "wb") as f:
+        f.write(torrent)
+    return data, torrent
+
+
+def lt_seeder(tag, torrent_path, save_path):
+    """A libtorrent session seeding the torrent; its TCP port."""
+    ses = session(tag)
+    h = add(ses, lt.torrent_info(torrent_path), save_path)
+    wait_until(f"libtorrent {tag} to check its file", lambda: h.status().is_seeding, 30)
+    return ses, ses.listen_port()
+
+
+def v2_get(client_bin, tmp, tag, source, peers, expect_ok=True, limit_s=60):
+    """Runs `pytorrent --get SOURCE --peer ...`; (exit code, output, dir)."""
+    dl = os.path.join(tmp, f"v2-{tag}")
+    os.makedirs(dl)
+    config = os.path.join(tmp, "config.txt")
+    args = [client_bin, "--get", source, "-u", f"v2{tag}", "-d", dl, "-c", config,
+            "-t", "127.0.0.1:9", "-l", "127.0.0.1:0", "--peer-wait", "15",
+            "--log", os.path.join(tmp, f"v2-{tag}.log")]
+    for p in peers:
+        args += ["--peer", f"127.0.0.1:{p}"]
+    proc = spawn(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    try:
+        out, _ = proc.communicate(timeout=limit_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        fail(f"pytorrent --get {tag} did not finish within {limit_s} s")
+    out = out.decode(errors="replace")
+    if expect_ok and proc.returncode != 0:
+        fail(f"pytorrent --get {tag} exited {proc.returncode}: {out[-2000:]}")
+    return proc.returncode, out, dl
+
+
+def check_same(tag, path, data, out):
+    want = hashlib.sha256(data).hexdigest()
+    got = sha256(path)
+    if got != want or want not in out:
+        fail(f"v2 download {tag} differs: {got} != {want}; said {out[-500:]!r}")
+    step(f"v2 {tag}: byte-identical (sha256 {want[:16]}...)")
+
+
+def get_same(client_bin, tmp, tag, source, peers, name, data, what):
+    """`pytorrent --get SOURCE` must succeed with the bytes of `data`."""
+    _, out, dl = v2_get(client_bin, tmp, tag, source, peers)
+    check_same(what, os.path.join(dl, name), data, out)
+
+
+def fake_seeder(torrent_bytes, data, bad):
+    """A BitTorrent seeder that lies: `bad` is "byte" (a flipped byte in
+    every piece it serves) or "hashes" (wrong piece-layer hashes). Serves
+    one connection at a time on its own thread; returns its port."""
+    import threading
+    info = lt.bdecode(torrent_bytes)[b"info"]
+    short = hashlib.sha256(lt.bencode(info)).digest()[:20]
+    piece_len = info[b"piece length"]
+    pieces = (len(data) + piece_len - 1) // piece_len
+    served = bytearray(data)
+    if bad == "byte":
+        for i in range(0, len(served), piece_len):
+            served[i + min(100, len(data) - i - 1)] ^= 0xFF
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)
+
+    def recv(c, n):
+        buf = b""
+        while len(buf) < n:
+            chunk = c.recv(n - len(buf))
+            if not chunk:
+                raise EOFError
+            buf += chunk
+        return buf
+
+    def msg(c, mid, body=b""):
+        c.sendall(struct.pack(">IB", 1 + len(body), mid) + body)
+
+    def serve(c):
+        try:
+            hs = recv(c, 68)
+            if hs[28:48] != short:
+                return
+            c.sendall(b"\x13BitTorrent protocol" + bytes([0, 0, 0, 0, 0, 0x10, 0, 0]) + short + b"-FAKE0-" + b"x" * 13)
+            bits = bytearray((pieces + 7) // 8)
+            for i in range(pieces):
+                bits[i // 8] |= 0x80 >> (i % 8)
+            msg(c, 5, bytes(bits))
+            msg(c, 1)
+            while True:
+                (n,) = struct.unpack(">I", recv(c, 4))
+                body = recv(c, n) if n else b""
+                if not body:
+                    continue
+                if body[0] == 6:
+                    index, begin, length = struct.unpack(">III", body[1:13])
+                    at = index * piece_len + begin
+                    msg(c, 7, struct.pack(">II", index, begin) + bytes(served[at:at + length]))
+                elif body[0] == 21:
+                    root, base, index, count, proofs = struct.unpack(">32sIIII", body[1:49])
+                    uncles = max(0, proofs - count.bit_length() + 2)
+                    junk = random.Random(index).randbytes(32 * (count + uncles))
+                    msg(c, 22, body[1:49] + junk)
+        except (EOFError, OSError):
+            pass
+        finally:
+            c.close()
+
+    def accept():
+        while True:
+            try:
+                c, _ = srv.accept()
+            except OSError:
+                return
+            threading.Thread(target=serve, args=(c,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    return srv.getsockname()[1]
+
+
+def run_v2(tmp, client_bin, announce):
+    seed_dir = os.path.join(tmp, "v2seed")
+    os.makedirs(seed_dir)
+    step("v2: a libtorrent seeder announces a v2 torrent; the project's client finds it by the tracker")
+    tracked = os.path.join(seed_dir, "tracked.bin")
+    t_data, t_torrent = make_v2(tracked, 3 << 20, 32 << 10, 14, tracker=announce)
+    t_ses, _ = lt_seeder("v2-tracked", tracked + ".torrent", seed_dir)
+
+    def announced():
+        return any(isinstance(a, lt.tracker_reply_alert) for a in t_ses.pop_alerts())
+
+    wait_until("the libtorrent seeder's announce", announced, 30)
+    get_same(client_bin, tmp, "tracker", tracked + ".torrent", [], "tracked.bin", t_data,
+             "through the tracker (.torrent)")
+    t_hash = str(lt.torrent_info(t_torrent).info_hashes().v2)
+    magnet = f"magnet:?xt=urn:btmh:1220{t_hash}&tr={announce}"
+    get_same(client_bin, tmp, "tracker-magnet", magnet, [], "tracked.bin", t_data,
+             "through the tracker (magnet link)")
+
+    step("v2: libtorrent seeds v2-only torrents; the project's client downloads them with --peer")
+    files = {}
+    for name, size, piece, seed in [("big.bin", 20 << 20, 16 << 10, 11),
+                                    ("tail.bin", 300 << 10, 64 << 10, 12),
+                                    ("small.bin", 5000, 64 << 10, 13)]:
+        path = os.path.join(seed_dir, name)
+        files[name] = make_v2(path, size, piece, seed)
+    sessions = []
+    ports = {}
+    for name in files:
+        ses, port = lt_seeder(f"v2-{name}", os.path.join(seed_dir, name + ".torrent"), seed_dir)
+        sessions.append(ses)
+        ports[name] = port
+
+    for name, (data, torrent) in files.items():
+        get_same(client_bin, tmp, f"torrent-{name}", os.path.join(seed_dir, name + ".torrent"), [ports[name]],
+                 name, data, f".torrent {name}")
+
+    big_data, big_torrent = files["big.bin"]
+    stripped = lt.bdecode(big_torrent)
+    del stripped[b"piece layers"]
+    nolayer = os.path.join(tmp, "nolayer.torrent")
+    with open(nolayer, "wb") as f:
+        f.write(lt.bencode(stripped))
+    get_same(client_bin, tmp, "nolayer", nolayer, [ports["big.bin"]], "big.bin", big_data,
+             ".torrent without piece layers (hash requests)")
+
+    v2hash = str(lt.torrent_info(big_torrent).info_hashes().v2)
+    magnet = f"magnet:?xt=urn:btmh:1220{v2hash}&dn=big.bin&x.pe=127.0.0.1:{ports['big.bin']}"
+    get_same(client_bin, tmp, "magnet", magnet, [], "big.bin", big_data,
+             "magnet link alone (ut_metadata, hash requests)")
+
+    step("v2: faulty seeders are dropped and nothing is put in place")
+    tail_data, tail_torrent = files["tail.bin"]
+    flipped = fake_seeder(tail_torrent, tail_data, "byte")
+    code, out, dl = v2_get(client_bin, tmp, "flipped", os.path.join(seed_dir, "tail.bin.torrent"), [flipped],
+                           expect_ok=False)
+    if code == 0 or os.listdir(dl) not in ([], [".pytorrent"]) or "tail.bin" in os.listdir(dl):
+        fail(f"a flipped-byte seeder was not refused: exit {code}, {os.listdir(dl)}, {out[-1000:]!r}")
+    log = open(os.path.join(tmp, "v2-flipped.log")).read()
+    if "failed its hash" not in log or "peer dropped" not in log:
+        fail(f"the flipped-byte seeder was not struck and dropped: {log[-2000:]}")
+    step("v2 flipped byte: pieces rejected, peer dropped, no file")
+
+    liar = fake_seeder(big_torrent, big_data, "hashes")
+    code, out, dl = v2_get(client_bin, tmp, "badhashes", nolayer, [liar], expect_ok=False)
+    log = open(os.path.join(tmp, "v2-badhashes.log")).read()
+    if code == 0 or "big.bin" in os.listdir(dl) or "do not prove out" not in log:
+        fail(f"a seeder with bad hashes was not refused: exit {code}, {os.listdir(dl)}, {log[-2000:]}")
+    step("v2 bad hashes: peer dropped, no file")
+
+    get_same(client_bin, tmp, "flipped-and-good", os.path.join(seed_dir, "tail.bin.torrent"),
+             [flipped, ports["tail.bin"]], "tail.bin", tail_data, "flipped-byte seeder beside a good one")
+    del sessions, t_ses
+
+
+def lt_leech(tag, params, save_path, peer_port=None):
+    """A libtorrent leecher (TCP only: no uTP, which the project's client
+    does not speak) of `params`; connects to `peer_port` if given."""
+    ses = session(tag)
+    ses.apply_settings({"enable_outgoing_utp": False, "enable_incoming_utp": False})
+    params.save_path = save_path
+    params.flags &= ~(lt.torrent_flags.auto_managed | lt.torrent_flags.paused)
+    params.flags |= lt.torrent_flags.disable_pex
+    h = ses.add_torrent(params)
+    if peer_port:
+        h.connect_peer(("127.0.0.1", peer_port))
+    return ses, h
+
+
+def run_v2_seed(tmp, client_bin, announce, tracker_port):
+    step("v2 seeding: the project's client seeds; libtorrent leechers download")
+    config = os.path.join(tmp, "config.txt")
+    for name, size, piece_kib, seed in [("s300k.bin", 300 << 10, 64, 21),
+                                        ("s20m.bin", 20 << 20, 16, 22),
+                                        ("stiny.bin", 7000, 64, 23)]:
+        shared = os.path.join(tmp, f"seed-{name}")
+        os.makedirs(shared)
+        data = random.Random(seed).randbytes(size)
+        with open(os.path.join(shared, name), "wb") as f:
+            f.write(data)
+        listen = free_port(socket.SOCK_STREAM)
+        seeder = spawn(
+            [client_bin, "--seed", "--torrent", name, "--piece-size-kib", str(piece_kib), "-u", f"s{seed}",
+             "-s", shared, "-d", os.path.join(tmp, f"seed-dl-{name}"), "-c", config,
+             "-t", f"127.0.0.1:{tracker_port}", "-l", f"127.0.0.1:{listen}",
+             "--log", os.path.join(tmp, f"seed-{name}.log")],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=shared,
+        )
+        read_line(seeder, "wrote", 30)
+        magnet = read_line(seeder, "magnet:?", 5).strip()
+        read_line(seeder, "seeding", 30)
+        torrent_path = os.path.join(shared, name + ".torrent")
+        info = lt.torrent_info(torrent_path)
+        if f"udp://127.0.0.1:{tracker_port}/announce" not in [t.url for t in info.trackers()]:
+            fail(f"{name}.torrent does not name the tracker")
+        if str(info.info_hashes().v2) not in magnet:
+            fail(f"the magnet link {magnet!r} is not the torrent's")
+        by_torrent = lt.add_torrent_params()
+        by_torrent.ti = info
+        # One after the other, so each can only have had the project's
+        # seeder to download from: the first found it through the tracker.
+        leechers = []
+        for how, params, peer in [("t", by_torrent, None), ("m", lt.parse_magnet_uri(magnet), listen)]:
+            ses, h = lt_leech(f"lt-{name}-{how}", params, os.path.join(tmp, f"lt-{name}-{how}"), peer)
+            leechers.append(ses)
+            deadline = time.monotonic() + 60
+            while not h.status().is_seeding:
+                if time.monotonic() > deadline:
+                    st = h.status()
+                    fail(f"libtorrent leecher {how} of {name} did not finish: {st.state} {st.progress} "
+                         f"{st.num_peers} peers")
+                time.sleep(0.2)
+        want = hashlib.sha256(data).hexdigest()
+        for how in ("t", "m"):
+            got = sha256(os.path.join(tmp, f"lt-{name}-{how}", name))
+            if got != want:
+                fail(f"libtorrent download of {name} ({how}) from the project's seeder differs")
+        seeder.send_signal(signal.SIGTERM)
+        seeder.wait(timeout=10)
+        del leechers
+        step(f"v2 seeding {name} ({size} bytes, {piece_kib} KiB pieces): .torrent via the tracker and "
+             f"magnet link, byte-identical (sha256 {want[:16]}...)")
 
 
 if __name__ == "__main__":

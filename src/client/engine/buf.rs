@@ -100,6 +100,33 @@ impl Buf {
         self.consume(n);
         Ok(n)
     }
+
+    /// One [`read_from`](Buf::read_from), retrying `Interrupted`: `None`
+    /// when the reader would block, `Some(0)` at the end of the stream.
+    pub fn fill_from<R: Read + ?Sized>(&mut self, r: &mut R) -> io::Result<Option<usize>> {
+        loop {
+            match self.read_from(r) {
+                Ok(n) => return Ok(Some(n)),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Writes the filled bytes until none are left or the writer would
+    /// block (the next writable event resumes); other errors end it.
+    pub fn flush_to<W: Write + ?Sized>(&mut self, w: &mut W) -> io::Result<()> {
+        while !self.is_empty() {
+            match self.write_to(w) {
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -40,7 +40,7 @@ impl Engine {
         let from_host = self
             .conns
             .values()
-            .filter(|c| matches!(c.kind, Kind::Serve(_)) && c.addr.ip() == addr.ip())
+            .filter(|c| c.kind.is_inbound() && c.addr.ip() == addr.ip())
             .count();
         if from_host >= self.per_host() {
             if !self.refused_logged {
@@ -56,7 +56,7 @@ impl Engine {
             let stale = self
                 .conns
                 .iter()
-                .filter(|(_, c)| matches!(c.kind, Kind::Serve(_)))
+                .filter(|(_, c)| c.kind.is_inbound())
                 .filter(|(_, c)| now.saturating_duration_since(c.last_active) >= UNPRODUCTIVE_AFTER)
                 .min_by_key(|(_, c)| c.last_active)
                 .map(|(id, _)| *id);
@@ -82,7 +82,12 @@ impl Engine {
             id,
             Conn {
                 addr,
-                kind: Kind::Serve(Serve::new()),
+                // While we seed torrents, the first byte decides.
+                kind: if self.bt_shared.is_empty() {
+                    Kind::Serve(Serve::new())
+                } else {
+                    Kind::Sniff
+                },
                 last_active: now,
             },
         );
@@ -100,6 +105,9 @@ impl Engine {
         let Some(conn) = self.conns.get_mut(&id) else {
             return;
         };
+        if matches!(conn.kind, Kind::BtFetch(_)) {
+            return self.bt_connected(id, now);
+        }
         let Kind::Fetch(f) = &mut conn.kind else {
             return;
         };
@@ -139,20 +147,31 @@ impl Engine {
             };
             let room = cap.saturating_sub(d.peers.connected());
             for addr in d.peers.connectable(now).into_iter().take(room) {
-                let id = self.new_conn_id();
-                let fetch = Fetch::new(id, dk, addr, now, self.cfg.request_timeout);
-                self.conns.insert(
-                    id,
-                    Conn {
-                        addr,
-                        kind: Kind::Fetch(fetch),
-                        last_active: now,
-                    },
-                );
+                let timeout = self.cfg.request_timeout;
+                let id = self.open_conn(addr, now, |id| {
+                    Kind::Fetch(Fetch::new(id, dk, addr, now, timeout))
+                });
                 self.downloads[dk].peers.connecting(addr, id);
-                self.act(Action::Connect { conn: id, addr });
             }
         }
+    }
+
+    /// Records an outbound connection to `addr` and asks for its connect.
+    pub(super) fn open_conn(
+        &mut self,
+        addr: SocketAddr,
+        now: Instant,
+        kind: impl FnOnce(ConnId) -> Kind,
+    ) -> ConnId {
+        let id = self.new_conn_id();
+        let conn = Conn {
+            addr,
+            kind: kind(id),
+            last_active: now,
+        };
+        self.conns.insert(id, conn);
+        self.act(Action::Connect { conn: id, addr });
+        id
     }
 
     /// Gives connection `id` its turn on `stream`.
@@ -161,6 +180,19 @@ impl Engine {
             return;
         };
         match &mut conn.kind {
+            Kind::BtFetch(_) => self.bt_io(id, stream, now),
+            Kind::Sniff => self.sniff(id, stream, now),
+            Kind::BtServe(s) => {
+                let flow = s.drive(stream, &self.bt_shared, TURN_BUDGET);
+                if s.take_progress() {
+                    conn.last_active = now;
+                }
+                match flow {
+                    Ok(Flow::Idle) => {}
+                    Ok(Flow::Again) => self.act(Action::Drive(id)),
+                    Err(end) => self.close(id, end, now),
+                }
+            }
             Kind::Serve(s) => {
                 let files = Sources {
                     library: &self.library,
@@ -334,9 +366,14 @@ impl Engine {
             Kind::Fetch(f) if f.in_flight() > 0 => Some((f.deadline, || ConnEnd::Stalled)),
             // Nothing asked of the peer: nothing to wait for.
             Kind::Fetch(_) => None,
+            Kind::BtFetch(f) if !f.connected => Some((f.deadline, || ConnEnd::ConnectTimeout)),
+            Kind::BtFetch(f) if f.waiting(self.bt.get(f.download)) => Some((f.deadline, || ConnEnd::Stalled)),
+            Kind::BtFetch(_) => None,
             // Idle is no progress either way: nothing asked, or asked and
             // not read, or trickled.
-            Kind::Serve(_) => Some((conn.last_active + self.cfg.idle_timeout, || ConnEnd::Idle)),
+            Kind::Serve(_) | Kind::Sniff | Kind::BtServe(_) => {
+                Some((conn.last_active + self.cfg.idle_timeout, || ConnEnd::Idle))
+            }
         }
     }
 
@@ -374,6 +411,21 @@ impl Engine {
                     (conn_end::Verdict::BackOff, _) => warn!("peer lost for {name}: {}: {end}", f.addr),
                 }
                 self.kick(dk);
+            }
+            Kind::BtFetch(f) => self.bt_closed(f, &end, now),
+            Kind::Sniff => {
+                self.inbound -= 1;
+                debug!(
+                    "inbound connection from {} ended before it spoke: {end}",
+                    conn.addr
+                );
+            }
+            Kind::BtServe(s) => {
+                self.inbound -= 1;
+                info!(
+                    "stopped serving BitTorrent peer {}: {} bytes sent: {end}",
+                    conn.addr, s.uploaded
+                );
             }
         }
     }

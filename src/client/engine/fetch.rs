@@ -246,14 +246,7 @@ impl Fetch {
     ) -> Result<Flow, ConnEnd> {
         let mut got = 0;
         loop {
-            while !self.output.is_empty() {
-                match self.output.write_to(s) {
-                    Ok(_) => {}
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(ConnEnd::Io(e)),
-                }
-            }
+            self.output.flush_to(s)?;
             match self.input.read_from(s) {
                 Ok(0) => {
                     return Err(ConnEnd::Eof {

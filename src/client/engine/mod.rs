@@ -29,8 +29,17 @@
 //! [`conn_end`] (why a connection ended, and the verdict), [`scheduler`],
 //! [`fetch`] and [`serve`] (the two connection state machines),
 //! [`library`], [`resume`], [`storage`], [`tracker_link`], [`buf`].
+//! BitTorrent v2 ([`crate::bt`]) runs in the same engine: [`bt_download`],
+//! [`bt_fetch`] (outbound connections, and the engine's side of BitTorrent
+//! downloads), [`bt_serve`] (seeding; an inbound connection's first byte
+//! tells the protocols apart), [`bt_tracker`] (BEP 15 announces; their
+//! datagrams go through [`Engine::on_udp`] and [`Engine::poll_bt_transmit`]).
 
 pub mod bitmap;
+pub mod bt_download;
+pub mod bt_fetch;
+pub mod bt_serve;
+pub mod bt_tracker;
 pub mod buf;
 pub mod conn_end;
 pub mod download;
@@ -260,6 +269,18 @@ pub enum Command {
     /// List the shared directory again now (it is also done every
     /// [`RESCAN_EVERY`]).
     Rescan,
+    /// Download a BitTorrent v2 torrent, from its trackers' peers and
+    /// `peers`.
+    BtDownload {
+        source: bt_fetch::BtSource,
+        peers: Vec<SocketAddr>,
+    },
+    /// Seed `path` as the BitTorrent v2 torrent whose tree is `tree`.
+    BtShare {
+        torrent: Box<crate::bt::torrent::Torrent>,
+        tree: Box<crate::bt::merkle::Tree>,
+        path: PathBuf,
+    },
     /// Register with the tracker under this name (the interactive client's
     /// first run, once the user picked one); a rename afterwards.
     Join(String),
@@ -306,6 +327,18 @@ struct Conn {
 enum Kind {
     Serve(Serve),
     Fetch(Fetch),
+    BtFetch(bt_fetch::BtFetch),
+    /// An inbound connection whose first byte tells which protocol it
+    /// speaks (only while we seed BitTorrent torrents).
+    Sniff,
+    BtServe(bt_serve::BtServe),
+}
+
+impl Kind {
+    /// Whether the peer connected to us (it holds an inbound slot).
+    fn is_inbound(&self) -> bool {
+        matches!(self, Kind::Serve(_) | Kind::Sniff | Kind::BtServe(_))
+    }
 }
 
 /// The client engine. See the module header.
@@ -340,6 +373,12 @@ pub struct Engine {
     refused_logged: bool,
     /// When the shared directory is next listed again.
     next_rescan: Instant,
+    /// BitTorrent downloads.
+    bt: Slab<bt_download::BtDownload>,
+    /// Our BitTorrent peer id (random per run).
+    peer_id: [u8; 20],
+    /// Torrents we seed.
+    bt_shared: Vec<bt_serve::BtShared>,
 }
 
 impl Engine {
@@ -357,6 +396,10 @@ impl Engine {
             Rng::seeded(rng.next_u64()),
             now,
         );
+        let mut peer_id = *b"-PY0100-000000000000";
+        for b in &mut peer_id[8..] {
+            *b = b'0' + (rng.next_u64() % 10) as u8;
+        }
         Engine {
             cfg,
             link,
@@ -379,6 +422,9 @@ impl Engine {
             exit: None,
             refused_logged: false,
             next_rescan: now + RESCAN_EVERY,
+            bt: Slab::new(),
+            peer_id,
+            bt_shared: Vec::new(),
         }
     }
 
@@ -413,6 +459,8 @@ impl Engine {
             Command::Cancel(id) => self.cancel_download(id, now),
             Command::Unshare(id) => self.unshare(id, now),
             Command::Rescan => self.rescan(true, now),
+            Command::BtDownload { source, peers } => self.start_bt(source, peers, now),
+            Command::BtShare { torrent, tree, path } => self.bt_share(*torrent, *tree, path, now),
             Command::Join(name) => self.join(name, now),
             Command::Quit { code } => self.quit(code, now),
         }
@@ -441,6 +489,7 @@ impl Engine {
         if now >= self.next_upkeep {
             self.next_upkeep = now + UPKEEP_EVERY;
             self.upkeep(now);
+            self.bt_upkeep(now);
         }
         if now >= self.next_rescan && self.exit.is_none() {
             self.next_rescan = now + RESCAN_EVERY;
@@ -464,12 +513,15 @@ impl Engine {
         }
         // Upkeep is for downloads; without any the engine sleeps until a
         // connection's or the tracker link's deadline.
-        let mut deadline = if self.downloads.is_empty() {
+        let mut deadline = if self.downloads.is_empty() && self.bt.is_empty() {
             now + FOREVER
         } else {
             self.next_upkeep
         };
         if let Some(d) = self.link.poll_deadline() {
+            deadline = deadline.min(d);
+        }
+        if let Some(d) = self.bt_tracker_deadline() {
             deadline = deadline.min(d);
         }
         if let Some((_, d)) = self.exit {

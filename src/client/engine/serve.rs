@@ -172,6 +172,14 @@ impl Serve {
         }
     }
 
+    /// A connection whose first byte was read already (to tell the
+    /// protocols apart).
+    pub fn with_first_byte(first: u8) -> Serve {
+        let mut s = Serve::new();
+        s.input.push(&[first]);
+        s
+    }
+
     /// We verified chunk `index` of the file this leecher subscribed to:
     /// it will hear of it between two frames. Errs when too many are
     /// waiting (the leecher does not read).

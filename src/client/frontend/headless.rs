@@ -12,12 +12,16 @@ use super::ui::rate::Rates;
 use super::ui::render::progress_bar;
 use super::ui::to_ansi;
 use super::{resumed_text, Command, Cx, Event, Frontend};
+use crate::bt::merkle::Tree;
+use crate::bt::torrent::{Torrent, MAX_TORRENT_LEN};
+use crate::client::engine::bt_fetch::BtSource;
 use crate::client::engine::Listed;
 use crate::meta::hex;
 use crate::names;
 use crate::wire::tracker::{FileInfo, PeerInfo};
 use crate::wire::FileId;
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 /// A seeder not ready this long after start, with indexing done, says the
@@ -57,6 +61,19 @@ pub struct Headless {
     told_silent: bool,
     /// `--get` progress on stderr: only when it is a terminal.
     progress: Option<StderrProgress>,
+    /// `--get` BitTorrent targets (magnet links, `.torrent` files), and
+    /// the `--peer`s to try for them.
+    bt: Vec<String>,
+    bt_peers: Vec<SocketAddr>,
+    /// Files to seed over BitTorrent too (`--seed --torrent NAME`).
+    bt_shares: Vec<BtShare>,
+}
+
+/// A shared file offered as a BitTorrent v2 torrent.
+pub struct BtShare {
+    pub torrent: Torrent,
+    pub tree: Tree,
+    pub path: std::path::PathBuf,
 }
 
 /// Progress bars drawn on a terminal's stderr.
@@ -76,7 +93,12 @@ impl Headless {
             _ => Goal::Seed,
         };
         let (mut names, mut ids) = (Vec::new(), Vec::new());
+        let mut bt = Vec::new();
         for target in get {
+            if is_bt_target(&target) {
+                bt.push(target);
+                continue;
+            }
             match parse_file_id(&target) {
                 Some(id) if !ids.contains(&id) => ids.push(id),
                 Some(_) => {}
@@ -96,6 +118,51 @@ impl Headless {
             silent_check: None,
             told_silent: false,
             progress: None,
+            bt,
+            bt_peers: Vec::new(),
+            bt_shares: Vec::new(),
+        }
+    }
+
+    /// Files to seed over BitTorrent as well.
+    pub fn with_bt_shares(mut self, shares: Vec<BtShare>) -> Headless {
+        self.bt_shares = shares;
+        self
+    }
+
+    /// Peers for the BitTorrent downloads (`--peer`).
+    pub fn with_bt_peers(mut self, peers: Vec<SocketAddr>) -> Headless {
+        self.bt_peers = peers;
+        self
+    }
+
+    /// Starts the BitTorrent downloads: a `.torrent` file is read here
+    /// (bounded), parsed and checked by the engine.
+    fn start_bt(&mut self, out: &mut Vec<Command>) {
+        for s in std::mem::take(&mut self.bt_shares) {
+            out.push(Command::BtShare {
+                torrent: Box::new(s.torrent),
+                tree: Box::new(s.tree),
+                path: s.path,
+            });
+        }
+        for target in std::mem::take(&mut self.bt) {
+            let source = if target.starts_with("magnet:") {
+                BtSource::Magnet(target)
+            } else {
+                match read_torrent(&target) {
+                    Ok(bytes) => BtSource::Torrent(bytes),
+                    Err(e) => {
+                        self.get_failed(&format!("cannot read {}: {e}", names::escape(&target)));
+                        continue;
+                    }
+                }
+            };
+            self.running += 1;
+            out.push(Command::BtDownload {
+                source,
+                peers: self.bt_peers.clone(),
+            });
         }
     }
 
@@ -234,6 +301,8 @@ impl Frontend for Headless {
                 rates: Rates::default(),
             });
         }
+        // Torrents to seed are offered whatever the goal.
+        self.start_bt(out);
         match self.goal {
             Goal::Get => {
                 for id in std::mem::take(&mut self.ids) {
@@ -420,6 +489,26 @@ fn peers_table(peers: &[PeerInfo]) -> String {
         })
         .collect();
     render(&PEER_HEADERS, &rows, &[3])
+}
+
+/// Whether a `--get` target is BitTorrent's: a magnet link, or a
+/// `.torrent` file that exists (a file on the network may be named so).
+fn is_bt_target(target: &str) -> bool {
+    target.starts_with("magnet:") || (target.ends_with(".torrent") && std::path::Path::new(target).is_file())
+}
+
+/// A `.torrent` file's bytes, refusing one larger than any torrent.
+fn read_torrent(path: &str) -> io::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    let limit = MAX_TORRENT_LEN as u64 + 1;
+    std::fs::File::open(path)?.take(limit).read_to_end(&mut bytes)?;
+    if bytes.len() > MAX_TORRENT_LEN {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "too large for a torrent",
+        ));
+    }
+    Ok(bytes)
 }
 
 /// Fewest hex digits of a file id `--get` accepts as a prefix.

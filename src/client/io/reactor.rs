@@ -453,12 +453,9 @@ impl Client {
     fn read_tracker(&mut self, now: Instant) {
         loop {
             match self.udp.recv_from(&mut self.udp_buf) {
-                Ok((n, from)) => {
-                    // Only the tracker's datagrams reach the engine.
-                    if from == self.tracker {
-                        self.engine.on_datagram(&self.udp_buf[..n], now);
-                    }
-                }
+                // The engine tells the project's tracker from BitTorrent
+                // ones, and drops anything from anyone else.
+                Ok((n, from)) => self.engine.on_udp(from, &self.udp_buf[..n], now),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
@@ -482,6 +479,15 @@ impl Client {
             // other; the link retries.
             if let Err(e) = self.udp.send_to(&out, self.tracker) {
                 debug!("send to tracker: {e}");
+            }
+        }
+        loop {
+            out.clear();
+            let Some(to) = self.engine.poll_bt_transmit(now, &mut out) else {
+                break;
+            };
+            if let Err(e) = self.udp.send_to(&out, to) {
+                debug!("send to BitTorrent tracker {to}: {e}");
             }
         }
     }

@@ -1,0 +1,19 @@
+//! BitTorrent v2 (BEP 52) for the client: the pure parts, no I/O.
+//!
+//! - [`bencode`]: strict canonical bencode; dictionaries keep their raw
+//!   bytes so info hashes are of what arrived.
+//! - [`torrent`]: v2 single-file metainfo, parsed and written.
+//! - [`magnet`]: `magnet:?xt=urn:btmh:1220...` links.
+//! - [`merkle`]: SHA-256 trees over 16 KiB blocks, piece layers, proofs.
+//! - [`wire`]: the peer wire protocol's handshake and messages.
+//! - [`ext`]: the BEP 10 extension handshake and BEP 9 `ut_metadata`.
+//!
+//! Names from the network pass [`crate::names::check_file_name`] before
+//! anything else sees them; every decoder is bounded and fuzzed.
+
+pub mod bencode;
+pub mod ext;
+pub mod magnet;
+pub mod merkle;
+pub mod torrent;
+pub mod wire;

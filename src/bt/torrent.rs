@@ -1,0 +1,410 @@
+//! BitTorrent v2 metainfo (BEP 52), single-file torrents only: parsing a
+//! `.torrent` file or an info dictionary fetched from peers, and writing
+//! one for a shared file.
+//!
+//! Invariants of a [`Torrent`]: the info hash is SHA-256 of the info
+//! dictionary's bytes exactly as they arrived; the name passed
+//! [`names::check_file_name`]; the piece length is a power of two of at
+//! least 16 KiB; the file is not empty; the piece layer, when present, has
+//! one hash per piece and its root equals `pieces root` (a torrent whose
+//! layer does not check is refused, not trusted later).
+
+use super::bencode::{self, Dict, Value};
+use super::merkle::{self, Hash, Layout};
+use crate::names;
+use sha2::{Digest, Sha256};
+use std::fmt;
+
+/// Largest `.torrent` file or info dictionary read (a 64 GiB file with
+/// 16 KiB pieces has a 128 MiB piece layer; such torrents get their layer
+/// by hash requests instead).
+pub const MAX_TORRENT_LEN: usize = 16 << 20;
+/// Largest info dictionary accepted from peers (BEP 9).
+pub const MAX_INFO_LEN: usize = 1 << 20;
+/// Largest piece length accepted: the largest chunk the working files take.
+pub const MAX_PIECE_LEN: u64 = crate::meta::MAX_CHUNK_SIZE as u64;
+/// Largest file a torrent may describe (256 GiB): bounds what a download
+/// keeps per block (one byte each, 16 MiB at most).
+pub const MAX_FILE_SIZE: u64 = 256 << 30;
+/// Most trackers kept from a torrent or magnet link.
+pub const MAX_TRACKERS: usize = 16;
+
+/// A parsed v2 single-file torrent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Torrent {
+    /// SHA-256 of the info dictionary's bytes.
+    pub info_hash: Hash,
+    /// The info dictionary's bytes (served to magnet leechers).
+    pub info: Vec<u8>,
+    /// The file's name (checked).
+    pub name: String,
+    pub layout: Layout,
+    pub pieces_root: Hash,
+    /// The piece layer, when the torrent carries it (files of more than
+    /// one piece); verified against `pieces_root`.
+    pub piece_layer: Option<Vec<Hash>>,
+    /// Tracker URLs (`announce`, then `announce-list`), deduplicated.
+    pub trackers: Vec<String>,
+}
+
+/// Why a torrent is refused; `Display` never repeats network text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TorrentError {
+    Bencode(bencode::Error),
+    TooLarge(usize),
+    Missing(&'static str),
+    NotV2,
+    MultiFile,
+    BadName(names::NameError),
+    BadPieceLength,
+    Empty,
+    TooBig(u64),
+    BadPieceLayer,
+}
+
+impl fmt::Display for TorrentError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TorrentError::Bencode(e) => write!(f, "{e}"),
+            TorrentError::TooLarge(n) => write!(f, "{n} bytes is too large for a torrent"),
+            TorrentError::Missing(what) => write!(f, "missing or malformed {what}"),
+            TorrentError::NotV2 => write!(f, "not a BitTorrent v2 torrent (meta version 2)"),
+            TorrentError::MultiFile => write!(f, "only single-file torrents are supported"),
+            TorrentError::BadName(e) => write!(f, "file name {e}"),
+            TorrentError::BadPieceLength => write!(
+                f,
+                "piece length must be a power of two from 16 KiB to {} MiB",
+                MAX_PIECE_LEN >> 20
+            ),
+            TorrentError::Empty => write!(f, "empty files are not supported"),
+            TorrentError::TooBig(n) => {
+                write!(f, "{n} bytes is more than the {} GiB limit", MAX_FILE_SIZE >> 30)
+            }
+            TorrentError::BadPieceLayer => write!(f, "the piece layer does not match its pieces root"),
+        }
+    }
+}
+
+impl std::error::Error for TorrentError {}
+
+impl From<bencode::Error> for TorrentError {
+    fn from(e: bencode::Error) -> Self {
+        TorrentError::Bencode(e)
+    }
+}
+
+impl Torrent {
+    /// Parses a `.torrent` file.
+    pub fn from_file_bytes(bytes: &[u8]) -> Result<Torrent, TorrentError> {
+        if bytes.len() > MAX_TORRENT_LEN {
+            return Err(TorrentError::TooLarge(bytes.len()));
+        }
+        let Value::Dict(top) = bencode::decode(bytes)? else {
+            return Err(TorrentError::Missing("top-level dictionary"));
+        };
+        let info = top.dict(b"info").ok_or(TorrentError::Missing("info"))?;
+        let mut t = Torrent::from_info_dict(info)?;
+        let mut trackers = Vec::new();
+        if let Some(url) = top.bytes(b"announce") {
+            trackers.push(url);
+        }
+        for tier in top.list(b"announce-list").unwrap_or_default() {
+            if let Value::List(urls) = tier {
+                trackers.extend(urls.iter().filter_map(|u| match u {
+                    Value::Bytes(b) => Some(*b),
+                    _ => None,
+                }));
+            }
+        }
+        for url in trackers {
+            if let Ok(url) = std::str::from_utf8(url) {
+                if t.trackers.len() < MAX_TRACKERS && !t.trackers.iter().any(|u| u == url) {
+                    t.trackers.push(url.to_string());
+                }
+            }
+        }
+        if t.layout.has_piece_layer() {
+            // A torrent may leave the layer out; then peers supply it.
+            if let Some(layer) = top.dict(b"piece layers").and_then(|l| l.bytes(&t.pieces_root)) {
+                let layer = t.check_piece_layer(layer).ok_or(TorrentError::BadPieceLayer)?;
+                t.piece_layer = Some(layer);
+            }
+        }
+        Ok(t)
+    }
+
+    /// Parses an info dictionary's bytes (from a peer: check its hash
+    /// before calling, or compare `info_hash` after).
+    pub fn from_info_bytes(bytes: &[u8]) -> Result<Torrent, TorrentError> {
+        if bytes.len() > MAX_INFO_LEN {
+            return Err(TorrentError::TooLarge(bytes.len()));
+        }
+        match bencode::decode(bytes)? {
+            Value::Dict(info) => Torrent::from_info_dict(&info),
+            _ => Err(TorrentError::Missing("info dictionary")),
+        }
+    }
+
+    fn from_info_dict(info: &Dict<'_>) -> Result<Torrent, TorrentError> {
+        if info.int(b"meta version") != Some(2) {
+            return Err(TorrentError::NotV2);
+        }
+        let piece_len = info
+            .int(b"piece length")
+            .ok_or(TorrentError::Missing("piece length"))?;
+        let piece_len = u64::try_from(piece_len).map_err(|_| TorrentError::BadPieceLength)?;
+        if !piece_len.is_power_of_two() || !(merkle::BLOCK as u64..=MAX_PIECE_LEN).contains(&piece_len) {
+            return Err(TorrentError::BadPieceLength);
+        }
+        let tree = info
+            .dict(b"file tree")
+            .ok_or(TorrentError::Missing("file tree"))?;
+        let [(name, Value::Dict(node))] = &tree.entries[..] else {
+            return Err(TorrentError::MultiFile);
+        };
+        // A file is a node whose only key is "": a directory has others.
+        let [(b"", Value::Dict(file))] = &node.entries[..] else {
+            return Err(TorrentError::MultiFile);
+        };
+        let name = std::str::from_utf8(name).map_err(|_| TorrentError::BadName(names::NameError::Control))?;
+        names::check_file_name(name).map_err(TorrentError::BadName)?;
+        let size = file.int(b"length").ok_or(TorrentError::Missing("length"))?;
+        let size = u64::try_from(size).map_err(|_| TorrentError::Missing("length"))?;
+        if size == 0 {
+            return Err(TorrentError::Empty);
+        }
+        if size > MAX_FILE_SIZE {
+            return Err(TorrentError::TooBig(size));
+        }
+        let root = file
+            .bytes(b"pieces root")
+            .ok_or(TorrentError::Missing("pieces root"))?;
+        let pieces_root: Hash = root
+            .try_into()
+            .map_err(|_| TorrentError::Missing("pieces root"))?;
+        let layout = Layout { size, piece_len };
+        if layout.pieces() > crate::meta::MAX_CHUNKS as u64 {
+            return Err(TorrentError::BadPieceLength);
+        }
+        Ok(Torrent {
+            info_hash: Sha256::digest(info.raw).into(),
+            info: info.raw.to_vec(),
+            name: name.to_string(),
+            layout,
+            pieces_root,
+            piece_layer: None,
+            trackers: Vec::new(),
+        })
+    }
+
+    /// The piece layer from its bytes, when it has one hash per piece and
+    /// its root is `pieces_root`.
+    pub fn check_piece_layer(&self, bytes: &[u8]) -> Option<Vec<Hash>> {
+        if bytes.len() as u64 != 32 * self.layout.pieces() {
+            return None;
+        }
+        let layer: Vec<Hash> = bytes.chunks_exact(32).filter_map(|h| h.try_into().ok()).collect();
+        (self.layout.root_from_piece_layer(&layer) == self.pieces_root).then_some(layer)
+    }
+
+    /// The hash of piece `index`: from the piece layer, or the root for a
+    /// file of one piece. `None` while the layer is unknown.
+    pub fn piece_hash(&self, index: u64) -> Option<Hash> {
+        if !self.layout.has_piece_layer() {
+            return Some(self.pieces_root);
+        }
+        self.piece_layer.as_ref()?.get(index as usize).copied()
+    }
+
+    /// The 20 bytes that stand for the torrent in handshakes and tracker
+    /// announces (BEP 52: the v2 info hash truncated).
+    pub fn short_hash(&self) -> [u8; 20] {
+        short_hash(&self.info_hash)
+    }
+}
+
+impl Torrent {
+    /// The torrent of a file we share, from its tree: what `--torrent`
+    /// writes and the seeder serves. Also returns the `.torrent` file's bytes.
+    pub fn for_tree(
+        name: &str,
+        tree: &merkle::Tree,
+        trackers: &[String],
+    ) -> Result<(Torrent, Vec<u8>), TorrentError> {
+        let (bytes, _) = write_torrent(name, tree.layout(), &tree.root(), tree.piece_layer(), trackers);
+        Ok((Torrent::from_file_bytes(&bytes)?, bytes))
+    }
+
+    /// The smallest power-of-two piece length (at least 16 KiB) that cuts
+    /// a file of `size` bytes into at most 2048 pieces.
+    pub fn auto_piece_len(size: u64) -> u64 {
+        let mut p = merkle::BLOCK as u64;
+        while size.div_ceil(p) > 2048 && p < MAX_PIECE_LEN {
+            p *= 2;
+        }
+        p
+    }
+}
+
+/// The v2 info hash truncated to 20 bytes, as handshakes and trackers use it.
+pub fn short_hash(info_hash: &Hash) -> [u8; 20] {
+    let mut h = [0; 20];
+    h.copy_from_slice(&info_hash[..20]);
+    h
+}
+
+/// Writes a v2 `.torrent` for one file: its info dictionary and the whole
+/// file's bytes (`piece_layer` must be the tree's, empty for one piece).
+pub fn write_torrent(
+    name: &str,
+    layout: Layout,
+    pieces_root: &Hash,
+    piece_layer: &[Hash],
+    trackers: &[String],
+) -> (Vec<u8>, Hash) {
+    let info = info_bytes(name, layout, pieces_root);
+    let info_hash: Hash = Sha256::digest(&info).into();
+    let layer_bytes: Vec<u8> = piece_layer.concat();
+    let mut top = vec![];
+    if let Some(first) = trackers.first() {
+        top.push((&b"announce"[..], Value::Bytes(first.as_bytes())));
+        let tiers = trackers
+            .iter()
+            .map(|t| Value::List(vec![Value::Bytes(t.as_bytes())]));
+        top.push((&b"announce-list"[..], Value::List(tiers.collect())));
+    }
+    let layers = if piece_layer.is_empty() {
+        vec![]
+    } else {
+        vec![(&pieces_root[..], Value::Bytes(&layer_bytes))]
+    };
+    top.push((&b"piece layers"[..], Value::Dict(Dict::from_entries(layers))));
+    let mut out = Vec::new();
+    // The info dictionary goes in as its bytes: encode the rest around it.
+    let mut before = Vec::new();
+    bencode::encode(&Value::Dict(Dict::from_entries(top)), &mut before);
+    // "info" sorts after "announce-list" and before "piece layers".
+    let split = find_key(&before, b"12:piece layers").unwrap_or(before.len() - 1);
+    out.extend_from_slice(&before[..split]);
+    out.extend_from_slice(b"4:info");
+    out.extend_from_slice(&info);
+    out.extend_from_slice(&before[split..]);
+    (out, info_hash)
+}
+
+fn find_key(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// The info dictionary of a v2 single-file torrent.
+pub fn info_bytes(name: &str, layout: Layout, pieces_root: &Hash) -> Vec<u8> {
+    let file = Dict::from_entries(vec![
+        (&b"length"[..], Value::Int(layout.size as i64)),
+        (&b"pieces root"[..], Value::Bytes(pieces_root)),
+    ]);
+    let node = Dict::from_entries(vec![(&b""[..], Value::Dict(file))]);
+    let tree = Dict::from_entries(vec![(name.as_bytes(), Value::Dict(node))]);
+    let info = Dict::from_entries(vec![
+        (&b"file tree"[..], Value::Dict(tree)),
+        (&b"meta version"[..], Value::Int(2)),
+        (&b"name"[..], Value::Bytes(name.as_bytes())),
+        (&b"piece length"[..], Value::Int(layout.piece_len as i64)),
+    ]);
+    let mut out = Vec::new();
+    bencode::encode(&Value::Dict(info), &mut out);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bt::merkle::{block_hash, Tree, BLOCK};
+
+    fn sample(size: usize, piece_len: u64) -> (Vec<u8>, Tree) {
+        let data: Vec<u8> = (0..size).map(|i| (i % 253) as u8).collect();
+        let layout = Layout {
+            size: size as u64,
+            piece_len,
+        };
+        let tree = Tree::new(layout, data.chunks(BLOCK).map(block_hash).collect());
+        (data, tree)
+    }
+
+    #[test]
+    fn a_written_torrent_parses_back_with_its_layer_and_hash() {
+        let layout = Layout {
+            size: 300 << 10,
+            piece_len: 64 << 10,
+        };
+        let (_, tree) = sample(300 << 10, 64 << 10);
+        let trackers = vec!["udp://127.0.0.1:1/announce".to_string()];
+        let (bytes, hash) = write_torrent("a b.bin", layout, &tree.root(), tree.piece_layer(), &trackers);
+        let t = Torrent::from_file_bytes(&bytes).unwrap();
+        assert_eq!(t.info_hash, hash);
+        assert_eq!(t.name, "a b.bin");
+        assert_eq!(t.layout, layout);
+        assert_eq!(t.pieces_root, tree.root());
+        assert_eq!(t.piece_layer.as_deref(), Some(tree.piece_layer()));
+        assert_eq!(t.trackers, trackers);
+        assert_eq!(Sha256::digest(&t.info)[..], hash[..]);
+        assert_eq!(Torrent::from_info_bytes(&t.info).unwrap().info_hash, hash);
+        assert_eq!(t.piece_hash(4), Some(tree.piece_layer()[4]));
+    }
+
+    #[test]
+    fn a_wrong_layer_a_bad_name_or_v1_is_refused() {
+        let layout = Layout {
+            size: 100 << 10,
+            piece_len: 16 << 10,
+        };
+        let (_, tree) = sample(100 << 10, 16 << 10);
+        let mut layer = tree.piece_layer().to_vec();
+        layer[2][0] ^= 1;
+        let (bytes, _) = write_torrent("x", layout, &tree.root(), &layer, &[]);
+        assert_eq!(Torrent::from_file_bytes(&bytes), Err(TorrentError::BadPieceLayer));
+        for bad in ["..", "a/b", "tab\there"] {
+            let info = info_bytes(bad, layout, &tree.root());
+            assert!(
+                matches!(Torrent::from_info_bytes(&info), Err(TorrentError::BadName(_))),
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            Torrent::from_info_bytes(b"d4:name1:x12:piece lengthi16384ee"),
+            Err(TorrentError::NotV2)
+        );
+        let odd = Layout {
+            piece_len: 48 << 10,
+            ..layout
+        };
+        let info = info_bytes("x", odd, &tree.root());
+        assert_eq!(Torrent::from_info_bytes(&info), Err(TorrentError::BadPieceLength));
+        let huge = Layout {
+            size: MAX_FILE_SIZE + 1,
+            piece_len: 1 << 20,
+        };
+        let info = info_bytes("x", huge, &tree.root());
+        assert_eq!(
+            Torrent::from_info_bytes(&info),
+            Err(TorrentError::TooBig(MAX_FILE_SIZE + 1))
+        );
+    }
+
+    #[test]
+    fn the_info_hash_is_of_the_bytes_as_they_came() {
+        let layout = Layout {
+            size: 5,
+            piece_len: 16 << 10,
+        };
+        let info = info_bytes("x", layout, &[9; 32]);
+        let t = Torrent::from_info_bytes(&info).unwrap();
+        assert_eq!(t.info_hash[..], Sha256::digest(&info)[..]);
+        assert_eq!(t.piece_hash(0), Some([9; 32]));
+        // An extra key (libtorrent adds none, others may) changes the hash.
+        let mut more = info.clone();
+        more.pop();
+        more.extend_from_slice(b"1:zi0ee");
+        let t2 = Torrent::from_info_bytes(&more).unwrap();
+        assert_ne!(t2.info_hash, t.info_hash);
+    }
+}

@@ -1,0 +1,432 @@
+//! Seeding over BitTorrent: the torrents we offer ([`BtShared`]) and one
+//! inbound BitTorrent connection ([`BtServe`]).
+//!
+//! A connection starts when the listener's first byte is `0x13` (the
+//! project's protocol starts with `P`). After the peer's handshake names
+//! one of our torrents, it gets our handshake, extension handshake (with
+//! the info dictionary's size), a full bitfield and `unchoke`, then answers
+//! `request`s (a block past the end of the file, inside the last piece, is
+//! zeros: libtorrent treats the tail as padding and asks for it), `hash
+//! request`s (from the tree, or a reject) and `ut_metadata` requests.
+//!
+//! Invariants: at most [`MAX_QUEUED`] block requests wait (a peer asking
+//! more is dropped); blocks are read with positioned reads straight into a
+//! fixed output buffer; files are opened without following symlinks and
+//! only while they still have the torrent's size; requests are checked
+//! against the torrent before anything is read.
+
+use super::buf::Buf;
+use super::*;
+use crate::bt::ext::{ExtHandshake, Metadata, METADATA_PIECE, UT_METADATA_ID};
+use crate::bt::merkle::{Tree, BLOCK};
+use crate::bt::torrent::{short_hash, Torrent};
+use crate::bt::wire::{self, Handshake, Msg, HANDSHAKE_LEN};
+use crate::names;
+use log::info;
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+
+/// Block requests one peer may have waiting (what our extension handshake
+/// advertises as `reqq`).
+pub const MAX_QUEUED: usize = 250;
+/// Input: one message of the largest size the decoder accepts (a
+/// leecher's bitfield can be large; its requests are small).
+const IN_CAP: usize = 4 + wire::MAX_MESSAGE_LEN;
+/// Output: several blocks, or a `hashes` answer of 512 hashes with proofs.
+const OUT_CAP: usize = 128 << 10;
+/// Most hashes answered in one message.
+const MAX_ANSWER_HASHES: u32 = 512;
+
+/// A torrent we seed: the file and its whole tree.
+pub struct BtShared {
+    pub torrent: Torrent,
+    pub tree: Tree,
+    pub path: PathBuf,
+    pub trackers: Vec<super::bt_tracker::UdpTracker>,
+}
+
+/// One inbound BitTorrent connection.
+pub struct BtServe {
+    input: Buf,
+    output: Buf,
+    /// Index of the torrent in the engine's list, once the handshake named it.
+    torrent: Option<usize>,
+    file: Option<File>,
+    /// The peer's id for `ut_metadata` messages.
+    ut_metadata: Option<u8>,
+    queue: VecDeque<(u32, u32, u32)>,
+    pub uploaded: u64,
+    window: u64,
+    asked: bool,
+}
+
+impl BtServe {
+    /// A connection whose first byte (`0x13`) was already read.
+    pub fn new(first: u8) -> BtServe {
+        let mut input = Buf::new(IN_CAP);
+        input.push(&[first]);
+        BtServe {
+            input,
+            output: Buf::new(OUT_CAP),
+            torrent: None,
+            file: None,
+            ut_metadata: None,
+            queue: VecDeque::new(),
+            uploaded: 0,
+            window: 0,
+            asked: false,
+        }
+    }
+
+    /// Whether it made progress since asked last (a request in, or
+    /// [`MIN_PROGRESS`] bytes out).
+    pub fn take_progress(&mut self) -> bool {
+        let moved = self.window >= MIN_PROGRESS || self.asked;
+        if moved {
+            self.window = 0;
+            self.asked = false;
+        }
+        moved
+    }
+
+    pub fn drive(&mut self, s: &mut dyn Stream, shared: &[BtShared], budget: usize) -> Result<Flow, ConnEnd> {
+        // Bytes moved either way this turn: a peer that floods us with
+        // small messages gets its turn ended like one that downloads fast.
+        let mut moved = 0;
+        loop {
+            self.fill(shared)?;
+            let before = self.output.len();
+            self.output.flush_to(s)?;
+            let wrote = before - self.output.len();
+            self.window += wrote as u64;
+            let read = if self.queue.len() < MAX_QUEUED {
+                match self.input.fill_from(s)? {
+                    Some(0) => return Err(ConnEnd::Eof { in_flight: 0 }),
+                    Some(n) => n,
+                    None => 0,
+                }
+            } else {
+                0
+            };
+            self.process(shared)?;
+            moved += wrote + read;
+            if moved >= budget {
+                return Ok(Flow::Again);
+            }
+            if read == 0 && (wrote == 0 || self.queue.is_empty() && self.output.is_empty()) {
+                return Ok(Flow::Idle);
+            }
+        }
+    }
+
+    /// Reads requested blocks into the output while there is room.
+    fn fill(&mut self, shared: &[BtShared]) -> Result<(), ConnEnd> {
+        let Some(t) = self.torrent.and_then(|i| shared.get(i)) else {
+            return Ok(());
+        };
+        while let Some(&(index, begin, length)) = self.queue.front() {
+            let len = length as usize;
+            if self.output.room() < 13 + len {
+                break;
+            }
+            self.queue.pop_front();
+            let mut head = Vec::with_capacity(13);
+            wire::put_piece_header(&mut head, index, begin, len);
+            self.output.compact();
+            self.output.push(&head);
+            let at = u64::from(index) * t.torrent.layout.piece_len + u64::from(begin);
+            let buf = &mut self.output.spare()[..len];
+            // Past the end of the file (inside the last piece): zeros.
+            let real = t.torrent.layout.size.saturating_sub(at).min(len as u64) as usize;
+            buf[real..].fill(0);
+            if real > 0 {
+                let f = self.file.as_ref().ok_or(ConnEnd::FileChanged)?;
+                f.read_exact_at(&mut buf[..real], at)
+                    .map_err(|_| ConnEnd::FileChanged)?;
+            }
+            self.output.commit(len);
+            self.uploaded += real as u64;
+        }
+        Ok(())
+    }
+
+    fn process(&mut self, shared: &[BtShared]) -> Result<(), ConnEnd> {
+        if self.torrent.is_none() {
+            let Some(h) = Handshake::decode(self.input.filled()).map_err(ConnEnd::Protocol)? else {
+                return Ok(());
+            };
+            self.input.consume(HANDSHAKE_LEN);
+            let Some(i) = shared
+                .iter()
+                .position(|t| short_hash(&t.torrent.info_hash) == h.info_hash)
+            else {
+                return Err(ConnEnd::Unexpected("asked for a torrent we do not seed"));
+            };
+            let t = &shared[i];
+            let file = OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+                .open(&t.path)
+                .ok()
+                .filter(|f| {
+                    f.metadata()
+                        .is_ok_and(|m| m.is_file() && m.len() == t.torrent.layout.size)
+                })
+                .ok_or(ConnEnd::FileChanged)?;
+            self.file = Some(file);
+            self.torrent = Some(i);
+            self.asked = true;
+            let mut out = Vec::new();
+            Handshake::new(h.info_hash, *b"-PY0100-seedseedseed").encode(&mut out);
+            let mut ext = Vec::new();
+            ExtHandshake::encode(Some(t.torrent.info.len()), &mut ext);
+            wire::encode(&Msg::Extended { id: 0, payload: &ext }, &mut out);
+            let pieces = t.torrent.layout.pieces() as usize;
+            let mut bits = vec![0xffu8; pieces.div_ceil(8)];
+            if !pieces.is_multiple_of(8) {
+                bits[pieces / 8] = 0xffu8 << (8 - pieces % 8);
+            }
+            wire::encode(&Msg::Bitfield(&bits), &mut out);
+            wire::encode(&Msg::Unchoke, &mut out);
+            if !self.output.push(&out) {
+                return Err(ConnEnd::Unexpected("bitfield too large"));
+            }
+        }
+        let Some(t) = self.torrent.and_then(|i| shared.get(i)) else {
+            return Ok(());
+        };
+        loop {
+            let (msg, used) = match wire::decode(self.input.filled()) {
+                Ok(Some(m)) => m,
+                Ok(None) => return Ok(()),
+                Err(e) => return Err(ConnEnd::Protocol(e)),
+            };
+            let reply = answer(&msg, t, &mut self.queue, &mut self.ut_metadata)?;
+            self.input.consume(used);
+            self.asked = true;
+            if let Some(reply) = reply {
+                if !self.output.push(&reply) {
+                    return Err(ConnEnd::Unexpected("the peer does not read our answers"));
+                }
+            }
+        }
+    }
+}
+
+/// What one message from a leecher asks of us: a reply to send, or a
+/// block request queued.
+fn answer(
+    msg: &Msg<'_>,
+    t: &BtShared,
+    queue: &mut VecDeque<(u32, u32, u32)>,
+    ut_metadata: &mut Option<u8>,
+) -> Result<Option<Vec<u8>>, ConnEnd> {
+    let layout = t.torrent.layout;
+    let mut out = Vec::new();
+    match *msg {
+        Msg::Request { index, begin, length } => {
+            let fits = u64::from(index) < layout.pieces()
+                && length > 0
+                && length as usize <= BLOCK
+                && u64::from(begin) + u64::from(length) <= layout.piece_len;
+            if !fits {
+                return Err(ConnEnd::Unexpected("a request outside the torrent"));
+            }
+            if queue.len() >= MAX_QUEUED {
+                return Err(ConnEnd::Unexpected("too many requests at once"));
+            }
+            queue.push_back((index, begin, length));
+            return Ok(None);
+        }
+        Msg::Cancel { index, begin, length } => queue.retain(|q| *q != (index, begin, length)),
+        Msg::HashRequest(req) => {
+            let hashes = (req.pieces_root == t.torrent.pieces_root && req.count <= MAX_ANSWER_HASHES)
+                .then(|| t.tree.hashes(&req))
+                .flatten();
+            match hashes {
+                Some(h) => wire::encode(
+                    &Msg::Hashes {
+                        req,
+                        hashes: &h.concat(),
+                    },
+                    &mut out,
+                ),
+                None => wire::encode(&Msg::HashReject(req), &mut out),
+            }
+        }
+        Msg::Extended { id: 0, payload } => {
+            *ut_metadata = ExtHandshake::decode(payload).and_then(|h| h.ut_metadata);
+            return Ok(None);
+        }
+        Msg::Extended {
+            id: UT_METADATA_ID,
+            payload,
+        } => {
+            let (Some(Metadata::Request(piece)), Some(id)) = (Metadata::decode(payload), *ut_metadata) else {
+                return Ok(None);
+            };
+            let info = &t.torrent.info;
+            let at = piece as usize * METADATA_PIECE;
+            let m = if at < info.len() {
+                Metadata::Data {
+                    piece,
+                    total_size: info.len(),
+                    data: &info[at..(at + METADATA_PIECE).min(info.len())],
+                }
+            } else {
+                Metadata::Reject(piece)
+            };
+            let mut payload = Vec::new();
+            m.encode(&mut payload);
+            wire::encode(
+                &Msg::Extended {
+                    id,
+                    payload: &payload,
+                },
+                &mut out,
+            );
+        }
+        _ => return Ok(None),
+    }
+    Ok((!out.is_empty()).then_some(out))
+}
+
+impl Engine {
+    /// Seeds `path` as `torrent` from now on (announced to its trackers).
+    pub(super) fn bt_share(&mut self, torrent: Torrent, tree: Tree, path: PathBuf, now: Instant) {
+        if self
+            .bt_shared
+            .iter()
+            .any(|s| s.torrent.info_hash == torrent.info_hash)
+        {
+            return;
+        }
+        info!(
+            "seeding {} over BitTorrent (v2 info hash {})",
+            names::escape(&torrent.name),
+            crate::meta::hex(&torrent.info_hash)
+        );
+        let trackers = Self::bt_trackers(&torrent.trackers, now);
+        self.bt_shared.push(BtShared {
+            torrent,
+            tree,
+            path,
+            trackers,
+        });
+    }
+
+    /// An inbound connection's first byte: BitTorrent's handshake starts
+    /// with 0x13, the project's frames with `P`.
+    pub(super) fn sniff(&mut self, id: ConnId, stream: &mut dyn Stream, now: Instant) {
+        let mut first = [0u8; 1];
+        let kind = match stream.read(&mut first) {
+            Ok(0) => return self.close(id, ConnEnd::Eof { in_flight: 0 }, now),
+            Ok(_) if first[0] == wire::PROTOCOL[0] => Kind::BtServe(BtServe::new(first[0])),
+            Ok(_) => Kind::Serve(Serve::with_first_byte(first[0])),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => return self.act(Action::Drive(id)),
+            Err(e) => return self.close(id, ConnEnd::Io(e), now),
+        };
+        if let Some(c) = self.conns.get_mut(&id) {
+            c.kind = kind;
+            c.last_active = now;
+        }
+        self.act(Action::Drive(id));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bt::merkle::{verify_hashes, HashRequest, Layout};
+    use crate::testutil::{data, Pipe, TempDir};
+
+    #[test]
+    fn blocks_past_the_end_are_zeros_and_hash_requests_are_answered_with_proofs() {
+        let dir = TempDir::new("bt-serve");
+        // 300 KiB in 64 KiB pieces: the last piece is 44 KiB of file and
+        // 20 KiB of padding, asked for as whole blocks.
+        let bytes = data(300 << 10, 3);
+        let path = dir.path().join("f.bin");
+        std::fs::write(&path, &bytes).unwrap();
+        let layout = Layout {
+            size: bytes.len() as u64,
+            piece_len: 64 << 10,
+        };
+        let tree = Tree::from_reader(layout, &bytes[..]).unwrap();
+        let (torrent, _) = Torrent::for_tree("f.bin", &tree, &[]).unwrap();
+        let root = torrent.pieces_root;
+        let shared = vec![BtShared {
+            torrent,
+            tree,
+            path,
+            trackers: Vec::new(),
+        }];
+        let mut input = Vec::new();
+        Handshake::new(short_hash(&shared[0].torrent.info_hash), [9; 20]).encode(&mut input);
+        let (last, tail) = (4, 2 * BLOCK as u32);
+        wire::encode(
+            &Msg::Request {
+                index: last,
+                begin: tail,
+                length: BLOCK as u32,
+            },
+            &mut input,
+        );
+        let req = HashRequest {
+            pieces_root: root,
+            base: 2,
+            index: 0,
+            count: 8,
+            proof_layers: layout.height() - 3,
+        };
+        wire::encode(&Msg::HashRequest(req), &mut input);
+        let mut pipe = Pipe {
+            input: input[1..].to_vec(),
+            output: Vec::new(),
+        };
+        let mut s = BtServe::new(input[0]);
+        for _ in 0..4 {
+            s.drive(&mut pipe, &shared, 1 << 20).unwrap();
+        }
+        let out = &pipe.output[HANDSHAKE_LEN..];
+        let mut msgs = Vec::new();
+        let mut at = 0;
+        while let Ok(Some((m, used))) = wire::decode(&out[at..]) {
+            msgs.push(m);
+            at += used;
+        }
+        let Some(Msg::Piece {
+            index,
+            begin,
+            data: block,
+        }) = msgs.iter().find(|m| matches!(m, Msg::Piece { .. }))
+        else {
+            panic!("no block in {msgs:?}");
+        };
+        assert_eq!((*index, *begin, block.len()), (last, tail, BLOCK));
+        let real = bytes.len() - (4 * (64 << 10) + 2 * BLOCK);
+        assert_eq!(&block[..real], &bytes[bytes.len() - real..]);
+        assert!(block[real..].iter().all(|&b| b == 0), "the padding is zeros");
+        let Some(Msg::Hashes { req: got, hashes }) = msgs.iter().find(|m| matches!(m, Msg::Hashes { .. }))
+        else {
+            panic!("no hashes in {msgs:?}");
+        };
+        assert_eq!(*got, req);
+        let hashes = wire::split_hashes(hashes);
+        let proven = verify_hashes(&req, &layout, &root, &hashes).expect("the proof checks");
+        assert_eq!(proven[..5], shared[0].tree.piece_layer()[..]);
+        // A request outside the torrent ends the connection.
+        let mut bad = Vec::new();
+        wire::encode(
+            &Msg::Request {
+                index: 5,
+                begin: 0,
+                length: BLOCK as u32,
+            },
+            &mut bad,
+        );
+        pipe.input = bad;
+        assert!(s.drive(&mut pipe, &shared, 1 << 20).is_err());
+    }
+}
