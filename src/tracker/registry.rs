@@ -410,7 +410,7 @@ impl Registry {
                 if self.peer_by_name.get(&hash).is_some_and(|&owner| owner != key) {
                     return taken();
                 }
-                self.set_username(key, &username);
+                self.set_username(key, &username, hash);
                 ReplyBody::Ok
             }
             RequestBody::Disconnect => {
@@ -457,7 +457,7 @@ impl Registry {
             self.remove_peer(owner);
         }
         if let Some(key) = known {
-            self.set_username(key, username);
+            self.set_username(key, username, hash);
             let peer = &mut self.peers[key as usize];
             peer.tcp_port = port;
             peer.role = role;
@@ -497,14 +497,14 @@ impl Registry {
         ReplyBody::Registered { interval_secs }
     }
 
-    /// Gives peer `key` a username (whose hash the caller found free or
-    /// its own), keeping the name index in step.
-    fn set_username(&mut self, key: u32, username: &str) {
+    /// Gives peer `key` a username whose [`Registry::name_hash`] is `hash`
+    /// (found free or its own by the caller), keeping the name index in
+    /// step.
+    fn set_username(&mut self, key: u32, username: &str, hash: u64) {
         let old = self.name_hash(&self.peers[key as usize].username);
         if self.peer_by_name.get(&old) == Some(&key) {
             self.peer_by_name.remove(&old);
         }
-        let hash = self.name_hash(username);
         self.peer_by_name.insert(hash, key);
         self.peers[key as usize].username = username.into();
     }

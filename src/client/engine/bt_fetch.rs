@@ -710,15 +710,7 @@ impl Engine {
     /// Asks for a turn for every connected fetch of BitTorrent download
     /// `dk` (new work may be there).
     fn bt_kick(&mut self, dk: usize) {
-        let ids: Vec<ConnId> = self
-            .conns
-            .iter()
-            .filter(|(_, c)| matches!(&c.kind, Kind::BtFetch(f) if f.download == dk && f.connected))
-            .map(|(id, _)| *id)
-            .collect();
-        for id in ids {
-            self.act(Action::Drive(id));
-        }
+        self.drive_where(|k| matches!(k, Kind::BtFetch(f) if f.download == dk && f.connected));
     }
 
     /// Every piece is verified: compute the whole file's SHA-256 (and the

@@ -330,10 +330,15 @@ impl Engine {
     /// Asks for a turn for every connected fetch of download `dk`: new
     /// work may be there for connections that were idle.
     pub(super) fn kick(&mut self, dk: usize) {
+        self.drive_where(|k| matches!(k, Kind::Fetch(f) if f.download == dk && f.connected));
+    }
+
+    /// Asks for a turn for every connection whose kind `pick` accepts.
+    pub(super) fn drive_where(&mut self, pick: impl Fn(&Kind) -> bool) {
         let ids: Vec<ConnId> = self
             .conns
             .iter()
-            .filter(|(_, c)| matches!(&c.kind, Kind::Fetch(f) if f.download == dk && f.connected))
+            .filter(|(_, c)| pick(&c.kind))
             .map(|(id, _)| *id)
             .collect();
         for id in ids {

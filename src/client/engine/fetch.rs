@@ -31,7 +31,7 @@ use crate::meta::Hash;
 use crate::wire::peer::{decode_peer_head, encode_peer_msg, PeerMsg, Refusal, BLOCK_SIZE, MAX_PIPELINE};
 use sha2::{Digest, Sha256};
 use std::collections::VecDeque;
-use std::io::{self, Read, Write};
+use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -247,23 +247,17 @@ impl Fetch {
         let mut got = 0;
         loop {
             self.output.flush_to(s)?;
-            match self.input.read_from(s) {
-                Ok(0) => {
-                    return Err(ConnEnd::Eof {
-                        in_flight: self.queue.len(),
-                    })
-                }
-                Ok(n) => {
-                    got += n;
-                    self.progress(n, now);
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.process(dl, now, report)?;
-                    return Ok(Flow::Idle);
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(ConnEnd::Io(e)),
+            let Some(n) = self.input.fill_from(s)? else {
+                self.process(dl, now, report)?;
+                return Ok(Flow::Idle);
+            };
+            if n == 0 {
+                return Err(ConnEnd::Eof {
+                    in_flight: self.queue.len(),
+                });
             }
+            got += n;
+            self.progress(n, now);
             self.process(dl, now, report)?;
             if dl.is_finished() {
                 return Err(ConnEnd::Finished);
@@ -527,6 +521,7 @@ mod tests {
     use crate::testutil::{data, TempDir};
     use std::cell::RefCell;
     use std::collections::VecDeque;
+    use std::io;
     use std::rc::Rc;
 
     type Pipe = Rc<RefCell<VecDeque<u8>>>;

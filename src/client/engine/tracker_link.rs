@@ -172,7 +172,8 @@ impl RequestKind {
 enum Purpose {
     Register,
     KeepAlive,
-    Announce(Vec<FileEntry>),
+    /// Entries and their ids (derived once, when the page is made).
+    Announce(Vec<FileId>, Vec<FileEntry>),
     Withdraw(Vec<FileId>),
     ListPeers {
         cursor: u32,
@@ -194,7 +195,7 @@ impl Purpose {
         match self {
             Purpose::Register => RequestKind::Register,
             Purpose::KeepAlive => RequestKind::KeepAlive,
-            Purpose::Announce(_) => RequestKind::Announce,
+            Purpose::Announce(..) => RequestKind::Announce,
             Purpose::Withdraw(_) => RequestKind::Withdraw,
             Purpose::ListPeers { .. } => RequestKind::ListPeers,
             Purpose::ListFiles { .. } => RequestKind::ListFiles,
@@ -217,7 +218,7 @@ impl Purpose {
             (self, body),
             (_, ReplyBody::Error { .. })
                 | (Purpose::Register, ReplyBody::Registered { .. })
-                | (Purpose::Announce(_), ReplyBody::Announced { .. })
+                | (Purpose::Announce(..), ReplyBody::Announced { .. })
                 | (Purpose::Withdraw(_), ReplyBody::Withdrawn { .. })
                 | (Purpose::ListPeers { .. }, ReplyBody::PeerList { .. })
                 | (Purpose::ListFiles { .. }, ReplyBody::FileList { .. })
@@ -764,7 +765,7 @@ impl TrackerLink {
                 self.forgotten();
                 match purpose {
                     // Registration re-announces the set and restarts keep-alives.
-                    Purpose::KeepAlive | Purpose::Announce(_) | Purpose::Withdraw(_) => {}
+                    Purpose::KeepAlive | Purpose::Announce(..) | Purpose::Withdraw(_) => {}
                     purpose if req.bounces >= MAX_BOUNCES => events.push(LinkEvent::Failed {
                         what: purpose.what(),
                         error: "the tracker keeps forgetting our registration".into(),
@@ -792,7 +793,7 @@ impl TrackerLink {
                 self.requeue(req, now + REGISTER_RETRY);
             }
             (purpose, ReplyBody::Error { code, message }) => {
-                if matches!(purpose, Purpose::Announce(_)) {
+                if matches!(purpose, Purpose::Announce(..)) {
                     self.round = self.round.map(|_| true);
                 }
                 events.push(LinkEvent::Failed {
@@ -890,7 +891,7 @@ impl TrackerLink {
                 events.push(LinkEvent::Disconnected);
             }
             purpose => {
-                if matches!(purpose, Purpose::Announce(_)) {
+                if matches!(purpose, Purpose::Announce(..)) {
                     self.round = self.round.map(|_| true);
                 }
                 events.push(LinkEvent::Failed {
@@ -953,7 +954,7 @@ impl TrackerLink {
         let mut busy: HashSet<FileId> = HashSet::new();
         for r in &self.requests {
             match &r.purpose {
-                Purpose::Announce(files) => busy.extend(files.iter().map(FileEntry::id)),
+                Purpose::Announce(ids, _) => busy.extend(ids.iter().copied()),
                 Purpose::Withdraw(ids) => busy.extend(ids.iter().copied()),
                 _ => continue,
             }
@@ -963,9 +964,9 @@ impl TrackerLink {
             let purpose = if let Some(ids) = self.withdraw_page(&busy) {
                 busy.extend(ids.iter().copied());
                 Purpose::Withdraw(ids)
-            } else if let Some(files) = self.announce_page(&busy) {
-                busy.extend(files.iter().map(FileEntry::id));
-                Purpose::Announce(files)
+            } else if let Some((ids, files)) = self.announce_page(&busy) {
+                busy.extend(ids.iter().copied());
+                Purpose::Announce(ids, files)
             } else {
                 break;
             };
@@ -988,8 +989,10 @@ impl TrackerLink {
         (!ids.is_empty()).then_some(ids)
     }
 
-    fn announce_page(&mut self, busy: &HashSet<FileId>) -> Option<Vec<FileEntry>> {
+    /// The next page of entries to announce, with their ids.
+    fn announce_page(&mut self, busy: &HashSet<FileId>) -> Option<(Vec<FileId>, Vec<FileEntry>)> {
         let mut page = Page::new();
+        let mut ids = Vec::new();
         let mut taken = Vec::new();
         for id in self.unsynced_announce.iter().filter(|id| !busy.contains(*id)) {
             let Some(entry) = self.files.get(id) else {
@@ -1004,13 +1007,14 @@ impl TrackerLink {
                 }
                 break;
             }
+            ids.push(*id);
             taken.push(*id);
         }
         for id in &taken {
             self.unsynced_announce.remove(id);
         }
         let files = page.into_items();
-        (!files.is_empty()).then_some(files)
+        (!files.is_empty()).then_some((ids, files))
     }
 
     /// True when an announce round is open and nothing of it is left.
@@ -1021,7 +1025,7 @@ impl TrackerLink {
             && !self
                 .requests
                 .iter()
-                .any(|r| matches!(r.purpose, Purpose::Announce(_)))
+                .any(|r| matches!(r.purpose, Purpose::Announce(..)))
     }
 
     fn finish_round(&mut self, events: &mut Vec<LinkEvent>) {
@@ -1056,7 +1060,7 @@ impl TrackerLink {
                 role: self.role,
             },
             Purpose::KeepAlive => RequestBody::KeepAlive,
-            Purpose::Announce(files) => RequestBody::Announce { files: files.clone() },
+            Purpose::Announce(_, files) => RequestBody::Announce { files: files.clone() },
             Purpose::Withdraw(ids) => RequestBody::Withdraw { ids: ids.clone() },
             Purpose::ListPeers { cursor, .. } => RequestBody::ListPeers { cursor: *cursor },
             Purpose::ListFiles { cursor, .. } => RequestBody::ListFiles { cursor: *cursor },

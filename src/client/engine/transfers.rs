@@ -330,15 +330,7 @@ impl Engine {
         self.connect_peers(now);
         // A safety net for work no event announces (a chunk a partial peer
         // turned out to lack, say): idle fetches look for some.
-        let idle: Vec<ConnId> = self
-            .conns
-            .iter()
-            .filter(|(_, c)| matches!(&c.kind, Kind::Fetch(f) if f.connected && f.in_flight() == 0))
-            .map(|(id, _)| *id)
-            .collect();
-        for id in idle {
-            self.act(Action::Drive(id));
-        }
+        self.drive_where(|k| matches!(k, Kind::Fetch(f) if f.connected && f.in_flight() == 0));
     }
 
     pub(super) fn step_library(&mut self, now: Instant) {
