@@ -120,6 +120,7 @@ fn join(sock: &UdpSocket, to: SocketAddr, n: u32, file: &FileEntry) -> Option<Co
         username: format!("peer{n}"),
         port: 6881,
         role: Role::Seeder,
+        secret: [0; 16],
     };
     matches!(call(sock, to, 2, conn, register)?, ReplyBody::Registered { .. }).then_some(())?;
     let announce = RequestBody::Announce {
@@ -185,7 +186,10 @@ fn throughput_round(tracker: SocketAddr, secs: u64) -> Round {
                         files: vec![shared.clone()],
                     },
                     12..=16 => RequestBody::GetPeers { id: shared_id },
-                    _ => RequestBody::ListFiles { cursor: 0 },
+                    _ => RequestBody::ListFiles {
+                        cursor: 0,
+                        member: true,
+                    },
                 };
                 if sock.send_to(&encode(*tx, *conn, body), tracker).is_err() {
                     break;

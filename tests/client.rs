@@ -61,7 +61,10 @@ fn one_seeder_to_one_leecher() {
         alice.proc.report()
     );
     let mut watcher = Client::registered(t.addr, "watcher", 1);
-    match watcher.request(RequestBody::ListFiles { cursor: 0 }) {
+    match watcher.request(RequestBody::ListFiles {
+        cursor: 0,
+        member: true,
+    }) {
         ReplyBody::FileList { files, .. } => assert!(files.is_empty(), "still listed: {files:?}"),
         other => panic!("list files: {other:?}"),
     }
@@ -629,7 +632,8 @@ fn list_and_peers_show_the_seeder() {
         ["lister", &seeder.addr.to_string(), "seeder", "1"],
         "{row}"
     );
-    assert_eq!(out.last().unwrap(), "3 peers on the network", "{out:?}");
+    // The seeders only: `--peers` reads without registering (issue 19).
+    assert_eq!(out.last().unwrap(), "2 peers on the network", "{out:?}");
     let empty = out
         .iter()
         .find(|l| l.starts_with("empty "))
@@ -731,7 +735,10 @@ fn a_seed_the_tracker_refuses_is_reported_on_stderr() {
     );
     // The network lists exactly what the tracker took.
     let mut lister = Client::registered(t.addr, "lister", 9);
-    let ReplyBody::FileList { files, .. } = lister.request(RequestBody::ListFiles { cursor: 0 }) else {
+    let ReplyBody::FileList { files, .. } = lister.request(RequestBody::ListFiles {
+        cursor: 0,
+        member: true,
+    }) else {
         panic!("no file list")
     };
     assert_eq!(files.len(), 2, "{files:?}");

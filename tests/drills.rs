@@ -58,7 +58,10 @@ fn list_peers(watcher: &mut Client) -> Option<Vec<PeerInfo>> {
     let mut rows = Vec::new();
     let mut cursor = 0;
     loop {
-        match watcher.try_request(RequestBody::ListPeers { cursor }, Duration::from_millis(500))? {
+        match watcher.try_request(
+            RequestBody::ListPeers { cursor, member: true },
+            Duration::from_millis(500),
+        )? {
             ReplyBody::PeerList { peers, next } => {
                 rows.extend(peers);
                 match next {
@@ -218,8 +221,12 @@ fn flood(tracker: SocketAddr, stop: Arc<AtomicBool>) -> u64 {
             username: "flooder".into(),
             port: 9,
             role: Role::Seeder,
+            secret: [0; 16],
         },
-        RequestBody::ListFiles { cursor: 0 },
+        RequestBody::ListFiles {
+            cursor: 0,
+            member: true,
+        },
         RequestBody::KeepAlive,
         RequestBody::GetPeers { id: [7; 32] },
     ]

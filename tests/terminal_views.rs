@@ -396,7 +396,10 @@ fn shared_files_rescan_and_unshare_at_120_and_40_columns() {
 
 /// The names of the files the tracker lists.
 fn listed(watcher: &mut Client) -> Vec<String> {
-    match watcher.request(RequestBody::ListFiles { cursor: 0 }) {
+    match watcher.request(RequestBody::ListFiles {
+        cursor: 0,
+        member: true,
+    }) {
         ReplyBody::FileList { files, .. } => {
             let mut names: Vec<String> = files.into_iter().map(|f| f.name).collect();
             names.sort();

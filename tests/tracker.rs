@@ -32,7 +32,7 @@ fn entry(i: u32, name: &str) -> FileEntry {
 fn all_files(c: &mut Client) -> (Vec<FileInfo>, usize) {
     let (mut files, mut cursor, mut pages) = (Vec::new(), 0, 0);
     loop {
-        match c.request(RequestBody::ListFiles { cursor }) {
+        match c.request(RequestBody::ListFiles { cursor, member: true }) {
             ReplyBody::FileList { files: page, next } => {
                 pages += 1;
                 files.extend(page);
@@ -49,7 +49,7 @@ fn all_files(c: &mut Client) -> (Vec<FileInfo>, usize) {
 fn all_peers(c: &mut Client) -> Vec<PeerInfo> {
     let (mut peers, mut cursor) = (Vec::new(), 0);
     loop {
-        match c.request(RequestBody::ListPeers { cursor }) {
+        match c.request(RequestBody::ListPeers { cursor, member: true }) {
             ReplyBody::PeerList { peers: page, next } => {
                 peers.extend(page);
                 match next {
@@ -156,6 +156,7 @@ fn bad_names_are_refused_with_clear_errors() {
             username: bad.into(),
             port: 1,
             role: Role::Leecher,
+            secret: [0; 16],
         });
         assert!(is_error(&reply, ErrorCode::BadUsername), "{bad:?}: {reply:?}");
     }
@@ -213,6 +214,7 @@ fn peer_limit_refuses_new_peers_but_not_returning_ones() {
         username: "c".into(),
         port: 3,
         role: Role::Leecher,
+        secret: [0; 16],
     });
     match reply {
         ReplyBody::Error {
@@ -226,6 +228,7 @@ fn peer_limit_refuses_new_peers_but_not_returning_ones() {
         username: "a2".into(),
         port: 11,
         role: Role::Leecher,
+        secret: [0; 16],
     });
     assert!(matches!(again, ReplyBody::Registered { .. }), "{again:?}");
     assert_eq!(all_peers(&mut a).len(), 2);

@@ -3,6 +3,7 @@
 use getopts::Options;
 use pytorrent::cli::{init_stderr_logging, parse_in_range, resolve, EXIT_FAILURE, EXIT_USAGE};
 use pytorrent::tracker::access::Mode;
+use pytorrent::tracker::registry::{Fairness, Limits};
 use pytorrent::tracker::swarms::SwarmLimits;
 use pytorrent::tracker::{Config, Tracker};
 use std::io::Write;
@@ -47,6 +48,30 @@ fn options() -> Options {
         "",
         "max-files-per-host",
         "most files the peers of one IPv4 address or IPv6 /64 may share, counted per peer (default 16384)",
+        "N",
+    );
+    o.optopt(
+        "",
+        "max-peers-per-network",
+        "most peers one IPv4 /24 or IPv6 /48 may register at once (default 256)",
+        "N",
+    );
+    o.optopt(
+        "",
+        "max-files-per-network",
+        "most files the peers of one IPv4 /24 or IPv6 /48 may share, counted per peer (default 65536)",
+        "N",
+    );
+    o.optopt(
+        "",
+        "reserved-peers",
+        "of --max-peers, the last N are kept for networks with fewer than 4 peers (default 5% of --max-peers)",
+        "N",
+    );
+    o.optopt(
+        "",
+        "reserved-files",
+        "of --max-files, the last N are kept for networks sharing fewer than 64 files (default 5% of --max-files)",
         "N",
     );
     o.optopt(
@@ -139,13 +164,36 @@ fn parse(args: &[String]) -> Result<Parsed, String> {
         m.opt_str(flag)
             .map_or(Ok(default), |v| parse_in_range(flag, &v, 1, max))
     };
+    let d = Limits::DEFAULT;
+    let max_peers = num("max-peers", d.max_peers as u32, 10_000_000)? as usize;
+    let max_files = num("max-files", d.max_files as u32, 100_000_000)? as usize;
+    // A reserve may be 0 (off), never the whole limit.
+    let reserve = |flag: &str, max: usize| -> Result<usize, String> {
+        m.opt_str(flag)
+            .map_or(Ok(max / 20), |v| parse_in_range(flag, &v, 0, max - 1))
+    };
+    let fair = Fairness {
+        max_peers_per_network: num(
+            "max-peers-per-network",
+            d.fair.max_peers_per_network as u32,
+            10_000_000,
+        )? as usize,
+        max_files_per_network: num(
+            "max-files-per-network",
+            d.fair.max_files_per_network as u32,
+            100_000_000,
+        )? as usize,
+        reserved_peers: reserve("reserved-peers", max_peers)?,
+        reserved_files: reserve("reserved-files", max_files)?,
+    };
     let config = Config {
         bind: resolve("bind", &m.opt_str("bind").unwrap_or_else(|| DEFAULT_BIND.into()))?,
-        interval_secs: num("interval", 30, 3600)?,
-        max_peers: num("max-peers", 10_000, 10_000_000)? as usize,
-        max_files: num("max-files", 1_000_000, 100_000_000)? as usize,
-        max_peers_per_host: num("max-peers-per-host", 64, 10_000_000)? as usize,
-        max_files_per_host: num("max-files-per-host", 16_384, 100_000_000)? as usize,
+        interval_secs: num("interval", d.interval_secs, 3600)?,
+        max_peers,
+        max_files,
+        max_peers_per_host: num("max-peers-per-host", d.max_peers_per_host as u32, 10_000_000)? as usize,
+        max_files_per_host: num("max-files-per-host", d.max_files_per_host as u32, 100_000_000)? as usize,
+        fair,
         id_lifetime_secs: num("id-lifetime", 120, 3600)?,
         bt: SwarmLimits {
             interval_secs: m

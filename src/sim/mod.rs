@@ -28,7 +28,7 @@ use crate::meta::MIN_CHUNK_SIZE;
 use crate::rand::Rng;
 use crate::testutil::TempDir;
 use crate::tracker::connid::ConnIds;
-use crate::tracker::registry::{Limits, Registry};
+use crate::tracker::registry::{Fairness, Limits, Registry};
 use crate::tracker::server::{answer, Answer};
 use crate::wire::tracker::encode_reply;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -280,6 +280,7 @@ impl Sim {
                     max_peers_per_host: 1000,
                     max_files_per_host: 1_000_000,
                     interval_secs: 30,
+                    fair: Fairness::OFF,
                 },
                 Rng::seeded(rng.next_u64()),
             ),
@@ -331,6 +332,8 @@ impl Sim {
             tracker: self.tracker.addr,
             listen_addr: addr,
             username: Some(format!("node{i}")),
+            secret: [i as u8; 16],
+            read_only: false,
             seed: shared.is_some(),
             max_inbound: 64,
             idle_timeout: Duration::from_secs(10),

@@ -6,7 +6,7 @@
 
 use super::*;
 use crate::tracker::connid::ConnIds;
-use crate::tracker::registry::{Limits, Registry};
+use crate::tracker::registry::{Fairness, Limits, Registry};
 use crate::tracker::server::{answer, Answer};
 use crate::wire::tracker::{decode_request, encode_reply};
 
@@ -40,6 +40,7 @@ fn registry() -> Registry {
             max_peers_per_host: 1000,
             max_files_per_host: 1_000_000,
             interval_secs: INTERVAL,
+            fair: Fairness::OFF,
         },
         Rng::seeded(11),
     )
@@ -80,7 +81,7 @@ impl Net {
             sent: Vec::new(),
             events: Vec::new(),
         };
-        let link = TrackerLink::new("alice".into(), 6881, Role::Seeder, Rng::seeded(5), base);
+        let link = TrackerLink::new("alice".into(), [5; 16], 6881, Role::Seeder, Rng::seeded(5), base);
         (net, link)
     }
 
@@ -182,6 +183,7 @@ impl Net {
                 username: format!("peer{n}"),
                 port: 7000 + n,
                 role: Role::Seeder,
+                secret: [0; 16],
             },
             now,
         );
@@ -202,10 +204,14 @@ impl Net {
     fn me_at_tracker(&mut self) -> Option<PeerInfo> {
         let now = self.secs();
         self.add_peer(999, vec![]);
-        let ReplyBody::PeerList { peers, next: None } =
-            self.reg
-                .handle(peer_addr(999), RequestBody::ListPeers { cursor: 0 }, now)
-        else {
+        let ReplyBody::PeerList { peers, next: None } = self.reg.handle(
+            peer_addr(999),
+            RequestBody::ListPeers {
+                cursor: 0,
+                member: true,
+            },
+            now,
+        ) else {
             panic!("one page expected");
         };
         peers.into_iter().find(|p| p.addr.port() == 6881)
@@ -392,6 +398,7 @@ fn keep_alives_follow_the_interval_and_ids_are_refreshed() {
             username: "x".into(),
             port: 1,
             role: Role::Seeder,
+            secret: [0; 16],
         },
         0,
     );
@@ -661,6 +668,7 @@ fn a_taken_username_is_refused_and_a_new_one_registers() {
         username: "Alice".into(),
         port: 1,
         role: Role::Seeder,
+        secret: [0; 16],
     };
     assert!(matches!(
         net.reg.handle(other, reg, 0),
@@ -671,7 +679,7 @@ fn a_taken_username_is_refused_and_a_new_one_registers() {
     let refused = net.failures();
     assert!(
         refused.iter().any(
-            |e| matches!(e, LinkEvent::Failed { what: RequestKind::Register, error } if error.contains("taken"))
+            |e| matches!(e, LinkEvent::Failed { what: RequestKind::Register, error } if error.contains("in use by another"))
         ),
         "{refused:?}"
     );
@@ -758,4 +766,62 @@ fn a_query_waits_for_the_announce_round() {
         _ => None,
     });
     assert_eq!(me, Some(2));
+}
+
+/// Issue 19: a reader (`--list`, `--peers`) sends no registration, so it
+/// takes nobody's name or place, and still lists and finds; a find of a
+/// name 40 files share follows the pages of the tracker's index.
+#[test]
+fn a_reader_lists_and_finds_without_registering() {
+    let (mut net, _) = Net::new();
+    let mut twins = entries(0..40);
+    for t in &mut twins {
+        t.name = "same.bin".into();
+    }
+    net.add_peer(1, twins);
+    net.add_peer(2, entries(100..103));
+    let mut reader = TrackerLink::reader(Rng::seeded(9), net.now);
+    reader.query(Query::ListPeers, net.now).unwrap();
+    reader.query(Query::ListFiles, net.now).unwrap();
+    reader
+        .query(Query::Find(FileQuery::Name("same.bin".into())), net.now)
+        .unwrap();
+    let prefix = FileQuery::IdPrefix {
+        id: entry(101).id(),
+        digits: 16,
+    };
+    reader.query(Query::Find(prefix.clone()), net.now).unwrap();
+    net.run(&mut reader, 2 * SEC);
+    assert!(net.failures().is_empty(), "{:?}", net.failures());
+    assert!(net.sent_kind("register").is_empty());
+    assert!(!reader.is_registered());
+    assert_eq!(net.reg.peer_count(), 2, "the reader is nobody's peer");
+    let peers = net.events.iter().find_map(|e| match e {
+        LinkEvent::PeerList(p) => Some(p.len()),
+        _ => None,
+    });
+    assert_eq!(peers, Some(2));
+    let found = |q: &FileQuery| {
+        net.events.iter().find_map(|e| match e {
+            LinkEvent::Found { query, files } if query == q => Some(files.clone()),
+            _ => None,
+        })
+    };
+    let same = found(&FileQuery::Name("same.bin".into())).unwrap();
+    assert_eq!(same.len(), 40);
+    assert!(
+        net.sent_kind("find files").len() >= 4,
+        "40 rows take 3 pages or more"
+    );
+    let by_prefix = found(&prefix).unwrap();
+    assert_eq!(
+        by_prefix.iter().map(|f| f.id).collect::<Vec<_>>(),
+        vec![entry(101).id()]
+    );
+    // Leaving sends nothing either.
+    let before = net.sent.len();
+    reader.disconnect(net.now);
+    net.run(&mut reader, SEC);
+    assert_eq!(net.sent.len(), before);
+    assert_eq!(net.count(|e| matches!(e, LinkEvent::Disconnected)), 1);
 }

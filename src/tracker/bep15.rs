@@ -213,7 +213,7 @@ pub fn is_v4(ip: IpAddr) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tracker::registry::Limits;
+    use crate::tracker::registry::{Fairness, Limits};
     use crate::wire::bep15::{
         decode_response, encode_request, AnnounceRequest, Peers, Response, ScrapeRequest, ScrapeStats,
     };
@@ -235,6 +235,7 @@ mod tests {
                 max_peers_per_host: 1000,
                 max_files_per_host: 1_000_000,
                 interval_secs: 30,
+                fair: Fairness::OFF,
             },
             Rng::seeded(2),
         );
@@ -395,6 +396,7 @@ mod tests {
                 username: "alice".into(),
                 port: 7000,
                 role: Role::Seeder,
+                secret: [0; 16],
             },
             0,
         );

@@ -30,3 +30,12 @@ fn host_key(ip: IpAddr) -> u128 {
         IpAddr::V6(v6) => u128::from(v6) & !((1u128 << 64) - 1),
     }
 }
+
+/// The key of a network for the wider caps of the registry: an IPv4 /24,
+/// or an IPv6 /48 (a site's usual allocation).
+fn network_key(ip: IpAddr) -> u128 {
+    match ip {
+        IpAddr::V4(v4) => u128::from(v4.to_ipv6_mapped()) & !0xff,
+        IpAddr::V6(v6) => u128::from(v6) & !((1u128 << 80) - 1),
+    }
+}

@@ -15,8 +15,18 @@
 //!   (an IPv4 address or an IPv6 /64) holds at most `max_peers_per_host`
 //!   peers and `max_files_per_host` (peer, file) links, so one address
 //!   cannot fill the tracker and refuse everybody else.
+//! - Wider networks (an IPv4 /24, an IPv6 /48) have caps of their own
+//!   ([`Fairness`]), and the last `reserved_peers` peers and
+//!   `reserved_files` file records of the tracker's limits go only to
+//!   networks that hold little ([`SMALL_NETWORK_PEERS`],
+//!   [`SMALL_NETWORK_FILES`]): many networks working together can fill the
+//!   rest, never the part kept for a new honest host.
 //! - A file id is derived here from the announce ([`FileEntry::id`]), never
 //!   taken from it: nobody can list a name or size under another file's id.
+//! - A username belongs to the client that registered it: only a
+//!   registration presenting the same secret (the same client restarting,
+//!   from any address) takes it over; anybody else gets `UsernameTaken`.
+//!   The peer keeps a keyed 64-bit hash of its secret, not the secret.
 //! - Usernames are unique among online peers, compared by
 //!   [`names::username_key`] (NFC, lower case). The index holds a keyed
 //!   64-bit hash of that key, not the name (memory per peer is a target):
@@ -33,19 +43,26 @@
 //!   ([`Registry::bt_view`]). A second id with a taken prefix is not
 //!   tracked: ids are SHA-256 outputs, so only a deliberate forgery collides,
 //!   and it gets what a forged name or size gets already.
+//! - `FindFiles` is answered from two ordered indexes of (key, file):
+//!   a keyed hash of the exact name, and the first 8 bytes of the id. A
+//!   page costs O(log n + page) whatever the number of files, so a name
+//!   or an id prefix is found however long the list is.
+//! - Listing and finding need no registration: a connection id (proof of
+//!   address) is enough, so a read-only client takes nobody's place.
 
-use super::host_key;
+use super::{host_key, network_key};
 use crate::meta::{chunk_count, MAX_CHUNKS, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE};
 use crate::names;
 use crate::rand::Rng;
 use crate::wire::bep15::InfoHash;
 use crate::wire::tracker::{
-    error_reply, ErrorCode, FileEntry, FileInfo, Page, PeerInfo, ReplyBody, RequestBody, Role,
-    MAX_PEERS_PER_REPLY,
+    error_reply, ClientSecret, ErrorCode, FileEntry, FileInfo, FileQuery, FindCursor, Page, PeerInfo,
+    ReplyBody, RequestBody, Role, MAX_FOUND_PER_REPLY, MAX_PEERS_PER_REPLY, MIN_PREFIX_DIGITS,
 };
 use crate::wire::FileId;
 use slab::Slab;
 use std::collections::hash_map::{Entry as MapEntry, HashMap, RandomState};
+use std::collections::BTreeSet;
 use std::hash::BuildHasher;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
@@ -62,9 +79,61 @@ pub struct Limits {
     pub max_files_per_host: usize,
     /// Keep-alive interval; a peer silent for three of them expires.
     pub interval_secs: u32,
+    /// Caps per network and the share kept for small networks.
+    pub fair: Fairness,
 }
 
-/// What one host holds, for its caps.
+impl Limits {
+    /// The tracker's defaults (`pytorrent-tracker` without flags).
+    pub const DEFAULT: Limits = Limits {
+        max_peers: 10_000,
+        max_files: 1_000_000,
+        max_peers_per_host: 64,
+        max_files_per_host: 16_384,
+        interval_secs: 30,
+        fair: Fairness {
+            max_peers_per_network: 256,
+            max_files_per_network: 65_536,
+            reserved_peers: 10_000 / 20,
+            reserved_files: 1_000_000 / 20,
+        },
+    };
+}
+
+/// Fair share across networks (an IPv4 /24, an IPv6 /48): what one network
+/// may hold, and how much of the tracker is kept for networks that hold
+/// little, so a new honest host can announce a file however many networks
+/// an attacker fills the rest from.
+#[derive(Debug, Clone, Copy)]
+pub struct Fairness {
+    pub max_peers_per_network: usize,
+    /// (peer, file) links, as for hosts.
+    pub max_files_per_network: usize,
+    /// The last this many peers of `max_peers` go only to networks with
+    /// fewer than [`SMALL_NETWORK_PEERS`] peers.
+    pub reserved_peers: usize,
+    /// The last this many file records of `max_files` go only to networks
+    /// holding fewer than [`SMALL_NETWORK_FILES`] links.
+    pub reserved_files: usize,
+}
+
+impl Fairness {
+    /// No network caps and nothing reserved (tests of other things).
+    pub const OFF: Fairness = Fairness {
+        max_peers_per_network: usize::MAX,
+        max_files_per_network: usize::MAX,
+        reserved_peers: 0,
+        reserved_files: 0,
+    };
+}
+
+/// A network with fewer peers than this may take a reserved peer place.
+pub const SMALL_NETWORK_PEERS: u32 = 4;
+/// A network holding fewer (peer, file) links than this may create a file
+/// record in the reserved share (a host sharing a few files, not a flood).
+pub const SMALL_NETWORK_FILES: u32 = 64;
+
+/// What one host (or one network) holds, for its caps.
 #[derive(Debug, Clone, Copy, Default)]
 struct HostUse {
     peers: u32,
@@ -114,6 +183,13 @@ impl PeerAddr {
     /// the size of a `u128` key in a table with an entry per host.
     fn host(&self) -> u64 {
         let key = host_key(self.with_port(0).ip());
+        (key >> 64) as u64 | key as u64
+    }
+
+    /// The peer's network (IPv4 /24, IPv6 /48) as a 64-bit key, folded as
+    /// in [`PeerAddr::host`].
+    fn network(&self) -> u64 {
+        let key = network_key(self.with_port(0).ip());
         (key >> 64) as u64 | key as u64
     }
 
@@ -242,6 +318,8 @@ struct Peer {
     tcp_port: u16,
     role: Role,
     last_seen: u32,
+    /// Keyed hash of the client's secret ([`Registry::secret_hash`]).
+    secret: u64,
     files: HeldList,
 }
 
@@ -267,10 +345,15 @@ pub struct Registry {
     peer_by_name: HashMap<u64, u32>,
     name_hasher: RandomState,
     per_host: HashMap<u64, HostUse>,
+    per_network: HashMap<u64, HostUse>,
     files: Slab<FileRecord>,
     /// Keyed by the first 20 bytes of the id; see the module's invariants.
     file_by_prefix: HashMap<InfoHash, u32>,
     file_order: Vec<u32>,
+    /// (keyed hash of the exact name, file) for `FindFiles` by name.
+    file_by_name: BTreeSet<(u64, u32)>,
+    /// (first 8 bytes of the id, file) for `FindFiles` by id prefix.
+    file_by_id64: BTreeSet<(u64, u32)>,
     rng: Rng,
 }
 
@@ -278,8 +361,15 @@ pub struct Registry {
 fn taken() -> ReplyBody {
     error_reply(
         ErrorCode::UsernameTaken,
-        "that username is taken by another online peer; choose another",
+        "that username is in use by another online client (not this one: its secret differs); choose another",
     )
+}
+
+/// The first 8 bytes of a file id, big-endian: its key in the prefix index.
+fn id64(id: &FileId) -> u64 {
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&id[..8]);
+    u64::from_be_bytes(b)
 }
 
 /// Removes the key at `pos` from a dense order list; returns the key that
@@ -306,15 +396,28 @@ impl Registry {
             peer_by_name: HashMap::new(),
             name_hasher: RandomState::new(),
             per_host: HashMap::new(),
+            per_network: HashMap::new(),
             files: Slab::new(),
             file_by_prefix: HashMap::new(),
             file_order: Vec::new(),
+            file_by_name: BTreeSet::new(),
+            file_by_id64: BTreeSet::new(),
             rng,
         }
     }
 
     fn name_hash(&self, username: &str) -> u64 {
         self.name_hasher.hash_one(names::username_key(username))
+    }
+
+    /// The key of a file name in `file_by_name` (exact, not folded: `--get`
+    /// names a file exactly as listed).
+    fn file_name_hash(&self, name: &str) -> u64 {
+        self.name_hasher.hash_one((b"file", name))
+    }
+
+    fn secret_hash(&self, secret: &ClientSecret) -> u64 {
+        self.name_hasher.hash_one((b"secret", secret))
     }
 
     pub fn peer_count(&self) -> usize {
@@ -380,17 +483,40 @@ impl Registry {
     /// Answers one authenticated request from `from`. (`Connect` is the
     /// server's business; it never reaches here.)
     pub fn handle(&mut self, from: SocketAddr, body: RequestBody, now: u32) -> ReplyBody {
-        if let RequestBody::Register { username, port, role } = body {
-            return self.register(from, &username, port, role, now);
+        let known = self.peer_by_addr.get(&PeerAddr::new(from)).copied();
+        match body {
+            RequestBody::Register {
+                username,
+                port,
+                role,
+                secret,
+            } => return self.register(from, &username, port, role, &secret, now),
+            // Reading needs no registration (see the module's invariants),
+            // unless the sender says it is a member: then it hears that it
+            // was forgotten, and registers and announces before it reads.
+            RequestBody::ListPeers { cursor, member } if !member || known.is_some() => {
+                return self.list_peers(known, cursor)
+            }
+            RequestBody::ListFiles { cursor, member } if !member || known.is_some() => {
+                return self.list_files(cursor)
+            }
+            RequestBody::FindFiles {
+                query,
+                cursor,
+                member,
+            } if !member || known.is_some() => return self.find_files(&query, cursor),
+            _ => {}
         }
-        let Some(&key) = self.peer_by_addr.get(&PeerAddr::new(from)) else {
+        let Some(key) = known else {
             return error_reply(ErrorCode::NotRegistered, "not registered: register first");
         };
         self.peers[key as usize].last_seen = now;
         match body {
-            RequestBody::Connect { .. } | RequestBody::Register { .. } => {
-                error_reply(ErrorCode::BadRequest, "unexpected request")
-            }
+            RequestBody::Connect { .. }
+            | RequestBody::Register { .. }
+            | RequestBody::ListPeers { .. }
+            | RequestBody::ListFiles { .. }
+            | RequestBody::FindFiles { .. } => error_reply(ErrorCode::BadRequest, "unexpected request"),
             RequestBody::Announce { files } => self.announce(key, &files),
             RequestBody::Withdraw { ids } => {
                 let removed = ids.iter().filter(|id| self.withdraw(key, id)).count();
@@ -398,8 +524,6 @@ impl Registry {
                     removed: removed as u32,
                 }
             }
-            RequestBody::ListPeers { cursor } => self.list_peers(key, cursor),
-            RequestBody::ListFiles { cursor } => self.list_files(cursor),
             RequestBody::GetPeers { id } => self.get_peers(key, id),
             RequestBody::KeepAlive => ReplyBody::Ok,
             RequestBody::ChangeUsername { username } => {
@@ -436,7 +560,15 @@ impl Registry {
         stale.len()
     }
 
-    fn register(&mut self, from: SocketAddr, username: &str, port: u16, role: Role, now: u32) -> ReplyBody {
+    fn register(
+        &mut self,
+        from: SocketAddr,
+        username: &str,
+        port: u16,
+        role: Role,
+        secret: &ClientSecret,
+        now: u32,
+    ) -> ReplyBody {
         if let Err(e) = names::check_username(username) {
             return error_reply(ErrorCode::BadUsername, &format!("username {e}"));
         }
@@ -446,12 +578,14 @@ impl Registry {
         let interval_secs = self.limits.interval_secs;
         let from = PeerAddr::new(from);
         let hash = self.name_hash(username);
+        let secret = self.secret_hash(secret);
         let owner = self.peer_by_name.get(&hash).copied();
         let known = self.peer_by_addr.get(&from).copied();
         if let Some(owner) = owner.filter(|&o| Some(o) != known) {
-            // The same host taking its name again is the same user back
-            // from a restart (a new UDP port) before its old entry expired.
-            if self.peers[owner as usize].addr.host() != from.host() {
+            // Only the client holding the name's secret takes it over: that
+            // client restarting (a new UDP port, maybe a new address) before
+            // its old entry expired. A neighbour on the same host is not it.
+            if self.peers[owner as usize].secret != secret {
                 return taken();
             }
             self.remove_peer(owner);
@@ -462,39 +596,61 @@ impl Registry {
             peer.tcp_port = port;
             peer.role = role;
             peer.last_seen = now;
+            peer.secret = secret;
             return ReplyBody::Registered { interval_secs };
         }
-        if self.peers.len() >= self.limits.max_peers {
-            return error_reply(
-                ErrorCode::TrackerFull,
-                &format!(
-                    "tracker is full ({} peers); try again later",
-                    self.limits.max_peers
-                ),
-            );
+        if let Err(refusal) = self.admit_peer(&from) {
+            return refusal;
         }
-        let host = self.per_host.entry(from.host()).or_default();
-        if host.peers as usize >= self.limits.max_peers_per_host {
-            return error_reply(
-                ErrorCode::HostLimit,
-                &format!(
-                    "your address has {} peers registered already (the limit)",
-                    host.peers
-                ),
-            );
-        }
-        host.peers += 1;
+        self.per_host.entry(from.host()).or_default().peers += 1;
+        self.per_network.entry(from.network()).or_default().peers += 1;
         let key = self.peers.insert(Peer {
             addr: from,
             username: username.into(),
             tcp_port: port,
             role,
             last_seen: now,
+            secret,
             files: HeldList::Empty,
         }) as u32;
         self.peer_by_addr.insert(from, key);
         self.peer_by_name.insert(hash, key);
         ReplyBody::Registered { interval_secs }
+    }
+
+    /// Whether a new peer from `from` fits: the tracker's limit (its
+    /// reserved end only for small networks), its host's and its
+    /// network's caps.
+    fn admit_peer(&self, from: &PeerAddr) -> Result<(), ReplyBody> {
+        let fair = &self.limits.fair;
+        let host = self.per_host.get(&from.host()).map_or(0, |h| h.peers);
+        let net = self.per_network.get(&from.network()).map_or(0, |h| h.peers);
+        let open = self.limits.max_peers.saturating_sub(fair.reserved_peers);
+        let full = self.peers.len() >= self.limits.max_peers
+            || (self.peers.len() >= open && net >= SMALL_NETWORK_PEERS);
+        if full {
+            return Err(error_reply(
+                ErrorCode::TrackerFull,
+                &format!(
+                    "tracker is full ({} peers, the last {} kept for networks with fewer than {SMALL_NETWORK_PEERS}); try again later",
+                    self.peers.len(),
+                    fair.reserved_peers
+                ),
+            ));
+        }
+        if host as usize >= self.limits.max_peers_per_host {
+            return Err(error_reply(
+                ErrorCode::HostLimit,
+                &format!("your address has {host} peers registered already (the limit)"),
+            ));
+        }
+        if net as usize >= fair.max_peers_per_network {
+            return Err(error_reply(
+                ErrorCode::HostLimit,
+                &format!("your network has {net} peers registered already (the limit)"),
+            ));
+        }
+        Ok(())
     }
 
     /// Gives peer `key` a username whose [`Registry::name_hash`] is `hash`
@@ -579,6 +735,7 @@ impl Registry {
             ));
         }
         let host = self.peers[peer as usize].addr.host();
+        let network = self.peers[peer as usize].addr.network();
         let held_by_host = self.per_host.get(&host).map_or(0, |h| h.files);
         if held_by_host as usize >= self.limits.max_files_per_host {
             return Err((
@@ -586,13 +743,31 @@ impl Registry {
                 format!("your address shares {held_by_host} files already (the limit)"),
             ));
         }
+        let held_by_net = self.per_network.get(&network).map_or(0, |h| h.files);
+        if held_by_net as usize >= self.limits.fair.max_files_per_network {
+            return Err((
+                ErrorCode::HostLimit,
+                format!("your network shares {held_by_net} files already (the limit)"),
+            ));
+        }
         let file = match existing {
             Some(f) => f,
             None => {
-                if self.files.len() >= self.limits.max_files {
+                let open = self
+                    .limits
+                    .max_files
+                    .saturating_sub(self.limits.fair.reserved_files);
+                if self.files.len() >= self.limits.max_files
+                    || (self.files.len() >= open && held_by_net >= SMALL_NETWORK_FILES)
+                {
                     return Err((
                         ErrorCode::TooManyFiles,
-                        format!("the tracker holds its limit of {} files", self.limits.max_files),
+                        format!(
+                            "the tracker holds {} files (limit {}, the last {} kept for networks sharing fewer than {SMALL_NETWORK_FILES})",
+                            self.files.len(),
+                            self.limits.max_files,
+                            self.limits.fair.reserved_files
+                        ),
                     ));
                 }
                 let f = self.files.insert(FileRecord {
@@ -605,10 +780,16 @@ impl Registry {
                 }) as u32;
                 self.file_order.push(f);
                 self.file_by_prefix.insert(prefix(&id), f);
+                let name_key = self.file_name_hash(&entry.name);
+                self.file_by_name.insert((name_key, f));
+                self.file_by_id64.insert((id64(&id), f));
                 f
             }
         };
         if let Some(h) = self.per_host.get_mut(&host) {
+            h.files += 1;
+        }
+        if let Some(h) = self.per_network.get_mut(&network) {
             h.files += 1;
         }
         let p = &mut self.peers[peer as usize];
@@ -651,8 +832,11 @@ impl Registry {
     /// fixing the positions of whatever the two swap-removes moved.
     fn unlink(&mut self, peer: u32, slot: usize) {
         let held = self.peers[peer as usize].files.swap_remove(slot);
-        let host = self.peers[peer as usize].addr.host();
-        if let Some(h) = self.per_host.get_mut(&host) {
+        let addr = self.peers[peer as usize].addr;
+        if let Some(h) = self.per_host.get_mut(&addr.host()) {
+            h.files -= 1;
+        }
+        if let Some(h) = self.per_network.get_mut(&addr.network()) {
             h.files -= 1;
         }
         if let Some(moved) = self.peers[peer as usize].files.get(slot).copied() {
@@ -668,6 +852,9 @@ impl Registry {
         if rec.holders.is_empty() {
             let rec = self.files.remove(held.file as usize);
             self.file_by_prefix.remove(&prefix(&rec.id));
+            let name_key = self.file_name_hash(&rec.name);
+            self.file_by_name.remove(&(name_key, held.file));
+            self.file_by_id64.remove(&(id64(&rec.id), held.file));
             if let Some(moved) = remove_ordered(&mut self.file_order, rec.pos) {
                 self.files[moved as usize].pos = rec.pos;
             }
@@ -684,15 +871,21 @@ impl Registry {
         if self.peer_by_name.get(&name) == Some(&peer) {
             self.peer_by_name.remove(&name);
         }
-        if let MapEntry::Occupied(mut e) = self.per_host.entry(p.addr.host()) {
-            e.get_mut().peers -= 1;
-            if e.get().peers == 0 {
-                e.remove();
+        for (table, key) in [
+            (&mut self.per_host, p.addr.host()),
+            (&mut self.per_network, p.addr.network()),
+        ] {
+            if let MapEntry::Occupied(mut e) = table.entry(key) {
+                e.get_mut().peers -= 1;
+                if e.get().peers == 0 {
+                    e.remove();
+                }
             }
         }
     }
 
-    fn list_peers(&self, asker: u32, cursor: u32) -> ReplyBody {
+    /// A page of the peer list; `asker` (if registered) is marked as "you".
+    fn list_peers(&self, asker: Option<u32>, cursor: u32) -> ReplyBody {
         let mut page = Page::new();
         let mut next = None;
         for key in cursor as usize..self.peers.capacity() {
@@ -702,7 +895,7 @@ impl Registry {
                 addr: p.addr.with_port(p.tcp_port),
                 role: p.role,
                 files: p.files.len() as u32,
-                is_you: key == asker as usize,
+                is_you: asker == Some(key as u32),
             };
             if page.try_push(row).is_err() {
                 next = Some(key as u32);
@@ -715,24 +908,76 @@ impl Registry {
         }
     }
 
+    /// The row of file `key` in a list or a find.
+    fn file_info(&self, key: u32) -> FileInfo {
+        let f = &self.files[key as usize];
+        FileInfo {
+            id: f.id,
+            name: f.name.to_string(),
+            size: f.size,
+            seeders: f.complete,
+            partial: f.holders.len() as u32 - f.complete,
+        }
+    }
+
     fn list_files(&self, cursor: u32) -> ReplyBody {
         let mut page = Page::new();
         let mut next = None;
         for (i, &key) in self.file_order.iter().enumerate().skip(cursor as usize) {
-            let f = &self.files[key as usize];
-            let row = FileInfo {
-                id: f.id,
-                name: f.name.to_string(),
-                size: f.size,
-                seeders: f.complete,
-                partial: f.holders.len() as u32 - f.complete,
-            };
-            if page.try_push(row).is_err() {
+            if page.try_push(self.file_info(key)).is_err() {
                 next = Some(i as u32);
                 break;
             }
         }
         ReplyBody::FileList {
+            files: page.into_items(),
+            next,
+        }
+    }
+
+    /// A page of the files matching `query`, from `cursor` (a position in
+    /// the index): a range of one ordered index, so O(log n + page).
+    /// Candidates the index narrows to (a hash, 8 bytes of id) are checked
+    /// whole. Pages never repeat a file; one that arrives between pages may
+    /// be missed (the list is live).
+    fn find_files(&self, query: &FileQuery, cursor: FindCursor) -> ReplyBody {
+        let (index, low, high) = match query {
+            FileQuery::Name(name) => {
+                let h = self.file_name_hash(name);
+                (&self.file_by_name, h, h)
+            }
+            FileQuery::IdPrefix { id, digits } => {
+                if !(MIN_PREFIX_DIGITS..=64).contains(digits) {
+                    return error_reply(
+                        ErrorCode::BadRequest,
+                        &format!("an id prefix has {MIN_PREFIX_DIGITS} to 64 hex digits"),
+                    );
+                }
+                // The prefix's range of 64-bit keys: its bits, then all
+                // zeros up to all ones.
+                let bits = u32::from(*digits).min(16) * 4;
+                let mask = if bits == 64 { 0 } else { u64::MAX >> bits };
+                let low = id64(id) & !mask;
+                (&self.file_by_id64, low, low | mask)
+            }
+        };
+        let start = (low, 0).max((cursor.0, cursor.1));
+        let end = (high, u32::MAX);
+        let mut page = Page::new();
+        let mut next = None;
+        if start <= end {
+            let candidates = index.range(start..=end).filter(|&&(_, key)| {
+                let f = &self.files[key as usize];
+                query.matches(&f.id, &f.name)
+            });
+            for &(at, key) in candidates {
+                if page.len() >= MAX_FOUND_PER_REPLY || page.try_push(self.file_info(key)).is_err() {
+                    next = Some(FindCursor(at, key));
+                    break;
+                }
+            }
+        }
+        ReplyBody::Found {
             files: page.into_items(),
             next,
         }
@@ -771,6 +1016,7 @@ impl Registry {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::meta::hex;
     use std::net::{IpAddr, Ipv4Addr};
 
     fn addr(n: u16) -> SocketAddr {
@@ -788,6 +1034,7 @@ mod tests {
                 max_peers_per_host: 1000,
                 max_files_per_host: 1_000_000,
                 interval_secs: 10,
+                fair: Fairness::OFF,
             },
             Rng::seeded(7),
         )
@@ -800,6 +1047,7 @@ mod tests {
                 username: format!("user{n}"),
                 port: 7000 + n,
                 role: Role::Seeder,
+                secret: [0; 16],
             },
             now,
         )
@@ -827,7 +1075,14 @@ mod tests {
         let mut out = Vec::new();
         let mut cursor = 0;
         loop {
-            match r.handle(addr(asker), RequestBody::ListFiles { cursor }, 0) {
+            match r.handle(
+                addr(asker),
+                RequestBody::ListFiles {
+                    cursor,
+                    member: false,
+                },
+                0,
+            ) {
                 ReplyBody::FileList { files, next } => {
                     out.extend(files);
                     match next {
@@ -886,6 +1141,7 @@ mod tests {
                 username: "two words".into(),
                 port: 1,
                 role: Role::Leecher,
+                secret: [0; 16],
             },
             0,
         );
@@ -1022,7 +1278,8 @@ mod tests {
         let mut cursor = 0;
         let mut pages = 0;
         loop {
-            let ReplyBody::PeerList { peers, next } = r.handle(addr(5), RequestBody::ListPeers { cursor }, 0)
+            let ReplyBody::PeerList { peers, next } =
+                r.handle(addr(5), RequestBody::ListPeers { cursor, member: true }, 0)
             else {
                 panic!()
             };
@@ -1070,7 +1327,11 @@ mod tests {
     /// name index.
     fn check_invariants(r: &Registry) {
         let mut hosts: HashMap<u64, (u32, u32)> = HashMap::new();
+        let mut networks: HashMap<u64, (u32, u32)> = HashMap::new();
         for (pk, p) in r.peers.iter() {
+            let n = networks.entry(p.addr.network()).or_default();
+            n.0 += 1;
+            n.1 += p.files.len() as u32;
             for (slot, held) in p.files.iter().enumerate() {
                 let h = r.files[held.file as usize].holders[held.slot_in_file as usize];
                 assert_eq!((h.peer as usize, h.slot_in_peer as usize), (pk, slot));
@@ -1084,7 +1345,17 @@ mod tests {
         let counted: HashMap<u64, (u32, u32)> =
             r.per_host.iter().map(|(&k, u)| (k, (u.peers, u.files))).collect();
         assert_eq!(counted, hosts);
+        let counted: HashMap<u64, (u32, u32)> = r
+            .per_network
+            .iter()
+            .map(|(&k, u)| (k, (u.peers, u.files)))
+            .collect();
+        assert_eq!(counted, networks);
+        assert_eq!(r.file_by_name.len(), r.files.len());
+        assert_eq!(r.file_by_id64.len(), r.files.len());
         for (fk, f) in r.files.iter() {
+            assert!(r.file_by_name.contains(&(r.file_name_hash(&f.name), fk as u32)));
+            assert!(r.file_by_id64.contains(&(id64(&f.id), fk as u32)));
             assert!(!f.holders.is_empty());
             assert_eq!(
                 f.complete as usize,
@@ -1103,20 +1374,30 @@ mod tests {
                 max_peers_per_host: peers_per_host,
                 max_files_per_host: files_per_host,
                 interval_secs: 10,
+                fair: Fairness::OFF,
             },
             Rng::seeded(7),
         )
     }
 
+    /// Registers as another client for every address: its secret is
+    /// made from `from`.
     fn register_as(r: &mut Registry, from: &str, username: &str) -> ReplyBody {
-        let role = Role::Seeder;
-        let username = username.into();
+        let mut secret = [0u8; 16];
+        for (i, b) in from.bytes().enumerate() {
+            secret[i % 16] ^= b.rotate_left(i as u32 / 16);
+        }
+        register_with(r, from, username, secret)
+    }
+
+    fn register_with(r: &mut Registry, from: &str, username: &str, secret: ClientSecret) -> ReplyBody {
         r.handle(
             from.parse().unwrap(),
             RequestBody::Register {
-                username,
+                username: username.into(),
                 port: 7000,
-                role,
+                role: Role::Seeder,
+                secret,
             },
             0,
         )
@@ -1225,12 +1506,10 @@ mod tests {
         assert_eq!(rename(&mut r, "robert"), ReplyBody::Ok);
         // "bob" is free again; the old name does not linger.
         assert_eq!(code(register_as(&mut r, "192.0.2.3:1", "bob")), None);
-        // The same host registering the name again (a restart, new UDP
-        // port) replaces its stale entry instead of being refused.
-        assert_eq!(code(register_as(&mut r, "192.0.2.1:2", "jos\u{E9}")), None);
+        // A neighbour on the same host (another secret) is refused too.
+        let reply = register_as(&mut r, "192.0.2.1:2", "jos\u{E9}");
+        assert_eq!(code(reply), Some(ErrorCode::UsernameTaken));
         assert_eq!(r.peer_count(), 3);
-        let known = r.handle("192.0.2.1:1".parse().unwrap(), RequestBody::KeepAlive, 0);
-        assert_eq!(code(known), Some(ErrorCode::NotRegistered));
         // Leaving frees the name.
         r.handle(bob, RequestBody::Disconnect, 0);
         assert_eq!(code(register_as(&mut r, "192.0.2.4:1", "Robert")), None);
@@ -1323,6 +1602,7 @@ mod tests {
                 max_peers_per_host: 1000,
                 max_files_per_host: 1_000_000,
                 interval_secs: 10,
+                fair: Fairness::OFF,
             },
             Rng::seeded(7),
         );
@@ -1411,5 +1691,337 @@ mod tests {
             ReplyBody::Peers { peers, .. } => assert_eq!(peers.len(), 2),
             other => panic!("{other:?}"),
         }
+    }
+
+    /// `count` distinct files named `{tag}{i}`, for a flood.
+    fn flood(tag: &str, from: usize, count: usize) -> Vec<FileEntry> {
+        (from..from + count)
+            .map(|i| {
+                let mut root = [0u8; 32];
+                root[..8].copy_from_slice(&(i as u64).to_be_bytes());
+                root[8..8 + tag.len().min(24)].copy_from_slice(&tag.as_bytes()[..tag.len().min(24)]);
+                FileEntry {
+                    name: format!("{tag}{i}"),
+                    size: 1000,
+                    chunk_size: MIN_CHUNK_SIZE,
+                    root,
+                    complete: true,
+                }
+            })
+            .collect()
+    }
+
+    /// Registers `peers` peers from host `ip` and has each announce
+    /// `per_peer` files of the flood; returns the files accepted.
+    fn fill_host(r: &mut Registry, ip: &str, peers: usize, per_peer: usize) -> usize {
+        let mut accepted = 0;
+        for p in 0..peers {
+            let from = format!("{ip}:{}", 1000 + p);
+            if code(register_as(r, &from, &format!("{ip}-{p}"))).is_some() {
+                continue;
+            }
+            let tag = format!("{ip}-{p}-");
+            for chunk in flood(&tag, 0, per_peer).chunks(512) {
+                match r.handle(
+                    from.parse().unwrap(),
+                    RequestBody::Announce {
+                        files: chunk.to_vec(),
+                    },
+                    0,
+                ) {
+                    ReplyBody::Announced { accepted: n } => accepted += n as usize,
+                    ReplyBody::Error { message, .. } => {
+                        accepted += message
+                            .strip_prefix("accepted ")
+                            .and_then(|m| m.split(' ').next())
+                            .and_then(|n| n.parse::<usize>().ok())
+                            .unwrap_or(0);
+                        break;
+                    }
+                    other => panic!("{other:?}"),
+                }
+            }
+        }
+        accepted
+    }
+
+    fn find(r: &mut Registry, query: FileQuery) -> Vec<FileInfo> {
+        let (mut out, mut cursor) = (Vec::new(), FindCursor::default());
+        loop {
+            // No registration needed to find.
+            let asker = "203.0.113.250:1".parse().unwrap();
+            match r.handle(
+                asker,
+                RequestBody::FindFiles {
+                    query: query.clone(),
+                    cursor,
+                    member: false,
+                },
+                0,
+            ) {
+                ReplyBody::Found { files, next } => {
+                    assert!(files.len() <= MAX_FOUND_PER_REPLY);
+                    out.extend(files);
+                    match next {
+                        Some(n) => {
+                            assert!(n > cursor, "cursors move forward");
+                            cursor = n
+                        }
+                        None => return out,
+                    }
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    /// Issue 19, attack 1: eight hosts, each at its caps (4 peers x 4,096
+    /// files), fill more than the client's 100,000-row list; a file
+    /// announced afterwards is found by name and by the 16-hex prefix
+    /// `--list` shows, from the index.
+    #[test]
+    fn eight_hosts_at_their_caps_cannot_hide_a_file_from_a_find() {
+        let mut r = Registry::new(Limits::DEFAULT, Rng::seeded(19));
+        let mut flooded = 0;
+        for h in 0..8 {
+            flooded += fill_host(&mut r, &format!("198.18.{h}.1"), 4, MAX_FILES_PER_PEER);
+        }
+        assert_eq!(flooded, 8 * Limits::DEFAULT.max_files_per_host);
+        assert!(r.file_count() > 100_000);
+        assert_eq!(code(register_as(&mut r, "192.0.2.7:1", "honest")), None);
+        let needle = FileEntry {
+            name: "needle.bin".into(),
+            ..flood("x", 0, 1).remove(0)
+        };
+        let honest = "192.0.2.7:1".parse().unwrap();
+        assert_eq!(
+            r.handle(
+                honest,
+                RequestBody::Announce {
+                    files: vec![needle.clone()]
+                },
+                0
+            ),
+            ReplyBody::Announced { accepted: 1 }
+        );
+        // The list's first 100,000 rows (the client's cap) miss it.
+        let listed = all_files(&mut r, 1);
+        let at = listed.iter().position(|f| f.id == needle.id()).unwrap();
+        assert!(at >= 100_000, "listed at row {at}");
+
+        let by_name = find(&mut r, FileQuery::Name("needle.bin".into()));
+        assert_eq!(
+            by_name.iter().map(|f| f.id).collect::<Vec<_>>(),
+            vec![needle.id()]
+        );
+        let mut shown = [0u8; 32];
+        shown[..8].copy_from_slice(&needle.id()[..8]);
+        for digits in [16, 8, 9, 64] {
+            let q = FileQuery::IdPrefix {
+                id: if digits == 64 { needle.id() } else { shown },
+                digits,
+            };
+            let found = find(&mut r, q);
+            assert!(found.iter().any(|f| f.id == needle.id()), "{digits} digits");
+            assert!(found
+                .iter()
+                .all(|f| hex(&f.id).starts_with(&hex(&shown)[..digits.min(16) as usize])));
+        }
+        // A name many files share is paged, never cut.
+        let mut twins = flood("twin", 0, 40);
+        for (i, t) in twins.iter_mut().enumerate() {
+            t.name = "same.bin".into();
+            t.size = 10 + i as u64;
+        }
+        assert_eq!(
+            r.handle(honest, RequestBody::Announce { files: twins }, 0),
+            ReplyBody::Announced { accepted: 40 }
+        );
+        assert_eq!(find(&mut r, FileQuery::Name("same.bin".into())).len(), 40);
+        assert!(find(&mut r, FileQuery::Name("same.bi".into())).is_empty());
+        let short = FileQuery::IdPrefix { id: shown, digits: 7 };
+        let reply = r.handle(
+            honest,
+            RequestBody::FindFiles {
+                query: short,
+                cursor: FindCursor::default(),
+                member: false,
+            },
+            0,
+        );
+        assert_eq!(code(reply), Some(ErrorCode::BadRequest));
+        check_invariants(&r);
+    }
+
+    /// Issue 19, attack 2, scaled down (limits / 100): 62 hosts on 62
+    /// networks, each at its caps, try to fill `max_files`; the share kept
+    /// for small networks stays free, and an honest host's new file is
+    /// accepted. The same for peers and `max_peers`.
+    #[test]
+    fn many_networks_cannot_fill_the_tracker_against_a_new_host() {
+        let d = Limits::DEFAULT;
+        let limits = Limits {
+            max_peers: d.max_peers / 100,
+            max_files: d.max_files / 100,
+            max_peers_per_host: d.max_peers_per_host,
+            max_files_per_host: d.max_files_per_host / 100,
+            interval_secs: 10,
+            fair: Fairness {
+                max_peers_per_network: d.fair.max_peers_per_network,
+                max_files_per_network: d.fair.max_files_per_network / 100,
+                reserved_peers: d.fair.reserved_peers / 100,
+                reserved_files: d.fair.reserved_files / 100,
+            },
+        };
+        let mut r = Registry::new(limits, Rng::seeded(62));
+        let mut flooded = 0;
+        for h in 0..62 {
+            flooded += fill_host(&mut r, &format!("198.18.{h}.1"), 1, limits.max_files_per_host);
+        }
+        // 62 x 163 links would be 10,106: past max_files, but the attack
+        // stops at the reserve, of which each network can take only what a
+        // small one may (the hosts past the open share: 4 at most here).
+        let open = limits.max_files - limits.fair.reserved_files;
+        assert!(flooded >= open && flooded < 62 * limits.max_files_per_host);
+        assert!(
+            r.file_count() <= open + 4 * SMALL_NETWORK_FILES as usize,
+            "{}",
+            r.file_count()
+        );
+        assert_eq!(code(register_as(&mut r, "192.0.2.7:1", "honest")), None);
+        let honest = "192.0.2.7:1".parse().unwrap();
+        let files = flood("honest", 0, 3);
+        assert_eq!(
+            r.handle(honest, RequestBody::Announce { files }, 0),
+            ReplyBody::Announced { accepted: 3 }
+        );
+        // Peers: 4 networks of 64 hosts x 4 peers fill max_peers up to the
+        // reserve; a peer from a new network still registers.
+        let mut joined = 0;
+        'fill: for net in 0..64 {
+            for host in 1..=64 {
+                for p in 0..4 {
+                    let from = format!("198.19.{net}.{host}:{}", 2000 + p);
+                    match code(register_as(&mut r, &from, &format!("p{net}.{host}.{p}"))) {
+                        None => joined += 1,
+                        Some(ErrorCode::TrackerFull) => break 'fill,
+                        Some(ErrorCode::HostLimit) => {}
+                        Some(other) => panic!("{other:?}"),
+                    }
+                }
+            }
+        }
+        assert!(joined > 0);
+        assert_eq!(r.peer_count(), limits.max_peers - limits.fair.reserved_peers);
+        assert_eq!(code(register_as(&mut r, "203.0.113.9:1", "late")), None);
+        check_invariants(&r);
+    }
+
+    #[test]
+    fn a_network_has_caps_of_its_own() {
+        let mut r = Registry::new(
+            Limits {
+                max_peers_per_host: 64,
+                max_files_per_host: 100,
+                fair: Fairness {
+                    max_peers_per_network: 3,
+                    max_files_per_network: 150,
+                    reserved_peers: 0,
+                    reserved_files: 0,
+                },
+                ..Limits::DEFAULT
+            },
+            Rng::seeded(3),
+        );
+        // Hosts of one /24 share its caps; another /24 has its own.
+        assert_eq!(fill_host(&mut r, "192.0.2.1", 1, 100), 100);
+        assert_eq!(fill_host(&mut r, "192.0.2.2", 1, 100), 50);
+        assert_eq!(code(register_as(&mut r, "192.0.2.3:1", "c")), None);
+        assert_eq!(
+            code(register_as(&mut r, "192.0.2.4:1", "d")),
+            Some(ErrorCode::HostLimit)
+        );
+        assert_eq!(code(register_as(&mut r, "192.0.3.4:1", "e")), None);
+        // IPv6: /64s of one /48 share it.
+        for (i, ip) in ["[2001:db8:1:1::1]", "[2001:db8:1:2::1]", "[2001:db8:1:3::1]"]
+            .iter()
+            .enumerate()
+        {
+            assert_eq!(
+                code(register_as(&mut r, &format!("{ip}:1"), &format!("v{i}"))),
+                None
+            );
+        }
+        let reply = register_as(&mut r, "[2001:db8:1:4::1]:1", "v4");
+        assert_eq!(code(reply), Some(ErrorCode::HostLimit));
+        assert_eq!(code(register_as(&mut r, "[2001:db8:2:4::1]:1", "v5")), None);
+        check_invariants(&r);
+    }
+
+    /// Issue 19, attack 5: a neighbour on the same IP (the same NAT) asking
+    /// for a name in use is refused, and the owner stays listed with its
+    /// files; the owner restarting with its secret gets the name back at
+    /// once, from any address.
+    #[test]
+    fn a_name_belongs_to_the_client_holding_its_secret() {
+        let mut r = limited(10, 100);
+        let alice = "192.0.2.1:1000";
+        assert_eq!(code(register_with(&mut r, alice, "alice", [1; 16])), None);
+        let files = vec![entry(1), entry(2)];
+        r.handle(alice.parse().unwrap(), RequestBody::Announce { files }, 0);
+        let reply = register_with(&mut r, "192.0.2.1:2000", "Alice", [2; 16]);
+        match &reply {
+            ReplyBody::Error {
+                code: ErrorCode::UsernameTaken,
+                message,
+            } => assert!(message.contains("in use by another online client"), "{message}"),
+            other => panic!("{other:?}"),
+        }
+        let reader = "192.0.2.1:2000".parse().unwrap();
+        let listed = match r.handle(
+            reader,
+            RequestBody::ListPeers {
+                cursor: 0,
+                member: false,
+            },
+            0,
+        ) {
+            ReplyBody::PeerList { peers, .. } => peers,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(listed.len(), 1);
+        assert_eq!((listed[0].username.as_str(), listed[0].files), ("alice", 2));
+        let read = r.handle(
+            reader,
+            RequestBody::ListFiles {
+                cursor: 0,
+                member: false,
+            },
+            0,
+        );
+        assert!(matches!(read, ReplyBody::FileList { files, .. } if files.len() == 2));
+        let member = r.handle(
+            reader,
+            RequestBody::ListFiles {
+                cursor: 0,
+                member: true,
+            },
+            0,
+        );
+        assert_eq!(code(member), Some(ErrorCode::NotRegistered));
+        // The restart: a new UDP port, the same secret, before the old
+        // entry expired. Then from another address altogether.
+        assert_eq!(
+            code(register_with(&mut r, "192.0.2.1:1001", "alice", [1; 16])),
+            None
+        );
+        let old = r.handle(alice.parse().unwrap(), RequestBody::KeepAlive, 0);
+        assert_eq!(code(old), Some(ErrorCode::NotRegistered));
+        assert_eq!(
+            code(register_with(&mut r, "198.51.100.5:1", "ALICE", [1; 16])),
+            None
+        );
+        assert_eq!(r.peer_count(), 1);
+        check_invariants(&r);
     }
 }

@@ -21,7 +21,7 @@
 use super::access::{AccessList, Mode};
 use super::bep15::{Bep15, BtCounters, Outcome};
 use super::connid::ConnIds;
-use super::registry::{Limits, Registry};
+use super::registry::{Fairness, Limits, Registry};
 use super::swarms::SwarmLimits;
 use crate::rand::{os_random, Rng};
 use crate::wire::tracker::{
@@ -89,6 +89,9 @@ pub struct Config {
     pub max_peers_per_host: usize,
     /// Files (counted once per holder) one host's peers may announce.
     pub max_files_per_host: usize,
+    /// Caps per network (IPv4 /24, IPv6 /48) and the share kept for
+    /// small networks.
+    pub fair: Fairness,
     /// How long a connection id stays valid, at least.
     pub id_lifetime_secs: u32,
     /// BEP 15 swarm limits and announce interval.
@@ -178,6 +181,7 @@ impl Tracker {
                     max_peers_per_host: config.max_peers_per_host,
                     max_files_per_host: config.max_files_per_host,
                     interval_secs: config.interval_secs,
+                    fair: config.fair,
                 },
                 Rng::from_entropy(),
             ),
@@ -557,6 +561,7 @@ fn reply_kind(reply: &ReplyBody) -> &'static str {
         ReplyBody::Peers { .. } => "peers",
         ReplyBody::Ok => "ok",
         ReplyBody::Error { .. } => "error",
+        ReplyBody::Found { .. } => "found",
     }
 }
 

@@ -30,8 +30,10 @@ use std::fmt;
 /// First bytes of every datagram and frame: "PYT" plus a format byte.
 pub const MAGIC: [u8; 4] = *b"PYT\x01";
 /// The protocol version this build speaks. Peers speaking another version
-/// get [`DecodeError::UnsupportedVersion`].
-pub const VERSION: u8 = 2;
+/// get [`DecodeError::UnsupportedVersion`]. Version 2 made file ids
+/// verifiable; version 3 added the client secret to `Register` and the
+/// indexed `FindFiles` lookup.
+pub const VERSION: u8 = 3;
 /// Length of the magic + version prefix.
 pub const PREFIX_LEN: usize = MAGIC.len() + 1;
 /// Largest tracker datagram: 1280-byte IPv6 minimum MTU minus 40 (IPv6) and

@@ -36,6 +36,20 @@ pub const MAX_PEERS_PER_REPLY: usize = 50;
 /// Most files one peer may announce (the tracker refuses more; the client
 /// shares no more).
 pub const MAX_FILES_PER_PEER: usize = 4096;
+/// Most files one `Found` page lists (a name is rarely shared; the client
+/// needs only to tell one match from several).
+pub const MAX_FOUND_PER_REPLY: usize = 16;
+/// Fewest hex digits an id prefix query may have: shorter ones match too
+/// much of a large tracker to be worth a reply.
+pub const MIN_PREFIX_DIGITS: u8 = 8;
+/// Bytes of a client's secret (see [`RequestBody::Register`]).
+pub const SECRET_LEN: usize = 16;
+
+/// A client's secret: random, kept next to its config, presented at every
+/// registration. It tells the same client restarting (it may take its
+/// username back at once) from another client wanting that name.
+pub type ClientSecret = [u8; SECRET_LEN];
+
 /// Longest `message` in an error reply.
 pub const MAX_ERROR_MESSAGE: usize = 160;
 /// Room for the list items of one paged datagram: the datagram minus its
@@ -143,11 +157,13 @@ pub enum RequestBody {
     Connect {
         padding: [u8; CONNECT_PADDING],
     },
-    /// Joins the network (again): username, TCP serving port, role.
+    /// Joins the network (again): username, TCP serving port, role, and
+    /// the client's secret, which proves a name in use is ours.
     Register {
         username: String,
         port: u16,
         role: Role,
+        secret: ClientSecret,
     },
     /// Adds files (as many datagrams as it takes).
     Announce {
@@ -158,12 +174,18 @@ pub enum RequestBody {
         ids: Vec<FileId>,
     },
     /// A page of the peer list, from `cursor` (0 for the first page).
+    /// Lists and finds need no registration; `member` says the sender
+    /// believes it is registered, and then a tracker that does not know it
+    /// answers `NotRegistered` (it restarted: register and announce, then
+    /// read a view that counts our files).
     ListPeers {
         cursor: u32,
+        member: bool,
     },
     /// A page of the file list, from `cursor` (0 for the first page).
     ListFiles {
         cursor: u32,
+        member: bool,
     },
     /// A shuffled sample of the peers holding a file.
     GetPeers {
@@ -175,6 +197,45 @@ pub enum RequestBody {
     },
     /// Leaves the network; the tracker forgets the peer and its files.
     Disconnect,
+    /// The files matching `query`, by an index (not a walk of the list),
+    /// from `cursor` (0 for the first page). Answered with `Found`.
+    FindFiles {
+        query: FileQuery,
+        cursor: FindCursor,
+        member: bool,
+    },
+}
+
+/// Where a page of a find starts: a position in the tracker's index,
+/// opaque to the client, which echoes the `next` of the previous page
+/// (the default for the first). Ordered: the next page's cursor is always
+/// greater, so a client can refuse a tracker that loops.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct FindCursor(pub u64, pub u32);
+
+/// What a [`RequestBody::FindFiles`] looks for.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub enum FileQuery {
+    /// Files with exactly this name.
+    Name(String),
+    /// Files whose id, written in hex, starts with the first `digits`
+    /// digits of `id` (from [`MIN_PREFIX_DIGITS`] to 64; the rest of `id`
+    /// is ignored).
+    IdPrefix { id: FileId, digits: u8 },
+}
+
+impl FileQuery {
+    /// Whether `file` matches (the tracker's index narrows, this decides).
+    pub fn matches(&self, id: &FileId, name: &str) -> bool {
+        match self {
+            FileQuery::Name(n) => n == name,
+            FileQuery::IdPrefix { id: want, digits } => {
+                let digits = usize::from(*digits).min(64);
+                let whole = digits / 2;
+                id[..whole] == want[..whole] && (digits % 2 == 0 || id[whole] >> 4 == want[whole] >> 4)
+            }
+        }
+    }
 }
 
 impl RequestBody {
@@ -191,6 +252,7 @@ impl RequestBody {
             RequestBody::KeepAlive => "keep-alive",
             RequestBody::ChangeUsername { .. } => "change username",
             RequestBody::Disconnect => "disconnect",
+            RequestBody::FindFiles { .. } => "find files",
         }
     }
 }
@@ -232,6 +294,12 @@ pub enum ReplyBody {
     Error {
         code: ErrorCode,
         message: String,
+    },
+    /// A page of the files a `FindFiles` matched (at most
+    /// [`MAX_FOUND_PER_REPLY`]), and the cursor of the next page.
+    Found {
+        files: Vec<FileInfo>,
+        next: Option<FindCursor>,
     },
 }
 
@@ -405,11 +473,13 @@ mod tests {
                 username: "alice".into(),
                 port: 6881,
                 role: Role::Seeder,
+                secret: [0; SECRET_LEN],
             },
             RequestBody::Register {
                 username: "ø".repeat(32),
                 port: u16::MAX,
                 role: Role::Leecher,
+                secret: [0xff; SECRET_LEN],
             },
             RequestBody::Announce {
                 files: (0..4).map(entry).collect(),
@@ -418,14 +488,33 @@ mod tests {
             RequestBody::Withdraw {
                 ids: vec![[1; 32], [2; 32]],
             },
-            RequestBody::ListPeers { cursor: 0 },
-            RequestBody::ListFiles { cursor: u32::MAX },
+            RequestBody::ListPeers {
+                cursor: 0,
+                member: true,
+            },
+            RequestBody::ListFiles {
+                cursor: u32::MAX,
+                member: true,
+            },
             RequestBody::GetPeers { id: [9; 32] },
             RequestBody::KeepAlive,
             RequestBody::ChangeUsername {
                 username: "bob".into(),
             },
             RequestBody::Disconnect,
+            RequestBody::FindFiles {
+                query: FileQuery::Name(longest_name()),
+                cursor: FindCursor(u64::MAX, u32::MAX),
+                member: true,
+            },
+            RequestBody::FindFiles {
+                query: FileQuery::IdPrefix {
+                    id: [0xab; 32],
+                    digits: 64,
+                },
+                cursor: FindCursor::default(),
+                member: false,
+            },
         ];
         bodies
             .into_iter()
@@ -484,6 +573,22 @@ mod tests {
             },
             ReplyBody::Ok,
             error_reply(ErrorCode::BadUsername, "username must be 1-32 characters"),
+            ReplyBody::Found {
+                files: vec![],
+                next: None,
+            },
+            ReplyBody::Found {
+                files: (0..2)
+                    .map(|i| FileInfo {
+                        id: [i; 32],
+                        name: "a.bin".into(),
+                        size: 1,
+                        seeders: 1,
+                        partial: 0,
+                    })
+                    .collect(),
+                next: Some(FindCursor(7, 8)),
+            },
         ];
         bodies
             .into_iter()
@@ -704,6 +809,24 @@ mod tests {
         buf.clear();
         encode_reply(&reply, &mut buf).unwrap();
         assert_eq!(decode_reply(&buf), Ok(reply));
+    }
+
+    #[test]
+    fn id_prefixes_match_by_hex_digit() {
+        let mut id = [0u8; 32];
+        id[..5].copy_from_slice(&[0x01, 0x23, 0x45, 0x67, 0x89]);
+        let q = |digits: u8, want: [u8; 5]| {
+            let mut w = [0xee; 32];
+            w[..5].copy_from_slice(&want);
+            FileQuery::IdPrefix { id: w, digits }.matches(&id, "")
+        };
+        assert!(q(8, [0x01, 0x23, 0x45, 0x67, 0x00]));
+        assert!(q(9, [0x01, 0x23, 0x45, 0x67, 0x8f]));
+        assert!(!q(9, [0x01, 0x23, 0x45, 0x67, 0x9f]));
+        assert!(!q(8, [0x01, 0x23, 0x45, 0x66, 0x89]));
+        assert!(FileQuery::IdPrefix { id, digits: 64 }.matches(&id, ""));
+        assert!(FileQuery::Name("a".into()).matches(&id, "a"));
+        assert!(!FileQuery::Name("a".into()).matches(&id, "A"));
     }
 
     #[test]

@@ -149,6 +149,7 @@ impl Client {
             username: name.into(),
             port,
             role: Role::Seeder,
+            secret: [0; 16],
         });
         assert!(matches!(reply, ReplyBody::Registered { .. }), "{reply:?}");
         c

@@ -70,7 +70,7 @@ use self::storage::Storage;
 use self::tracker_link::{LinkEvent, TrackerLink};
 use crate::meta::FileMeta;
 use crate::rand::Rng;
-use crate::wire::tracker::{FileInfo, PeerInfo, Role};
+use crate::wire::tracker::{ClientSecret, FileInfo, FileQuery, PeerInfo, Role};
 use crate::wire::FileId;
 use log::warn;
 use slab::Slab;
@@ -161,6 +161,12 @@ pub struct EngineConfig {
     pub listen_addr: SocketAddr,
     /// `None`: wait for [`Command::Join`] before talking to the tracker.
     pub username: Option<String>,
+    /// The client's secret, presented with the username (see
+    /// [`crate::wire::tracker::ClientSecret`]).
+    pub secret: ClientSecret,
+    /// Only lists and finds (`--list`, `--peers`): never registers, so it
+    /// takes nobody's name or place.
+    pub read_only: bool,
     /// Whether we share files (the tracker hears "seeder").
     pub seed: bool,
     pub max_inbound: usize,
@@ -184,6 +190,11 @@ pub enum Event {
     Ready,
     PeerList(Vec<PeerInfo>),
     FileList(Vec<FileInfo>),
+    /// The files the tracker's index matched for a [`Command::Find`].
+    Found {
+        query: FileQuery,
+        files: Vec<FileInfo>,
+    },
     /// A download was verified and moved into place.
     DownloadDone {
         meta: FileMeta,
@@ -246,6 +257,8 @@ pub enum Event {
 pub enum Command {
     ListPeers,
     ListFiles,
+    /// Files by name or id prefix, from the tracker's index: [`Event::Found`].
+    Find(FileQuery),
     /// Download a file; `label` names it until its metadata is known.
     /// `listed` is what the tracker's file list said of it, when the user
     /// picked it from there: the metadata must agree.
@@ -386,16 +399,15 @@ impl Engine {
     /// downloads in `storage`.
     pub fn new(cfg: EngineConfig, library: Library, storage: Box<dyn Storage>, now: Instant) -> Engine {
         let mut rng = Rng::seeded(cfg.rng_seed);
-        let joined = cfg.username.is_some();
+        let joined = cfg.username.is_some() || cfg.read_only;
         let username = cfg.username.clone().unwrap_or_default();
         let role = if cfg.seed { Role::Seeder } else { Role::Leecher };
-        let link = TrackerLink::new(
-            username,
-            cfg.listen_addr.port(),
-            role,
-            Rng::seeded(rng.next_u64()),
-            now,
-        );
+        let link_rng = Rng::seeded(rng.next_u64());
+        let link = if cfg.read_only {
+            TrackerLink::reader(link_rng, now)
+        } else {
+            TrackerLink::new(username, cfg.secret, cfg.listen_addr.port(), role, link_rng, now)
+        };
         let mut peer_id = *b"-PY0100-000000000000";
         for b in &mut peer_id[8..] {
             *b = b'0' + (rng.next_u64() % 10) as u8;
@@ -453,6 +465,7 @@ impl Engine {
         match command {
             Command::ListPeers => self.query(tracker_link::Query::ListPeers, now),
             Command::ListFiles => self.query(tracker_link::Query::ListFiles, now),
+            Command::Find(q) => self.query(tracker_link::Query::Find(q), now),
             Command::Download { id, label, listed } => self.start_download(id, label, listed, now),
             Command::Share { meta, path } => self.share(meta, path, now),
             Command::ChangeUsername(name) => self.link.change_username(name, now),
@@ -554,6 +567,7 @@ impl Engine {
             tracker_link::Query::ListPeers => RequestKind::ListPeers,
             tracker_link::Query::ListFiles => RequestKind::ListFiles,
             tracker_link::Query::GetPeers(_) => RequestKind::GetPeers,
+            tracker_link::Query::Find(_) => RequestKind::FindFiles,
         };
         if let Err(error) = self.link.query(q, now) {
             self.notify(Event::TrackerFailed { what, error });
@@ -573,6 +587,8 @@ mod tests {
             tracker: SocketAddr::from(([127, 0, 0, 1], 17380)),
             listen_addr: SocketAddr::from(([127, 0, 0, 1], 7000)),
             username: Some("me".into()),
+            secret: [7; 16],
+            read_only: false,
             seed: false,
             max_inbound,
             idle_timeout: Duration::from_secs(10),

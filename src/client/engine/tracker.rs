@@ -47,6 +47,7 @@ impl Engine {
                     self.connect_peers(now);
                 }
                 LinkEvent::FileList(files) => self.notify(Event::FileList(files)),
+                LinkEvent::Found { query, files } => self.notify(Event::Found { query, files }),
                 LinkEvent::PeerList(peers) => self.notify(Event::PeerList(peers)),
                 LinkEvent::UsernameChanged(name) => {
                     info!("username is now {}", names::escape(&name));

@@ -40,14 +40,18 @@
 //! - An announce and a withdraw of the same file are never in flight at once,
 //!   so a retried datagram cannot undo a later change.
 //!
+//! A link made with [`TrackerLink::reader`] never registers: it lists and
+//! finds (which the tracker answers without a registration), so a
+//! read-only run (`--list`, `--peers`) takes nobody's place.
+//!
 //! The loop must feed only datagrams that come from the tracker's address.
 
 use crate::names;
 use crate::rand::Rng;
 use crate::wire::tracker::MAX_FILES_PER_PEER;
 use crate::wire::tracker::{
-    decode_reply, encode_request, ConnId, ErrorCode, FileEntry, FileInfo, Page, PeerInfo, ReplyBody, Request,
-    RequestBody, Role, CONNECT_PADDING, MAX_PEERS_PER_REPLY,
+    decode_reply, encode_request, ClientSecret, ConnId, ErrorCode, FileEntry, FileInfo, FileQuery,
+    FindCursor, Page, PeerInfo, ReplyBody, Request, RequestBody, Role, CONNECT_PADDING, MAX_PEERS_PER_REPLY,
 };
 use crate::wire::{FileId, MAX_DATAGRAM};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
@@ -78,6 +82,9 @@ pub const MAX_QUERIES: usize = 64;
 pub const MAX_PEER_ROWS: usize = 10_000;
 /// Most rows gathered for one file list.
 pub const MAX_FILE_ROWS: usize = 100_000;
+/// Most rows gathered for one find: more than one match is an ambiguity
+/// the user settles with an id, so a few more are only for the message.
+pub const MAX_FOUND_ROWS: usize = 64;
 /// Most pages followed for one list (bounds a tracker that sends empty pages).
 const MAX_PAGES: u32 = 50_000;
 /// Announce/withdraw datagrams in flight at once: enough to announce a full
@@ -93,7 +100,7 @@ pub const REGISTER_RETRY: Duration = Duration::from_secs(30);
 const MAX_DEFERRED: usize = 64;
 
 /// A question for the tracker; the answer comes as an event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Query {
     /// Every registered peer: [`LinkEvent::PeerList`].
     ListPeers,
@@ -101,6 +108,9 @@ pub enum Query {
     ListFiles,
     /// Peers holding a file: [`LinkEvent::Peers`].
     GetPeers(FileId),
+    /// Files by name or id prefix, from the tracker's index:
+    /// [`LinkEvent::Found`].
+    Find(FileQuery),
 }
 
 /// What happened, for the loop to act on or show.
@@ -119,6 +129,8 @@ pub enum LinkEvent {
     PeerList(Vec<PeerInfo>),
     /// Every page of the file list (at most [`MAX_FILE_ROWS`] rows).
     FileList(Vec<FileInfo>),
+    /// The files matching `query` (at most [`MAX_FOUND_ROWS`]).
+    Found { query: FileQuery, files: Vec<FileInfo> },
     /// The tracker accepted the new username; [`TrackerLink::username`] is it.
     UsernameChanged(String),
     /// A request failed: an error reply, or no answer after its retries.
@@ -146,6 +158,7 @@ pub enum RequestKind {
     GetPeers,
     ChangeUsername,
     Disconnect,
+    FindFiles,
 }
 
 impl RequestKind {
@@ -162,6 +175,7 @@ impl RequestKind {
             RequestKind::GetPeers => "get peers",
             RequestKind::ChangeUsername => "change username",
             RequestKind::Disconnect => "disconnect",
+            RequestKind::FindFiles => "find files",
         }
     }
 }
@@ -175,17 +189,10 @@ enum Purpose {
     /// Entries and their ids (derived once, when the page is made).
     Announce(Vec<FileId>, Vec<FileEntry>),
     Withdraw(Vec<FileId>),
-    ListPeers {
-        cursor: u32,
-        rows: Vec<PeerInfo>,
-        pages: u32,
-    },
-    ListFiles {
-        cursor: u32,
-        rows: Vec<FileInfo>,
-        pages: u32,
-    },
+    ListPeers(Gathered<u32, PeerInfo>),
+    ListFiles(Gathered<u32, FileInfo>),
     GetPeers(FileId),
+    Find(FileQuery, Gathered<FindCursor, FileInfo>),
     ChangeUsername(String),
     Disconnect,
 }
@@ -197,9 +204,10 @@ impl Purpose {
             Purpose::KeepAlive => RequestKind::KeepAlive,
             Purpose::Announce(..) => RequestKind::Announce,
             Purpose::Withdraw(_) => RequestKind::Withdraw,
-            Purpose::ListPeers { .. } => RequestKind::ListPeers,
-            Purpose::ListFiles { .. } => RequestKind::ListFiles,
+            Purpose::ListPeers(_) => RequestKind::ListPeers,
+            Purpose::ListFiles(_) => RequestKind::ListFiles,
             Purpose::GetPeers(_) => RequestKind::GetPeers,
+            Purpose::Find(..) => RequestKind::FindFiles,
             Purpose::ChangeUsername(_) => RequestKind::ChangeUsername,
             Purpose::Disconnect => RequestKind::Disconnect,
         }
@@ -208,7 +216,7 @@ impl Purpose {
     fn is_query(&self) -> bool {
         matches!(
             self,
-            Purpose::ListPeers { .. } | Purpose::ListFiles { .. } | Purpose::GetPeers(_)
+            Purpose::ListPeers(_) | Purpose::ListFiles(_) | Purpose::GetPeers(_) | Purpose::Find(..)
         )
     }
 
@@ -220,13 +228,50 @@ impl Purpose {
                 | (Purpose::Register, ReplyBody::Registered { .. })
                 | (Purpose::Announce(..), ReplyBody::Announced { .. })
                 | (Purpose::Withdraw(_), ReplyBody::Withdrawn { .. })
-                | (Purpose::ListPeers { .. }, ReplyBody::PeerList { .. })
-                | (Purpose::ListFiles { .. }, ReplyBody::FileList { .. })
+                | (Purpose::ListPeers(_), ReplyBody::PeerList { .. })
+                | (Purpose::ListFiles(_), ReplyBody::FileList { .. })
+                | (Purpose::Find(..), ReplyBody::Found { .. })
                 | (
                     Purpose::KeepAlive | Purpose::ChangeUsername(_) | Purpose::Disconnect,
                     ReplyBody::Ok
                 )
         ) || matches!((self, body), (Purpose::GetPeers(a), ReplyBody::Peers { id, .. }) if a == id)
+    }
+}
+
+/// The pages of a paged answer gathered so far, and where the next one
+/// starts.
+#[derive(Debug)]
+struct Gathered<C, T> {
+    cursor: C,
+    rows: Vec<T>,
+    pages: u32,
+}
+
+impl<C: Ord + Default, T> Gathered<C, T> {
+    /// Nothing yet: the first page is next.
+    fn start() -> Self {
+        Gathered {
+            cursor: C::default(),
+            rows: Vec::new(),
+            pages: 0,
+        }
+    }
+
+    /// Adds a page (at most `cap` rows in all): `Ok` with the state to ask
+    /// the next page with, or `Err` with every row when the answer is
+    /// complete (or the caps are reached).
+    fn add(mut self, page: Vec<T>, next: Option<C>, cap: usize) -> Result<Self, Vec<T>> {
+        let room = cap.saturating_sub(self.rows.len());
+        self.rows.extend(page.into_iter().take(room));
+        match next_cursor(self.cursor, next, self.pages, self.rows.len() < cap) {
+            Some(cursor) => Ok(Gathered {
+                cursor,
+                rows: self.rows,
+                pages: self.pages + 1,
+            }),
+            None => Err(self.rows),
+        }
     }
 }
 
@@ -271,6 +316,10 @@ struct Conn {
 #[derive(Debug)]
 pub struct TrackerLink {
     username: String,
+    /// Presented at registration: proves a name in use is ours.
+    secret: ClientSecret,
+    /// False for a [`TrackerLink::reader`]: never registers.
+    registering: bool,
     port: u16,
     role: Role,
     rng: Rng,
@@ -310,10 +359,19 @@ pub struct TrackerLink {
 
 impl TrackerLink {
     /// A link that starts with the handshake; `port` is the TCP serving port
-    /// to register.
-    pub fn new(username: String, port: u16, role: Role, rng: Rng, now: Instant) -> TrackerLink {
+    /// to register, `secret` the client's (see [`ClientSecret`]).
+    pub fn new(
+        username: String,
+        secret: ClientSecret,
+        port: u16,
+        role: Role,
+        rng: Rng,
+        now: Instant,
+    ) -> TrackerLink {
         let mut link = TrackerLink {
             username,
+            secret,
+            registering: true,
             port,
             role,
             rng,
@@ -339,6 +397,16 @@ impl TrackerLink {
             ignored: 0,
         };
         link.pump(now);
+        link
+    }
+
+    /// A link that never registers: it only asks what needs no
+    /// registration (lists and finds).
+    pub fn reader(rng: Rng, now: Instant) -> TrackerLink {
+        let mut link = TrackerLink::new(String::new(), [0; 16], 0, Role::Leecher, rng, now);
+        // `new` queued a registration: a reader sends none.
+        link.registering = false;
+        link.requests.clear();
         link
     }
 
@@ -446,17 +514,10 @@ impl TrackerLink {
             ));
         }
         let purpose = match q {
-            Query::ListPeers => Purpose::ListPeers {
-                cursor: 0,
-                rows: Vec::new(),
-                pages: 0,
-            },
-            Query::ListFiles => Purpose::ListFiles {
-                cursor: 0,
-                rows: Vec::new(),
-                pages: 0,
-            },
+            Query::ListPeers => Purpose::ListPeers(Gathered::start()),
+            Query::ListFiles => Purpose::ListFiles(Gathered::start()),
             Query::GetPeers(id) => Purpose::GetPeers(id),
+            Query::Find(query) => Purpose::Find(query, Gathered::start()),
         };
         self.push_back(purpose, now);
         self.hurry_handshake();
@@ -816,46 +877,22 @@ impl TrackerLink {
                     self.round = Some(false);
                 }
             }
-            (
-                Purpose::ListPeers {
-                    cursor,
-                    mut rows,
-                    pages,
-                },
-                ReplyBody::PeerList { peers, next },
-            ) => {
-                rows.extend(peers.into_iter().take(MAX_PEER_ROWS - rows.len()));
-                match next_cursor(cursor, next, pages, rows.len() < MAX_PEER_ROWS) {
-                    Some(cursor) => {
-                        req.purpose = Purpose::ListPeers {
-                            cursor,
-                            rows,
-                            pages: pages + 1,
-                        };
-                        self.requeue(req, now);
-                    }
-                    None => events.push(LinkEvent::PeerList(rows)),
+            (Purpose::ListPeers(g), ReplyBody::PeerList { peers, next }) => {
+                match g.add(peers, next, MAX_PEER_ROWS) {
+                    Ok(g) => self.requeue_as(req, Purpose::ListPeers(g), now),
+                    Err(rows) => events.push(LinkEvent::PeerList(rows)),
                 }
             }
-            (
-                Purpose::ListFiles {
-                    cursor,
-                    mut rows,
-                    pages,
-                },
-                ReplyBody::FileList { files, next },
-            ) => {
-                rows.extend(files.into_iter().take(MAX_FILE_ROWS - rows.len()));
-                match next_cursor(cursor, next, pages, rows.len() < MAX_FILE_ROWS) {
-                    Some(cursor) => {
-                        req.purpose = Purpose::ListFiles {
-                            cursor,
-                            rows,
-                            pages: pages + 1,
-                        };
-                        self.requeue(req, now);
-                    }
-                    None => events.push(LinkEvent::FileList(rows)),
+            (Purpose::ListFiles(g), ReplyBody::FileList { files, next }) => {
+                match g.add(files, next, MAX_FILE_ROWS) {
+                    Ok(g) => self.requeue_as(req, Purpose::ListFiles(g), now),
+                    Err(rows) => events.push(LinkEvent::FileList(rows)),
+                }
+            }
+            (Purpose::Find(query, g), ReplyBody::Found { files, next }) => {
+                match g.add(files, next, MAX_FOUND_ROWS) {
+                    Ok(g) => self.requeue_as(req, Purpose::Find(query, g), now),
+                    Err(rows) => events.push(LinkEvent::Found { query, files: rows }),
                 }
             }
             (Purpose::GetPeers(id), ReplyBody::Peers { mut peers, .. }) => {
@@ -922,7 +959,8 @@ impl TrackerLink {
         if self.closing {
             return;
         }
-        if !self.registered
+        if self.registering
+            && !self.registered
             && !self
                 .requests
                 .iter()
@@ -1047,6 +1085,8 @@ impl TrackerLink {
             // registration, and after every change to what we share), so
             // an answer always counts what we announced, even the first
             // one after a tracker restart or at start.
+            // A reader's lists and finds need only the connection id.
+            _ if r.purpose.is_query() && !self.registering => conn,
             _ if r.purpose.is_query() => conn && self.registered && self.round.is_none(),
             _ => conn && self.registered,
         }
@@ -1058,13 +1098,25 @@ impl TrackerLink {
                 username: self.username.clone(),
                 port: self.port,
                 role: self.role,
+                secret: self.secret,
             },
             Purpose::KeepAlive => RequestBody::KeepAlive,
             Purpose::Announce(_, files) => RequestBody::Announce { files: files.clone() },
             Purpose::Withdraw(ids) => RequestBody::Withdraw { ids: ids.clone() },
-            Purpose::ListPeers { cursor, .. } => RequestBody::ListPeers { cursor: *cursor },
-            Purpose::ListFiles { cursor, .. } => RequestBody::ListFiles { cursor: *cursor },
+            Purpose::ListPeers(g) => RequestBody::ListPeers {
+                cursor: g.cursor,
+                member: self.registering,
+            },
+            Purpose::ListFiles(g) => RequestBody::ListFiles {
+                cursor: g.cursor,
+                member: self.registering,
+            },
             Purpose::GetPeers(id) => RequestBody::GetPeers { id: *id },
+            Purpose::Find(query, g) => RequestBody::FindFiles {
+                query: query.clone(),
+                cursor: g.cursor,
+                member: self.registering,
+            },
             Purpose::ChangeUsername(name) => RequestBody::ChangeUsername {
                 username: name.clone(),
             },
@@ -1131,6 +1183,12 @@ impl TrackerLink {
         self.requests.insert(0, p);
     }
 
+    /// The next page of a paged request: sent at once, as a new request.
+    fn requeue_as(&mut self, mut req: Pending, purpose: Purpose, now: Instant) {
+        req.purpose = purpose;
+        self.requeue(req, now);
+    }
+
     /// Puts a request back as new (fresh tx, no sends), due at `due`.
     fn requeue(&mut self, mut req: Pending, due: Instant) {
         req.tx = self.fresh_tx();
@@ -1170,8 +1228,8 @@ fn backoff(sends: u32) -> Duration {
 
 /// The cursor of the next page to ask for, if any: it must move forward
 /// (a tracker repeating a cursor would loop us forever) and the caps allow.
-fn next_cursor(cursor: u32, next: Option<u32>, pages: u32, room: bool) -> Option<u32> {
-    next.filter(|&n| n > cursor && room && pages + 1 < MAX_PAGES)
+fn next_cursor<C: Ord>(cursor: C, next: Option<C>, pages: u32, room: bool) -> Option<C> {
+    next.filter(|n| *n > cursor && room && pages + 1 < MAX_PAGES)
 }
 
 fn error_text(code: ErrorCode, message: &str) -> String {

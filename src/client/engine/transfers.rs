@@ -191,7 +191,7 @@ impl Engine {
             Role::Seeder
         };
         let rng = Rng::seeded(self.rng.next_u64());
-        self.link = TrackerLink::new(name, self.cfg.listen_addr.port(), role, rng, now);
+        self.link = TrackerLink::new(name, self.cfg.secret, self.cfg.listen_addr.port(), role, rng, now);
         self.joined = true;
     }
 

@@ -18,7 +18,7 @@ use crate::client::engine::bt_fetch::BtSource;
 use crate::client::engine::Listed;
 use crate::meta::hex;
 use crate::names;
-use crate::wire::tracker::{FileInfo, PeerInfo};
+use crate::wire::tracker::{FileInfo, FileQuery, PeerInfo};
 use crate::wire::FileId;
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
@@ -45,7 +45,7 @@ enum Goal {
 /// The headless run's state.
 pub struct Headless {
     goal: Goal,
-    /// `--get` names waiting for the file list.
+    /// `--get` names waiting for the tracker's lookup.
     names: Vec<String>,
     /// `--get` ids given as such.
     ids: Vec<FileId>,
@@ -254,35 +254,44 @@ impl Headless {
         matches!(self.goal, Goal::List | Goal::Peers) || (self.goal == Goal::Get && !self.names.is_empty())
     }
 
-    fn resolve(&mut self, files: &[FileInfo], out: &mut Vec<Command>) {
-        for name in std::mem::take(&mut self.names) {
-            let mut matches: Vec<&FileInfo> = files.iter().filter(|f| f.name == name).collect();
-            // No file by that name: an id prefix, like the ones --list shows.
-            if matches.is_empty() && is_id_prefix(&name) {
-                let prefix = name.to_ascii_lowercase();
-                matches = files.iter().filter(|f| hex(&f.id).starts_with(&prefix)).collect();
+    /// The tracker's answer to one `--get` name's lookup: the name first,
+    /// then (no file by that name) the id prefix it may be, like the ones
+    /// `--list` shows.
+    fn on_found(&mut self, query: FileQuery, files: &[FileInfo], out: &mut Vec<Command>) {
+        let asked = |name: &String| match &query {
+            FileQuery::Name(n) => n == name,
+            FileQuery::IdPrefix { .. } => prefix_query(name).as_ref() == Some(&query),
+        };
+        let Some(i) = self.names.iter().position(asked) else {
+            return;
+        };
+        if files.is_empty() && matches!(query, FileQuery::Name(_)) {
+            if let Some(q) = prefix_query(&self.names[i]) {
+                out.push(Command::Find(q));
+                return;
             }
-            match matches.as_slice() {
-                [one] => {
-                    let listed = Listed {
-                        name: one.name.clone(),
-                        size: one.size,
-                    };
-                    self.download(one.id, names::escape(&one.name), Some(listed), out)
-                }
-                [] => self.get_failed(&format!(
-                    "no file named '{}' on the network, nor one whose id starts so (see --list)",
-                    names::escape(&name)
-                )),
-                many => {
-                    let ids: Vec<String> = many.iter().map(|f| hex(&f.id)).collect();
-                    self.get_failed(&format!(
-                        "{} files match '{}'; pick one by its id: {}",
-                        many.len(),
-                        names::escape(&name),
-                        ids.join(", ")
-                    ));
-                }
+        }
+        let name = self.names.remove(i);
+        match files {
+            [one] => {
+                let listed = Listed {
+                    name: one.name.clone(),
+                    size: one.size,
+                };
+                self.download(one.id, names::escape(&one.name), Some(listed), out)
+            }
+            [] => self.get_failed(&format!(
+                "no file named '{}' on the network, nor one whose id starts so (see --list)",
+                names::escape(&name)
+            )),
+            many => {
+                let ids: Vec<String> = many.iter().map(|f| hex(&f.id)).collect();
+                self.get_failed(&format!(
+                    "{} files match '{}'; pick one by its id: {}",
+                    many.len(),
+                    names::escape(&name),
+                    ids.join(", ")
+                ));
             }
         }
     }
@@ -308,8 +317,10 @@ impl Frontend for Headless {
                 for id in std::mem::take(&mut self.ids) {
                     self.download(id, format!("file {}", hex(&id[..8])), None, out);
                 }
-                if !self.names.is_empty() {
-                    out.push(Command::ListFiles);
+                // Each name is looked up in the tracker's index: found
+                // however long the network's file list is.
+                for name in &self.names {
+                    out.push(Command::Find(FileQuery::Name(name.clone())));
                 }
                 self.check_gets(cx, out);
             }
@@ -328,18 +339,19 @@ impl Frontend for Headless {
                 }
                 self.banner(cx);
             }
-            Event::FileList(files) => match self.goal {
-                Goal::List => {
+            Event::FileList(files) => {
+                if self.goal == Goal::List {
                     print!("{}", files_table(&files));
                     println!("{} on the network", count(files.len(), "file"));
                     self.quit(0, "", out);
                 }
-                Goal::Get => {
-                    self.resolve(&files, out);
+            }
+            Event::Found { query, files } => {
+                if self.goal == Goal::Get {
+                    self.on_found(query, &files, out);
                     self.check_gets(cx, out);
                 }
-                _ => {}
-            },
+            }
             Event::PeerList(peers) => {
                 if self.goal == Goal::Peers {
                     print!("{}", peers_table(&peers));
@@ -497,6 +509,25 @@ fn is_bt_target(target: &str) -> bool {
     target.starts_with("magnet:") || (target.ends_with(".torrent") && std::path::Path::new(target).is_file())
 }
 
+/// A fake tracker for tests: answers every `Find` in `out` (and those the
+/// answers lead to) from `files`, as the tracker's index would.
+#[cfg(test)]
+pub(super) fn answer_finds(h: &mut Headless, files: &[FileInfo], cx: &Cx<'_>, out: &mut Vec<Command>) {
+    let mut i = 0;
+    while i < out.len() {
+        if let Command::Find(query) = &out[i] {
+            let query = query.clone();
+            let files = files
+                .iter()
+                .filter(|f| query.matches(&f.id, &f.name))
+                .cloned()
+                .collect();
+            h.on_event(Event::Found { query, files }, cx, out);
+        }
+        i += 1;
+    }
+}
+
 /// A `.torrent` file's bytes, refusing one larger than any torrent.
 fn read_torrent(path: &str) -> io::Result<Vec<u8>> {
     let mut bytes = Vec::new();
@@ -518,6 +549,22 @@ pub const MIN_ID_PREFIX: usize = 8;
 /// digits (and fewer than a whole id's 64).
 fn is_id_prefix(text: &str) -> bool {
     (MIN_ID_PREFIX..64).contains(&text.len()) && text.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// The tracker lookup of `text` as an id prefix, if it can be one.
+fn prefix_query(text: &str) -> Option<FileQuery> {
+    if !is_id_prefix(text) {
+        return None;
+    }
+    let mut id = [0u8; 32];
+    for (i, digit) in text.bytes().enumerate() {
+        let v = (digit as char).to_digit(16)? as u8;
+        id[i / 2] |= if i % 2 == 0 { v << 4 } else { v };
+    }
+    Some(FileQuery::IdPrefix {
+        id,
+        digits: text.len() as u8,
+    })
 }
 
 /// A file id written as 64 hex digits.
@@ -544,49 +591,6 @@ mod tests {
         assert_eq!(parse_file_id("abc"), None);
         assert_eq!(parse_file_id(&"g".repeat(64)), None);
         assert_eq!(parse_file_id(&"é".repeat(32)), None);
-    }
-
-    fn file(id: u8, name: &str) -> FileInfo {
-        FileInfo {
-            id: [id; 32],
-            name: name.into(),
-            size: 1,
-            seeders: 1,
-            partial: 0,
-        }
-    }
-
-    #[test]
-    fn get_accepts_a_unique_id_prefix() {
-        let files = [file(0xab, "a.bin"), file(0xac, "b.bin"), file(0x12, "12121212")];
-        let mut h = Headless::new(
-            false,
-            vec!["ABABABAB".into(), "abababababab".into(), "12121212".into()],
-            false,
-            false,
-        );
-        let mut out = Vec::new();
-        h.resolve(&files, &mut out);
-        let ids: Vec<FileId> = out
-            .iter()
-            .map(|c| match c {
-                Command::Download { id, .. } => *id,
-                other => panic!("{other:?}"),
-            })
-            .collect();
-        // Both prefixes name a.bin (a repeat is the engine's to ignore); a
-        // name that looks like a prefix is a name first.
-        assert_eq!(ids, vec![[0xab; 32], [0xab; 32], [0x12; 32]]);
-        assert_eq!(h.failed, 0);
-        // Too short, or not unique: not found / ambiguous.
-        let mut h = Headless::new(false, vec!["abab".into()], false, false);
-        h.resolve(&files, &mut out);
-        assert_eq!(h.failed, 1);
-        let files = [file(0xab, "a.bin"), file(0xab, "b.bin")];
-        let mut h = Headless::new(false, vec!["abababab".into()], false, false);
-        h.resolve(&files, &mut out);
-        assert_eq!(h.failed, 1);
-        assert!(is_id_prefix("0123abcd") && !is_id_prefix("0123abc") && !is_id_prefix("0123abcg"));
     }
 
     #[test]

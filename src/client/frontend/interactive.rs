@@ -747,7 +747,9 @@ impl Frontend for Interactive {
 
     fn on_event(&mut self, event: Event, cx: &Cx<'_>, out: &mut Vec<Command>) {
         match event {
-            Event::Ready => {}
+            // The interactive client picks files from the list; it asks
+            // no finds.
+            Event::Ready | Event::Found { .. } => {}
             Event::PeerList(peers) => {
                 if self.screen == Screen::WaitPeers {
                     let width = self.term.width();

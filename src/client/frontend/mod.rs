@@ -66,11 +66,11 @@ pub trait Frontend {
 mod tests {
     //! The frontends' event handling against a hand-made view: no engine,
     //! no socket.
-    use super::headless::Headless;
+    use super::headless::{answer_finds, Headless};
     use super::*;
     use crate::client::engine::{DownloadView, SharedView};
     use crate::meta::{FileMeta, MIN_CHUNK_SIZE};
-    use crate::wire::tracker::FileInfo;
+    use crate::wire::tracker::{FileInfo, FileQuery};
     use crate::wire::FileId;
     use std::net::SocketAddr;
 
@@ -128,6 +128,15 @@ mod tests {
         FileMeta::from_reader(name, &b"some bytes"[..], MIN_CHUNK_SIZE).unwrap()
     }
 
+    fn downloads(out: &[Command]) -> Vec<FileId> {
+        out.iter()
+            .filter_map(|c| match c {
+                Command::Download { id, .. } => Some(*id),
+                _ => None,
+            })
+            .collect()
+    }
+
     fn quit_code(out: &[Command]) -> Option<u8> {
         out.iter().find_map(|c| match c {
             Command::Quit { code } => Some(*code),
@@ -141,17 +150,13 @@ mod tests {
         let mut h = Headless::new(false, vec!["a.bin".into(), "b.bin".into()], false, false);
         let mut out = Vec::new();
         h.start(&cx(&view), &mut out);
-        assert!(matches!(out.as_slice(), [Command::ListFiles]), "{out:?}");
-        out.clear();
+        assert!(
+            matches!(out.as_slice(), [Command::Find(FileQuery::Name(a)), Command::Find(FileQuery::Name(b))] if a == "a.bin" && b == "b.bin"),
+            "{out:?}"
+        );
         let files = vec![info("a.bin", 1), info("b.bin", 2), info("c.bin", 3)];
-        h.on_event(Event::FileList(files), &cx(&view), &mut out);
-        let ids: Vec<FileId> = out
-            .iter()
-            .filter_map(|c| match c {
-                Command::Download { id, .. } => Some(*id),
-                _ => None,
-            })
-            .collect();
+        answer_finds(&mut h, &files, &cx(&view), &mut out);
+        let ids = downloads(&out);
         assert_eq!(ids, vec![[1; 32], [2; 32]]);
         out.clear();
         let done = |name: &str| Event::DownloadDone {
@@ -172,7 +177,7 @@ mod tests {
         let mut h = Headless::new(false, vec!["CDCDCDCD".into()], false, false);
         let mut out = Vec::new();
         h.start(&cx(&view), &mut out);
-        h.on_event(Event::FileList(files.clone()), &cx(&view), &mut out);
+        answer_finds(&mut h, &files, &cx(&view), &mut out);
         assert!(
             out.iter()
                 .any(|c| matches!(c, Command::Download { id, .. } if id[0] == 0xcd)),
@@ -182,7 +187,7 @@ mod tests {
         let mut h = Headless::new(false, vec!["abab".into()], false, false);
         let mut out = Vec::new();
         h.start(&cx(&view), &mut out);
-        h.on_event(Event::FileList(files.clone()), &cx(&view), &mut out);
+        answer_finds(&mut h, &files, &cx(&view), &mut out);
         assert_eq!(quit_code(&out), Some(1));
         // A prefix two ids share is refused, not guessed.
         files[1].id = [0xab; 32];
@@ -190,8 +195,28 @@ mod tests {
         let mut h = Headless::new(false, vec!["abababab".into()], false, false);
         let mut out = Vec::new();
         h.start(&cx(&view), &mut out);
-        h.on_event(Event::FileList(files), &cx(&view), &mut out);
+        answer_finds(&mut h, &files, &cx(&view), &mut out);
         assert_eq!(quit_code(&out), Some(1));
+    }
+
+    #[test]
+    fn headless_get_asks_a_name_first_then_the_prefix_it_may_be() {
+        let view = View;
+        let files = [info("a.bin", 0xab), info("b.bin", 0xac), info("12121212", 0x12)];
+        let targets = vec!["ABABABAB".into(), "abababababab".into(), "12121212".into()];
+        let mut h = Headless::new(false, targets, false, false);
+        let mut out = Vec::new();
+        h.start(&cx(&view), &mut out);
+        answer_finds(&mut h, &files, &cx(&view), &mut out);
+        let ids = downloads(&out);
+        // Both prefixes name a.bin (a repeat is the engine's to ignore); a
+        // name that looks like a prefix is a name first.
+        assert_eq!(ids, vec![[0x12; 32], [0xab; 32], [0xab; 32]]);
+        let prefix_finds = out
+            .iter()
+            .filter(|c| matches!(c, Command::Find(FileQuery::IdPrefix { .. })))
+            .count();
+        assert_eq!(prefix_finds, 2);
     }
 
     #[test]
@@ -200,7 +225,7 @@ mod tests {
         let mut h = Headless::new(false, vec!["nope".into(), "a.bin".into()], false, false);
         let mut out = Vec::new();
         h.start(&cx(&view), &mut out);
-        h.on_event(Event::FileList(vec![info("a.bin", 1)]), &cx(&view), &mut out);
+        answer_finds(&mut h, &[info("a.bin", 1)], &cx(&view), &mut out);
         assert_eq!(quit_code(&out), None);
         let failed = Event::DownloadFailed {
             label: "a.bin".into(),
@@ -216,7 +241,7 @@ mod tests {
         let mut h = Headless::new(true, vec!["a.bin".into()], false, false);
         let mut out = Vec::new();
         h.start(&cx(&view), &mut out);
-        h.on_event(Event::FileList(vec![info("a.bin", 1)]), &cx(&view), &mut out);
+        answer_finds(&mut h, &[info("a.bin", 1)], &cx(&view), &mut out);
         out.clear();
         let done = Event::DownloadDone {
             meta: meta("a.bin"),

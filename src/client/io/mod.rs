@@ -1,7 +1,9 @@
 //! The client's I/O: the mio reactor that owns every socket and runs the
-//! engine ([`reactor`]), and the real download storage ([`part_file`]).
+//! engine ([`reactor`]), the real download storage ([`part_file`]), and
+//! the client's secret file ([`secret`]).
 //! Everything that touches the operating system for the client's
 //! transfers lives here; decisions live in [`super::engine`].
 
 pub mod part_file;
 pub mod reactor;
+pub mod secret;

@@ -19,6 +19,7 @@
 //!   readiness a writable event comes only when buffer space frees up.
 
 use super::part_file::FsStorage;
+use super::secret::{self, Secret};
 use crate::cli::EXIT_FAILURE;
 use crate::client::engine::library::Library;
 use crate::client::engine::{Action, Command, ConnEnd, ConnId, Engine, EngineConfig, Event};
@@ -77,6 +78,9 @@ pub struct Client {
     /// Connections the engine asked to drive again next turn.
     again: Vec<ConnId>,
     engine: Engine,
+    /// The client's secret, its file locked while we run (`None` for a
+    /// read-only run, which registers nothing).
+    _secret: Option<Secret>,
     /// Said to the frontend once it started (indexing warnings).
     early: Vec<Event>,
     udp_buf: Vec<u8>,
@@ -126,10 +130,39 @@ impl Client {
             (None, true) => None,
             (None, false) => Some(format!("peer-{:04x}", rng.next_u64() & 0xffff)),
         };
+        // `--list` and `--peers` only read: no username, no secret, nobody's
+        // place taken.
+        let read_only = matches!(
+            opts.mode,
+            Mode::Headless {
+                seed: false,
+                ref get,
+                ..
+            } if get.is_empty()
+        );
+        let secret = if read_only {
+            None
+        } else {
+            let s = secret::load(&opts.config_path).map_err(|e| {
+                format!(
+                    "cannot open the client secret {}: {e}",
+                    secret::secret_path(&opts.config_path).display()
+                )
+            })?;
+            if !s.from_file {
+                eprintln!(
+                    "pytorrent: note: another client runs from this folder ({} is locked); this one cannot take that client's username",
+                    secret::secret_path(&opts.config_path).display()
+                );
+            }
+            Some(s)
+        };
         let cfg = EngineConfig {
             tracker: opts.tracker,
             listen_addr,
             username,
+            secret: secret.as_ref().map_or([0; 16], |s| s.bytes),
+            read_only,
             seed,
             max_inbound: opts.max_inbound,
             idle_timeout: opts.idle_timeout,
@@ -151,6 +184,7 @@ impl Client {
             by_conn: HashMap::new(),
             again: Vec::new(),
             engine,
+            _secret: secret,
             early: warnings.into_iter().map(Event::Warning).collect(),
             udp_buf: vec![0; MAX_DATAGRAM + 1],
         })
