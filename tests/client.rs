@@ -803,3 +803,109 @@ fn the_quick_start_matches_cargo_toml() {
     assert!(!tests.contains("pytorrent-tracker"), "{tests}");
     assert!(blocks.iter().any(|b| b.contains("--bin pytorrent-tracker")));
 }
+
+/// The peers the tracker lists, read without registering.
+fn listed_peers(tracker: SocketAddr) -> Vec<pytorrent::wire::tracker::PeerInfo> {
+    let mut reader = Client::connect(tracker);
+    match reader.request(RequestBody::ListPeers {
+        cursor: 0,
+        member: false,
+    }) {
+        ReplyBody::PeerList { peers, next: None } => peers,
+        other => panic!("list peers: {other:?}"),
+    }
+}
+
+/// `pytorrent` with `args`, using the config (and so the secret) of the
+/// client `owner` started by [`seed`] in `tmp`: "the same folder".
+fn in_folder_of(tmp: &TempDir, owner: &str, tag: &str, a: &[&str]) -> ClientProc {
+    let mut all = args(a);
+    let log = tmp.join(format!("{tag}.log"));
+    all.extend(["-c".into(), s(&tmp.join(format!("{owner}.conf")))]);
+    all.extend(["--log".into(), s(&log), "-l".into(), "127.0.0.1:0".into()]);
+    ClientProc::spawn(tag, &all, log)
+}
+
+/// Issue 19, attack 5: `--list` and `--peers` run from a seeder's folder
+/// with its username take nobody's place; a second client there with the
+/// same name is refused and told why; the seeder restarted gets its name
+/// back at once.
+#[test]
+fn a_name_in_use_stays_with_its_client() {
+    let t = TrackerProc::start(&[]);
+    let tracker = t.addr.to_string();
+    let tmp = TempDir::new("names");
+    let data = random_bytes(100 * KIB, 19);
+    let shared = shared_dir(&tmp, "alice", &[("a.bin", &data)]);
+    let mut alice = seed(&tmp, t.addr, "alice", &shared, &[]);
+    let alice_listed = |addr: SocketAddr| {
+        let peers = listed_peers(t.addr);
+        let rows: Vec<(String, SocketAddr, u32)> =
+            peers.into_iter().map(|p| (p.username, p.addr, p.files)).collect();
+        assert_eq!(rows, [("alice".to_string(), addr, 1)], "{rows:?}");
+    };
+    alice_listed(alice.addr);
+
+    for (tag, flag) in [("lister", "--list"), ("peers", "--peers")] {
+        let mut reader = in_folder_of(&tmp, "alice", tag, &[flag, "-t", &tracker, "-u", "alice"]);
+        assert_eq!(
+            reader.wait_code(Duration::from_secs(15)),
+            0,
+            "{}",
+            reader.report()
+        );
+        assert!(
+            reader
+                .stdout
+                .iter()
+                .any(|l| l.contains("alice") || l.contains("a.bin")),
+            "{}",
+            reader.report()
+        );
+        // Right after it: the seeder is still there with its file.
+        alice_listed(alice.addr);
+    }
+
+    let downloads = tmp.mkdir("second-downloads");
+    let mut second = in_folder_of(
+        &tmp,
+        "alice",
+        "second",
+        &[
+            "--get",
+            "a.bin",
+            "-t",
+            &tracker,
+            "-u",
+            "alice",
+            "-d",
+            &s(&downloads),
+        ],
+    );
+    assert_eq!(
+        second.wait_code(Duration::from_secs(20)),
+        1,
+        "{}",
+        second.report()
+    );
+    let err = second.stderr_text();
+    assert!(
+        err.contains("UsernameTaken") && err.contains("in use by another online client"),
+        "{err}"
+    );
+    assert!(err.contains("another client runs with this config"), "{err}");
+    alice_listed(alice.addr);
+
+    // A crash, then a restart: the name comes back at once, not after the
+    // old entry's expiry (three keep-alive intervals, 90 s).
+    alice.proc.signal("KILL");
+    let _ = alice.proc.wait_exit(Duration::from_secs(10));
+    let started = Instant::now();
+    let back = seed(&tmp, t.addr, "alice", &shared, &[]);
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+    alice_listed(back.addr);
+}

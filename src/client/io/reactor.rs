@@ -151,7 +151,7 @@ impl Client {
             })?;
             if !s.from_file {
                 eprintln!(
-                    "pytorrent: note: another client runs from this folder ({} is locked); this one cannot take that client's username",
+                    "pytorrent: note: another client runs with this config ({} is locked); this one cannot take that client's username",
                     secret::secret_path(&opts.config_path).display()
                 );
             }

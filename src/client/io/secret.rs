@@ -1,5 +1,7 @@
-//! The client's secret: 16 random bytes in `client.secret` beside the
-//! config file (the `config/` folder), created mode 0600 on first run and
+//! The client's secret: 16 random bytes beside the config file
+//! (`config/config.txt` keeps it in `config/config.secret`; one secret per
+//! config file, so two configs are two clients), created mode 0600 on first
+//! run and
 //! presented with every registration, so the tracker gives a username in
 //! use back only to the client that registered it (a restart), never to
 //! a neighbour on the same host.
@@ -22,9 +24,6 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-/// The secret file's name, in the config file's folder.
-pub const SECRET_FILE: &str = "client.secret";
-
 /// The secret this run presents.
 #[derive(Debug)]
 pub struct Secret {
@@ -36,16 +35,16 @@ pub struct Secret {
     _lock: Option<File>,
 }
 
-/// Where the secret of the client configured by `config_path` lives.
+/// Where the secret of the client configured by `config_path` lives: the
+/// config file's name with the extension `.secret`.
 pub fn secret_path(config_path: &Path) -> PathBuf {
-    let dir = config_path.parent().filter(|d| !d.as_os_str().is_empty());
-    dir.unwrap_or(Path::new(".")).join(SECRET_FILE)
+    config_path.with_extension("secret")
 }
 
 /// Opens (creating if need be) and locks the secret beside `config_path`.
 pub fn load(config_path: &Path) -> io::Result<Secret> {
     let path = secret_path(config_path);
-    if let Some(dir) = path.parent() {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
     }
     let mut file = OpenOptions::new()
