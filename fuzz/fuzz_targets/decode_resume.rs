@@ -5,7 +5,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use pytorrent::client::engine::resume::{decode, encode, peek_id};
+use pytorrent::client::engine::transfer::resume::{decode, encode, peek_id};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(state) = decode(data) else { return };

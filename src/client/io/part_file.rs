@@ -17,8 +17,8 @@
 //! - The working file and its record are removed only after the final
 //!   link exists; `.pytorrent/` is removed when it is left empty.
 
-use crate::client::engine::resume;
-use crate::client::engine::storage::{CreateError, Created, FinishError, PartFile, Storage};
+use crate::client::engine::transfer::resume;
+use crate::client::engine::transfer::storage::{CreateError, Created, FinishError, PartFile, Storage};
 use crate::meta::{hex, FileMeta};
 use crate::wire::FileId;
 use std::fs::{self, File, OpenOptions};

@@ -15,7 +15,7 @@
 //! Storage returns typed results; what a result means for the download
 //! (failed, re-check, resumed) is decided by the download, not here.
 
-use super::resume;
+use crate::client::engine::transfer::resume;
 use crate::meta::FileMeta;
 use crate::wire::FileId;
 use std::io;

@@ -16,7 +16,7 @@
 //!   metadata that does not hash to the id, is refused; a torn or missing
 //!   sidecar only costs re-checking the `.part` file against the hashes.
 
-use super::bitmap::bit;
+use crate::client::engine::transfer::bitmap::bit;
 use crate::meta::{decode_meta, encode_meta, FileMeta, MAX_CHUNKS, MAX_META_LEN};
 use crate::wire::codec::{self, ALLOC_PER_WIRE_BYTE};
 use crate::wire::{DecodeError, FileId};
@@ -176,7 +176,7 @@ mod tests {
         .unwrap();
         let mut s = State::new(meta);
         for i in [0, 3, 9, 10] {
-            super::super::bitmap::set_bit(&mut s.verified, i);
+            crate::client::engine::transfer::bitmap::set_bit(&mut s.verified, i);
         }
         s
     }

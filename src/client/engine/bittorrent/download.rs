@@ -1,7 +1,7 @@
 //! One BitTorrent v2 download: what is known of the torrent (a `.torrent`
 //! file, or only a magnet link's hash until the info dictionary arrives),
 //! its piece layer, and which 16 KiB blocks are missing, asked for, or in
-//! hand. Pure bookkeeping; connections ([`super::bt_fetch`]) feed it.
+//! hand. Pure bookkeeping; connections ([`crate::client::engine::bittorrent::fetch`]) feed it.
 //!
 //! Invariants:
 //! - `torrent` is set only from a `.torrent` file or from an info
@@ -14,11 +14,11 @@
 //! - A block is asked of at most two connections at once (the second only
 //!   when nothing is left unasked: the end game).
 
-use super::peer_set::PeerSet;
-use super::storage::PartFile;
-use super::ConnId;
 use crate::bt::merkle::{block_hash, Hash, BLOCK};
 use crate::bt::torrent::Torrent;
+use crate::client::engine::transfer::peer_set::PeerSet;
+use crate::client::engine::transfer::storage::PartFile;
+use crate::client::engine::ConnId;
 use crate::meta::{FileMeta, MetaBuilder};
 use crate::names;
 use sha2::{Digest, Sha256};
@@ -123,9 +123,9 @@ pub struct BtDownload {
     pub torrent: Option<Torrent>,
     pub peers: PeerSet,
     /// Its `udp://` trackers.
-    pub trackers: Vec<super::bt_tracker::UdpTracker>,
+    pub trackers: Vec<crate::client::engine::bittorrent::tracker::UdpTracker>,
     pub phase: BtPhase,
-    /// The working file's identity for [`super::storage::Storage`].
+    /// The working file's identity for [`crate::client::engine::transfer::storage::Storage`].
     pub meta: Option<FileMeta>,
     pub part: Option<Box<dyn PartFile>>,
     /// The info dictionary as it arrives from a peer (magnet links), and
@@ -470,11 +470,11 @@ impl BtDownload {
 
 #[cfg(test)]
 pub(super) mod tests {
-    use super::super::storage::mem::MemStorage;
-    use super::super::storage::Storage;
     use super::*;
     use crate::bt::merkle::{Layout, Tree};
     use crate::bt::torrent::{info_bytes, Torrent};
+    use crate::client::engine::transfer::storage::mem::MemStorage;
+    use crate::client::engine::transfer::storage::Storage;
 
     /// A file of `size` bytes, its torrent (with its piece layer or not)
     /// and tree.

@@ -12,8 +12,8 @@
 //! `localhost`): the engine does no name resolution, so a tracker named by
 //! a host name is skipped with a log line.
 
-use super::*;
 use crate::bt::merkle::Hash;
+use crate::client::engine::*;
 use crate::names;
 use crate::wire::bep15::{self, AnnounceRequest, Peers, Request, Response};
 use log::{debug, info};
@@ -178,7 +178,7 @@ struct Announcing {
 
 impl Engine {
     /// The trackers of a new BitTorrent download, from its URLs.
-    pub(super) fn bt_trackers(urls: &[String], now: Instant) -> Vec<UdpTracker> {
+    pub(in crate::client::engine) fn bt_trackers(urls: &[String], now: Instant) -> Vec<UdpTracker> {
         let mut out: Vec<UdpTracker> = Vec::new();
         for url in urls {
             match udp_tracker_addr(url) {
@@ -227,7 +227,7 @@ impl Engine {
     /// the trackers [`Engine::poll_bt_transmit`] would send to, so a
     /// deadline never passes without a datagram (the loop would spin);
     /// none while leaving (the `stopped` announces go at once).
-    pub(super) fn bt_tracker_deadline(&self) -> Option<Instant> {
+    pub(in crate::client::engine) fn bt_tracker_deadline(&self) -> Option<Instant> {
         if self.exit.is_some() {
             return None;
         }

@@ -16,13 +16,13 @@
 //! request timeout. Bad pieces strike the peer that completed them; proofs
 //! that do not check and metadata that is not the torrent ban it.
 
-use super::bt_download::{BtDownload, BtPhase, Landed, LAYER_CHUNK};
-use super::buf::Buf;
-use super::*;
 use crate::bt::ext::{ExtHandshake, Metadata, METADATA_PIECE, UT_METADATA_ID};
 use crate::bt::merkle::{verify_hashes, HashRequest};
 use crate::bt::torrent::{Torrent, MAX_INFO_LEN};
 use crate::bt::wire::{self, Handshake, Msg, HANDSHAKE_LEN, MAX_MESSAGE_LEN};
+use crate::client::engine::bittorrent::download::{BtDownload, BtPhase, Landed, LAYER_CHUNK};
+use crate::client::engine::transfer::buf::Buf;
+use crate::client::engine::*;
 use crate::meta::hex;
 use crate::names;
 use log::{debug, info};
@@ -481,7 +481,12 @@ impl BtFetch {
 impl Engine {
     /// Starts a BitTorrent download from a `.torrent` file or a magnet
     /// link, with `peers` to try besides those its trackers give.
-    pub(super) fn start_bt(&mut self, source: BtSource, peers: Vec<SocketAddr>, now: Instant) {
+    pub(in crate::client::engine) fn start_bt(
+        &mut self,
+        source: BtSource,
+        peers: Vec<SocketAddr>,
+        now: Instant,
+    ) {
         let (label, torrent, hash, mut extra, trackers) = match source {
             BtSource::Torrent(bytes) => match Torrent::from_file_bytes(&bytes) {
                 Ok(t) => {
@@ -573,7 +578,7 @@ impl Engine {
     }
 
     /// Opens connections to the peers BitTorrent downloads know of.
-    pub(super) fn bt_connect(&mut self, now: Instant) {
+    pub(in crate::client::engine) fn bt_connect(&mut self, now: Instant) {
         if self.exit.is_some() {
             return;
         }
@@ -599,7 +604,7 @@ impl Engine {
         }
     }
 
-    pub(super) fn bt_connected(&mut self, id: ConnId, now: Instant) {
+    pub(in crate::client::engine) fn bt_connected(&mut self, id: ConnId, now: Instant) {
         let Some(Conn {
             kind: Kind::BtFetch(f),
             ..
@@ -616,7 +621,7 @@ impl Engine {
         self.act(Action::Drive(id));
     }
 
-    pub(super) fn bt_io(&mut self, id: ConnId, stream: &mut dyn Stream, now: Instant) {
+    pub(in crate::client::engine) fn bt_io(&mut self, id: ConnId, stream: &mut dyn Stream, now: Instant) {
         let Some(Conn {
             kind: Kind::BtFetch(f),
             ..
@@ -777,7 +782,7 @@ impl Engine {
 
     /// A BitTorrent connection ended (its state is already out of the
     /// connection table).
-    pub(super) fn bt_closed(&mut self, mut f: BtFetch, end: &ConnEnd, now: Instant) {
+    pub(in crate::client::engine) fn bt_closed(&mut self, mut f: BtFetch, end: &ConnEnd, now: Instant) {
         let Some(d) = self.bt.get_mut(f.download) else {
             return;
         };
@@ -795,7 +800,7 @@ impl Engine {
 
     /// BitTorrent downloads' upkeep: connections to open, and giving up
     /// after the wait with no peer.
-    pub(super) fn bt_upkeep(&mut self, now: Instant) {
+    pub(in crate::client::engine) fn bt_upkeep(&mut self, now: Instant) {
         let keys: Vec<usize> = self.bt.iter().map(|(k, _)| k).collect();
         for dk in keys {
             let d = &mut self.bt[dk];
@@ -835,9 +840,9 @@ impl Engine {
 
 #[cfg(test)]
 mod tests {
-    use super::super::bt_download::tests::{download, torrent};
     use super::*;
     use crate::bt::merkle::BLOCK;
+    use crate::client::engine::bittorrent::download::tests::{download, torrent};
     use crate::testutil::Pipe;
 
     /// Our messages in `out` after the handshake.
