@@ -14,8 +14,9 @@
 //! - A block is asked of at most two connections at once (the second only
 //!   when nothing is left unasked: the end game).
 
-use crate::bt::merkle::{block_hash, Hash, BLOCK};
+use crate::bt::merkle::{block_hash, Hash, Tree, BLOCK};
 use crate::bt::torrent::Torrent;
+use crate::client::engine::transfer::bitmap::{bit, set_bit};
 use crate::client::engine::transfer::peer_set::PeerSet;
 use crate::client::engine::transfer::storage::PartFile;
 use crate::client::engine::ConnId;
@@ -152,8 +153,21 @@ pub struct BtDownload {
     /// pick costs a step or two, not a scan of every block asked already.
     missing_from: usize,
     pub verified: u64,
+    /// Bytes in verified pieces, and of those the bytes an earlier run
+    /// verified (from its resume record).
+    pub verified_bytes: u64,
+    pub resumed_bytes: u64,
     /// Which pieces are verified.
     done: Vec<bool>,
+    /// Verified pieces when the resume record was last written, and when.
+    saved: u64,
+    pub saved_at: Instant,
+    /// The file's block hashes, kept when the finished download will be
+    /// seeded (its merkle tree answers peers' hash requests); `leafed`
+    /// says which pieces' hashes are in (resumed pieces get theirs when
+    /// the whole-file hash reads them back).
+    leaves: Option<Vec<Hash>>,
+    leafed: Vec<bool>,
     /// The whole file's SHA-256 (and, when we share, the project's
     /// metadata), fed in order over verified pieces, so its hash is
     /// printed without a pass at the end.
@@ -188,7 +202,13 @@ impl BtDownload {
             cursor: 0,
             missing_from: 0,
             verified: 0,
+            verified_bytes: 0,
+            resumed_bytes: 0,
             done: Vec::new(),
+            saved: 0,
+            saved_at: now,
+            leaves: None,
+            leafed: Vec::new(),
             whole: None,
             whole_at: 0,
             started: now,
@@ -227,6 +247,8 @@ impl BtDownload {
             .collect();
         self.sources = vec![Source::Nobody; pieces];
         self.done = vec![false; pieces];
+        self.leafed = vec![false; pieces];
+        self.leaves = native.then(|| vec![[0; 32]; blocks]);
         self.whole = Some(if native {
             MetaBuilder::new(NATIVE_CHUNK).map_or(Whole::Sha(Sha256::new()), Whole::Native)
         } else {
@@ -399,7 +421,12 @@ impl BtDownload {
                 }
             }
             part.written(piece_at, piece_size);
+            if let Some(leaves) = self.leaves.as_mut() {
+                leaves[first..end].copy_from_slice(&p.leaves);
+                self.leafed[piece] = true;
+            }
             self.verified += 1;
+            self.verified_bytes += piece_size;
             self.done[piece] = true;
             return Ok(Landed::Verified(piece as u32));
         }
@@ -434,10 +461,90 @@ impl BtDownload {
             let n = (piece_end - self.whole_at).min(buf.len() as u64).min(left) as usize;
             part.read_at(&mut buf[..n], self.whole_at)?;
             whole.update(&buf[..n]);
+            if let Some(leaves) = self.leaves.as_mut().filter(|_| !self.leafed[piece as usize]) {
+                // A resumed piece: its block hashes, in the same pass.
+                let first = (self.whole_at / BLOCK as u64) as usize;
+                for (i, block) in buf[..n].chunks(BLOCK).enumerate() {
+                    leaves[first + i] = block_hash(block);
+                }
+                if self.whole_at + n as u64 == piece_end {
+                    self.leafed[piece as usize] = true;
+                }
+            }
             self.whole_at += n as u64;
             left -= n as u64;
         }
         Ok(())
+    }
+
+    /// The verified pieces, one bit each (the resume record's bitmap).
+    pub fn bitmap(&self) -> Vec<u8> {
+        let mut bits = vec![0; self.done.len().div_ceil(8)];
+        for (i, _) in self.done.iter().enumerate().filter(|(_, d)| **d) {
+            set_bit(&mut bits, i);
+        }
+        bits
+    }
+
+    /// Whether pieces were verified since the record was last written.
+    pub fn unsaved(&self) -> bool {
+        self.verified != self.saved
+    }
+
+    /// The record was written with every piece verified so far.
+    pub fn saved(&mut self, now: Instant) {
+        self.saved = self.verified;
+        self.saved_at = now;
+    }
+
+    /// Takes an earlier run's verified pieces (from a record whose data was
+    /// synced before it was written); returns how many.
+    pub fn restore(&mut self, verified: &[u8]) -> u64 {
+        let Some(t) = self.torrent.as_ref() else {
+            return 0;
+        };
+        let per_piece = t.layout.blocks_per_piece() as usize;
+        for piece in (0..self.done.len()).filter(|&p| bit(verified, p)) {
+            let first = piece * per_piece;
+            let end = (first + per_piece).min(self.blocks.len());
+            self.blocks[first..end].fill(Block::Have);
+            self.piece_left[piece] = 0;
+            self.done[piece] = true;
+            self.verified += 1;
+            self.verified_bytes += t.layout.piece_size(piece as u64);
+        }
+        self.saved = self.verified;
+        self.resumed_bytes = self.verified_bytes;
+        self.verified
+    }
+
+    /// The torrent as the resume record keeps it: the info dictionary and,
+    /// once known, the piece layer, as a `.torrent` file's bytes (which
+    /// [`Torrent::from_file_bytes`] reads back and checks).
+    pub fn record_torrent(&self) -> Vec<u8> {
+        let Some(t) = self.torrent.as_ref() else {
+            return Vec::new();
+        };
+        let mut out = b"d4:info".to_vec();
+        out.extend_from_slice(&t.info);
+        out.extend_from_slice(b"12:piece layersd");
+        if let Some(layer) = t.piece_layer.as_ref().filter(|l| !l.is_empty()) {
+            out.extend_from_slice(b"32:");
+            out.extend_from_slice(&t.pieces_root);
+            out.extend_from_slice(format!("{}:", layer.len() * 32).as_bytes());
+            layer.iter().for_each(|h| out.extend_from_slice(h));
+        }
+        out.extend_from_slice(b"ee");
+        out
+    }
+
+    /// The finished file's merkle tree, when its block hashes were kept.
+    pub fn tree(&mut self) -> Option<Tree> {
+        let layout = self.torrent.as_ref()?.layout;
+        if self.leafed.iter().any(|l| !l) {
+            return None;
+        }
+        Some(Tree::new(layout, self.leaves.take()?))
     }
 
     /// Stores proven layer hashes from `index` on; true once the whole

@@ -9,6 +9,7 @@
 //! [`super::native`].
 
 pub mod download;
+pub mod downloads;
 pub mod fetch;
 pub mod serve;
 pub mod tracker;

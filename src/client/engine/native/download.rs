@@ -444,7 +444,7 @@ impl Download {
         let (Some(part), Some(meta)) = (&mut self.part, &self.meta) else {
             return Ok(());
         };
-        part.save(meta, &self.bits)?;
+        part.save(meta, &self.bits, &[])?;
         self.saved = self.sched.done();
         self.saved_at = now;
         Ok(())
