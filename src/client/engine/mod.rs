@@ -369,6 +369,9 @@ pub struct Engine {
     peer_id: [u8; 20],
     /// Torrents we seed.
     bt_shared: Vec<bittorrent::serve::BtShared>,
+    /// Finished BitTorrent downloads not shared yet (at most
+    /// [`MAX_DOWNLOADS`], the oldest forgotten first).
+    bt_finished: Vec<bittorrent::downloads::Finished>,
 }
 
 impl Engine {
@@ -415,6 +418,7 @@ impl Engine {
             bt: Slab::new(),
             peer_id,
             bt_shared: Vec::new(),
+            bt_finished: Vec::new(),
         }
     }
 

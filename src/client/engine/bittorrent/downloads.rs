@@ -8,6 +8,7 @@
 //! verified byte leaves no working file; a finished download is seeded
 //! to BitTorrent peers only when the user shares it ([`Command::Share`]).
 
+use crate::bt::merkle::{Hash, Tree};
 use crate::bt::torrent::{Torrent, MAX_INFO_LEN};
 use crate::client::engine::bittorrent::download::{BtDownload, BtPhase};
 use crate::client::engine::bittorrent::fetch::{BtFetch, BtReport, BtSource};
@@ -16,6 +17,14 @@ use crate::meta::hex;
 use crate::names;
 use log::info;
 use sha2::{Digest, Sha256};
+
+/// A finished BitTorrent download the user may still share.
+pub struct Finished {
+    path: PathBuf,
+    torrent: Torrent,
+    tree: Tree,
+    trackers: Vec<crate::client::engine::bittorrent::tracker::UdpTracker>,
+}
 
 impl Engine {
     /// Starts a BitTorrent download from a `.torrent` file or a magnet
@@ -71,6 +80,9 @@ impl Engine {
                 why: format!("at most {MAX_DOWNLOADS} downloads at once"),
             });
         }
+        // A magnet download an earlier run recorded needs no peer for its
+        // torrent: the record has it (checked against the hash here).
+        let torrent = torrent.or_else(|| self.recorded_torrent(&hash));
         info!(
             "BitTorrent download started: {label} (v2 info hash {})",
             hex(&hash)
@@ -86,9 +98,24 @@ impl Engine {
         self.bt_connect(now);
     }
 
-    /// The torrent of download `dk` is known: open its working file.
+    /// The torrent with v2 info hash `hash` from an earlier run's resume
+    /// record, if one has it.
+    fn recorded_torrent(&self, hash: &Hash) -> Option<Torrent> {
+        self.storage
+            .unfinished()
+            .into_iter()
+            .filter(|st| st.meta.sha256 == *hash && !st.torrent.is_empty())
+            .find_map(|st| Torrent::from_file_bytes(&st.torrent).ok())
+            .filter(|t| t.info_hash == *hash)
+    }
+
+    /// The torrent of download `dk` is known: open its working file (an
+    /// earlier run's, with the pieces its record says are verified, or a
+    /// new one).
     fn bt_set_torrent(&mut self, dk: usize, t: Torrent) {
         let d = &mut self.bt[dk];
+        // The working file's identity: name, size and piece length, the
+        // pieces root standing for every piece, and the info hash.
         let meta = FileMeta {
             name: t.name.clone(),
             size: t.layout.size,
@@ -97,13 +124,29 @@ impl Engine {
             sha256: t.info_hash,
         };
         let size = t.layout.size;
-        // The project's chunk hashes only when we share: otherwise no
-        // frontend can share the download (headless shares only with
-        // --seed; the interactive client always seeds).
+        // The project's chunk hashes and the block hashes only when we
+        // share: otherwise no frontend can share the download (headless
+        // shares only with --seed; the interactive client always seeds).
         d.set_torrent(t, self.cfg.seed);
+        if let Some((part, state)) = self.storage.resume(&meta.id()) {
+            d.part = Some(part);
+            d.meta = Some(meta);
+            let verified = d.restore(&state.verified);
+            let (name, total) = (d.display_name(), d.pieces() as usize);
+            info!("resuming {name}: {verified} of {total} pieces already verified");
+            self.notify(Event::Resumed {
+                name,
+                verified: verified as usize,
+                total,
+                rechecked: false,
+            });
+            return;
+        }
         match self.storage.create(&meta) {
             Ok(created) => {
                 let mut part = created.part;
+                // A file an earlier run left without a sound record is not
+                // trusted: every piece is fetched again over it.
                 if let Err(e) = part.reserve(size) {
                     part.discard();
                     d.fail(format!("cannot reserve {size} bytes: {e}"));
@@ -113,6 +156,82 @@ impl Engine {
                 d.meta = Some(meta);
             }
             Err(e) => d.fail(e.to_string()),
+        }
+    }
+
+    /// A finished BitTorrent download is shared (the user said so): seed
+    /// it to BitTorrent peers too, its trackers told it is `completed`.
+    pub(in crate::client::engine) fn bt_share_finished(&mut self, path: &std::path::Path, now: Instant) {
+        let Some(at) = self.bt_finished.iter().position(|f| f.path == path) else {
+            return;
+        };
+        let mut f = self.bt_finished.remove(at);
+        f.trackers.iter_mut().for_each(|t| t.complete(now));
+        self.bt_seed(f.torrent, f.tree, f.path, f.trackers);
+    }
+
+    /// Records the verified pieces of download `dk` (the working file is
+    /// synced first); a failure is logged and costs only a re-fetch.
+    pub(in crate::client::engine) fn bt_record(&mut self, dk: usize, now: Instant) {
+        let Some(d) = self.bt.get_mut(dk) else {
+            return;
+        };
+        let (torrent, bits) = (d.record_torrent(), d.bitmap());
+        let (Some(part), Some(meta)) = (d.part.as_mut(), d.meta.as_ref()) else {
+            return;
+        };
+        match part.save(meta, &bits, &torrent) {
+            Ok(()) => d.saved(now),
+            Err(e) => warn!("cannot record the progress of {}: {e}", d.display_name()),
+        }
+    }
+
+    /// Stops BitTorrent download `dk` at the user's request, keeping what
+    /// it verified for a later run (a download with nothing verified
+    /// leaves nothing behind).
+    pub(in crate::client::engine) fn bt_cancel(&mut self, dk: usize, now: Instant) {
+        self.bt_close_fetches(dk, now);
+        let kept = self.bt_keep_or_discard(dk, now).is_some();
+        let d = self.bt.remove(dk);
+        let name = d.display_name();
+        info!("download cancelled: {name} (.part file kept: {kept})");
+        self.notify(Event::DownloadCancelled { name, kept });
+    }
+
+    /// A download that stops unfinished: its working file is recorded and
+    /// kept when it holds verified pieces (returns where and how much),
+    /// removed when it holds none.
+    fn bt_keep_or_discard(&mut self, dk: usize, now: Instant) -> Option<String> {
+        let d = self.bt.get_mut(dk)?;
+        if d.verified == 0 {
+            if let Some(mut part) = d.part.take() {
+                part.discard();
+            }
+            return None;
+        }
+        self.bt_record(dk, now);
+        let d = &self.bt[dk];
+        let part = d.part.as_ref()?;
+        let size = d.torrent.as_ref().map_or(0, |t| t.layout.size);
+        let place = part
+            .path()
+            .map_or_else(|| "its working file".to_string(), |p| p.display().to_string());
+        Some(format!(
+            "kept {place} ({} of {size} bytes verified) to resume",
+            d.verified_bytes
+        ))
+    }
+
+    /// Closes the connections of BitTorrent download `dk`.
+    fn bt_close_fetches(&mut self, dk: usize, now: Instant) {
+        let ids: Vec<ConnId> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| matches!(&c.kind, Kind::BtFetch(f) if f.download == dk))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            self.close(id, ConnEnd::Finished, now);
         }
     }
 
@@ -203,14 +322,41 @@ impl Engine {
                 d.fail(format!("cannot read the .part file: {e}"));
             }
         }
-        for &(piece, alone) in &report.bad {
-            let from = if alone { "from" } else { "partly from" };
+        for &piece in &report.bad {
             let name = d.display_name();
-            warn!("piece {piece} of {name} {from} {addr} failed its hash: fetching it again");
-            if alone && d.peers.strike(addr) && end.is_none() {
-                end = Some(ConnEnd::BadPeer("sent pieces that failed their hash twice"));
+            warn!("piece {piece} of {name} (completed by {addr}) failed its hash: fetching it again");
+        }
+        // Strikes for the senders of bad blocks, whichever connection
+        // completed the piece; a peer struck out is dropped everywhere.
+        let mut banned = Vec::new();
+        for who in std::mem::take(&mut d.blamed) {
+            warn!("{who} sent blocks of {} that failed their hash", d.display_name());
+            if d.peers.strike(who) {
+                banned.push(who);
             }
         }
+        if banned.contains(&addr) && end.is_none() {
+            end = Some(ConnEnd::BadPeer("sent pieces that failed their hash twice"));
+        }
+        let others: Vec<ConnId> = self
+            .conns
+            .iter()
+            .filter(|(c, conn)| {
+                **c != id
+                    && matches!(&conn.kind, Kind::BtFetch(f) if f.download == dk && banned.contains(&f.addr))
+            })
+            .map(|(c, _)| *c)
+            .collect();
+        for c in others {
+            self.close(
+                c,
+                ConnEnd::BadPeer("sent pieces that failed their hash twice"),
+                now,
+            );
+        }
+        let Some(d) = self.bt.get_mut(dk) else {
+            return;
+        };
         let mut accepted = false;
         if let Some(bytes) = report.info {
             d.info_conn = None;
@@ -278,6 +424,20 @@ impl Engine {
         match part.finish(meta) {
             Ok(path) => {
                 d.phase = BtPhase::Done;
+                // Kept (with its trackers, which then hear `completed`)
+                // for the user to share: see [`Engine::bt_share_finished`].
+                if let (Some(torrent), Some(tree)) = (d.torrent.clone(), d.tree()) {
+                    if self.bt_finished.len() == MAX_DOWNLOADS {
+                        self.bt_finished.remove(0);
+                    }
+                    let trackers = std::mem::take(&mut d.trackers);
+                    self.bt_finished.push(Finished {
+                        path: path.clone(),
+                        torrent,
+                        tree,
+                        trackers,
+                    });
+                }
                 self.notify(Event::DownloadDone { meta: native, path });
             }
             Err(storage::FinishError::Exists) => d.fail("a file of that name appeared meanwhile".into()),
@@ -291,15 +451,11 @@ impl Engine {
         if !self.bt.get(dk).is_some_and(BtDownload::is_finished) {
             return;
         }
-        let ids: Vec<ConnId> = self
-            .conns
-            .iter()
-            .filter(|(_, c)| matches!(&c.kind, Kind::BtFetch(f) if f.download == dk))
-            .map(|(id, _)| *id)
-            .collect();
-        for id in ids {
-            self.close(id, ConnEnd::Finished, now);
-        }
+        self.bt_close_fetches(dk, now);
+        let kept = match self.bt[dk].phase {
+            BtPhase::Failed(_) => self.bt_keep_or_discard(dk, now),
+            _ => None,
+        };
         let d = self.bt.remove(dk);
         let name = d.display_name();
         let secs = now.duration_since(d.started).as_secs_f64().max(1e-6);
@@ -311,7 +467,10 @@ impl Engine {
                     size as f64 / secs / 1e6
                 );
             }
-            BtPhase::Failed(why) => {
+            BtPhase::Failed(mut why) => {
+                if let Some(kept) = kept {
+                    why = format!("{why}; {kept}");
+                }
                 warn!("download failed: {name}: {why}");
                 self.notify(Event::DownloadFailed { label: name, why });
             }
@@ -370,6 +529,10 @@ impl Engine {
                 );
                 warn!("{msg}");
                 self.notify(Event::Warning(msg));
+            }
+            let d = &self.bt[dk];
+            if d.unsaved() && now.duration_since(d.saved_at) >= SAVE_EVERY && !d.is_finished() {
+                self.bt_record(dk, now);
             }
             self.bt_end_if_finished(dk, now);
         }

@@ -43,9 +43,9 @@ pub enum BtSource {
 #[derive(Default)]
 pub struct BtReport {
     pub verified: usize,
-    /// Pieces that failed their hash, and whether this peer alone sent
-    /// them (then it is struck).
-    pub bad: Vec<(u32, bool)>,
+    /// Pieces completed here that failed their hash (who is to blame is
+    /// the download's [`BtDownload::blamed`]).
+    pub bad: Vec<u32>,
     /// The whole info dictionary, fetched: to be checked.
     pub info: Option<Vec<u8>>,
     /// The piece layer became complete.
@@ -150,7 +150,7 @@ impl BtFetch {
         }
         if !self.choked && dl.part.is_some() {
             while self.queue.len() < PIPELINE {
-                let Some((piece, begin, length)) = dl.next_block(&self.has, &self.queue) else {
+                let Some((piece, begin, length)) = dl.next_block(&self.has, &self.queue, self.addr) else {
                     break;
                 };
                 self.queue.push((piece, begin));
@@ -369,10 +369,10 @@ impl BtFetch {
                     return Err(ConnEnd::Unexpected("a block of the wrong length"));
                 };
                 report.answered = true;
-                match dl.land(b, data, self.conn) {
+                match dl.land(b, data, self.addr) {
                     Ok(Landed::Stored) => {}
                     Ok(Landed::Verified(_)) => report.verified += 1,
-                    Ok(Landed::Bad(piece, culprit)) => report.bad.push((piece, culprit == Some(self.conn))),
+                    Ok(Landed::Bad(piece)) => report.bad.push(piece),
                     Err(e) => {
                         dl.fail(format!("cannot write to the .part file: {e}"));
                         return Err(ConnEnd::Finished);
@@ -462,6 +462,7 @@ impl BtFetch {
                 dl.unask(b);
             }
         }
+        dl.left(self.addr);
         if let Some(req) = self.layer_req.take() {
             if let Some(a) = dl.layer_asked.get_mut((req.index / LAYER_CHUNK) as usize) {
                 *a = None;
@@ -524,7 +525,7 @@ mod tests {
         let asked = msgs.iter().filter(|m| matches!(m, Msg::Request { .. })).count();
         assert_eq!(asked, 8, "every block, once");
         assert_eq!(
-            d.next_block(&[0xff], &[]),
+            d.next_block(&[0xff], &[], SocketAddr::from(([10, 0, 0, 9], 1))),
             Some((0, 0, BLOCK as u32)),
             "the end game"
         );
@@ -532,7 +533,7 @@ mod tests {
         wire::encode(&Msg::Choke, &mut pipe.input);
         f.drive(&mut pipe, &mut d, now, 1 << 20, &mut report).unwrap();
         assert_eq!(
-            d.next_block(&[0xff], &[]),
+            d.next_block(&[0xff], &[], SocketAddr::from(([10, 0, 0, 9], 1))),
             Some((0, 0, BLOCK as u32)),
             "given back on the choke"
         );

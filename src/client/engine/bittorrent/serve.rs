@@ -19,6 +19,7 @@ use crate::bt::ext::{ExtHandshake, Metadata, METADATA_PIECE, UT_METADATA_ID};
 use crate::bt::merkle::{Tree, BLOCK};
 use crate::bt::torrent::{short_hash, Torrent};
 use crate::bt::wire::{self, Handshake, Msg, HANDSHAKE_LEN};
+use crate::client::engine::bittorrent::tracker::UdpTracker;
 use crate::client::engine::transfer::buf::Buf;
 use crate::client::engine::*;
 use crate::names;
@@ -42,7 +43,7 @@ pub struct BtShared {
     pub torrent: Torrent,
     pub tree: Tree,
     pub path: PathBuf,
-    pub trackers: Vec<crate::client::engine::bittorrent::tracker::UdpTracker>,
+    pub trackers: Vec<UdpTracker>,
 }
 
 /// One inbound BitTorrent connection.
@@ -300,6 +301,18 @@ impl Engine {
         path: PathBuf,
         now: Instant,
     ) {
+        let trackers = Self::bt_trackers(&torrent.trackers, now);
+        self.bt_seed(torrent, tree, path, trackers);
+    }
+
+    /// Seeds `torrent` from `path`, announcing to `trackers`.
+    pub(in crate::client::engine) fn bt_seed(
+        &mut self,
+        torrent: Torrent,
+        tree: Tree,
+        path: PathBuf,
+        trackers: Vec<UdpTracker>,
+    ) {
         if self
             .bt_shared
             .iter()
@@ -312,7 +325,6 @@ impl Engine {
             names::escape(&torrent.name),
             crate::meta::hex(&torrent.info_hash)
         );
-        let trackers = Self::bt_trackers(&torrent.trackers, now);
         self.bt_shared.push(BtShared {
             torrent,
             tree,

@@ -42,6 +42,8 @@ pub struct UdpTracker {
     started: bool,
     /// The `stopped` announce went out (we are leaving).
     stopped: bool,
+    /// The download finished: the next announce says `completed`.
+    completed: bool,
 }
 
 /// The address of a `udp://HOST:PORT/...` tracker URL, when HOST is an
@@ -71,7 +73,14 @@ impl UdpTracker {
             next_at: now,
             started: false,
             stopped: false,
+            completed: false,
         }
+    }
+
+    /// The download finished (and is seeded now): tell the tracker at once.
+    pub fn complete(&mut self, now: Instant) {
+        self.completed = true;
+        self.next_at = now;
     }
 
     /// The `stopped` announce when we leave: once, and only to a tracker
@@ -117,10 +126,12 @@ impl UdpTracker {
             bep15::encode_request(&Request::Connect { tx }, out);
             return true;
         };
-        let event = if self.started {
-            bep15::Event::None
-        } else {
+        let event = if !self.started {
             bep15::Event::Started
+        } else if std::mem::take(&mut self.completed) {
+            bep15::Event::Completed
+        } else {
+            bep15::Event::None
         };
         self.pending = Some((tx, false, self.next_at));
         announce(conn, info_hash, left, event, me, out);
