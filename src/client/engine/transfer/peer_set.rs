@@ -10,8 +10,8 @@
 //! - A banned peer is never offered for a connection again.
 //! - A peer has at most one connection of ours at a time.
 
-use super::conn_end::{ConnEnd, Verdict};
-use super::ConnId;
+use crate::client::engine::transfer::conn_end::{ConnEnd, Verdict};
+use crate::client::engine::ConnId;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 

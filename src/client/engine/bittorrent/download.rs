@@ -1,7 +1,7 @@
 //! One BitTorrent v2 download: what is known of the torrent (a `.torrent`
 //! file, or only a magnet link's hash until the info dictionary arrives),
 //! its piece layer, and which 16 KiB blocks are missing, asked for, or in
-//! hand. Pure bookkeeping; connections ([`super::bt_fetch`]) feed it.
+//! hand. Pure bookkeeping; connections ([`crate::client::engine::bittorrent::fetch`]) feed it.
 //!
 //! Invariants:
 //! - `torrent` is set only from a `.torrent` file or from an info
@@ -11,18 +11,26 @@
 //! - No block is asked for before the piece layer is complete, so every
 //!   piece is verified the moment its last block is in. A piece that fails
 //!   has all its blocks fetched again; only verified pieces count.
+//! - Blame: every block of a piece in flight remembers its sender. A piece
+//!   that fails with one sender blames it; one that fails with several is
+//!   fetched again from one peer alone (a suspect piece), and when it then
+//!   verifies, the senders of the earlier attempts' blocks that differ are
+//!   blamed ([`BtDownload::blamed`], struck by the engine). So a corrupting
+//!   peer is blamed once per piece it spoils, whatever the piece size.
 //! - A block is asked of at most two connections at once (the second only
 //!   when nothing is left unasked: the end game).
 
-use super::peer_set::PeerSet;
-use super::storage::PartFile;
-use super::ConnId;
-use crate::bt::merkle::{block_hash, Hash, BLOCK};
+use crate::bt::merkle::{block_hash, Hash, Tree, BLOCK};
 use crate::bt::torrent::Torrent;
+use crate::client::engine::transfer::bitmap::{bit, set_bit};
+use crate::client::engine::transfer::peer_set::PeerSet;
+use crate::client::engine::transfer::storage::PartFile;
+use crate::client::engine::ConnId;
 use crate::meta::{FileMeta, MetaBuilder};
 use crate::names;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::time::Instant;
 
 /// Chunk size of the project's metadata made for a finished download.
@@ -40,8 +48,26 @@ const ASSEMBLE_MAX: u64 = 4 << 20;
 /// A piece being downloaded.
 struct Partial {
     leaves: Vec<Hash>,
+    /// Who sent each block.
+    from: Vec<Option<SocketAddr>>,
     /// Its bytes, when it is assembled in memory.
     data: Option<Vec<u8>>,
+}
+
+/// Failed attempts kept per suspect piece, and suspect pieces that keep
+/// them (past that a piece is still fetched from one peer, but an
+/// earlier attempt's senders are not blamed): bounds the memory a run of
+/// bad pieces costs to 2 x 64 x 64 B a block.
+const MAX_ATTEMPTS: usize = 2;
+const MAX_SUSPECTS_KEPT: usize = 64;
+
+/// A piece that failed with blocks from several peers.
+#[derive(Default)]
+struct Suspect {
+    /// The one peer fetching it now.
+    owner: Option<SocketAddr>,
+    /// Earlier attempts: each block's hash and sender.
+    attempts: Vec<(Vec<Hash>, Vec<Option<SocketAddr>>)>,
 }
 
 /// The whole-file hash being computed.
@@ -102,17 +128,8 @@ pub enum Landed {
     /// Its piece is complete and matches the piece layer.
     Verified(u32),
     /// Its piece is complete and does not match: its blocks are missing
-    /// again. The connection that sent every block of it, if one did (a
-    /// piece with blocks from several peers blames nobody).
-    Bad(u32, Option<ConnId>),
-}
-
-/// Who sent the blocks of a piece so far.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Source {
-    Nobody,
-    One(ConnId),
-    Several,
+    /// again (who is to blame is in [`BtDownload::blamed`]).
+    Bad(u32),
 }
 
 pub struct BtDownload {
@@ -123,9 +140,9 @@ pub struct BtDownload {
     pub torrent: Option<Torrent>,
     pub peers: PeerSet,
     /// Its `udp://` trackers.
-    pub trackers: Vec<super::bt_tracker::UdpTracker>,
+    pub trackers: Vec<crate::client::engine::bittorrent::tracker::UdpTracker>,
     pub phase: BtPhase,
-    /// The working file's identity for [`super::storage::Storage`].
+    /// The working file's identity for [`crate::client::engine::transfer::storage::Storage`].
     pub meta: Option<FileMeta>,
     pub part: Option<Box<dyn PartFile>>,
     /// The info dictionary as it arrives from a peer (magnet links), and
@@ -144,16 +161,32 @@ pub struct BtDownload {
     partial: HashMap<usize, Partial>,
     /// Blocks still to come per piece.
     piece_left: Vec<u32>,
-    /// Who sent each piece's blocks (for blame when it fails).
-    sources: Vec<Source>,
+    /// Pieces that failed with blocks from several peers.
+    suspects: HashMap<usize, Suspect>,
+    /// Peers that sent blocks that failed their hash, one entry per bad
+    /// piece, for the engine to strike (drained after every turn).
+    pub blamed: Vec<SocketAddr>,
     /// Every block before this one is in hand (where the end game looks).
     cursor: usize,
     /// No block before this one is missing (where picking starts): so a
     /// pick costs a step or two, not a scan of every block asked already.
     missing_from: usize,
     pub verified: u64,
+    /// Bytes in verified pieces, and of those the bytes an earlier run
+    /// verified (from its resume record).
+    pub verified_bytes: u64,
+    pub resumed_bytes: u64,
     /// Which pieces are verified.
     done: Vec<bool>,
+    /// Verified pieces when the resume record was last written, and when.
+    saved: u64,
+    pub saved_at: Instant,
+    /// The file's block hashes, kept when the finished download will be
+    /// seeded (its merkle tree answers peers' hash requests); `leafed`
+    /// says which pieces' hashes are in (resumed pieces get theirs when
+    /// the whole-file hash reads them back).
+    leaves: Option<Vec<Hash>>,
+    leafed: Vec<bool>,
     /// The whole file's SHA-256 (and, when we share, the project's
     /// metadata), fed in order over verified pieces, so its hash is
     /// printed without a pass at the end.
@@ -184,11 +217,18 @@ impl BtDownload {
             blocks: Vec::new(),
             partial: HashMap::new(),
             piece_left: Vec::new(),
-            sources: Vec::new(),
+            suspects: HashMap::new(),
+            blamed: Vec::new(),
             cursor: 0,
             missing_from: 0,
             verified: 0,
+            verified_bytes: 0,
+            resumed_bytes: 0,
             done: Vec::new(),
+            saved: 0,
+            saved_at: now,
+            leaves: None,
+            leafed: Vec::new(),
             whole: None,
             whole_at: 0,
             started: now,
@@ -225,8 +265,9 @@ impl BtDownload {
         self.piece_left = (0..pieces as u64)
             .map(|p| t.layout.piece_size(p).div_ceil(BLOCK as u64).min(per_piece) as u32)
             .collect();
-        self.sources = vec![Source::Nobody; pieces];
         self.done = vec![false; pieces];
+        self.leafed = vec![false; pieces];
+        self.leaves = native.then(|| vec![[0; 32]; blocks]);
         self.whole = Some(if native {
             MetaBuilder::new(NATIVE_CHUNK).map_or(Whole::Sha(Sha256::new()), Whole::Native)
         } else {
@@ -256,16 +297,24 @@ impl BtDownload {
         self.torrent.is_some() && self.verified == self.pieces()
     }
 
-    /// The next block to ask a peer holding `has` (a bitfield) for, not
-    /// one of `busy` (asked of it already): the lowest missing one, else
-    /// in the end game the lowest asked of only one other connection.
-    /// Returns (piece, offset in the piece, length).
-    pub fn next_block(&mut self, has: &[u8], busy: &[(u32, u32)]) -> Option<(u32, u32, u32)> {
+    /// The next block to ask peer `who`, holding `has` (a bitfield), for,
+    /// not one of `busy` (asked of it already): the lowest missing one,
+    /// else in the end game the lowest asked of only one other connection.
+    /// A suspect piece's blocks go to one peer only. Returns (piece, offset
+    /// in the piece, length).
+    pub fn next_block(
+        &mut self,
+        has: &[u8],
+        busy: &[(u32, u32)],
+        who: SocketAddr,
+    ) -> Option<(u32, u32, u32)> {
         let t = self.torrent.as_ref()?;
         let per_piece = t.layout.blocks_per_piece() as usize;
-        let holds = |b: usize| {
+        let suspects = &self.suspects;
+        let may = |b: usize| {
             let p = b / per_piece;
             has.get(p / 8).is_some_and(|byte| byte & (0x80 >> (p % 8)) != 0)
+                && suspects.get(&p).is_none_or(|s| s.owner.is_none_or(|o| o == who))
         };
         while self.cursor < self.blocks.len() && self.blocks[self.cursor] == Block::Have {
             self.cursor += 1;
@@ -274,18 +323,34 @@ impl BtDownload {
         while self.missing_from < n && self.blocks[self.missing_from] != Block::Missing {
             self.missing_from += 1;
         }
-        let missing = (self.missing_from..n).find(|&b| self.blocks[b] == Block::Missing && holds(b));
-        if let Some(b) = missing {
-            self.blocks[b] = Block::Asked(1);
-            return Some(self.block_span(b));
+        let missing = (self.missing_from..n).find(|&b| self.blocks[b] == Block::Missing && may(b));
+        let b = match missing {
+            Some(b) => {
+                self.blocks[b] = Block::Asked(1);
+                b
+            }
+            // The end game: nothing is left unasked that this peer has.
+            None => {
+                let b = (self.cursor..n).find(|&b| {
+                    let span = self.block_span(b);
+                    self.blocks[b] == Block::Asked(1) && may(b) && !busy.contains(&(span.0, span.1))
+                })?;
+                self.blocks[b] = Block::Asked(2);
+                b
+            }
+        };
+        if let Some(s) = self.suspects.get_mut(&(b / per_piece)) {
+            s.owner = Some(who);
         }
-        // The end game: nothing is left unasked that this peer has.
-        let b = (self.cursor..n).find(|&b| {
-            let span = self.block_span(b);
-            self.blocks[b] == Block::Asked(1) && holds(b) && !busy.contains(&(span.0, span.1))
-        })?;
-        self.blocks[b] = Block::Asked(2);
         Some(self.block_span(b))
+    }
+
+    /// Peer `who` is gone: suspect pieces it was fetching alone are free
+    /// for another peer.
+    pub fn left(&mut self, who: SocketAddr) {
+        for s in self.suspects.values_mut().filter(|s| s.owner == Some(who)) {
+            s.owner = None;
+        }
     }
 
     fn block_span(&self, b: usize) -> (u32, u32, u32) {
@@ -344,9 +409,9 @@ impl BtDownload {
         }
     }
 
-    /// Block `b` arrived with `data` on connection `from`: hashed,
-    /// written, and its piece verified once complete.
-    pub fn land(&mut self, b: usize, data: &[u8], from: ConnId) -> std::io::Result<Landed> {
+    /// Block `b` arrived with `data` from peer `from`: hashed, written,
+    /// and its piece verified once complete.
+    pub fn land(&mut self, b: usize, data: &[u8], from: SocketAddr) -> std::io::Result<Landed> {
         if self.blocks[b] == Block::Have {
             return Ok(Landed::Stored);
         }
@@ -364,6 +429,7 @@ impl BtDownload {
         let piece_size = t.layout.piece_size(piece as u64);
         let p = self.partial.entry(piece).or_insert_with(|| Partial {
             leaves: vec![[0; 32]; end - first],
+            from: vec![None; end - first],
             data: (t.layout.piece_len <= ASSEMBLE_MAX).then(|| vec![0; piece_size as usize]),
         });
         match &mut p.data {
@@ -375,12 +441,8 @@ impl BtDownload {
             None => part.write_at(data, b as u64 * BLOCK as u64)?,
         }
         p.leaves[b - first] = block_hash(data);
+        p.from[b - first] = Some(from);
         self.blocks[b] = Block::Have;
-        self.sources[piece] = match self.sources[piece] {
-            Source::Nobody => Source::One(from),
-            Source::One(c) if c == from => Source::One(from),
-            _ => Source::Several,
-        };
         self.piece_left[piece] -= 1;
         if self.piece_left[piece] > 0 {
             return Ok(Landed::Stored);
@@ -399,8 +461,27 @@ impl BtDownload {
                 }
             }
             part.written(piece_at, piece_size);
+            if let Some(leaves) = self.leaves.as_mut() {
+                leaves[first..end].copy_from_slice(&p.leaves);
+                self.leafed[piece] = true;
+            }
             self.verified += 1;
+            self.verified_bytes += piece_size;
             self.done[piece] = true;
+            if let Some(s) = self.suspects.remove(&piece) {
+                // The good piece is known: whoever sent a block that
+                // differs from it in an earlier attempt sent a bad block.
+                for (leaves, from) in &s.attempts {
+                    let bad = leaves.iter().zip(&p.leaves).zip(from);
+                    for (_, who) in bad.filter(|((a, b), _)| a != b) {
+                        if let Some(who) = *who {
+                            if !self.blamed.contains(&who) {
+                                self.blamed.push(who);
+                            }
+                        }
+                    }
+                }
+            }
             return Ok(Landed::Verified(piece as u32));
         }
         for state in &mut self.blocks[first..end] {
@@ -409,11 +490,28 @@ impl BtDownload {
         self.piece_left[piece] = (end - first) as u32;
         self.cursor = self.cursor.min(first);
         self.missing_from = self.missing_from.min(first);
-        let culprit = match std::mem::replace(&mut self.sources[piece], Source::Nobody) {
-            Source::One(c) => Some(c),
-            _ => None,
-        };
-        Ok(Landed::Bad(piece as u32, culprit))
+        let mut senders: Vec<SocketAddr> = p.from.iter().flatten().copied().collect();
+        senders.sort();
+        senders.dedup();
+        if let [only] = senders[..] {
+            // One peer sent it all: it is to blame. A suspect piece stays
+            // suspect, for the next peer to fetch alone.
+            self.blamed.push(only);
+            if let Some(s) = self.suspects.get_mut(&piece) {
+                s.owner = None;
+            }
+        } else {
+            let keep = self.suspects.len() < MAX_SUSPECTS_KEPT || self.suspects.contains_key(&piece);
+            let s = self.suspects.entry(piece).or_default();
+            s.owner = None;
+            if keep {
+                if s.attempts.len() == MAX_ATTEMPTS {
+                    s.attempts.remove(0);
+                }
+                s.attempts.push((p.leaves, p.from));
+            }
+        }
+        Ok(Landed::Bad(piece as u32))
     }
 
     /// Feeds verified bytes from `whole_at` on to the whole-file hash,
@@ -434,10 +532,90 @@ impl BtDownload {
             let n = (piece_end - self.whole_at).min(buf.len() as u64).min(left) as usize;
             part.read_at(&mut buf[..n], self.whole_at)?;
             whole.update(&buf[..n]);
+            if let Some(leaves) = self.leaves.as_mut().filter(|_| !self.leafed[piece as usize]) {
+                // A resumed piece: its block hashes, in the same pass.
+                let first = (self.whole_at / BLOCK as u64) as usize;
+                for (i, block) in buf[..n].chunks(BLOCK).enumerate() {
+                    leaves[first + i] = block_hash(block);
+                }
+                if self.whole_at + n as u64 == piece_end {
+                    self.leafed[piece as usize] = true;
+                }
+            }
             self.whole_at += n as u64;
             left -= n as u64;
         }
         Ok(())
+    }
+
+    /// The verified pieces, one bit each (the resume record's bitmap).
+    pub fn bitmap(&self) -> Vec<u8> {
+        let mut bits = vec![0; self.done.len().div_ceil(8)];
+        for (i, _) in self.done.iter().enumerate().filter(|(_, d)| **d) {
+            set_bit(&mut bits, i);
+        }
+        bits
+    }
+
+    /// Whether pieces were verified since the record was last written.
+    pub fn unsaved(&self) -> bool {
+        self.verified != self.saved
+    }
+
+    /// The record was written with every piece verified so far.
+    pub fn saved(&mut self, now: Instant) {
+        self.saved = self.verified;
+        self.saved_at = now;
+    }
+
+    /// Takes an earlier run's verified pieces (from a record whose data was
+    /// synced before it was written); returns how many.
+    pub fn restore(&mut self, verified: &[u8]) -> u64 {
+        let Some(t) = self.torrent.as_ref() else {
+            return 0;
+        };
+        let per_piece = t.layout.blocks_per_piece() as usize;
+        for piece in (0..self.done.len()).filter(|&p| bit(verified, p)) {
+            let first = piece * per_piece;
+            let end = (first + per_piece).min(self.blocks.len());
+            self.blocks[first..end].fill(Block::Have);
+            self.piece_left[piece] = 0;
+            self.done[piece] = true;
+            self.verified += 1;
+            self.verified_bytes += t.layout.piece_size(piece as u64);
+        }
+        self.saved = self.verified;
+        self.resumed_bytes = self.verified_bytes;
+        self.verified
+    }
+
+    /// The torrent as the resume record keeps it: the info dictionary and,
+    /// once known, the piece layer, as a `.torrent` file's bytes (which
+    /// [`Torrent::from_file_bytes`] reads back and checks).
+    pub fn record_torrent(&self) -> Vec<u8> {
+        let Some(t) = self.torrent.as_ref() else {
+            return Vec::new();
+        };
+        let mut out = b"d4:info".to_vec();
+        out.extend_from_slice(&t.info);
+        out.extend_from_slice(b"12:piece layersd");
+        if let Some(layer) = t.piece_layer.as_ref().filter(|l| !l.is_empty()) {
+            out.extend_from_slice(b"32:");
+            out.extend_from_slice(&t.pieces_root);
+            out.extend_from_slice(format!("{}:", layer.len() * 32).as_bytes());
+            layer.iter().for_each(|h| out.extend_from_slice(h));
+        }
+        out.extend_from_slice(b"ee");
+        out
+    }
+
+    /// The finished file's merkle tree, when its block hashes were kept.
+    pub fn tree(&mut self) -> Option<Tree> {
+        let layout = self.torrent.as_ref()?.layout;
+        if self.leafed.iter().any(|l| !l) {
+            return None;
+        }
+        Some(Tree::new(layout, self.leaves.take()?))
     }
 
     /// Stores proven layer hashes from `index` on; true once the whole
@@ -470,11 +648,15 @@ impl BtDownload {
 
 #[cfg(test)]
 pub(super) mod tests {
-    use super::super::storage::mem::MemStorage;
-    use super::super::storage::Storage;
     use super::*;
-    use crate::bt::merkle::{Layout, Tree};
+    use crate::bt::merkle::Layout;
+
+    const P1: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 1)), 1);
+    const P2: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 2)), 1);
+    const P3: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 3)), 1);
     use crate::bt::torrent::{info_bytes, Torrent};
+    use crate::client::engine::transfer::storage::mem::MemStorage;
+    use crate::client::engine::transfer::storage::Storage;
 
     /// A file of `size` bytes, its torrent (with its piece layer or not)
     /// and tree.
@@ -518,7 +700,7 @@ pub(super) mod tests {
         assert!(d.ready());
         let all = [0xff];
         let mut asked = Vec::new();
-        while let Some(span) = d.next_block(&all, &[]) {
+        while let Some(span) = d.next_block(&all, &[], P1) {
             if asked.len() == 6 {
                 // Everything asked once: the end game asks again.
                 assert_eq!(span, asked[0]);
@@ -532,7 +714,7 @@ pub(super) mod tests {
             let b = d.block_of(*p, *begin, *len).unwrap();
             assert_eq!(b, i);
             let at = b * BLOCK;
-            let got = d.land(b, &data[at..at + *len as usize], ConnId(1)).unwrap();
+            let got = d.land(b, &data[at..at + *len as usize], P1).unwrap();
             let expect = if i % 2 == 1 {
                 Landed::Verified(*p)
             } else {
@@ -555,11 +737,11 @@ pub(super) mod tests {
         let mut d = download(t);
         let piece = 2 * BLOCK;
         for b in [2, 3] {
-            d.land(b, &data[b * BLOCK..(b + 1) * BLOCK], ConnId(1)).unwrap();
+            d.land(b, &data[b * BLOCK..(b + 1) * BLOCK], P1).unwrap();
         }
         assert_eq!(d.whole_at, 0, "piece 1 waits for piece 0");
         for b in [0, 1] {
-            d.land(b, &data[b * BLOCK..(b + 1) * BLOCK], ConnId(1)).unwrap();
+            d.land(b, &data[b * BLOCK..(b + 1) * BLOCK], P1).unwrap();
         }
         assert_eq!(d.whole_at, piece as u64, "piece 0 from memory");
         let mut buf = vec![0; 5000];
@@ -579,28 +761,61 @@ pub(super) mod tests {
         let (data, t, _) = torrent(4 * BLOCK, 2 * BLOCK as u64, true);
         let mut d = download(t);
         assert_eq!(
-            d.next_block(&[0x40], &[]),
+            d.next_block(&[0x40], &[], P1),
             Some((1, 0, BLOCK as u32)),
             "holds piece 1 only"
         );
         d.unask(2);
-        assert_eq!(d.land(0, &data[..BLOCK], ConnId(1)).unwrap(), Landed::Stored);
+        assert_eq!(d.land(0, &data[..BLOCK], P1).unwrap(), Landed::Stored);
         let mut bad = data[BLOCK..2 * BLOCK].to_vec();
         bad[7] ^= 1;
-        assert_eq!(
-            d.land(1, &bad, ConnId(1)).unwrap(),
-            Landed::Bad(0, Some(ConnId(1)))
-        );
-        // From two peers, a bad piece blames neither.
-        d.land(0, &data[..BLOCK], ConnId(1)).unwrap();
-        assert_eq!(d.land(1, &bad, ConnId(2)).unwrap(), Landed::Bad(0, None));
+        assert_eq!(d.land(1, &bad, P1).unwrap(), Landed::Bad(0));
+        assert_eq!(d.blamed, vec![P1], "one sender: it is to blame");
+        d.blamed.clear();
         assert_eq!(d.verified, 0);
         assert_eq!(
-            d.next_block(&[0x80], &[]),
+            d.next_block(&[0x80], &[], P1),
             Some((0, 0, BLOCK as u32)),
             "asked again"
         );
-        assert_eq!(d.next_block(&[0x00], &[]), None);
+        assert_eq!(d.next_block(&[0x00], &[], P1), None);
+    }
+
+    /// A piece spoilt by one of two senders: fetched again from one peer
+    /// alone, and once it verifies, the sender of the block that differs
+    /// is blamed, not the honest one.
+    #[test]
+    fn a_mixed_bad_piece_is_fetched_from_one_peer_and_the_bad_sender_blamed() {
+        let (data, t, _) = torrent(4 * BLOCK, 4 * BLOCK as u64, true);
+        let mut d = download(t);
+        let block = |b: usize| &data[b * BLOCK..(b + 1) * BLOCK];
+        let mut spoilt = block(2).to_vec();
+        spoilt[100] ^= 1;
+        d.land(0, block(0), P1).unwrap();
+        d.land(1, block(1), P1).unwrap();
+        d.land(2, &spoilt, P2).unwrap();
+        assert_eq!(d.land(3, block(3), P1).unwrap(), Landed::Bad(0));
+        assert!(d.blamed.is_empty(), "two senders: nobody is blamed yet");
+        // The retry goes to the first peer that asks, and to it alone.
+        assert_eq!(d.next_block(&[0x80], &[], P3), Some((0, 0, BLOCK as u32)));
+        assert_eq!(d.next_block(&[0x80], &[], P1), None, "P3 fetches it alone");
+        // P3 leaves: the piece is free for another single peer.
+        d.unask(0);
+        d.left(P3);
+        let mut asked = Vec::new();
+        while let Some(span) = d.next_block(&[0x80], &asked, P1) {
+            if asked.contains(&(span.0, span.1)) {
+                break;
+            }
+            asked.push((span.0, span.1));
+        }
+        assert_eq!(asked.len(), 4, "P1 gets every block of it");
+        for b in 0..3 {
+            d.land(b, block(b), P1).unwrap();
+        }
+        assert_eq!(d.land(3, block(3), P1).unwrap(), Landed::Verified(0));
+        assert_eq!(d.blamed, vec![P2]);
+        assert_eq!(d.verified, 1);
     }
 
     #[test]
