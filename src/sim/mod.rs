@@ -3,7 +3,9 @@
 //! [`answer`] the tracker's loop uses) on an in-memory network with a fake
 //! clock, per-link latency, bandwidth and datagram loss, and hostile
 //! behaviours scripted per node (corrupt what it sends, stall after some
-//! bytes, die at once).
+//! bytes, die at once), and tarpits: addresses the tracker lists as holders
+//! that accept connections and never answer (no engine behind them, so
+//! hundreds cost nothing).
 //!
 //! Invariants:
 //! - No real clock and no real socket: time is `start + now_ms`, moved by
@@ -30,7 +32,7 @@ use crate::testutil::TempDir;
 use crate::tracker::connid::ConnIds;
 use crate::tracker::registry::{Fairness, Limits, Registry};
 use crate::tracker::server::{answer, Answer};
-use crate::wire::tracker::encode_reply;
+use crate::wire::tracker::{encode_reply, FileEntry, ReplyBody, RequestBody, Role};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
@@ -266,6 +268,8 @@ pub struct Sim {
     next_pending: u64,
     /// What happened, in order, for comparing runs.
     pub trace: Vec<String>,
+    /// Addresses that accept connections and never read nor write.
+    tarpits: BTreeSet<SocketAddr>,
 }
 
 impl Sim {
@@ -300,6 +304,38 @@ impl Sim {
             pending: Vec::new(),
             next_pending: 0,
             trace: Vec::new(),
+            tarpits: BTreeSet::new(),
+        }
+    }
+
+    /// `count` tarpits on host `ip` (TCP ports from 20000), each
+    /// registered at the tracker as a holder of `entry`: they accept
+    /// connections and never answer.
+    pub fn add_tarpits(&mut self, ip: std::net::IpAddr, count: u16, entry: &FileEntry) {
+        let now = (self.now_ms / 1000) as u32;
+        for i in 0..count {
+            let tcp = SocketAddr::new(ip, 20_000 + i);
+            let udp = SocketAddr::new(ip, 40_000 + i);
+            let mut secret = [0u8; 16];
+            secret[..2].copy_from_slice(&i.to_be_bytes());
+            let reg = self.tracker.registry.handle(
+                udp,
+                RequestBody::Register {
+                    username: format!("tarpit-{ip}-{i}"),
+                    port: tcp.port(),
+                    role: Role::Seeder,
+                    secret,
+                },
+                now,
+            );
+            assert!(matches!(reg, ReplyBody::Registered { .. }), "{reg:?}");
+            let files = vec![entry.clone()];
+            let ann = self
+                .tracker
+                .registry
+                .handle(udp, RequestBody::Announce { files }, now);
+            assert!(matches!(ann, ReplyBody::Announced { accepted: 1 }), "{ann:?}");
+            self.tarpits.insert(tcp);
         }
     }
 
@@ -326,7 +362,9 @@ impl Sim {
 
     fn add_node(&mut self, library: Library, shared: Option<TempDir>, hostile: Hostile) -> usize {
         let i = self.nodes.len();
-        let addr = SocketAddr::from(([10, 0, (i >> 8) as u8 + 1, i as u8], PORT));
+        // Each node on its own /24, as hosts on the internet are (the peer
+        // set spreads its attempts over networks).
+        let addr = SocketAddr::from(([10, (i >> 8) as u8 + 1, i as u8, 1], PORT));
         let downloads = TempDir::new(&format!("sim{}-dl{i}", self.seed));
         let cfg = EngineConfig {
             tracker: self.tracker.addr,
@@ -558,6 +596,22 @@ impl Sim {
             }
             Pending::Connect { from, conn, addr } => {
                 if !self.nodes[from].alive {
+                    return;
+                }
+                if self.tarpits.contains(&addr) {
+                    // Accepted, then silence: nobody ever reads or writes
+                    // the other end.
+                    self.next_link += 1;
+                    let link = Link {
+                        ends: [(from, conn), (RAW, ConnId(0))],
+                        pipes: [Pipe::default(), Pipe::default()],
+                    };
+                    self.links.insert(self.next_link, link);
+                    self.ends.insert((from, conn), (self.next_link, 0));
+                    self.trace
+                        .push(format!("{} n{from} connected tarpit {addr}", self.now_ms));
+                    self.nodes[from].engine.on_connected(conn, now);
+                    self.take_actions(from);
                     return;
                 }
                 let target = self.nodes.iter().position(|n| n.addr == addr && n.alive);

@@ -483,3 +483,54 @@ fn dropped_in_files_are_shared_and_unshared_ones_withdrawn() {
         }
     )));
 }
+
+/// One honest seeder of a small file and `hosts` hosts of `per_host`
+/// tarpits each (listed at the tracker as holders; they accept
+/// connections and never answer), then one download: the simulated
+/// milliseconds it took, or `None` if it did not finish within `limit_ms`.
+fn tarpit_run(seed: u64, hosts: u8, per_host: u16, limit_ms: u64) -> Option<u64> {
+    let bytes = content(8 * MIN_CHUNK_SIZE as usize + 77, seed);
+    let mut sim = Sim::new(seed, NetConfig::default());
+    let entry = FileMeta::from_reader("film.bin", &bytes[..], MIN_CHUNK_SIZE)
+        .unwrap()
+        .entry(true);
+    for h in 0..hosts {
+        let ip = std::net::IpAddr::from([10, 250, h, 1]);
+        sim.add_tarpits(ip, per_host, &entry);
+    }
+    let honest = sim.add_seeder(&[("film.bin", &bytes)], Hostile::default());
+    let l = sim.add_leecher();
+    let ready = |s: &Sim, n: usize| s.nodes[n].events.iter().any(|e| matches!(e, Event::Ready));
+    assert!(sim.run_until(10_000, |s| ready(s, honest) && ready(s, l)));
+    get_all(&mut sim, &[l], "film.bin", &bytes);
+    let start = sim.now_ms;
+    sim.run_until(start + limit_ms, |s| done(s, l) || failed(s, l).is_some());
+    if !done(&sim, l) {
+        return None;
+    }
+    assert_verified(&sim, &[l], "film.bin", &bytes);
+    Some(sim.now_ms - start)
+}
+
+/// Twenty downloads (seeds `first..first + 20`) against `hosts` hosts of
+/// `per_host` tarpits: every one finishes within 30 s of simulated time,
+/// its file checked against the original.
+fn twenty_downloads_beside_tarpits(first: u64, hosts: u8, per_host: u16) {
+    let times: Vec<Option<u64>> = (first..first + 20)
+        .map(|seed| tarpit_run(seed, hosts, per_host, 30_000))
+        .collect();
+    eprintln!("{per_host} tarpits on each of {hosts} hosts: {times:?}");
+    assert!(times.iter().all(Option::is_some), "{times:?}");
+}
+
+/// Issue 19, attack 3: 600 tarpits from 10 hosts beside one honest seeder.
+#[test]
+fn six_hundred_tarpits_from_ten_hosts_do_not_eclipse_the_honest_seeder() {
+    twenty_downloads_beside_tarpits(1900, 10, 60);
+}
+
+/// Issue 19, attack 3: 64 tarpits from one host (the per-host cap).
+#[test]
+fn sixty_four_tarpits_from_one_host_do_not_eclipse_the_honest_seeder() {
+    twenty_downloads_beside_tarpits(1950, 1, 64);
+}

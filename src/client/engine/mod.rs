@@ -105,8 +105,10 @@ pub const MAX_CONNS_PER_DOWNLOAD: usize = 16;
 /// hundreds of peers that accept connections and never answer must be
 /// sifted quickly, and a connection's buffers cost memory only once data
 /// fills them. Trimmed to [`MAX_CONNS_PER_DOWNLOAD`] when the metadata
-/// arrives.
-const SEARCH_CONNS: usize = 2 * MAX_CONNS_PER_DOWNLOAD;
+/// arrives. Enough that a tracker's 200-peer answer of silent peers, the
+/// honest one last, is gone through in four rounds of first-answer
+/// timeouts (issue 19).
+pub(crate) const SEARCH_CONNS: usize = 4 * MAX_CONNS_PER_DOWNLOAD;
 /// Most downloads at once.
 pub const MAX_DOWNLOADS: usize = 16;
 /// How long to wait for the tracker to acknowledge a disconnect.

@@ -44,7 +44,7 @@ const BYTES_IN_FLIGHT: u64 = 4 << 20;
 /// `MIN_PROGRESS` bytes): a live peer answers a first small request within
 /// a few round trips, and hundreds of peers that accept connections and
 /// never answer must each cost little time.
-const FIRST_ANSWER: Duration = Duration::from_secs(3);
+pub(crate) const FIRST_ANSWER: Duration = Duration::from_secs(3);
 
 /// Which assembled reply a [`Req::Pieces`] is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
