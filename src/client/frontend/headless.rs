@@ -280,6 +280,9 @@ impl Headless {
                 };
                 self.download(one.id, names::escape(&one.name), Some(listed), out)
             }
+            [] if parse_file_id(&name).is_some() => self.get_failed(&format!(
+                "no peer has it: the tracker lists no file with id {name} (see --list)"
+            )),
             [] => self.get_failed(&format!(
                 "no file named '{}' on the network, nor one whose id starts so (see --list)",
                 names::escape(&name)
@@ -314,13 +317,17 @@ impl Frontend for Headless {
         self.start_bt(out);
         match self.goal {
             Goal::Get => {
-                for id in std::mem::take(&mut self.ids) {
-                    self.download(id, format!("file {}", hex(&id[..8])), None, out);
-                }
                 // Each name is looked up in the tracker's index: found
                 // however long the network's file list is.
                 for name in &self.names {
                     out.push(Command::Find(FileQuery::Name(name.clone())));
+                }
+                // Whole ids too, so every download knows the size the
+                // tracker lists, which bounds its metadata (and the
+                // memory a peer can make it hold).
+                for id in std::mem::take(&mut self.ids) {
+                    out.push(Command::Find(FileQuery::IdPrefix { id, digits: 64 }));
+                    self.names.push(hex(&id));
                 }
                 self.check_gets(cx, out);
             }
@@ -546,9 +553,9 @@ fn read_torrent(path: &str) -> io::Result<Vec<u8>> {
 pub const MIN_ID_PREFIX: usize = 8;
 
 /// Whether `text` can be a file id prefix: at least [`MIN_ID_PREFIX`] hex
-/// digits (and fewer than a whole id's 64).
+/// digits, at most a whole id's 64.
 fn is_id_prefix(text: &str) -> bool {
-    (MIN_ID_PREFIX..64).contains(&text.len()) && text.bytes().all(|b| b.is_ascii_hexdigit())
+    (MIN_ID_PREFIX..=64).contains(&text.len()) && text.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 /// The tracker lookup of `text` as an id prefix, if it can be one.

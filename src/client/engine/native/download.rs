@@ -89,18 +89,26 @@ pub struct Resumed {
     pub rechecked: bool,
 }
 
-/// Metadata bytes all downloads together may be receiving at once. An
-/// answer to a metadata request claims the size it announces (at most
-/// [`Download::meta_limit`]) before any of it is buffered, and holds it
-/// until the request ends, so metadata buffers never pass this however
-/// many downloads and peers there are: one protocol-maximum metadata (a
-/// 4 TiB file in 1 MiB chunks) at a time, or many small ones side by side.
-pub const META_MEMORY: usize = MAX_META_LEN;
+/// Metadata bytes all downloads together may be receiving at once (16 MiB:
+/// the metadata of a file of 8 GiB in the smallest chunks, or of 512 GiB
+/// in 1 MiB chunks). An answer to a metadata request claims the size it
+/// announces (at most [`Download::meta_limit`], which the listed size
+/// bounds) before any of it is buffered, and holds it until the request
+/// ends. A claim larger than the whole budget is let in only while no
+/// other is held: the metadata of a file that large is what its download
+/// needs, so memory goes in proportion to the file sizes asked for, and a
+/// hostile stream against a small file holds no more than that file's
+/// metadata could be (issue 19; it was one budget of 128 MiB that any
+/// stream could fill).
+pub const META_MEMORY: usize = 16 << 20;
 
-/// The room left of [`META_MEMORY`], shared by the engine's downloads
-/// (one thread, so a plain `Rc<Cell>`).
+/// The metadata bytes claimed of [`META_MEMORY`], shared by the engine's
+/// downloads (one thread, so a plain `Rc<Cell>`), and the cap.
 #[derive(Debug, Clone)]
-pub struct MetaBudget(Rc<Cell<usize>>);
+pub struct MetaBudget {
+    held: Rc<Cell<usize>>,
+    cap: usize,
+}
 
 /// One download's share of a [`MetaBudget`]: the room each connection's
 /// metadata request holds, given back when the request ends or, at the
@@ -120,26 +128,30 @@ impl Drop for MetaRoom {
 }
 
 impl MetaBudget {
-    pub fn new(bytes: usize) -> MetaBudget {
-        MetaBudget(Rc::new(Cell::new(bytes)))
+    pub fn new(cap: usize) -> MetaBudget {
+        MetaBudget {
+            held: Rc::new(Cell::new(0)),
+            cap,
+        }
     }
 
+    /// Claims `n` bytes: within the cap, or alone (nothing else held).
     fn take(&self, n: usize) -> bool {
-        let left = self.0.get();
-        if n > left {
+        let held = self.held.get();
+        if held != 0 && held + n > self.cap {
             return false;
         }
-        self.0.set(left - n);
+        self.held.set(held + n);
         true
     }
 
     fn give(&self, n: usize) {
-        self.0.set(self.0.get() + n);
+        self.held.set(self.held.get() - n);
     }
 
     #[cfg(test)]
     pub fn left(&self) -> usize {
-        self.0.get()
+        self.cap.saturating_sub(self.held.get())
     }
 }
 
@@ -684,6 +696,26 @@ mod tests {
     }
 
     #[test]
+    fn metadata_room_follows_the_listed_size() {
+        // A listed 1 GiB file's metadata is at most 2 MiB and change: a
+        // peer cannot make it hold more, and seven such claims fit beside
+        // each other in the budget.
+        let budget = MetaBudget::new(META_MEMORY);
+        let mut d = download([1; 32]);
+        d.listed = Some(Listed {
+            name: "x".into(),
+            size: 1 << 30,
+        });
+        d.use_meta_budget(budget.clone());
+        let limit = d.meta_limit();
+        assert!(limit < 3 << 20, "{limit}");
+        for c in 0..7 {
+            assert!(d.claim_meta(ConnId(c), limit));
+        }
+        assert!(!d.claim_meta(ConnId(99), limit), "the eighth passes 16 MiB");
+    }
+
+    #[test]
     fn metadata_room_is_bounded_across_downloads() {
         let budget = MetaBudget::new(META_MEMORY);
         let mut by_id: Vec<Download> = (0..4u8).map(|i| download([i; 32])).collect();
@@ -691,8 +723,10 @@ mod tests {
             d.use_meta_budget(budget.clone());
         }
         // Peers of unlisted downloads announce the protocol's largest
-        // metadata: four downloads do not get four times that.
+        // metadata, larger than the budget: one is let in alone, four
+        // downloads do not get four times that.
         let most = by_id[0].meta_limit();
+        assert!(most > META_MEMORY);
         assert!(by_id[0].claim_meta(ConnId(1), most));
         assert!(!by_id[1].claim_meta(ConnId(2), most));
         assert!(
@@ -705,10 +739,10 @@ mod tests {
         for (i, d) in small.iter_mut().enumerate() {
             d.use_meta_budget(budget.clone());
             for c in 0..32 {
-                assert!(d.claim_meta(ConnId((i * 32 + c) as u64), 200_000));
+                assert!(d.claim_meta(ConnId((i * 32 + c) as u64), 100_000));
             }
         }
-        assert_eq!(META_MEMORY - budget.left(), 128 * 200_000);
+        assert_eq!(META_MEMORY - budget.left(), 128 * 100_000);
         assert!(
             !by_id[1].claim_meta(ConnId(2), most),
             "no room for a maximal one beside them"
@@ -716,7 +750,7 @@ mod tests {
         // Ending requests, or dropping the downloads, gives the room back.
         small[0].release_meta(ConnId(0));
         small[0].release_meta(ConnId(0));
-        assert_eq!(META_MEMORY - budget.left(), 127 * 200_000);
+        assert_eq!(META_MEMORY - budget.left(), 127 * 100_000);
         drop(small);
         assert_eq!(budget.left(), META_MEMORY);
         assert!(by_id[1].claim_meta(ConnId(2), most));
