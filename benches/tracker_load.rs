@@ -11,9 +11,18 @@
 //!    100,000), each from its own loopback address in 127.0.0.0/8 and sharing
 //!    one file, (a) the same file for all, (b) a distinct file each, and
 //!    prints the growth of the tracker's resident memory per peer.
+//! 3. Lookups (in process, the registry alone): with 10,000, 100,000 and
+//!    1,000,000 files registered, the time of one `FindFiles` by name and by
+//!    16-hex id prefix (median of 5 batches of 20,000), beside one page of
+//!    `ListFiles` from the middle of the list. An indexed lookup costs
+//!    O(log n + page): the figures should barely grow with n.
+//!    `-- --lookups-only` runs this part alone.
 
+use pytorrent::rand::Rng;
+use pytorrent::tracker::registry::{Limits, Registry, MAX_FILES_PER_PEER};
 use pytorrent::wire::tracker::{
-    decode_reply, encode_request, ConnId, FileEntry, ReplyBody, Request, RequestBody, Role, CONNECT_PADDING,
+    decode_reply, encode_request, ConnId, FileEntry, FileQuery, FindCursor, ReplyBody, Request, RequestBody,
+    Role, CONNECT_PADDING,
 };
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -247,6 +256,88 @@ fn memory(peers: u32, same_file: bool) -> Result<f64, String> {
     Ok(after.saturating_sub(before) as f64 / f64::from(peers))
 }
 
+/// A registry holding `n` files (4,096 per peer, one peer per address);
+/// returns it and the files.
+fn filled_registry(n: u32) -> (Registry, Vec<FileEntry>) {
+    let limits = Limits {
+        max_peers: 1_000_000,
+        max_files: 2_000_000,
+        max_peers_per_host: 64,
+        max_files_per_host: 1 << 30,
+        ..Limits::DEFAULT
+    };
+    let mut r = Registry::new(limits, Rng::seeded(3));
+    let files: Vec<FileEntry> = (0..n).map(file).collect();
+    for (p, chunk) in files.chunks(MAX_FILES_PER_PEER).enumerate() {
+        // One peer per /24: the per-network caps do not apply.
+        let from = SocketAddr::from((Ipv4Addr::from(0x0a00_0000 + ((p as u32) << 8)), 5000));
+        let mut secret = [0u8; 16];
+        secret[..4].copy_from_slice(&(p as u32).to_be_bytes());
+        let register = RequestBody::Register {
+            username: format!("p{p}"),
+            port: 1,
+            role: Role::Seeder,
+            secret,
+        };
+        assert!(matches!(
+            r.handle(from, register, 0),
+            ReplyBody::Registered { .. }
+        ));
+        for page in chunk.chunks(64) {
+            let reply = r.handle(from, RequestBody::Announce { files: page.to_vec() }, 0);
+            assert!(matches!(reply, ReplyBody::Announced { .. }), "{reply:?}");
+        }
+    }
+    (r, files)
+}
+
+/// Nanoseconds per request: the median of 5 batches of 20,000, each
+/// request made by `make` from a random file.
+fn time_per_request(r: &mut Registry, files: &[FileEntry], make: impl Fn(&FileEntry) -> RequestBody) -> f64 {
+    let asker = SocketAddr::from(([192, 0, 2, 1], 1));
+    let mut rng = Rng::seeded(7);
+    let batches = (0..5)
+        .map(|_| {
+            let reqs: Vec<RequestBody> = (0..20_000)
+                .map(|_| make(&files[rng.below(files.len())]))
+                .collect();
+            let start = Instant::now();
+            for req in reqs {
+                std::hint::black_box(r.handle(asker, req, 0));
+            }
+            start.elapsed().as_nanos() as f64 / 20_000.0
+        })
+        .collect();
+    median(batches)
+}
+
+fn lookups() {
+    for n in [10_000, 100_000, 1_000_000] {
+        let (mut r, files) = filled_registry(n);
+        let by_name = time_per_request(&mut r, &files, |f| RequestBody::FindFiles {
+            query: FileQuery::Name(f.name.clone()),
+            cursor: FindCursor::default(),
+            member: false,
+        });
+        let by_prefix = time_per_request(&mut r, &files, |f| {
+            let mut id = [0u8; 32];
+            id[..8].copy_from_slice(&f.id()[..8]);
+            RequestBody::FindFiles {
+                query: FileQuery::IdPrefix { id, digits: 16 },
+                cursor: FindCursor::default(),
+                member: false,
+            }
+        });
+        let list_page = time_per_request(&mut r, &files, |_| RequestBody::ListFiles {
+            cursor: n / 2,
+            member: false,
+        });
+        println!(
+            "tracker_load: lookup with {n} files: by name {by_name:.0} ns, by 16-hex prefix {by_prefix:.0} ns, a list page {list_page:.0} ns"
+        );
+    }
+}
+
 fn arg(name: &str, default: u64) -> u64 {
     let args: Vec<String> = std::env::args().collect();
     args.iter()
@@ -265,6 +356,10 @@ fn main() {
     let secs = arg("--secs", 3);
     let rounds = arg("--rounds", 3).max(1);
     let peers = arg("--peers", 100_000) as u32;
+    if std::env::args().any(|a| a == "--lookups-only") {
+        lookups();
+        return;
+    }
     // Load generator on CPU 1, tracker on CPU 0.
     let _ = Command::new("taskset")
         .args(["-cp", "1", &std::process::id().to_string()])
@@ -298,6 +393,7 @@ fn main() {
         Ok(b) => format!("{b:.0} B"),
         Err(e) => format!("failed ({e})"),
     };
+    lookups();
     let verdict = |ok: bool| if ok { "PASS" } else { "MISS" };
     println!(
         "tracker_load: requests/s median={rate:.0} p50={p50:.0}us p99={p99:.0}us lost={lost} [{} target >= 150000]",
