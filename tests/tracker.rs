@@ -7,8 +7,8 @@ mod common;
 use common::{Client, TrackerProc};
 use pytorrent::rand::Rng;
 use pytorrent::wire::tracker::{
-    encode_request, ErrorCode, FileEntry, FileInfo, Page, PeerInfo, ReplyBody, Request, RequestBody, Role,
-    CONNECT_PADDING, MAX_PEERS_PER_REPLY,
+    encode_request, ErrorCode, FileEntry, FileInfo, FileQuery, FindCursor, Page, PeerInfo, ReplyBody,
+    Request, RequestBody, Role, CONNECT_PADDING, MAX_PEERS_PER_REPLY,
 };
 use pytorrent::wire::{FileId, MAX_DATAGRAM};
 use std::net::SocketAddr;
@@ -504,6 +504,8 @@ fn flags_help_version_and_mistakes() {
         "--bind",
         "--interval",
         "--max-peers",
+        "--max-files-per-network",
+        "--reserved-files",
         "--quiet",
         "--help",
         "--version",
@@ -517,9 +519,70 @@ fn flags_help_version_and_mistakes() {
         &["--interval", "0"],
         &["--bind", "nowhere"],
         &["extra"],
+        &["--max-files", "100", "--reserved-files", "100"],
+        &["--max-peers", "10", "--reserved-peers", "11"],
     ] {
         let out = Command::new(bin).args(bad).output().unwrap();
         assert_eq!(out.status.code(), Some(2), "{bad:?}");
         assert!(String::from_utf8_lossy(&out.stderr).contains("Usage"), "{bad:?}");
     }
+}
+
+/// Issue 19 against the real binary: reads need no registration (a
+/// reader is nobody's peer), `member` reads say when the tracker forgot
+/// the sender, and `FindFiles` finds by exact name and by id prefix,
+/// paged, with the list order out of the way.
+#[test]
+fn finds_and_reads_without_registering() {
+    let t = TrackerProc::start(&[]);
+    let mut seeder = Client::registered(t.addr, "seeder", 7001);
+    let mut twins: Vec<FileEntry> = (0..20).map(|i| entry(i, "twin.bin")).collect();
+    twins.push(entry(100, "needle.bin"));
+    for page in twins.chunks(10) {
+        let reply = seeder.request(RequestBody::Announce { files: page.to_vec() });
+        assert!(matches!(reply, ReplyBody::Announced { .. }), "{reply:?}");
+    }
+    let needle = entry(100, "needle.bin").id();
+    let mut reader = Client::connect(t.addr);
+    let find = |c: &mut Client, query: FileQuery| -> Vec<FileInfo> {
+        let (mut out, mut cursor, mut pages) = (Vec::new(), FindCursor::default(), 0);
+        loop {
+            pages += 1;
+            let body = RequestBody::FindFiles {
+                query: query.clone(),
+                cursor,
+                member: false,
+            };
+            match c.request(body) {
+                ReplyBody::Found { files, next } => {
+                    out.extend(files);
+                    match next {
+                        Some(n) => cursor = n,
+                        None => return out,
+                    }
+                }
+                other => panic!("find: {other:?} after {pages} pages"),
+            }
+        }
+    };
+    let found = find(&mut reader, FileQuery::Name("needle.bin".into()));
+    assert_eq!(found.iter().map(|f| f.id).collect::<Vec<_>>(), vec![needle]);
+    assert_eq!(find(&mut reader, FileQuery::Name("twin.bin".into())).len(), 20);
+    let mut shown = [0u8; 32];
+    shown[..8].copy_from_slice(&needle[..8]);
+    let by_prefix = find(
+        &mut reader,
+        FileQuery::IdPrefix {
+            id: shown,
+            digits: 16,
+        },
+    );
+    assert_eq!(by_prefix.iter().map(|f| f.id).collect::<Vec<_>>(), vec![needle]);
+    // The reader is listed nowhere; a member read from it is told.
+    assert_eq!(all_peers(&mut seeder).len(), 1);
+    let member = reader.request(RequestBody::ListFiles {
+        cursor: 0,
+        member: true,
+    });
+    assert!(is_error(&member, ErrorCode::NotRegistered), "{member:?}");
 }
