@@ -509,6 +509,25 @@ fn tarpit_run(seed: u64, hosts: u8, per_host: u16, limit_ms: u64) -> Option<u64>
         return None;
     }
     assert_verified(&sim, &[l], "film.bin", &bytes);
+    // No idle honest connection: from its first connect to the end of
+    // the download is a matter of round trips, not of timeouts.
+    let at = |suffix: &str| -> u64 {
+        let line = sim
+            .trace
+            .iter()
+            .find(|t| t.ends_with(suffix))
+            .expect("in the trace");
+        line.split(' ')
+            .next()
+            .and_then(|ms| ms.parse().ok())
+            .expect("a time")
+    };
+    let connected = at(&format!(" n{l} connected n{honest}"));
+    let finished = at(&format!(" n{l} done film.bin"));
+    assert!(
+        finished - connected < 1_000,
+        "seed {seed}: connected at {connected} ms, done at {finished} ms"
+    );
     Some(sim.now_ms - start)
 }
 

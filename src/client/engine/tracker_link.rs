@@ -35,8 +35,8 @@
 //! - Everything is bounded: outstanding queries ([`MAX_QUERIES`]), the
 //!   announced set ([`MAX_FILES_PER_PEER`]), announce/withdraw datagrams in
 //!   flight ([`SYNC_WINDOW`]), rows gathered from paged lists
-//!   ([`MAX_PEER_ROWS`], [`MAX_FILE_ROWS`]) and events held back for the next
-//!   `handle_*` call.
+//!   ([`MAX_PEER_ROWS`], [`MAX_FILE_ROWS`], [`MAX_FOUND_ROWS`]) and events held
+//!   back for the next `handle_*` call.
 //! - An announce and a withdraw of the same file are never in flight at once,
 //!   so a retried datagram cannot undo a later change.
 //!
