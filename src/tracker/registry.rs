@@ -62,7 +62,7 @@ use crate::wire::tracker::{
 use crate::wire::FileId;
 use slab::Slab;
 use std::collections::hash_map::{Entry as MapEntry, HashMap, RandomState};
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::hash::BuildHasher;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
@@ -126,6 +126,10 @@ impl Fairness {
         reserved_files: 0,
     };
 }
+
+/// Holders sampled for one `GetPeers` answer before it is spread over
+/// hosts (see [`Registry::get_peers`]): four answers' worth.
+const PEER_SAMPLE: usize = 4 * (MAX_PEERS_PER_REPLY + 1);
 
 /// A network with fewer peers than this may take a reserved peer place.
 pub const SMALL_NETWORK_PEERS: u32 = 4;
@@ -983,28 +987,45 @@ impl Registry {
         }
     }
 
-    /// A shuffled sample of up to [`MAX_PEERS_PER_REPLY`] holders of `id`,
-    /// not counting the asker. Floyd's algorithm picks the sample in
-    /// O(k²) whatever the number of holders.
+    /// Up to [`MAX_PEERS_PER_REPLY`] holders of `id`, not counting the
+    /// asker, spread over hosts: a random sample of [`PEER_SAMPLE`]
+    /// holders (Floyd's algorithm, O(k) whatever the number of holders),
+    /// shuffled, then each host's first sampled holder before any host's
+    /// second. Hundreds of holders on a few hosts then leave room for a
+    /// holder alone on its host in most answers, not one in twelve.
     fn get_peers(&mut self, asker: u32, id: FileId) -> ReplyBody {
         let holders: &[Holder] = match self.lookup(&id) {
             Some(f) => &self.files[f as usize].holders,
             None => &[],
         };
         let n = holders.len();
-        let k = n.min(MAX_PEERS_PER_REPLY + 1);
+        let k = n.min(PEER_SAMPLE);
+        let mut seen: HashSet<usize> = HashSet::with_capacity(k);
         let mut picked: Vec<usize> = Vec::with_capacity(k);
         for j in n - k..n {
             let t = self.rng.below(j + 1);
-            picked.push(if picked.contains(&t) { j } else { t });
+            let i = if seen.insert(t) { t } else { j };
+            seen.insert(i);
+            picked.push(i);
         }
         self.rng.shuffle(&mut picked);
-        let peers: Vec<SocketAddr> = picked
+        // (rank among the sampled holders of its host, peer)
+        let mut per_host: HashMap<u64, u32> = HashMap::with_capacity(k);
+        let mut ranked: Vec<(u32, u32)> = picked
             .into_iter()
             .map(|i| holders[i].peer)
             .filter(|&p| p != asker)
-            .take(MAX_PEERS_PER_REPLY)
             .map(|p| {
+                let rank = per_host.entry(self.peers[p as usize].addr.host()).or_default();
+                *rank += 1;
+                (*rank, p)
+            })
+            .collect();
+        ranked.sort_by_key(|&(rank, _)| rank);
+        let peers: Vec<SocketAddr> = ranked
+            .into_iter()
+            .take(MAX_PEERS_PER_REPLY)
+            .map(|(_, p)| {
                 let peer = &self.peers[p as usize];
                 peer.addr.with_port(peer.tcp_port)
             })
@@ -2023,5 +2044,55 @@ mod tests {
         );
         assert_eq!(r.peer_count(), 1);
         check_invariants(&r);
+    }
+
+    /// Issue 19: 600 holders on 10 hosts and one alone on its host; the
+    /// answers spread over hosts, so the lone holder is in about a third
+    /// of them (a plain sample of 50 would give it one in twelve).
+    #[test]
+    fn get_peers_spreads_over_hosts() {
+        let mut r = limited(1000, 1_000_000);
+        for h in 0..10 {
+            for p in 0..60 {
+                let from = format!("198.18.{h}.1:{}", 1000 + p);
+                assert_eq!(code(register_as(&mut r, &from, &format!("t{h}-{p}"))), None);
+                r.handle(
+                    from.parse().unwrap(),
+                    RequestBody::Announce {
+                        files: vec![entry(7)],
+                    },
+                    0,
+                );
+            }
+        }
+        let lone = "203.0.113.9:1";
+        register_as(&mut r, lone, "lone");
+        r.handle(
+            lone.parse().unwrap(),
+            RequestBody::Announce {
+                files: vec![entry(7)],
+            },
+            0,
+        );
+        register_as(&mut r, "192.0.2.1:1", "asker");
+        let mut with_lone = 0;
+        for _ in 0..200 {
+            let reply = r.handle(
+                "192.0.2.1:1".parse().unwrap(),
+                RequestBody::GetPeers { id: id(7) },
+                0,
+            );
+            let ReplyBody::Peers { peers, .. } = reply else {
+                panic!("{reply:?}");
+            };
+            assert_eq!(peers.len(), MAX_PEERS_PER_REPLY);
+            let mut per_host: HashMap<IpAddr, usize> = HashMap::new();
+            for p in &peers {
+                *per_host.entry(p.ip()).or_default() += 1;
+            }
+            assert!(per_host.values().all(|&n| n <= 5), "{per_host:?}");
+            with_lone += usize::from(per_host.contains_key(&"203.0.113.9".parse::<IpAddr>().unwrap()));
+        }
+        assert!(with_lone >= 50, "the lone holder in {with_lone} of 200 answers");
     }
 }
