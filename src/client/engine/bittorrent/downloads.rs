@@ -538,4 +538,11 @@ impl Engine {
         }
         self.bt_connect(now);
     }
+
+    /// The peers BitTorrent downloads banned (tests look at who was caught).
+    #[cfg(test)]
+    pub fn bt_banned(&self) -> Vec<SocketAddr> {
+        let downloads = self.bt.iter().flat_map(|(_, d)| d.peers.banned());
+        downloads.collect()
+    }
 }
