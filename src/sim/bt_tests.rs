@@ -91,6 +91,58 @@ fn a_crashed_bittorrent_download_resumes_and_fetches_little_again() {
         sim.run_until(400_000, |s| done(s, l) || failed(s, l).is_some());
         assert_same(&sim, l, "big.bin", &bytes);
         let sent = sim.nodes[s].sent as f64 / bytes.len() as f64;
+        eprintln!("seed {seed}: {verified} of {total} pieces resumed, the seeder sent {sent:.3}x the file");
         assert!(sent <= 1.10, "seed {seed}: the seeder sent {sent:.3}x the file");
+    }
+}
+/// Issue 17: with 8 MiB pieces every piece mixes blocks from every peer;
+/// corrupting peers are still found out, banned, and the download costs
+/// at most twice the file.
+#[test]
+fn corrupting_peers_inside_big_pieces_are_banned_and_cost_little() {
+    for corrupt in [1, 2] {
+        let bytes = content(16 << 20, 7 + corrupt as u64);
+        let mut sim = Sim::new(7, NetConfig::default());
+        let (honest, torrent) = bt_seeder(&mut sim, "big.bin", &bytes, 8 << 20, Hostile::default());
+        let bad: Vec<usize> = (0..corrupt)
+            .map(|_| {
+                let h = Hostile {
+                    corrupt_every: Some(1 << 20),
+                    ..Hostile::default()
+                };
+                bt_seeder(&mut sim, "big.bin", &bytes, 8 << 20, h).0
+            })
+            .collect();
+        let l = sim.add_leecher();
+        let all: Vec<usize> = std::iter::once(honest).chain(bad.iter().copied()).collect();
+        bt_get(&mut sim, l, &torrent, &all);
+        let bad_addrs: Vec<SocketAddr> = bad.iter().map(|&b| sim.nodes[b].addr).collect();
+        let mut banned = Vec::new();
+        sim.run_until(300_000, |s| {
+            done(s, l) || failed(s, l).is_some() || {
+                let b = s.nodes[l].engine.bt_banned();
+                bad_addrs.iter().all(|a| b.contains(a))
+            }
+        });
+        banned.extend(sim.nodes[l].engine.bt_banned());
+        sim.run_until(300_000, |s| done(s, l) || failed(s, l).is_some());
+        assert_same(&sim, l, "big.bin", &bytes);
+        for a in &bad_addrs {
+            assert!(
+                banned.contains(a),
+                "{corrupt} corrupting: {a} was not banned ({banned:?})"
+            );
+        }
+        assert!(
+            !banned.contains(&sim.nodes[honest].addr),
+            "the honest seeder was banned"
+        );
+        let sent: u64 = all.iter().map(|&n| sim.nodes[n].sent).sum();
+        let ratio = sent as f64 / bytes.len() as f64;
+        eprintln!("{corrupt} corrupting: {ratio:.3}x the file in traffic");
+        assert!(
+            ratio <= 2.0,
+            "{corrupt} corrupting: {ratio:.2}x the file in traffic"
+        );
     }
 }

@@ -391,7 +391,7 @@ impl Engine {
         }
         // New work for the others: the layer or the torrent became known,
         // or bad blocks are missing again.
-        if report.layer_done || !report.bad.is_empty() || accepted {
+        if report.layer_done || report.leaves || !report.bad.is_empty() || accepted {
             self.bt_kick(dk);
         }
         self.bt_end_if_finished(dk, now);
