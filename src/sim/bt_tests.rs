@@ -146,3 +146,44 @@ fn corrupting_peers_inside_big_pieces_are_banned_and_cost_little() {
         );
     }
 }
+
+/// Issue 17: a finished BitTorrent download that the user shares is
+/// seeded to BitTorrent peers: once the first seeder is gone, a third
+/// node downloads the file from it alone.
+#[test]
+fn a_shared_bittorrent_download_is_seeded_on() {
+    let bytes = content((3 << 20) + 777, 5);
+    let slow = NetConfig {
+        bytes_per_ms: 300,
+        ..NetConfig::default()
+    };
+    let mut sim = Sim::new(5, slow);
+    let (s, torrent) = bt_seeder(&mut sim, "on.bin", &bytes, 256 << 10, Hostile::default());
+    // A node that shares (an empty directory): it may seed what it gets.
+    let l = sim.add_seeder(&[], Hostile::default());
+    bt_get(&mut sim, l, &torrent, &[s]);
+    // It crashes half-way: what it resumes must be seeded too.
+    let half = |sim: &Sim| {
+        let d = sim.nodes[l].engine.downloads();
+        d.first().is_some_and(|d| d.done * 2 >= bytes.len() as u64)
+    };
+    assert!(sim.run_until(60_000, half));
+    sim.restart(l);
+    bt_get(&mut sim, l, &torrent, &[s]);
+    sim.run_until(60_000, |sim| done(sim, l) || failed(sim, l).is_some());
+    assert_same(&sim, l, "on.bin", &bytes);
+    let (meta, path) = sim.nodes[l]
+        .events
+        .iter()
+        .find_map(|e| match e {
+            Event::DownloadDone { meta, path } => Some((meta.clone(), path.clone())),
+            _ => None,
+        })
+        .expect("done");
+    sim.command(l, Command::Share { meta, path });
+    sim.kill(s);
+    let m = sim.add_leecher();
+    bt_get(&mut sim, m, &torrent, &[l]);
+    sim.run_until(120_000, |sim| done(sim, m) || failed(sim, m).is_some());
+    assert_same(&sim, m, "on.bin", &bytes);
+}
