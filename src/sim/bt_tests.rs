@@ -187,3 +187,41 @@ fn a_shared_bittorrent_download_is_seeded_on() {
     sim.run_until(120_000, |sim| done(sim, m) || failed(sim, m).is_some());
     assert_same(&sim, m, "on.bin", &bytes);
 }
+
+/// Issue 17: BitTorrent seeders that stall after a little, or trickle a
+/// byte at a time, beside an honest one: every download finishes, and
+/// soon (a trickle is not progress).
+#[test]
+fn stalled_and_trickling_bittorrent_seeders_do_not_hold_a_download() {
+    for seed in [3, 4] {
+        let bytes = content((2 << 20) + 99, seed);
+        let mut sim = Sim::new(seed, NetConfig::default());
+        let (honest, torrent) = bt_seeder(&mut sim, "t.bin", &bytes, 64 << 10, Hostile::default());
+        let stall = Hostile {
+            stall_after: Some(20_000),
+            ..Hostile::default()
+        };
+        let trickle = Hostile {
+            trickle_ms: Some(50),
+            ..Hostile::default()
+        };
+        let bad: Vec<usize> = [stall, trickle, stall, trickle]
+            .into_iter()
+            .map(|h| bt_seeder(&mut sim, "t.bin", &bytes, 64 << 10, h).0)
+            .collect();
+        let leechers: Vec<usize> = (0..3).map(|_| sim.add_leecher()).collect();
+        let all: Vec<usize> = bad.iter().copied().chain(std::iter::once(honest)).collect();
+        for &l in &leechers {
+            bt_get(&mut sim, l, &torrent, &all);
+        }
+        let finished = sim.run_until(40_000, |s| leechers.iter().all(|&l| done(s, l)));
+        for &l in &leechers {
+            assert_same(&sim, l, "t.bin", &bytes);
+        }
+        assert!(finished && sim.now_ms <= 40_000, "seed {seed}: {} ms", sim.now_ms);
+        eprintln!(
+            "seed {seed}: 3 leechers done in {} ms of simulated time",
+            sim.now_ms
+        );
+    }
+}
