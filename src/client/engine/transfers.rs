@@ -166,7 +166,7 @@ impl Engine {
     pub(super) fn share(&mut self, meta: FileMeta, path: PathBuf, now: Instant) {
         let name = names::escape(&meta.name);
         let entry = meta.entry(true);
-        self.bt_share_finished(&path, now);
+        self.bt_share_finished(&meta, path.clone(), now);
         match self.library.add_verified(meta, path) {
             Ok(_) => {
                 info!("sharing {name}");

@@ -12,15 +12,19 @@
 //!   piece is verified the moment its last block is in. A piece that fails
 //!   has all its blocks fetched again; only verified pieces count.
 //! - Blame: every block of a piece in flight remembers its sender. A piece
-//!   that fails with one sender blames it; one that fails with several is
-//!   fetched again from one peer alone (a suspect piece), and when it then
-//!   verifies, the senders of the earlier attempts' blocks that differ are
-//!   blamed ([`BtDownload::blamed`], struck by the engine). So a corrupting
-//!   peer is blamed once per piece it spoils, whatever the piece size.
+//!   that fails with one sender blames it. One that fails with several is
+//!   held while its block hashes are asked for (BEP 52, proven up to the
+//!   root): the blocks that differ are fetched again and their senders
+//!   blamed, and from then on a block of it that does not match is refused
+//!   on arrival. Where the hashes cannot be had, the piece is fetched again
+//!   from one peer alone (a suspect piece), and when it verifies, the
+//!   senders of the earlier attempts' blocks that differ are blamed. Blame
+//!   goes to [`BtDownload::blamed`], which the engine strikes: a corrupting
+//!   peer is blamed for every piece it spoils, whatever the piece size.
 //! - A block is asked of at most two connections at once (the second only
 //!   when nothing is left unasked: the end game).
 
-use crate::bt::merkle::{block_hash, Hash, Tree, BLOCK};
+use crate::bt::merkle::{block_hash, Hash, HashRequest, Tree, BLOCK, MAX_HASH_COUNT};
 use crate::bt::torrent::Torrent;
 use crate::client::engine::transfer::bitmap::{bit, set_bit};
 use crate::client::engine::transfer::peer_set::PeerSet;
@@ -29,7 +33,7 @@ use crate::client::engine::ConnId;
 use crate::meta::{FileMeta, MetaBuilder};
 use crate::names;
 use sha2::{Digest, Sha256};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::time::Instant;
 
@@ -52,7 +56,22 @@ struct Partial {
     from: Vec<Option<SocketAddr>>,
     /// Its bytes, when it is assembled in memory.
     data: Option<Vec<u8>>,
+    /// Its blocks' hashes, proven (after it failed once): a block that
+    /// does not match is refused on arrival and its sender blamed.
+    known: Option<Vec<Hash>>,
 }
+
+/// A piece that failed with blocks from several peers, held whole while
+/// its blocks' hashes are asked for (a hash request, BEP 52): then only
+/// the blocks that differ are fetched again, and their senders blamed.
+struct Held {
+    partial: Partial,
+    /// The connection asked for the hashes.
+    asked: Option<ConnId>,
+}
+
+/// Most pieces held at once (each may hold its bytes: 4 MiB at most).
+const MAX_HELD: usize = 4;
 
 /// Failed attempts kept per suspect piece, and suspect pieces that keep
 /// them (past that a piece is still fetched from one peer, but an
@@ -161,7 +180,11 @@ pub struct BtDownload {
     partial: HashMap<usize, Partial>,
     /// Blocks still to come per piece.
     piece_left: Vec<u32>,
-    /// Pieces that failed with blocks from several peers.
+    /// Pieces that failed with blocks from several peers and wait for
+    /// their block hashes.
+    held: BTreeMap<usize, Held>,
+    /// Pieces that failed with blocks from several peers and are fetched
+    /// again from one peer (their block hashes could not be had).
     suspects: HashMap<usize, Suspect>,
     /// Peers that sent blocks that failed their hash, one entry per bad
     /// piece, for the engine to strike (drained after every turn).
@@ -178,8 +201,10 @@ pub struct BtDownload {
     pub resumed_bytes: u64,
     /// Which pieces are verified.
     done: Vec<bool>,
-    /// Verified pieces when the resume record was last written, and when.
+    /// Verified pieces and bytes when the resume record was last
+    /// written, and when.
     saved: u64,
+    saved_bytes: u64,
     pub saved_at: Instant,
     /// The file's block hashes, kept when the finished download will be
     /// seeded (its merkle tree answers peers' hash requests); `leafed`
@@ -217,6 +242,7 @@ impl BtDownload {
             blocks: Vec::new(),
             partial: HashMap::new(),
             piece_left: Vec::new(),
+            held: BTreeMap::new(),
             suspects: HashMap::new(),
             blamed: Vec::new(),
             cursor: 0,
@@ -226,6 +252,7 @@ impl BtDownload {
             resumed_bytes: 0,
             done: Vec::new(),
             saved: 0,
+            saved_bytes: 0,
             saved_at: now,
             leaves: None,
             leafed: Vec::new(),
@@ -345,11 +372,15 @@ impl BtDownload {
         Some(self.block_span(b))
     }
 
-    /// Peer `who` is gone: suspect pieces it was fetching alone are free
-    /// for another peer.
-    pub fn left(&mut self, who: SocketAddr) {
+    /// Peer `who` (connection `conn`) is gone: suspect pieces it was
+    /// fetching alone, and block hashes it was asked for, are free for
+    /// another peer.
+    pub fn left(&mut self, who: SocketAddr, conn: ConnId) {
         for s in self.suspects.values_mut().filter(|s| s.owner == Some(who)) {
             s.owner = None;
+        }
+        for h in self.held.values_mut().filter(|h| h.asked == Some(conn)) {
+            h.asked = None;
         }
     }
 
@@ -431,7 +462,16 @@ impl BtDownload {
             leaves: vec![[0; 32]; end - first],
             from: vec![None; end - first],
             data: (t.layout.piece_len <= ASSEMBLE_MAX).then(|| vec![0; piece_size as usize]),
+            known: None,
         });
+        let leaf = block_hash(data);
+        if p.known.as_ref().is_some_and(|k| k[b - first] != leaf) {
+            // Not the block its proven hash names: refused, asked again.
+            self.blamed.push(from);
+            self.blocks[b] = Block::Missing;
+            self.missing_from = self.missing_from.min(b);
+            return Ok(Landed::Stored);
+        }
         match &mut p.data {
             // `block_of` checked the length: the block fits its piece.
             Some(buf) => {
@@ -440,7 +480,7 @@ impl BtDownload {
             }
             None => part.write_at(data, b as u64 * BLOCK as u64)?,
         }
-        p.leaves[b - first] = block_hash(data);
+        p.leaves[b - first] = leaf;
         p.from[b - first] = Some(from);
         self.blocks[b] = Block::Have;
         self.piece_left[piece] -= 1;
@@ -484,12 +524,6 @@ impl BtDownload {
             }
             return Ok(Landed::Verified(piece as u32));
         }
-        for state in &mut self.blocks[first..end] {
-            *state = Block::Missing;
-        }
-        self.piece_left[piece] = (end - first) as u32;
-        self.cursor = self.cursor.min(first);
-        self.missing_from = self.missing_from.min(first);
         let mut senders: Vec<SocketAddr> = p.from.iter().flatten().copied().collect();
         senders.sort();
         senders.dedup();
@@ -500,18 +534,120 @@ impl BtDownload {
             if let Some(s) = self.suspects.get_mut(&piece) {
                 s.owner = None;
             }
+        } else if (2..=MAX_HASH_COUNT as usize).contains(&(end - first))
+            && p.known.is_none()
+            && self.held.len() < MAX_HELD
+        {
+            // Its blocks stay in hand until their hashes say which are bad.
+            self.held.insert(
+                piece,
+                Held {
+                    partial: p,
+                    asked: None,
+                },
+            );
+            return Ok(Landed::Bad(piece as u32));
         } else {
-            let keep = self.suspects.len() < MAX_SUSPECTS_KEPT || self.suspects.contains_key(&piece);
-            let s = self.suspects.entry(piece).or_default();
-            s.owner = None;
-            if keep {
-                if s.attempts.len() == MAX_ATTEMPTS {
-                    s.attempts.remove(0);
-                }
-                s.attempts.push((p.leaves, p.from));
-            }
+            self.suspect(piece, p);
         }
+        self.reset_piece(piece);
         Ok(Landed::Bad(piece as u32))
+    }
+
+    /// Piece `piece` is fetched again from one peer at a time; `p` was
+    /// its failed attempt (kept, within bounds, to blame its senders).
+    fn suspect(&mut self, piece: usize, p: Partial) {
+        let keep = self.suspects.len() < MAX_SUSPECTS_KEPT || self.suspects.contains_key(&piece);
+        let s = self.suspects.entry(piece).or_default();
+        s.owner = None;
+        if keep {
+            if s.attempts.len() == MAX_ATTEMPTS {
+                s.attempts.remove(0);
+            }
+            s.attempts.push((p.leaves, p.from));
+        }
+    }
+
+    /// Every block of `piece` is missing again.
+    fn reset_piece(&mut self, piece: usize) {
+        let Some(t) = self.torrent.as_ref() else {
+            return;
+        };
+        let per_piece = t.layout.blocks_per_piece() as usize;
+        let first = piece * per_piece;
+        let end = (first + per_piece).min(self.blocks.len());
+        self.blocks[first..end].fill(Block::Missing);
+        self.piece_left[piece] = (end - first) as u32;
+        self.cursor = self.cursor.min(first);
+        self.missing_from = self.missing_from.min(first);
+    }
+
+    /// A hash request for the blocks of a held piece that peer `conn`,
+    /// holding `has`, can answer, if one is not asked yet.
+    pub fn leaves_wanted(&mut self, conn: ConnId, has: &[u8]) -> Option<HashRequest> {
+        let t = self.torrent.as_ref()?;
+        let per = t.layout.blocks_per_piece() as u32;
+        let holds = |p: usize| has.get(p / 8).is_some_and(|byte| byte & (0x80 >> (p % 8)) != 0);
+        let (&piece, held) = self
+            .held
+            .iter_mut()
+            .find(|(p, h)| h.asked.is_none() && holds(**p))?;
+        held.asked = Some(conn);
+        Some(HashRequest {
+            pieces_root: t.pieces_root,
+            base: 0,
+            index: piece as u32 * per,
+            count: per,
+            proof_layers: t.layout.height() - 1,
+        })
+    }
+
+    /// The blocks' hashes of a held piece, proven: the blocks that differ
+    /// are fetched again, their senders blamed.
+    pub fn leaves_came(&mut self, req: &HashRequest, proven: &[Hash]) {
+        let Some(t) = self.torrent.as_ref() else {
+            return;
+        };
+        let per_piece = t.layout.blocks_per_piece() as usize;
+        let piece = req.index as usize / per_piece;
+        let Some(mut held) = self.held.remove(&piece) else {
+            return;
+        };
+        let first = piece * per_piece;
+        let end = (first + per_piece).min(self.blocks.len());
+        let known = proven[..end - first].to_vec();
+        let p = &mut held.partial;
+        for i in (0..end - first).filter(|&i| p.leaves[i] != known[i]) {
+            if let Some(who) = p.from[i] {
+                if !self.blamed.contains(&who) {
+                    self.blamed.push(who);
+                }
+            }
+            self.blocks[first + i] = Block::Missing;
+            self.piece_left[piece] += 1;
+        }
+        if self.piece_left[piece] == 0 {
+            // Proven hashes that all match a piece that failed cannot
+            // be; fetch it all again rather than trust either.
+            return self.reset_piece(piece);
+        }
+        p.known = Some(known);
+        self.partial.insert(piece, held.partial);
+        self.cursor = self.cursor.min(first);
+        self.missing_from = self.missing_from.min(first);
+    }
+
+    /// The hash request `req` for a held piece was refused: the piece is
+    /// fetched again from one peer alone.
+    pub fn leaves_refused(&mut self, req: &HashRequest) {
+        let Some(t) = self.torrent.as_ref() else {
+            return;
+        };
+        let piece = req.index as usize / t.layout.blocks_per_piece() as usize;
+        if let Some(held) = self.held.remove(&piece) {
+            self.suspect(piece, held.partial);
+            self.reset_piece(piece);
+        }
     }
 
     /// Feeds verified bytes from `whole_at` on to the whole-file hash,
@@ -562,9 +698,19 @@ impl BtDownload {
         self.verified != self.saved
     }
 
+    /// Whether so much was verified since the record was last written
+    /// that it should be written now, whatever the time: a crash then
+    /// costs at most a twentieth of the file (or 16 MiB) fetched again,
+    /// however fast the download runs.
+    pub fn record_due(&self) -> bool {
+        let size = self.torrent.as_ref().map_or(0, |t| t.layout.size);
+        self.verified_bytes - self.saved_bytes >= (size / 20).max(16 << 20)
+    }
+
     /// The record was written with every piece verified so far.
     pub fn saved(&mut self, now: Instant) {
         self.saved = self.verified;
+        self.saved_bytes = self.verified_bytes;
         self.saved_at = now;
     }
 
@@ -585,6 +731,7 @@ impl BtDownload {
             self.verified_bytes += t.layout.piece_size(piece as u64);
         }
         self.saved = self.verified;
+        self.saved_bytes = self.verified_bytes;
         self.resumed_bytes = self.verified_bytes;
         self.verified
     }
@@ -649,7 +796,7 @@ impl BtDownload {
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
-    use crate::bt::merkle::Layout;
+    use crate::bt::merkle::{verify_hashes, Layout};
 
     const P1: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 1)), 1);
     const P2: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 2)), 1);
@@ -781,27 +928,73 @@ pub(super) mod tests {
         assert_eq!(d.next_block(&[0x00], &[], P1), None);
     }
 
-    /// A piece spoilt by one of two senders: fetched again from one peer
-    /// alone, and once it verifies, the sender of the block that differs
-    /// is blamed, not the honest one.
-    #[test]
-    fn a_mixed_bad_piece_is_fetched_from_one_peer_and_the_bad_sender_blamed() {
-        let (data, t, _) = torrent(4 * BLOCK, 4 * BLOCK as u64, true);
+    /// A piece of 4 blocks, block 2 spoilt by P2, the others from P1: it
+    /// fails with two senders and nobody is blamed yet.
+    fn mixed_failure() -> (Vec<u8>, Tree, BtDownload) {
+        let (data, t, tree) = torrent(4 * BLOCK, 4 * BLOCK as u64, true);
         let mut d = download(t);
-        let block = |b: usize| &data[b * BLOCK..(b + 1) * BLOCK];
-        let mut spoilt = block(2).to_vec();
+        let mut spoilt = data[2 * BLOCK..3 * BLOCK].to_vec();
         spoilt[100] ^= 1;
-        d.land(0, block(0), P1).unwrap();
-        d.land(1, block(1), P1).unwrap();
+        d.land(0, &data[..BLOCK], P1).unwrap();
+        d.land(1, &data[BLOCK..2 * BLOCK], P1).unwrap();
         d.land(2, &spoilt, P2).unwrap();
-        assert_eq!(d.land(3, block(3), P1).unwrap(), Landed::Bad(0));
+        assert_eq!(d.land(3, &data[3 * BLOCK..], P1).unwrap(), Landed::Bad(0));
         assert!(d.blamed.is_empty(), "two senders: nobody is blamed yet");
+        (data, tree, d)
+    }
+
+    /// With the blocks' proven hashes, only the bad block is fetched again,
+    /// its sender blamed, and a wrong copy of it refused on arrival.
+    #[test]
+    fn a_mixed_bad_piece_refetches_only_the_blocks_its_hashes_refuse() {
+        let (data, tree, mut d) = mixed_failure();
+        assert_eq!(
+            d.next_block(&[0x80], &[], P1),
+            None,
+            "held while its hashes are asked"
+        );
+        let req = d.leaves_wanted(ConnId(1), &[0x80]).expect("a hash request");
+        assert_eq!((req.base, req.index, req.count), (0, 0, 4));
+        assert_eq!(d.leaves_wanted(ConnId(2), &[0x80]), None, "asked once");
+        let answer = tree.hashes(&req).expect("the seeder's tree answers");
+        let proven = verify_hashes(&req, &tree.layout(), &tree.root(), &answer)
+            .unwrap()
+            .to_vec();
+        d.leaves_came(&req, &proven);
+        assert_eq!(d.blamed, vec![P2]);
+        assert_eq!(
+            d.next_block(&[0x80], &[], P3),
+            Some((0, 2 * BLOCK as u32, BLOCK as u32))
+        );
+        assert_eq!(
+            d.next_block(&[0x80], &[], P3),
+            Some((0, 2 * BLOCK as u32, BLOCK as u32)),
+            "end game"
+        );
+        let mut wrong = data[2 * BLOCK..3 * BLOCK].to_vec();
+        wrong[0] ^= 1;
+        assert_eq!(d.land(2, &wrong, P3).unwrap(), Landed::Stored);
+        assert_eq!(d.blamed, vec![P2, P3], "refused on arrival");
+        assert_eq!(d.verified, 0);
+        let block = &data[2 * BLOCK..3 * BLOCK];
+        assert_eq!(d.land(2, block, P1).unwrap(), Landed::Verified(0));
+    }
+
+    /// Where the hashes are refused, the piece is fetched again from one
+    /// peer alone, and once it verifies the sender of the block that
+    /// differs is blamed, not the honest one.
+    #[test]
+    fn a_mixed_bad_piece_without_hashes_is_fetched_from_one_peer() {
+        let (data, _, mut d) = mixed_failure();
+        let req = d.leaves_wanted(ConnId(1), &[0x80]).unwrap();
+        d.leaves_refused(&req);
+        let block = |b: usize| &data[b * BLOCK..(b + 1) * BLOCK];
         // The retry goes to the first peer that asks, and to it alone.
         assert_eq!(d.next_block(&[0x80], &[], P3), Some((0, 0, BLOCK as u32)));
         assert_eq!(d.next_block(&[0x80], &[], P1), None, "P3 fetches it alone");
         // P3 leaves: the piece is free for another single peer.
         d.unask(0);
-        d.left(P3);
+        d.left(P3, ConnId(3));
         let mut asked = Vec::new();
         while let Some(span) = d.next_block(&[0x80], &asked, P1) {
             if asked.contains(&(span.0, span.1)) {

@@ -20,7 +20,8 @@ use sha2::{Digest, Sha256};
 
 /// A finished BitTorrent download the user may still share.
 pub struct Finished {
-    path: PathBuf,
+    /// The whole file's SHA-256, as its [`Event::DownloadDone`] says.
+    sha256: Hash,
     torrent: Torrent,
     tree: Tree,
     trackers: Vec<crate::client::engine::bittorrent::tracker::UdpTracker>,
@@ -161,13 +162,20 @@ impl Engine {
 
     /// A finished BitTorrent download is shared (the user said so): seed
     /// it to BitTorrent peers too, its trackers told it is `completed`.
-    pub(in crate::client::engine) fn bt_share_finished(&mut self, path: &std::path::Path, now: Instant) {
-        let Some(at) = self.bt_finished.iter().position(|f| f.path == path) else {
+    /// The file is known by its SHA-256 (the frontend may share it from
+    /// another path: a hard link in the shared directory).
+    pub(in crate::client::engine) fn bt_share_finished(
+        &mut self,
+        meta: &FileMeta,
+        path: PathBuf,
+        now: Instant,
+    ) {
+        let Some(at) = self.bt_finished.iter().position(|f| f.sha256 == meta.sha256) else {
             return;
         };
         let mut f = self.bt_finished.remove(at);
         f.trackers.iter_mut().for_each(|t| t.complete(now));
-        self.bt_seed(f.torrent, f.tree, f.path, f.trackers);
+        self.bt_seed(f.torrent, f.tree, path, f.trackers);
     }
 
     /// Records the verified pieces of download `dk` (the working file is
@@ -314,6 +322,7 @@ impl Engine {
         if report.answered {
             d.peers.up(addr);
         }
+        let record = report.verified > 0 && d.record_due();
         if report.verified > 0 {
             d.last_progress = now;
             // Hash the file in order while the network is the bottleneck,
@@ -386,12 +395,15 @@ impl Engine {
         if let Some(end) = end {
             self.close(id, end, now);
         }
+        if record && !self.bt[dk].is_complete() {
+            self.bt_record(dk, now);
+        }
         if self.bt[dk].is_complete() && !self.bt[dk].is_finished() {
             self.bt_finish(dk, now);
         }
         // New work for the others: the layer or the torrent became known,
         // or bad blocks are missing again.
-        if report.layer_done || !report.bad.is_empty() || accepted {
+        if report.layer_done || report.leaves || !report.bad.is_empty() || accepted {
             self.bt_kick(dk);
         }
         self.bt_end_if_finished(dk, now);
@@ -432,7 +444,7 @@ impl Engine {
                     }
                     let trackers = std::mem::take(&mut d.trackers);
                     self.bt_finished.push(Finished {
-                        path: path.clone(),
+                        sha256: native.sha256,
                         torrent,
                         tree,
                         trackers,
@@ -537,5 +549,12 @@ impl Engine {
             self.bt_end_if_finished(dk, now);
         }
         self.bt_connect(now);
+    }
+
+    /// The peers BitTorrent downloads banned (tests look at who was caught).
+    #[cfg(test)]
+    pub fn bt_banned(&self) -> Vec<SocketAddr> {
+        let downloads = self.bt.iter().flat_map(|(_, d)| d.peers.banned());
+        downloads.collect()
     }
 }

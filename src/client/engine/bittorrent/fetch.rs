@@ -50,6 +50,9 @@ pub struct BtReport {
     pub info: Option<Vec<u8>>,
     /// The piece layer became complete.
     pub layer_done: bool,
+    /// A held piece's block hashes came (or were refused): blocks may be
+    /// missing again.
+    pub leaves: bool,
     pub answered: bool,
 }
 
@@ -69,6 +72,9 @@ pub struct BtFetch {
     /// Blocks asked and not yet received: (piece, begin).
     queue: Vec<(u32, u32)>,
     layer_req: Option<HashRequest>,
+    /// Our request for a held piece's block hashes (see
+    /// [`BtDownload::leaves_wanted`]).
+    leaf_req: Option<HashRequest>,
     pub deadline: Instant,
     window: u64,
     timeout: Duration,
@@ -89,6 +95,7 @@ impl BtFetch {
             has: Vec::new(),
             queue: Vec::new(),
             layer_req: None,
+            leaf_req: None,
             deadline: now + timeout,
             window: 0,
             timeout,
@@ -147,6 +154,13 @@ impl BtFetch {
             }
             self.restart_deadline(was_waiting, dl, now);
             return;
+        }
+        if self.leaf_req.is_none() {
+            if let Some(req) = dl.leaves_wanted(self.conn, &self.has) {
+                debug!("{}: asking for {req:?}", self.addr);
+                self.leaf_req = Some(req);
+                self.send(&Msg::HashRequest(req));
+            }
         }
         if !self.choked && dl.part.is_some() {
             while self.queue.len() < PIPELINE {
@@ -416,6 +430,26 @@ impl BtFetch {
                 _ => {}
             },
             Msg::HashRequest(req) => self.send(&Msg::HashReject(req)),
+            Msg::Hashes { req, hashes } if self.leaf_req == Some(req) => {
+                self.leaf_req = None;
+                let Some(t) = dl.torrent.as_ref() else {
+                    return Ok(());
+                };
+                let hashes = wire::split_hashes(hashes);
+                let Some(proven) = verify_hashes(&req, &t.layout, &t.pieces_root, &hashes) else {
+                    return Err(ConnEnd::BadPeer("sent block hashes that do not prove out"));
+                };
+                report.answered = true;
+                report.leaves = true;
+                let proven = proven.to_vec();
+                dl.leaves_came(&req, &proven);
+            }
+            Msg::HashReject(req) if self.leaf_req == Some(req) => {
+                debug!("{} refused {req:?}", self.addr);
+                self.leaf_req = None;
+                report.leaves = true;
+                dl.leaves_refused(&req);
+            }
             Msg::Hashes { req, hashes } => {
                 if self.layer_req != Some(req) {
                     return Ok(());
@@ -462,7 +496,7 @@ impl BtFetch {
                 dl.unask(b);
             }
         }
-        dl.left(self.addr);
+        dl.left(self.addr, self.conn);
         if let Some(req) = self.layer_req.take() {
             if let Some(a) = dl.layer_asked.get_mut((req.index / LAYER_CHUNK) as usize) {
                 *a = None;

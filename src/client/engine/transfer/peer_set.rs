@@ -94,6 +94,11 @@ impl PeerSet {
         }
     }
 
+    /// The peers banned for this file.
+    pub fn banned(&self) -> impl Iterator<Item = SocketAddr> + '_ {
+        self.peers.iter().filter(|p| p.banned).map(|p| p.addr)
+    }
+
     pub fn get(&self, addr: SocketAddr) -> Option<&PeerRec> {
         self.peers.iter().find(|p| p.addr == addr)
     }
