@@ -313,16 +313,22 @@ impl Sim {
         }
     }
 
-    /// `count` tarpits on host `ip` (TCP ports from 20000), each
-    /// registered at the tracker as a holder of `entry`: they accept
-    /// connections and never answer.
+    /// `count` tarpits on host `ip` (TCP ports from 20000): addresses that
+    /// accept connections and never answer. Returns them.
+    pub fn add_silent(&mut self, ip: std::net::IpAddr, count: u16) -> Vec<SocketAddr> {
+        let addrs: Vec<SocketAddr> = (0..count).map(|i| SocketAddr::new(ip, 20_000 + i)).collect();
+        self.tarpits.extend(addrs.iter().copied());
+        addrs
+    }
+
+    /// [`Sim::add_silent`] tarpits, each registered at the tracker as a
+    /// holder of `entry`.
     pub fn add_tarpits(&mut self, ip: std::net::IpAddr, count: u16, entry: &FileEntry) {
         let now = (self.now_ms / 1000) as u32;
-        for i in 0..count {
-            let tcp = SocketAddr::new(ip, 20_000 + i);
-            let udp = SocketAddr::new(ip, 40_000 + i);
+        for (i, tcp) in self.add_silent(ip, count).into_iter().enumerate() {
+            let udp = SocketAddr::new(ip, 40_000 + i as u16);
             let mut secret = [0u8; 16];
-            secret[..2].copy_from_slice(&i.to_be_bytes());
+            secret[..2].copy_from_slice(&(i as u16).to_be_bytes());
             let reg = self.tracker.registry.handle(
                 udp,
                 RequestBody::Register {
@@ -340,7 +346,6 @@ impl Sim {
                 .registry
                 .handle(udp, RequestBody::Announce { files }, now);
             assert!(matches!(ann, ReplyBody::Announced { accepted: 1 }), "{ann:?}");
-            self.tarpits.insert(tcp);
         }
     }
 
