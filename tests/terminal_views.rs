@@ -279,7 +279,11 @@ fn a_bar_and_the_downloads_view_at_120_and_40_columns() {
     // And at 120 columns: everything, in full.
     term.resize(120);
     term.line("d");
-    let screen = term.wait("the view at 120", |r| r.starts_with(&format!("1  {name}")));
+    // The downloads row, not the file list's row 1 (which starts alike and
+    // may still be on screen).
+    let screen = term.wait("the view at 120", |r| {
+        r.starts_with(&format!("1  {name}")) && r.ends_with("waiting for peers")
+    });
     let row = screen.iter().rfind(|r| r.starts_with("1  ")).unwrap();
     let cols: Vec<&str> = row.split_whitespace().collect();
     assert_eq!(cols[..2], ["1", name], "{row:?}");
