@@ -225,3 +225,42 @@ fn stalled_and_trickling_bittorrent_seeders_do_not_hold_a_download() {
         );
     }
 }
+
+/// Issue 17: BitTorrent downloads serve their verified pieces while they
+/// run: leechers that know each other take part of the file from each
+/// other, not all of it from the one seeder.
+#[test]
+fn bittorrent_leechers_serve_each_other_while_downloading() {
+    let bytes = content(4 << 20, 11);
+    let net = NetConfig {
+        bytes_per_ms: 500,
+        ..NetConfig::default()
+    };
+    let mut sim = Sim::new(11, net);
+    let (s, torrent) = bt_seeder(&mut sim, "swarm.bin", &bytes, 64 << 10, Hostile::default());
+    let leechers: Vec<usize> = (0..4).map(|_| sim.add_leecher()).collect();
+    for (i, &l) in leechers.iter().enumerate() {
+        // The seeder, and the leechers that started before it.
+        let known: Vec<usize> = std::iter::once(s).chain(leechers[..i].iter().copied()).collect();
+        bt_get(&mut sim, l, &torrent, &known);
+        let until = sim.now_ms + 1_000;
+        sim.run_until(until, |sim| sim.now_ms >= until);
+    }
+    sim.run_until(120_000, |sim| {
+        leechers.iter().all(|&l| done(sim, l) || failed(sim, l).is_some())
+    });
+    for &l in &leechers {
+        assert_same(&sim, l, "swarm.bin", &bytes);
+    }
+    let from_leechers: u64 = leechers.iter().map(|&l| sim.nodes[l].sent).sum();
+    let size = bytes.len() as u64;
+    eprintln!(
+        "the seeder sent {:.2}x the file, the leechers {:.2}x",
+        sim.nodes[s].sent as f64 / size as f64,
+        from_leechers as f64 / size as f64
+    );
+    assert!(
+        from_leechers >= size / 2,
+        "the leechers sent each other only {from_leechers} bytes"
+    );
+}
