@@ -258,3 +258,143 @@ fn a_200_peer_list_with_the_honest_seeder_last_is_served_within_15_s() {
         assert_same(&sim, l, "last.bin", &bytes);
     }
 }
+
+/// Issue 17: BitTorrent downloads serve their verified pieces while they
+/// run: leechers that know each other take part of the file from each
+/// other, not all of it from the one seeder.
+#[test]
+fn bittorrent_leechers_serve_each_other_while_downloading() {
+    let bytes = content(4 << 20, 11);
+    let net = NetConfig {
+        bytes_per_ms: 500,
+        ..NetConfig::default()
+    };
+    let mut sim = Sim::new(11, net);
+    let (s, torrent) = bt_seeder(&mut sim, "swarm.bin", &bytes, 64 << 10, Hostile::default());
+    let leechers: Vec<usize> = (0..4).map(|_| sim.add_leecher()).collect();
+    for (i, &l) in leechers.iter().enumerate() {
+        // The seeder, and the leechers that started before it.
+        let known: Vec<usize> = std::iter::once(s).chain(leechers[..i].iter().copied()).collect();
+        bt_get(&mut sim, l, &torrent, &known);
+        let until = sim.now_ms + 1_000;
+        sim.run_until(until, |sim| sim.now_ms >= until);
+    }
+    sim.run_until(120_000, |sim| {
+        leechers.iter().all(|&l| done(sim, l) || failed(sim, l).is_some())
+    });
+    for &l in &leechers {
+        assert_same(&sim, l, "swarm.bin", &bytes);
+    }
+    let from_leechers: u64 = leechers.iter().map(|&l| sim.nodes[l].sent).sum();
+    let size = bytes.len() as u64;
+    eprintln!(
+        "the seeder sent {:.2}x the file, the leechers {:.2}x",
+        sim.nodes[s].sent as f64 / size as f64,
+        from_leechers as f64 / size as f64
+    );
+    assert!(
+        from_leechers >= size / 2,
+        "the leechers sent each other only {from_leechers} bytes"
+    );
+}
+
+/// The working files under a node's downloads directory.
+fn working_files(sim: &Sim, node: usize) -> Vec<String> {
+    let work = sim.nodes[node].downloads.path().join(".pytorrent");
+    let Ok(entries) = std::fs::read_dir(work) else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+/// Issue 17: a BitTorrent download that fails without a verified piece
+/// leaves nothing on disk; one that fails after some says which working
+/// file it kept, and the file is there to resume.
+#[test]
+fn a_failed_bittorrent_download_keeps_only_what_it_verified() {
+    let bytes = content(1 << 20, 21);
+    let mut sim = Sim::new(21, NetConfig::default());
+    let corrupt = Hostile {
+        corrupt_every: Some(8 << 10),
+        ..Hostile::default()
+    };
+    let (bad, torrent) = bt_seeder(&mut sim, "f.bin", &bytes, 64 << 10, corrupt);
+    let l = sim.add_leecher();
+    bt_get(&mut sim, l, &torrent, &[bad]);
+    sim.run_until(120_000, |s| done(s, l) || failed(s, l).is_some());
+    let why = failed(&sim, l).expect("every piece it sent was bad");
+    assert!(!why.contains("kept"), "{why}");
+    assert!(
+        working_files(&sim, l).is_empty(),
+        "left {:?}",
+        working_files(&sim, l)
+    );
+
+    let slow = NetConfig {
+        bytes_per_ms: 100,
+        ..NetConfig::default()
+    };
+    let mut sim = Sim::new(22, slow);
+    let (s, torrent) = bt_seeder(&mut sim, "f.bin", &bytes, 64 << 10, Hostile::default());
+    let l = sim.add_leecher();
+    bt_get(&mut sim, l, &torrent, &[s]);
+    let some = |sim: &Sim| {
+        let d = sim.nodes[l].engine.downloads();
+        d.first().is_some_and(|d| d.done * 4 >= bytes.len() as u64)
+    };
+    assert!(sim.run_until(60_000, some));
+    sim.kill(s);
+    sim.run_until(200_000, |sim| failed(sim, l).is_some());
+    let why = failed(&sim, l).expect("the seeder is gone");
+    assert!(why.contains("kept") && why.contains("bytes verified"), "{why}");
+    assert!(
+        working_files(&sim, l).iter().any(|f| f.ends_with(".part")),
+        "{:?}",
+        working_files(&sim, l)
+    );
+}
+
+/// Issue 17: a BitTorrent download is in the downloads view (by its v2
+/// info hash), can be cancelled keeping its verified pieces, and resumes
+/// when asked for again.
+#[test]
+fn a_bittorrent_download_is_viewed_cancelled_and_resumed() {
+    let bytes = content(2 << 20, 23);
+    let slow = NetConfig {
+        bytes_per_ms: 100,
+        ..NetConfig::default()
+    };
+    let mut sim = Sim::new(23, slow);
+    let (s, torrent) = bt_seeder(&mut sim, "v.bin", &bytes, 64 << 10, Hostile::default());
+    let l = sim.add_leecher();
+    bt_get(&mut sim, l, &torrent, &[s]);
+    let info_hash = Torrent::from_file_bytes(&torrent).unwrap().info_hash;
+    let some = |sim: &Sim| {
+        let d = sim.nodes[l].engine.downloads();
+        d.first().is_some_and(|d| d.done * 3 >= bytes.len() as u64)
+    };
+    assert!(sim.run_until(60_000, some));
+    let view = sim.nodes[l].engine.downloads();
+    assert_eq!(view.len(), 1);
+    assert_eq!(
+        (view[0].id, view[0].total, view[0].name.as_str()),
+        (info_hash, bytes.len() as u64, "v.bin")
+    );
+    sim.command(l, Command::Cancel(info_hash));
+    assert!(sim.nodes[l].engine.downloads().is_empty());
+    assert!(sim.nodes[l]
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::DownloadCancelled { name, kept: true } if name == "v.bin")));
+    bt_get(&mut sim, l, &torrent, &[s]);
+    let resumed = sim.nodes[l].events.iter().find_map(|e| match e {
+        Event::Resumed { verified, .. } => Some(*verified),
+        _ => None,
+    });
+    assert!(resumed.is_some_and(|v| v * 3 >= 32), "{resumed:?} of 32 pieces");
+    sim.run_until(120_000, |sim| done(sim, l) || failed(sim, l).is_some());
+    assert_same(&sim, l, "v.bin", &bytes);
+}

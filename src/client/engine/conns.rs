@@ -3,6 +3,7 @@
 //! verdict each.
 
 use super::*;
+use crate::client::engine::bittorrent::downloads::BtOffers;
 use log::{debug, info};
 
 /// The files inbound connections may serve: those shared, then those
@@ -82,8 +83,9 @@ impl Engine {
             id,
             Conn {
                 addr,
-                // While we seed torrents, the first byte decides.
-                kind: if self.bt_shared.is_empty() {
+                // While we seed or download torrents, the first byte
+                // decides.
+                kind: if self.bt_shared.is_empty() && self.bt.is_empty() {
                     Kind::Serve(Serve::new())
                 } else {
                     Kind::Sniff
@@ -183,7 +185,11 @@ impl Engine {
             Kind::BtFetch(_) => self.bt_io(id, stream, now),
             Kind::Sniff => self.sniff(id, stream, now),
             Kind::BtServe(s) => {
-                let flow = s.drive(stream, &self.bt_shared, TURN_BUDGET);
+                let offers = BtOffers {
+                    shared: &self.bt_shared,
+                    downloads: &self.bt,
+                };
+                let flow = s.drive(stream, &offers, TURN_BUDGET);
                 if s.take_progress() {
                     conn.last_active = now;
                 }

@@ -21,17 +21,25 @@
 //!   senders of the earlier attempts' blocks that differ are blamed. Blame
 //!   goes to [`BtDownload::blamed`], which the engine strikes: a corrupting
 //!   peer is blamed for every piece it spoils, whatever the piece size.
+//! - Pieces are started rarest first by the transfer core's picker
+//!   ([`Scheduler`], fed every peer's bitfield and `have`s); a peer is
+//!   given the missing blocks of pieces already started before a new piece
+//!   is started, so pieces complete (and verify) soon and the swarm's
+//!   downloaders fetch different pieces they can trade.
 //! - A block is asked of at most two connections at once (the second only
-//!   when nothing is left unasked: the end game).
+//!   when no block is left unasked: the end game).
 
 use crate::bt::merkle::{block_hash, Hash, HashRequest, Tree, BLOCK, MAX_HASH_COUNT};
 use crate::bt::torrent::Torrent;
-use crate::client::engine::transfer::bitmap::{bit, set_bit};
+use crate::client::engine::bittorrent::serve::Offer;
+use crate::client::engine::transfer::bitmap::{self, bit, set_bit};
 use crate::client::engine::transfer::peer_set::PeerSet;
+use crate::client::engine::transfer::picker::{Has, Scheduler};
 use crate::client::engine::transfer::storage::PartFile;
 use crate::client::engine::ConnId;
 use crate::meta::{FileMeta, MetaBuilder};
 use crate::names;
+use crate::rand::Rng;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -174,6 +182,11 @@ pub struct BtDownload {
     pub layer: Vec<Option<Hash>>,
     pub layer_asked: Vec<Option<ConnId>>,
     blocks: Vec<Block>,
+    /// Which piece to start next (the core's picker over pieces).
+    sched: Scheduler,
+    /// Pieces started and not verified, each with the first of its blocks
+    /// that may still be missing (where the next pick looks).
+    in_progress: BTreeMap<u32, usize>,
     /// Pieces not yet complete: their blocks' leaf hashes and (small
     /// pieces) bytes. A piece's go when it is verified or fails: memory
     /// follows the pieces in flight, not the file.
@@ -199,8 +212,10 @@ pub struct BtDownload {
     /// verified (from its resume record).
     pub verified_bytes: u64,
     pub resumed_bytes: u64,
-    /// Which pieces are verified.
+    /// Which pieces are verified, and in which order they were (what
+    /// peers we serve are told, as `have`s).
     done: Vec<bool>,
+    verified_log: Vec<u32>,
     /// Verified pieces and bytes when the resume record was last
     /// written, and when.
     saved: u64,
@@ -224,7 +239,7 @@ pub struct BtDownload {
 }
 
 impl BtDownload {
-    pub fn new(label: String, info_hash: Hash, now: Instant) -> BtDownload {
+    pub fn new(label: String, info_hash: Hash, rng: Rng, now: Instant) -> BtDownload {
         BtDownload {
             label,
             info_hash,
@@ -240,6 +255,8 @@ impl BtDownload {
             layer: Vec::new(),
             layer_asked: Vec::new(),
             blocks: Vec::new(),
+            sched: Scheduler::new(0).with_rng(rng),
+            in_progress: BTreeMap::new(),
             partial: HashMap::new(),
             piece_left: Vec::new(),
             held: BTreeMap::new(),
@@ -251,6 +268,7 @@ impl BtDownload {
             verified_bytes: 0,
             resumed_bytes: 0,
             done: Vec::new(),
+            verified_log: Vec::new(),
             saved: 0,
             saved_bytes: 0,
             saved_at: now,
@@ -289,6 +307,9 @@ impl BtDownload {
         let pieces = t.layout.pieces() as usize;
         let per_piece = t.layout.blocks_per_piece();
         self.blocks = vec![Block::Missing; blocks];
+        let rng = std::mem::replace(&mut self.sched, Scheduler::new(0)).into_rng();
+        self.sched = Scheduler::new(pieces).with_rng(rng);
+        self.in_progress.clear();
         self.piece_left = (0..pieces as u64)
             .map(|p| t.layout.piece_size(p).div_ceil(BLOCK as u64).min(per_piece) as u32)
             .collect();
@@ -326,41 +347,80 @@ impl BtDownload {
 
     /// The next block to ask peer `who`, holding `has` (a bitfield), for,
     /// not one of `busy` (asked of it already): the lowest missing one,
-    /// else in the end game the lowest asked of only one other connection.
+    /// else, once no block is missing (the end game), the lowest asked of
+    /// only one other connection.
     /// A suspect piece's blocks go to one peer only. Returns (piece, offset
     /// in the piece, length).
     pub fn next_block(
         &mut self,
         has: &[u8],
+        picker_has: &Has,
         busy: &[(u32, u32)],
         who: SocketAddr,
     ) -> Option<(u32, u32, u32)> {
         let t = self.torrent.as_ref()?;
         let per_piece = t.layout.blocks_per_piece() as usize;
-        let suspects = &self.suspects;
-        let may = |b: usize| {
-            let p = b / per_piece;
-            has.get(p / 8).is_some_and(|byte| byte & (0x80 >> (p % 8)) != 0)
-                && suspects.get(&p).is_none_or(|s| s.owner.is_none_or(|o| o == who))
-        };
-        while self.cursor < self.blocks.len() && self.blocks[self.cursor] == Block::Have {
-            self.cursor += 1;
-        }
         let n = self.blocks.len();
-        while self.missing_from < n && self.blocks[self.missing_from] != Block::Missing {
-            self.missing_from += 1;
+        let holds = |p: usize| has.get(p / 8).is_some_and(|byte| byte & (0x80 >> (p % 8)) != 0);
+        let suspects = &self.suspects;
+        let mine = |p: usize| suspects.get(&p).is_none_or(|s| s.owner.is_none_or(|o| o == who));
+        // The missing blocks of pieces started already, first.
+        let mut pick = None;
+        for (&p, from) in self.in_progress.iter_mut() {
+            let p = p as usize;
+            if !holds(p) || !mine(p) {
+                continue;
+            }
+            let end = ((p + 1) * per_piece).min(n);
+            while *from < end && self.blocks[*from] != Block::Missing {
+                *from += 1;
+            }
+            if *from < end {
+                pick = Some(*from);
+                break;
+            }
         }
-        let missing = (self.missing_from..n).find(|&b| self.blocks[b] == Block::Missing && may(b));
-        let b = match missing {
+        // Else a new piece, the rarest this peer has (its blocks are all
+        // missing, but for a piece whose blocks are held for their hashes).
+        if pick.is_none() {
+            // (A piece in progress already is never new: its blocks go by
+            // the rule above.)
+            let new = self.sched.next_new(picker_has);
+            if let Some(p) = new.filter(|p| !self.in_progress.contains_key(p)) {
+                let (first, end) = (p as usize * per_piece, ((p as usize + 1) * per_piece).min(n));
+                let b = (first..end)
+                    .find(|&b| self.blocks[b] == Block::Missing)
+                    .unwrap_or(end);
+                self.in_progress.insert(p, b);
+                pick = (b < end).then_some(b);
+            }
+        }
+        let b = match pick {
             Some(b) => {
                 self.blocks[b] = Block::Asked(1);
                 b
             }
-            // The end game: nothing is left unasked that this peer has.
             None => {
+                while self.missing_from < n && self.blocks[self.missing_from] != Block::Missing {
+                    self.missing_from += 1;
+                }
+                // Other blocks are missing, which other peers have: asking
+                // this one for copies of blocks in flight would only waste
+                // its upload.
+                if self.missing_from < n {
+                    return None;
+                }
+                // The end game: nothing is left unasked.
+                while self.cursor < n && self.blocks[self.cursor] == Block::Have {
+                    self.cursor += 1;
+                }
                 let b = (self.cursor..n).find(|&b| {
                     let span = self.block_span(b);
-                    self.blocks[b] == Block::Asked(1) && may(b) && !busy.contains(&(span.0, span.1))
+                    let p = b / per_piece;
+                    self.blocks[b] == Block::Asked(1)
+                        && holds(p)
+                        && mine(p)
+                        && !busy.contains(&(span.0, span.1))
                 })?;
                 self.blocks[b] = Block::Asked(2);
                 b
@@ -370,6 +430,21 @@ impl BtDownload {
             s.owner = Some(who);
         }
         Some(self.block_span(b))
+    }
+
+    /// A connected peer's pieces became known (for the picker's rarity).
+    pub fn peer_joined(&mut self, has: &Has) {
+        self.sched.peer_joined(has);
+    }
+
+    /// A connected peer announced piece `index`.
+    pub fn peer_gained(&mut self, index: u32) {
+        self.sched.peer_gained(index);
+    }
+
+    /// A connected peer is gone, with the pieces it had.
+    pub fn peer_left(&mut self, has: &Has) {
+        self.sched.peer_left(has);
     }
 
     /// Peer `who` (connection `conn`) is gone: suspect pieces it was
@@ -437,6 +512,18 @@ impl BtDownload {
             };
             self.cursor = self.cursor.min(b);
             self.missing_from = self.missing_from.min(b);
+            self.rewind(b);
+        }
+    }
+
+    /// Block `b` may be missing again: its piece's pick looks from it.
+    fn rewind(&mut self, b: usize) {
+        let Some(t) = self.torrent.as_ref() else {
+            return;
+        };
+        let piece = (b as u64 / t.layout.blocks_per_piece()) as u32;
+        if let Some(from) = self.in_progress.get_mut(&piece) {
+            *from = (*from).min(b);
         }
     }
 
@@ -470,6 +557,9 @@ impl BtDownload {
             self.blamed.push(from);
             self.blocks[b] = Block::Missing;
             self.missing_from = self.missing_from.min(b);
+            if let Some(at) = self.in_progress.get_mut(&(piece as u32)) {
+                *at = (*at).min(b);
+            }
             return Ok(Landed::Stored);
         }
         match &mut p.data {
@@ -508,6 +598,9 @@ impl BtDownload {
             self.verified += 1;
             self.verified_bytes += piece_size;
             self.done[piece] = true;
+            self.verified_log.push(piece as u32);
+            self.sched.complete(piece as u32);
+            self.in_progress.remove(&(piece as u32));
             if let Some(s) = self.suspects.remove(&piece) {
                 // The good piece is known: whoever sent a block that
                 // differs from it in an earlier attempt sent a bad block.
@@ -580,6 +673,7 @@ impl BtDownload {
         self.piece_left[piece] = (end - first) as u32;
         self.cursor = self.cursor.min(first);
         self.missing_from = self.missing_from.min(first);
+        self.in_progress.insert(piece as u32, first);
     }
 
     /// A hash request for the blocks of a held piece that peer `conn`,
@@ -635,6 +729,7 @@ impl BtDownload {
         self.partial.insert(piece, held.partial);
         self.cursor = self.cursor.min(first);
         self.missing_from = self.missing_from.min(first);
+        self.in_progress.insert(piece as u32, first);
     }
 
     /// The hash request `req` for a held piece was refused: the piece is
@@ -684,6 +779,18 @@ impl BtDownload {
         Ok(())
     }
 
+    /// What peers may be served from this download: its verified pieces,
+    /// once the piece layer is known and the working file is on disk.
+    pub fn offer(&self) -> Option<Offer<'_>> {
+        let torrent = self.torrent.as_ref().filter(|_| self.ready())?;
+        Some(Offer {
+            torrent,
+            tree: None,
+            path: self.part.as_ref()?.path()?,
+            verified: Some((&self.done, &self.verified_log)),
+        })
+    }
+
     /// The verified pieces, one bit each (the resume record's bitmap).
     pub fn bitmap(&self) -> Vec<u8> {
         let mut bits = vec![0; self.done.len().div_ceil(8)];
@@ -727,6 +834,8 @@ impl BtDownload {
             self.blocks[first..end].fill(Block::Have);
             self.piece_left[piece] = 0;
             self.done[piece] = true;
+            self.verified_log.push(piece as u32);
+            self.sched.complete(piece as u32);
             self.verified += 1;
             self.verified_bytes += t.layout.piece_size(piece as u64);
         }
@@ -793,6 +902,17 @@ impl BtDownload {
     }
 }
 
+/// A bitfield as BitTorrent sends it (the first piece in the high bit)
+/// in the transfer core's bitmap form (the first in the low bit), for
+/// `pieces` pieces.
+pub fn picker_bits(has: &[u8], pieces: usize) -> Vec<u8> {
+    let mut bits = vec![0; pieces.div_ceil(8)];
+    for p in (0..pieces).filter(|&p| has.get(p / 8).is_some_and(|b| b & (0x80 >> (p % 8)) != 0)) {
+        bitmap::set_bit(&mut bits, p);
+    }
+    bits
+}
+
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
@@ -825,9 +945,20 @@ pub(super) mod tests {
         (data, t, tree)
     }
 
+    /// The next block for a peer holding the wire bitfield `has`.
+    pub(in crate::client::engine) fn pick(
+        d: &mut BtDownload,
+        has: &[u8],
+        busy: &[(u32, u32)],
+        who: SocketAddr,
+    ) -> Option<(u32, u32, u32)> {
+        let picker = Has::Bits(picker_bits(has, d.pieces() as usize));
+        d.next_block(has, &picker, busy, who)
+    }
+
     /// A download of `t` with its working file in memory.
     pub(in super::super) fn download(t: Torrent) -> BtDownload {
-        let mut d = BtDownload::new("x".into(), t.info_hash, Instant::now());
+        let mut d = BtDownload::new("x".into(), t.info_hash, Rng::seeded(1), Instant::now());
         let meta = FileMeta {
             name: t.name.clone(),
             size: t.layout.size,
@@ -847,7 +978,7 @@ pub(super) mod tests {
         assert!(d.ready());
         let all = [0xff];
         let mut asked = Vec::new();
-        while let Some(span) = d.next_block(&all, &[], P1) {
+        while let Some(span) = pick(&mut d, &all, &[], P1) {
             if asked.len() == 6 {
                 // Everything asked once: the end game asks again.
                 assert_eq!(span, asked[0]);
@@ -876,6 +1007,24 @@ pub(super) mod tests {
         assert_eq!(meta.sha256[..], sha2::Sha256::digest(&data)[..]);
         assert_eq!(d.block_of(0, 1, BLOCK as u32), None, "unaligned");
         assert_eq!(d.block_of(2, BLOCK as u32, 99), None, "wrong length");
+    }
+
+    /// Pieces are started rarest first (the transfer core's picker): a
+    /// piece two peers hold comes after those only one holds.
+    #[test]
+    fn pieces_start_rarest_first() {
+        let (_, t, _) = torrent(4 * BLOCK, BLOCK as u64, true);
+        let mut d = download(t);
+        let all = Has::Bits(picker_bits(&[0xf0], 4));
+        let only_2 = Has::Bits(picker_bits(&[0x20], 4));
+        d.peer_joined(&all);
+        d.peer_joined(&only_2);
+        let mut firsts: Vec<u32> = (0..3)
+            .map(|_| d.next_block(&[0xf0], &all, &[], P1).unwrap().0)
+            .collect();
+        firsts.sort();
+        assert_eq!(firsts, vec![0, 1, 3], "the rarest three first");
+        assert_eq!(d.next_block(&[0xf0], &all, &[], P1).unwrap().0, 2);
     }
 
     #[test]
@@ -908,7 +1057,7 @@ pub(super) mod tests {
         let (data, t, _) = torrent(4 * BLOCK, 2 * BLOCK as u64, true);
         let mut d = download(t);
         assert_eq!(
-            d.next_block(&[0x40], &[], P1),
+            pick(&mut d, &[0x40], &[], P1),
             Some((1, 0, BLOCK as u32)),
             "holds piece 1 only"
         );
@@ -921,11 +1070,11 @@ pub(super) mod tests {
         d.blamed.clear();
         assert_eq!(d.verified, 0);
         assert_eq!(
-            d.next_block(&[0x80], &[], P1),
+            pick(&mut d, &[0x80], &[], P1),
             Some((0, 0, BLOCK as u32)),
             "asked again"
         );
-        assert_eq!(d.next_block(&[0x00], &[], P1), None);
+        assert_eq!(pick(&mut d, &[0x00], &[], P1), None);
     }
 
     /// A piece of 4 blocks, block 2 spoilt by P2, the others from P1: it
@@ -949,7 +1098,7 @@ pub(super) mod tests {
     fn a_mixed_bad_piece_refetches_only_the_blocks_its_hashes_refuse() {
         let (data, tree, mut d) = mixed_failure();
         assert_eq!(
-            d.next_block(&[0x80], &[], P1),
+            pick(&mut d, &[0x80], &[], P1),
             None,
             "held while its hashes are asked"
         );
@@ -963,11 +1112,11 @@ pub(super) mod tests {
         d.leaves_came(&req, &proven);
         assert_eq!(d.blamed, vec![P2]);
         assert_eq!(
-            d.next_block(&[0x80], &[], P3),
+            pick(&mut d, &[0x80], &[], P3),
             Some((0, 2 * BLOCK as u32, BLOCK as u32))
         );
         assert_eq!(
-            d.next_block(&[0x80], &[], P3),
+            pick(&mut d, &[0x80], &[], P3),
             Some((0, 2 * BLOCK as u32, BLOCK as u32)),
             "end game"
         );
@@ -990,13 +1139,13 @@ pub(super) mod tests {
         d.leaves_refused(&req);
         let block = |b: usize| &data[b * BLOCK..(b + 1) * BLOCK];
         // The retry goes to the first peer that asks, and to it alone.
-        assert_eq!(d.next_block(&[0x80], &[], P3), Some((0, 0, BLOCK as u32)));
-        assert_eq!(d.next_block(&[0x80], &[], P1), None, "P3 fetches it alone");
+        assert_eq!(pick(&mut d, &[0x80], &[], P3), Some((0, 0, BLOCK as u32)));
+        assert_eq!(pick(&mut d, &[0x80], &[], P1), None, "P3 fetches it alone");
         // P3 leaves: the piece is free for another single peer.
         d.unask(0);
         d.left(P3, ConnId(3));
         let mut asked = Vec::new();
-        while let Some(span) = d.next_block(&[0x80], &asked, P1) {
+        while let Some(span) = pick(&mut d, &[0x80], &asked, P1) {
             if asked.contains(&(span.0, span.1)) {
                 break;
             }

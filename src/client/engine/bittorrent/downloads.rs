@@ -12,11 +12,30 @@ use crate::bt::merkle::{Hash, Tree};
 use crate::bt::torrent::{Torrent, MAX_INFO_LEN};
 use crate::client::engine::bittorrent::download::{BtDownload, BtPhase};
 use crate::client::engine::bittorrent::fetch::{BtFetch, BtReport, BtSource};
+use crate::client::engine::bittorrent::serve::{BtShared, Offer, Offers};
 use crate::client::engine::*;
 use crate::meta::hex;
 use crate::names;
 use log::info;
 use sha2::{Digest, Sha256};
+
+/// What BitTorrent connections may be served from: the torrents we seed,
+/// then the downloads with verified pieces.
+pub struct BtOffers<'a> {
+    pub shared: &'a Vec<BtShared>,
+    pub downloads: &'a Slab<BtDownload>,
+}
+
+impl Offers for BtOffers<'_> {
+    fn offer(&self, short: &[u8; 20]) -> Option<Offer<'_>> {
+        self.shared.offer(short).or_else(|| {
+            let mut running = self.downloads.iter().map(|(_, d)| d);
+            running
+                .find(|d| d.torrent.as_ref().is_some_and(|t| t.short_hash() == *short))
+                .and_then(BtDownload::offer)
+        })
+    }
+}
 
 /// A finished BitTorrent download the user may still share.
 pub struct Finished {
@@ -88,7 +107,7 @@ impl Engine {
             "BitTorrent download started: {label} (v2 info hash {})",
             hex(&hash)
         );
-        let mut d = BtDownload::new(label, hash, now);
+        let mut d = BtDownload::new(label, hash, Rng::seeded(self.rng.next_u64()), now);
         extra.extend(peers);
         d.peers.add(&extra, now);
         d.trackers = Self::bt_trackers(&trackers, now);
@@ -323,6 +342,14 @@ impl Engine {
             d.peers.up(addr);
         }
         let record = report.verified > 0 && d.record_due();
+        if report.verified > 0 {
+            // Peers we serve this torrent to hear of the new pieces.
+            let short = d.info_hash[..20].try_into().unwrap_or_default();
+            self.drive_where(|k| matches!(k, Kind::BtServe(s) if s.serves(&short)));
+        }
+        let Some(d) = self.bt.get_mut(dk) else {
+            return;
+        };
         if report.verified > 0 {
             d.last_progress = now;
             // Hash the file in order while the network is the bottleneck,

@@ -19,7 +19,9 @@ use crate::bt::ext::{ExtHandshake, Metadata, METADATA_PIECE, UT_METADATA_ID};
 use crate::bt::merkle::{verify_hashes, HashRequest};
 use crate::bt::wire::{self, Handshake, Msg, HANDSHAKE_LEN, MAX_MESSAGE_LEN};
 use crate::client::engine::bittorrent::download::{BtDownload, Landed, LAYER_CHUNK};
+use crate::client::engine::transfer::bitmap;
 use crate::client::engine::transfer::buf::Buf;
+use crate::client::engine::transfer::picker::Has;
 use crate::client::engine::*;
 use log::debug;
 
@@ -69,6 +71,9 @@ pub struct BtFetch {
     choked: bool,
     /// The peer's pieces, one bit each (bounded by the message limit).
     has: Vec<u8>,
+    /// What the download's picker was told the peer has (its bitmap
+    /// form), once the torrent is known: taken back when the peer goes.
+    joined: Option<Has>,
     /// Blocks asked and not yet received: (piece, begin).
     queue: Vec<(u32, u32)>,
     layer_req: Option<HashRequest>,
@@ -93,6 +98,7 @@ impl BtFetch {
             ext: ExtHandshake::default(),
             choked: true,
             has: Vec::new(),
+            joined: None,
             queue: Vec::new(),
             layer_req: None,
             leaf_req: None,
@@ -164,7 +170,17 @@ impl BtFetch {
         }
         if !self.choked && dl.part.is_some() {
             while self.queue.len() < PIPELINE {
-                let Some((piece, begin, length)) = dl.next_block(&self.has, &self.queue, self.addr) else {
+                if self.joined.is_none() {
+                    let has = Has::Bits(super::download::picker_bits(&self.has, dl.pieces() as usize));
+                    dl.peer_joined(&has);
+                    self.joined = Some(has);
+                }
+                let Some(picker_has) = self.joined.as_ref() else {
+                    break;
+                };
+                let Some((piece, begin, length)) =
+                    dl.next_block(&self.has, picker_has, &self.queue, self.addr)
+                else {
                     break;
                 };
                 self.queue.push((piece, begin));
@@ -366,12 +382,22 @@ impl BtFetch {
                     self.has.resize(byte + 1, 0);
                 }
                 self.has[byte] |= 0x80 >> (i % 8);
+                if let Some(Has::Bits(bits)) = self.joined.as_mut() {
+                    if !bitmap::bit(bits, i as usize) {
+                        bitmap::set_bit(bits, i as usize);
+                        dl.peer_gained(i);
+                    }
+                }
             }
             Msg::Bitfield(bits) => {
                 if pieces > 0 && bits.len() != pieces.div_ceil(8) {
                     return Err(ConnEnd::Unexpected("bitfield of the wrong length"));
                 }
                 self.has = bits.to_vec();
+                // Counted again, from this bitfield, at the next pick.
+                if let Some(old) = self.joined.take() {
+                    dl.peer_left(&old);
+                }
             }
             Msg::Piece { index, begin, data } => {
                 let Some(pos) = self.queue.iter().position(|q| *q == (index, begin)) else {
@@ -497,6 +523,9 @@ impl BtFetch {
             }
         }
         dl.left(self.addr, self.conn);
+        if let Some(has) = self.joined.take() {
+            dl.peer_left(&has);
+        }
         if let Some(req) = self.layer_req.take() {
             if let Some(a) = dl.layer_asked.get_mut((req.index / LAYER_CHUNK) as usize) {
                 *a = None;
@@ -559,7 +588,7 @@ mod tests {
         let asked = msgs.iter().filter(|m| matches!(m, Msg::Request { .. })).count();
         assert_eq!(asked, 8, "every block, once");
         assert_eq!(
-            d.next_block(&[0xff], &[], SocketAddr::from(([10, 0, 0, 9], 1))),
+            super::super::download::tests::pick(&mut d, &[0xff], &[], SocketAddr::from(([10, 0, 0, 9], 1))),
             Some((0, 0, BLOCK as u32)),
             "the end game"
         );
@@ -567,7 +596,7 @@ mod tests {
         wire::encode(&Msg::Choke, &mut pipe.input);
         f.drive(&mut pipe, &mut d, now, 1 << 20, &mut report).unwrap();
         assert_eq!(
-            d.next_block(&[0xff], &[], SocketAddr::from(([10, 0, 0, 9], 1))),
+            super::super::download::tests::pick(&mut d, &[0xff], &[], SocketAddr::from(([10, 0, 0, 9], 1))),
             Some((0, 0, BLOCK as u32)),
             "given back on the choke"
         );

@@ -102,6 +102,11 @@ impl Scheduler {
         self
     }
 
+    /// Its random source back (for a new scheduler of the same download).
+    pub fn into_rng(self) -> Rng {
+        self.rng
+    }
+
     /// A connected peer's holdings became known.
     pub fn peer_joined(&mut self, has: &Has) {
         if let Has::Bits(bits) = has {
@@ -169,11 +174,7 @@ impl Scheduler {
     /// for). `None` when there is nothing useful for it to do.
     pub fn next_for(&mut self, has: &Has, busy: &[u32], avoid: &[u32]) -> Option<u32> {
         match self.rarest_missing(has, busy, avoid) {
-            Pick::Chunk(i) => {
-                self.chunks[i as usize] = State::InFlight { fetchers: 1 };
-                self.in_flight.push(i);
-                return Some(i);
-            }
+            Pick::Chunk(i) => return Some(self.start(i)),
             // Not the end-game: what is left is for the partial peers.
             Pick::LeftToPartialPeers => return None,
             Pick::Nothing => {}
@@ -188,6 +189,23 @@ impl Scheduler {
             *fetchers += 1;
         }
         Some(dup)
+    }
+
+    /// The rarest missing chunk for a peer holding `has` (as
+    /// [`Scheduler::next_for`] picks it), never one in flight already: for
+    /// a protocol that splits a chunk into blocks for several peers and
+    /// runs its end game block by block (BitTorrent).
+    pub fn next_new(&mut self, has: &Has) -> Option<u32> {
+        match self.rarest_missing(has, &[], &[]) {
+            Pick::Chunk(i) => Some(self.start(i)),
+            Pick::LeftToPartialPeers | Pick::Nothing => None,
+        }
+    }
+
+    fn start(&mut self, i: u32) -> u32 {
+        self.chunks[i as usize] = State::InFlight { fetchers: 1 };
+        self.in_flight.push(i);
+        i
     }
 
     /// The missing chunk `has` holds that the fewest peers hold, at random
