@@ -321,7 +321,7 @@ fn walk_tree(dir: &Dict<'_>, path: &mut Vec<String>, out: &mut Vec<FileEntry>) -
 }
 
 /// Sizes, path lengths, and one place per file.
-fn check_layout(layout: &FileLayout) -> Result<(), TorrentError> {
+pub(super) fn check_layout(layout: &FileLayout) -> Result<(), TorrentError> {
     if layout.files.len() > MAX_FILES {
         return Err(TorrentError::TooManyFiles);
     }
@@ -409,31 +409,19 @@ mod tests {
     use super::*;
     use crate::bt::layout::{self, check_v1_piece};
     use crate::bt::merkle::{block_hash, Tree, BLOCK};
+    use crate::bt::vectors::{content, expected, listed, vector};
     use crate::meta::hex;
-
-    /// The bytes tests/vectors/make.py gives a file (see there).
-    fn content(rel: &str, n: u64) -> Vec<u8> {
-        let k = rel.bytes().map(u64::from).sum::<u64>() % 251;
-        (0..n).map(|j| ((j * 131 + k) % 251) as u8).collect()
-    }
-
-    fn vector(name: &str) -> Vec<u8> {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/");
-        std::fs::read(format!("{dir}{name}")).unwrap()
-    }
 
     /// Each torrent libtorrent and mktorrent wrote: our info hashes are
     /// libtorrent's, our layout puts every file where its v1 piece hashes
     /// and v2 roots say its bytes are.
     #[test]
     fn torrents_from_libtorrent_and_mktorrent_read_as_libtorrent_reads_them() {
-        let expect = String::from_utf8(vector("expect.txt")).unwrap();
         let mut kinds = 0;
-        for line in expect.lines() {
-            let w: Vec<&str> = line.split(' ').collect();
-            let [file, v1, v2, count, total] = w[..] else {
-                panic!("{line}")
-            };
+        for file in listed() {
+            let file = file.as_str();
+            let w = expected(file);
+            let [v1, v2, count, total] = [&w[0], &w[1], &w[2], &w[3]].map(String::as_str);
             let m = Metainfo::from_file_bytes(&vector(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
             assert_eq!(m.hashes.v1.map_or("-".into(), |h| hex(&h)), v1, "{file}");
             assert_eq!(m.hashes.v2.map_or("-".into(), |h| hex(&h)), v2, "{file}");

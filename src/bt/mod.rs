@@ -16,10 +16,13 @@
 //! anything else sees them; every decoder is bounded and fuzzed.
 
 pub mod bencode;
+pub mod create;
 pub mod ext;
 pub mod layout;
 pub mod magnet;
 pub mod merkle;
 pub mod metainfo;
 pub mod torrent;
+#[cfg(test)]
+mod vectors;
 pub mod wire;

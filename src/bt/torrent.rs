@@ -66,6 +66,8 @@ pub enum TorrentError {
     TooManyFiles,
     DuplicatePath,
     Symlink,
+    /// A file being put in a torrent had another length than announced.
+    SizeChanged,
 }
 
 impl fmt::Display for TorrentError {
@@ -85,7 +87,7 @@ impl fmt::Display for TorrentError {
                 "piece length must be a power of two from 16 KiB to {} MiB",
                 MAX_PIECE_LEN >> 20
             ),
-            TorrentError::Empty => write!(f, "empty files are not supported"),
+            TorrentError::Empty => write!(f, "empty torrents are not supported"),
             TorrentError::TooBig(n) => {
                 write!(f, "{n} bytes is more than the {} GiB limit", MAX_FILE_SIZE >> 30)
             }
@@ -99,6 +101,7 @@ impl fmt::Display for TorrentError {
                 write!(f, "two files with one path, or a file that is also a folder")
             }
             TorrentError::Symlink => write!(f, "symbolic links in torrents are not supported"),
+            TorrentError::SizeChanged => write!(f, "a file changed size while it was hashed"),
         }
     }
 }
@@ -211,36 +214,12 @@ pub fn write_torrent(
 ) -> (Vec<u8>, Hash) {
     let info = info_bytes(name, layout, pieces_root);
     let info_hash: Hash = Sha256::digest(&info).into();
-    let layer_bytes: Vec<u8> = piece_layer.concat();
-    let mut top = vec![];
-    if let Some(first) = trackers.first() {
-        top.push((&b"announce"[..], Value::Bytes(first.as_bytes())));
-        let tiers = trackers
-            .iter()
-            .map(|t| Value::List(vec![Value::Bytes(t.as_bytes())]));
-        top.push((&b"announce-list"[..], Value::List(tiers.collect())));
-    }
     let layers = if piece_layer.is_empty() {
         vec![]
     } else {
-        vec![(&pieces_root[..], Value::Bytes(&layer_bytes))]
+        vec![(*pieces_root, piece_layer.concat())]
     };
-    top.push((&b"piece layers"[..], Value::Dict(Dict::from_entries(layers))));
-    let mut out = Vec::new();
-    // The info dictionary goes in as its bytes: encode the rest around it.
-    let mut before = Vec::new();
-    bencode::encode(&Value::Dict(Dict::from_entries(top)), &mut before);
-    // "info" sorts after "announce-list" and before "piece layers".
-    let split = find_key(&before, b"12:piece layers").unwrap_or(before.len() - 1);
-    out.extend_from_slice(&before[..split]);
-    out.extend_from_slice(b"4:info");
-    out.extend_from_slice(&info);
-    out.extend_from_slice(&before[split..]);
-    (out, info_hash)
-}
-
-fn find_key(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
+    (super::create::encode_file(&info, trackers, &layers), info_hash)
 }
 
 /// The info dictionary of a v2 single-file torrent.

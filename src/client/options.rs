@@ -55,9 +55,12 @@ pub struct Options {
     pub no_effects: bool,
     /// BitTorrent peers for `--get FILE.torrent` and magnet links.
     pub bt_peers: Vec<SocketAddr>,
-    /// `--torrent NAME` (repeatable): shared files to write v2 torrents
-    /// for (and, with `--seed`, to seed over BitTorrent).
+    /// `--torrent NAME` (repeatable): shared files or folders to write
+    /// torrents for (and, with `--seed`, single files to seed over
+    /// BitTorrent).
     pub bt_torrent: Vec<String>,
+    /// `--v2-only`: write v2 torrents instead of hybrid v1+v2 ones.
+    pub bt_v2_only: bool,
     /// Its piece length in bytes (`None`: chosen from the size).
     pub piece_size: Option<u32>,
 }
@@ -96,8 +99,13 @@ pub fn flags() -> getopts::Options {
     o.optmulti(
         "",
         "torrent",
-        "write NAME.torrent (BitTorrent v2) for a file in the shared directory and print its magnet link; with --seed, also seed it to BitTorrent clients (repeatable)",
+        "write NAME.torrent (hybrid BitTorrent v1+v2) for a file or folder in the shared directory and print its magnet link; with --seed, also seed a file to BitTorrent clients (repeatable)",
         "NAME",
+    );
+    o.optflag(
+        "",
+        "v2-only",
+        "--torrent writes BitTorrent v2 torrents only (read by libtorrent 2 and few others)",
     );
     o.optopt(
         "",
@@ -331,6 +339,7 @@ fn merge(m: &Matches, file: ClientConfig, config_path: PathBuf) -> Result<Option
             .collect::<Result<_, _>>()
             .map_err(err)?,
         bt_torrent,
+        bt_v2_only: m.opt_present("v2-only"),
         piece_size,
     })
 }
@@ -422,6 +431,8 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(o.bt_torrent, vec!["a.bin".to_string(), "b.bin".to_string()]);
+        assert!(!o.bt_v2_only);
+        assert!(run(&["--torrent", "a.bin", "--v2-only"]).unwrap().bt_v2_only);
         assert_eq!(o.bt_peers, vec![SocketAddr::from(([127, 0, 0, 1], 6881))]);
         assert_eq!(
             run(&["--torrent", "a.bin", "--piece-size-kib", "64"])
