@@ -3,7 +3,6 @@
 //! 2 a bad command line or config).
 
 use pytorrent::atomic_file;
-use pytorrent::bt::create::Kind;
 use pytorrent::bt::magnet::Magnet;
 use pytorrent::bt::torrent::Torrent;
 use pytorrent::cli::{init_file_logging, EXIT_FAILURE, EXIT_USAGE};
@@ -60,17 +59,12 @@ fn main() -> ExitCode {
     for name in &opts.bt_torrent {
         let trackers = vec![format!("udp://{}/announce", opts.tracker)];
         let piece = opts.piece_size.map(u64::from);
-        let kind = if opts.bt_v2_only {
-            Kind::V2Only
-        } else {
-            Kind::Hybrid
-        };
         let seed = matches!(mode, Mode::Headless { seed: true, .. });
-        match make_torrent(&opts.shared_dir.join(name), name, piece, kind, &trackers) {
+        match make_torrent(&opts.shared_dir.join(name), name, piece, opts.bt_kind, &trackers) {
             Ok(Some(share)) => bt_shares.push(share),
             Ok(None) if seed => {
                 eprintln!(
-                    "pytorrent: error: {name} is a folder: seeding multi-file torrents is not supported yet"
+                    "pytorrent: error: {name}: only single-file torrents with a v2 half are seeded so far (the torrent is written)"
                 );
                 return ExitCode::from(EXIT_FAILURE);
             }
@@ -121,14 +115,15 @@ fn main() -> ExitCode {
 
 /// `--torrent NAME`: hashes the shared file or folder, writes
 /// `NAME.torrent` in the current directory (hybrid v1+v2 unless
-/// `--v2-only`) and prints where, its info hashes and its magnet link (a
-/// line of its own). Returns what to seed: a single file's torrent; `None`
-/// for a folder, which is not seeded yet.
+/// `--v2-only` or `--v1-only`) and prints where, its info hashes and its
+/// magnet link (a line of its own). Returns what to seed: a single file's
+/// torrent with a v2 half; `None` for a folder or a v1-only torrent, not
+/// seeded yet.
 fn make_torrent(
     path: &Path,
     name: &str,
     piece: Option<u64>,
-    kind: Kind,
+    kind: pytorrent::bt::create::Kind,
     trackers: &[String],
 ) -> Result<Option<BtShare>, String> {
     let made = make_torrent::make(path, name, piece, kind, trackers)?;
@@ -155,7 +150,7 @@ fn make_torrent(
         m.layout.piece_len >> 10
     );
     println!("{}", Magnet::link(&m.hashes, name, trackers));
-    if m.multi_file {
+    if m.multi_file || m.hashes.v2.is_none() {
         return Ok(None);
     }
     let tree = made.trees.into_iter().flatten().next();

@@ -1,5 +1,5 @@
-//! Writing torrents: hybrid v1+v2 (the default, what every client can
-//! read) or v2-only, for one file or a folder of files. Pure: the caller
+//! Writing torrents: hybrid v1+v2 (the default), v2-only or v1-only, for
+//! one file or a folder of files. Pure: the caller
 //! reads the files and feeds their bytes in order; this module hashes them
 //! once as they pass (SHA-1 per v1 piece, SHA-256 per 16 KiB v2 leaf) and
 //! writes the `.torrent` bytes.
@@ -30,6 +30,10 @@ pub enum Kind {
     /// v1 and v2: aria2c, Transmission and libtorrent 1 read the v1 half.
     Hybrid,
     V2Only,
+    /// v1 without pads, as mktorrent writes: for clients that cannot read
+    /// hybrids (aria2c 1.36 hashes their info dictionary wrongly,
+    /// Transmission 3.00 refuses their empty dictionary keys).
+    V1Only,
 }
 
 /// A file to put in a torrent.
@@ -117,7 +121,10 @@ impl TorrentHasher {
                 }
             })
             .collect();
-        let layout = FileLayout::aligned(piece_len, entries);
+        let layout = match kind {
+            Kind::V1Only => FileLayout::new(piece_len, entries),
+            Kind::Hybrid | Kind::V2Only => FileLayout::aligned(piece_len, entries),
+        };
         // The same checks as a torrent from the network gets.
         for c in layout.files.iter().flat_map(|f| &f.path) {
             names::check_file_name(c).map_err(TorrentError::BadName)?;
@@ -168,7 +175,7 @@ impl TorrentHasher {
         }
         self.fed += data.len() as u64;
         self.feed_v1(data);
-        while !data.is_empty() {
+        while self.kind != Kind::V1Only && !data.is_empty() {
             let n = data.len().min(BLOCK - self.leaf_fill);
             self.leaf.update(&data[..n]);
             self.leaf_fill += n;
@@ -194,7 +201,7 @@ impl TorrentHasher {
         if self.leaf_fill > 0 {
             self.end_leaf();
         }
-        if len > 0 {
+        if len > 0 && self.kind != Kind::V1Only {
             let layout = merkle::Layout {
                 size: len,
                 piece_len: self.layout.piece_len,
@@ -278,13 +285,15 @@ impl TorrentHasher {
         let real: Vec<&FileEntry> = self.layout.files.iter().filter(|f| !f.pad).collect();
         let tree = file_tree(&real, usize::from(multi));
         let mut info = vec![
-            (&b"file tree"[..], Value::Dict(tree)),
-            (b"meta version", Value::Int(2)),
-            (b"name", Value::Bytes(self.name.as_bytes())),
+            (&b"name"[..], Value::Bytes(self.name.as_bytes())),
             (b"piece length", Value::Int(self.layout.piece_len as i64)),
         ];
+        if self.kind != Kind::V1Only {
+            info.push((b"file tree", Value::Dict(tree)));
+            info.push((b"meta version", Value::Int(2)));
+        }
         let pieces = self.pieces.concat();
-        if self.kind == Kind::Hybrid {
+        if self.kind != Kind::V2Only {
             info.push((b"pieces", Value::Bytes(&pieces)));
             if multi {
                 let files = self.layout.files.iter().zip(&pad_names).map(|(f, n)| {
@@ -427,6 +436,7 @@ mod tests {
         for (kind, file, cut) in [
             (Kind::Hybrid, "lt_hybrid_multi.torrent", 7777),
             (Kind::V2Only, "lt_v2_multi.torrent", 1 << 20),
+            (Kind::V1Only, "mk_v1_multi.torrent", 100),
         ] {
             let (m, bytes) = make("d", &folder, kind, cut);
             let (v1, v2) = expected(file);
@@ -438,12 +448,16 @@ mod tests {
         for (kind, file) in [
             (Kind::Hybrid, "lt_hybrid_single.torrent"),
             (Kind::V2Only, "lt_v2_single.torrent"),
+            (Kind::V1Only, "lt_v1_single.torrent"),
         ] {
             let (m, bytes) = make("one.bin", &[("", 100000)], kind, 16384);
             let (v1, v2) = expected(file);
             assert_eq!(m.hashes.v1.map_or("-".into(), |h| hex(&h)), v1, "{file}");
             assert_eq!(m.hashes.v2.map_or("-".into(), |h| hex(&h)), v2, "{file}");
             assert!(!m.multi_file);
+            if kind == Kind::V1Only {
+                continue;
+            }
             // 100000 bytes are 4 pieces of 32 KiB: the layer is carried.
             assert!(m.piece_layers[0].as_ref().is_some_and(|l| l.len() == 4));
             let t = super::super::torrent::Torrent::from_file_bytes(&bytes).unwrap();
