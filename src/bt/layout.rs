@@ -147,6 +147,19 @@ impl FileLayout {
             })
     }
 
+    /// Per entry: its index among the entries that are stored (files, not
+    /// pads), as a list of files on disk numbers them.
+    pub fn stored_index(&self) -> Vec<Option<usize>> {
+        let mut next = 0;
+        self.files
+            .iter()
+            .map(|f| {
+                next += usize::from(!f.pad);
+                (!f.pad).then_some(next - 1)
+            })
+            .collect()
+    }
+
     /// Whether `other` has the same entries at the same places: paths and
     /// lengths of files, lengths of pads (pad names are not compared: they
     /// are never stored). How a hybrid's two halves are compared.
@@ -303,15 +316,7 @@ mod tests {
             .map(|&n| (0..n).map(|i| (i * 7 % 251) as u8).collect())
             .collect();
         // The piece space as bytes, pads as zeros: what the hashes are of.
-        let mut next = 0;
-        let stored: Vec<Option<usize>> = l
-            .files
-            .iter()
-            .map(|f| {
-                next += usize::from(!f.pad);
-                (!f.pad).then_some(next - 1)
-            })
-            .collect();
+        let stored = l.stored_index();
         let space: Vec<u8> = l
             .files
             .iter()

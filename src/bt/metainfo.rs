@@ -58,7 +58,8 @@ pub struct Metainfo {
     pub hashes: InfoHashes,
     /// The info dictionary's bytes (served to magnet leechers).
     pub info: Vec<u8>,
-    /// The torrent's name: the file's name, or the folder's (checked).
+    /// The torrent's name: the file's name (for a v2 single file, its
+    /// file tree key), or the folder's (checked).
     pub name: String,
     /// Whether the files land in a folder named `name`.
     pub multi_file: bool,
@@ -163,6 +164,12 @@ impl Metainfo {
             }
         };
         check_layout(&layout)?;
+        // A v2 single file is stored under its file tree key, which may
+        // differ from `name`: the name is the file's.
+        let name = match &layout.files[..] {
+            [f] if !multi_file => f.path.concat(),
+            _ => name,
+        };
         let has_v2 = info.get(b"meta version").is_some();
         Ok(Metainfo {
             hashes: InfoHashes {
@@ -624,6 +631,13 @@ mod tests {
         assert_eq!(m.layout.files[2].path, ["t", "s", "b"]);
         assert_eq!(m.hashes.v1, None);
         assert_eq!(m.hashes.v2_short().unwrap()[..], m.hashes.v2.unwrap()[..20]);
+        // One file at the top: stored under its key, whatever `name` says.
+        let single = Metainfo::from_info_bytes(&info(d(vec![(b"f", v2_file(3, &root))]), 2)).unwrap();
+        assert!(!single.multi_file);
+        assert_eq!(
+            (single.name.as_str(), &single.layout.files[0].path[..]),
+            ("f", &["f".to_string()][..])
+        );
         assert_eq!(
             Metainfo::from_info_bytes(&info(good, 3)),
             Err(TorrentError::UnknownVersion)
