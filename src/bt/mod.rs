@@ -18,6 +18,7 @@
 pub mod bencode;
 pub mod create;
 pub mod ext;
+pub mod http_tracker;
 pub mod layout;
 pub mod magnet;
 pub mod merkle;
