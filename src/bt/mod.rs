@@ -23,6 +23,7 @@ pub mod layout;
 pub mod magnet;
 pub mod merkle;
 pub mod metainfo;
+pub mod mse;
 pub mod torrent;
 #[cfg(test)]
 mod vectors;
