@@ -7,7 +7,9 @@ use libfuzzer_sys::fuzz_target;
 use pytorrent::bt::magnet::Magnet;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(link) = std::str::from_utf8(data) else { return };
+    let Ok(link) = std::str::from_utf8(data) else {
+        return;
+    };
     let Ok(m) = Magnet::parse(link) else { return };
     assert!(m.hashes.v1.is_some() || m.hashes.v2.is_some());
     let name = m.name.clone().unwrap_or_default();

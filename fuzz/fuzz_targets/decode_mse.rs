@@ -40,16 +40,28 @@ fn receive(parts: &[&[u8]], methods: u32) -> Outcome {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&mode, rest)) = data.split_first() else { return };
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
     let methods = [RC4, PLAINTEXT, RC4 | PLAINTEXT][usize::from(mode >> 1) % 3];
     let (input, want_ia) = if mode & 1 == 0 {
         (rest.to_vec(), None)
     } else {
-        let [pa, pc, ia_len, flip_hi, flip_lo, provide, ..] = *rest else { return };
+        let [pa, pc, ia_len, flip_hi, flip_lo, provide, ..] = *rest else {
+            return;
+        };
         let ia: Vec<u8> = rest.iter().skip(6).take(usize::from(ia_len)).copied().collect();
         let provide = u32::from(provide & 3);
         let mut out = Vec::new();
-        let mut a = Handshake::initiator(SKEY, &PRIV_A, &vec![9; usize::from(pa) * 2], &vec![8; usize::from(pc)], provide, &ia, &mut out);
+        let mut a = Handshake::initiator(
+            SKEY,
+            &PRIV_A,
+            &vec![9; usize::from(pa) * 2],
+            &vec![8; usize::from(pc)],
+            provide,
+            &ia,
+            &mut out,
+        );
         // The receiver's Yb is all the initiator needs for step 3.
         let mut b = Handshake::receiver(vec![SKEY], &PRIV_B, &[2; 33], &[], methods);
         let mut yb = Vec::new();
@@ -69,7 +81,9 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(whole, split, "cut at {cut}");
     if let Some(ia) = want_ia {
         let (_, end) = &whole;
-        let Ok(Some((method, got, _))) = end else { panic!("a real handshake failed: {end:?}") };
+        let Ok(Some((method, got, _))) = end else {
+            panic!("a real handshake failed: {end:?}")
+        };
         assert_eq!(got, &ia);
         assert!(*method == RC4 || *method == PLAINTEXT);
     }

@@ -12,7 +12,9 @@ use sha1::Sha1;
 use sha2::{Digest, Sha256};
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(m) = Metainfo::from_file_bytes(data) else { return };
+    let Ok(m) = Metainfo::from_file_bytes(data) else {
+        return;
+    };
     let l = &m.layout;
     let mut at = 0;
     for f in &l.files {
@@ -23,8 +25,15 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(check_file_name(c), Ok(()));
         }
         if !f.pad {
-            assert_eq!(f.path[0], m.name.as_str(), "every file inside the torrent's folder") ;
-            assert!(f.rel_path().components().all(|c| matches!(c, std::path::Component::Normal(_))));
+            assert_eq!(
+                f.path[0],
+                m.name.as_str(),
+                "every file inside the torrent's folder"
+            );
+            assert!(f
+                .rel_path()
+                .components()
+                .all(|c| matches!(c, std::path::Component::Normal(_))));
         }
     }
     assert_eq!(at, l.total_len);
