@@ -111,3 +111,68 @@ fn walk(dir: &Path, below: &mut Vec<String>, out: &mut Vec<NewFile>) -> Result<(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bt::metainfo::Metainfo;
+    use crate::testutil::{data, TempDir};
+
+    #[test]
+    fn a_folder_becomes_a_multi_file_torrent_and_a_link_in_it_is_refused() {
+        let tmp = TempDir::new("make-torrent");
+        let top = tmp.path().join("photos");
+        std::fs::create_dir_all(top.join("a/b")).unwrap();
+        std::fs::create_dir_all(top.join("nothing")).unwrap();
+        let files = [
+            ("x.jpg", 40_000),
+            ("a/y.jpg", 16_384),
+            ("a/b/z", 0),
+            ("a/b/w", 70_001),
+        ];
+        for (i, (rel, len)) in files.iter().enumerate() {
+            std::fs::write(top.join(rel), data(*len, i as u8)).unwrap();
+        }
+        let trackers = ["udp://127.0.0.1:1/announce".to_string()];
+        let made = make(&top, "photos", Some(32 << 10), Kind::Hybrid, &trackers).unwrap();
+        let m = Metainfo::from_file_bytes(&made.bytes).unwrap();
+        assert_eq!(m, made.metainfo);
+        assert!(m.multi_file && m.hashes.v1.is_some() && m.hashes.v2.is_some());
+        let mut paths: Vec<String> = m
+            .layout
+            .files
+            .iter()
+            .filter(|f| !f.pad)
+            .map(|f| f.path.join("/"))
+            .collect();
+        paths.sort();
+        assert_eq!(
+            paths,
+            ["photos/a/b/w", "photos/a/b/z", "photos/a/y.jpg", "photos/x.jpg"]
+        );
+        // Every v1 piece checks against the files on disk.
+        for (i, h) in m.v1_pieces.as_ref().unwrap().iter().enumerate() {
+            let ok = crate::bt::layout::check_v1_piece(&m.layout, i as u64, h, |s, buf| {
+                let f = &m.layout.files[s.file];
+                let bytes = std::fs::read(top.join(f.path[1..].join("/")))?;
+                let at = s.file_offset as usize;
+                buf.copy_from_slice(&bytes[at..at + buf.len()]);
+                Ok::<(), std::io::Error>(())
+            });
+            assert!(ok.unwrap(), "piece {i}");
+        }
+        // A single file: a single-file torrent named after it.
+        let one = make(&top.join("x.jpg"), "x.jpg", None, Kind::V2Only, &[]).unwrap();
+        assert!(!one.metainfo.multi_file && one.metainfo.hashes.v1.is_none());
+        // A link anywhere below is an error, not followed and not skipped.
+        std::os::unix::fs::symlink("/etc", top.join("a/etc")).unwrap();
+        let err = make(&top, "photos", None, Kind::Hybrid, &[]).err().unwrap();
+        assert!(err.contains("link"), "{err}");
+        std::fs::remove_file(top.join("a/etc")).unwrap();
+        // An empty folder has nothing to share.
+        let err = make(&top.join("nothing"), "nothing", None, Kind::Hybrid, &[])
+            .err()
+            .unwrap();
+        assert!(err.contains("is empty"), "{err}");
+    }
+}
