@@ -445,6 +445,10 @@ mod tests {
             assert_eq!(m.multi_file, count != "1", "{file}");
             assert_eq!(m.name, if m.multi_file { "d" } else { "one.bin" });
             assert_eq!(m.trackers[0], ["udp://127.0.0.1:6969/announce"], "{file}");
+            if file.starts_with("lt_") {
+                // libtorrent wrote two tiers (BEP 12).
+                assert_eq!(m.trackers[1], ["http://localhost:6969/announce"], "{file}");
+            }
             let data: Vec<Vec<u8>> = m
                 .layout
                 .files
@@ -705,5 +709,38 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn tracker_tiers_follow_bep12() {
+        let info = v1_info(&[&[b"a"]], b"");
+        let Value::Dict(info) = bencode::decode(&info).unwrap() else {
+            panic!()
+        };
+        let tier = |urls: &[&'static [u8]]| Value::List(urls.iter().map(|u| Value::Bytes(u)).collect());
+        let top = d(vec![
+            (b"announce", Value::Bytes(b"udp://ignored:1")),
+            (
+                b"announce-list",
+                Value::List(vec![
+                    tier(&[b"udp://a:1", b"udp://b:2", b"udp://a:1"]),
+                    tier(&[b"\xff\xfe"]),
+                    tier(&[b"http://c/announce", b"udp://b:2"]),
+                    Value::Int(3),
+                ]),
+            ),
+            (b"info", Value::Dict(info)),
+        ]);
+        let m = Metainfo::from_file_bytes(&enc(&top)).unwrap();
+        assert_eq!(
+            m.trackers,
+            [vec!["udp://a:1", "udp://b:2"], vec!["http://c/announce"]]
+        );
+        assert_eq!(m.tracker_urls(), ["udp://a:1", "udp://b:2", "http://c/announce"]);
+        // Without a list, `announce` is the only tier.
+        let Value::Dict(mut only) = top else { panic!() };
+        only.entries.retain(|(k, _)| *k != b"announce-list");
+        let m = Metainfo::from_file_bytes(&enc(&Value::Dict(only))).unwrap();
+        assert_eq!(m.trackers, [vec!["udp://ignored:1"]]);
     }
 }
