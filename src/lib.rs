@@ -26,6 +26,7 @@ pub mod bt;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod make_torrent;
 pub mod meta;
 pub mod names;
 pub mod rand;

@@ -4,7 +4,6 @@
 
 use pytorrent::atomic_file;
 use pytorrent::bt::magnet::Magnet;
-use pytorrent::bt::merkle::{Layout, Tree};
 use pytorrent::bt::torrent::Torrent;
 use pytorrent::cli::{init_file_logging, EXIT_FAILURE, EXIT_USAGE};
 use pytorrent::client::frontend::headless::BtShare;
@@ -13,8 +12,8 @@ use pytorrent::client::frontend::interactive::{Interactive, Setup};
 use pytorrent::client::frontend::Frontend;
 use pytorrent::client::io::reactor::Client;
 use pytorrent::client::options::{parse, usage, ArgsError, Mode, Parsed};
+use pytorrent::make_torrent;
 use pytorrent::meta::hex;
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -60,15 +59,23 @@ fn main() -> ExitCode {
     for name in &opts.bt_torrent {
         let trackers = vec![format!("udp://{}/announce", opts.tracker)];
         let piece = opts.piece_size.map(u64::from);
-        match make_torrent(&opts.shared_dir.join(name), name, piece, &trackers) {
-            Ok(share) => bt_shares.push(share),
+        let seed = matches!(mode, Mode::Headless { seed: true, .. });
+        match make_torrent(&opts.shared_dir.join(name), name, piece, opts.bt_kind, &trackers) {
+            Ok(Some(share)) => bt_shares.push(share),
+            Ok(None) if seed => {
+                eprintln!(
+                    "pytorrent: error: {name}: only single-file torrents with a v2 half are seeded so far (the torrent is written)"
+                );
+                return ExitCode::from(EXIT_FAILURE);
+            }
+            Ok(None) => {}
             Err(e) => {
                 eprintln!("pytorrent: error: {e}");
                 return ExitCode::from(EXIT_FAILURE);
             }
         }
     }
-    if !bt_shares.is_empty() && !matches!(mode, Mode::Headless { seed: true, .. }) {
+    if !opts.bt_torrent.is_empty() && !matches!(mode, Mode::Headless { seed: true, .. }) {
         return ExitCode::SUCCESS;
     }
     let setup = Setup {
@@ -106,37 +113,51 @@ fn main() -> ExitCode {
     }
 }
 
-/// `--torrent NAME`: hashes the shared file into its BEP 52 tree, writes
-/// `NAME.torrent` in the current directory and prints where, the v2 info
-/// hash and the magnet link (a line of its own).
-fn make_torrent(path: &Path, name: &str, piece: Option<u64>, trackers: &[String]) -> Result<BtShare, String> {
-    let shown = path.display();
-    let file = File::open(path).map_err(|e| format!("cannot open {shown}: {e}"))?;
-    let size = file
-        .metadata()
-        .map_err(|e| format!("cannot read {shown}: {e}"))?
-        .len();
-    if size == 0 {
-        return Err(format!("{shown} is empty: BitTorrent v2 has no torrent for it"));
-    }
-    let piece_len = piece.unwrap_or_else(|| Torrent::auto_piece_len(size));
-    let layout = Layout { size, piece_len };
-    let reader = std::io::BufReader::with_capacity(1 << 20, file);
-    let tree = Tree::from_reader(layout, reader).map_err(|e| format!("cannot hash {shown}: {e}"))?;
-    let (torrent, bytes) = Torrent::for_tree(name, &tree, trackers).map_err(|e| e.to_string())?;
+/// `--torrent NAME`: hashes the shared file or folder, writes
+/// `NAME.torrent` in the current directory (hybrid v1+v2 unless
+/// `--v2-only` or `--v1-only`) and prints where, its info hashes and its
+/// magnet link (a line of its own). Returns what to seed: a single file's
+/// torrent with a v2 half; `None` for a folder or a v1-only torrent, not
+/// seeded yet.
+fn make_torrent(
+    path: &Path,
+    name: &str,
+    piece: Option<u64>,
+    kind: pytorrent::bt::create::Kind,
+    trackers: &[String],
+) -> Result<Option<BtShare>, String> {
+    let made = make_torrent::make(path, name, piece, kind, trackers)?;
     let out = PathBuf::from(format!("{name}.torrent"));
-    atomic_file::write(&out, &bytes).map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+    atomic_file::write(&out, &made.bytes).map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+    let m = made.metainfo;
+    let hashes = [
+        ("v1", m.hashes.v1.map(|h| hex(&h))),
+        ("v2", m.hashes.v2.map(|h| hex(&h))),
+    ];
+    let hashes: Vec<String> = hashes
+        .iter()
+        .filter_map(|(v, h)| Some(format!("{v} info hash {}", h.as_ref()?)))
+        .collect();
     println!(
-        "wrote {} (v2 info hash {}, {} pieces of {} KiB)",
+        "wrote {} ({}, {}, {} pieces of {} KiB)",
         out.display(),
-        hex(&torrent.info_hash),
-        layout.pieces(),
-        piece_len >> 10
+        hashes.join(", "),
+        match m.layout.files.iter().filter(|f| !f.pad).count() {
+            1 => "1 file".to_string(),
+            n => format!("{n} files"),
+        },
+        m.layout.pieces(),
+        m.layout.piece_len >> 10
     );
-    println!("{}", Magnet::link(&torrent.info_hash, name, trackers));
-    Ok(BtShare {
+    println!("{}", Magnet::link(&m.hashes, name, trackers));
+    if m.multi_file || m.hashes.v2.is_none() {
+        return Ok(None);
+    }
+    let tree = made.trees.into_iter().flatten().next();
+    let torrent = Torrent::from_metainfo(m).map_err(|e| e.to_string())?;
+    Ok(tree.map(|tree| BtShare {
         torrent,
         tree,
         path: path.to_path_buf(),
-    })
+    }))
 }

@@ -1,8 +1,12 @@
-//! BitTorrent v2 (BEP 52) for the client: the pure parts, no I/O.
+//! BitTorrent (v1, v2 and hybrid) for the client: the pure parts, no I/O.
 //!
 //! - [`bencode`]: strict canonical bencode; dictionaries keep their raw
 //!   bytes so info hashes are of what arrived.
-//! - [`torrent`]: v2 single-file metainfo, parsed and written.
+//! - [`metainfo`]: torrents of every kind (v1, v2, hybrid, single- and
+//!   multi-file), every path checked, hybrids cross-checked.
+//! - [`layout`]: files in the piece space (BEP 47 pads), v1 piece checks.
+//! - [`torrent`]: the v2 single-file view the download engine uses, and
+//!   writing v2 torrents.
 //! - [`magnet`]: `magnet:?xt=urn:btmh:1220...` links.
 //! - [`merkle`]: SHA-256 trees over 16 KiB blocks, piece layers, proofs.
 //! - [`wire`]: the peer wire protocol's handshake and messages.
@@ -12,8 +16,15 @@
 //! anything else sees them; every decoder is bounded and fuzzed.
 
 pub mod bencode;
+pub mod create;
 pub mod ext;
+pub mod http_tracker;
+pub mod layout;
 pub mod magnet;
 pub mod merkle;
+pub mod metainfo;
+pub mod mse;
 pub mod torrent;
+#[cfg(test)]
+mod vectors;
 pub mod wire;

@@ -11,6 +11,7 @@
 
 use super::bencode::{self, Dict, Value};
 use super::merkle::{self, Hash, Layout};
+use super::metainfo::{self, Metainfo};
 use crate::names;
 use sha2::{Digest, Sha256};
 use std::fmt;
@@ -60,6 +61,13 @@ pub enum TorrentError {
     Empty,
     TooBig(u64),
     BadPieceLayer,
+    UnknownVersion,
+    HybridMismatch,
+    TooManyFiles,
+    DuplicatePath,
+    Symlink,
+    /// A file being put in a torrent had another length than announced.
+    SizeChanged,
 }
 
 impl fmt::Display for TorrentError {
@@ -68,19 +76,32 @@ impl fmt::Display for TorrentError {
             TorrentError::Bencode(e) => write!(f, "{e}"),
             TorrentError::TooLarge(n) => write!(f, "{n} bytes is too large for a torrent"),
             TorrentError::Missing(what) => write!(f, "missing or malformed {what}"),
-            TorrentError::NotV2 => write!(f, "not a BitTorrent v2 torrent (meta version 2)"),
-            TorrentError::MultiFile => write!(f, "only single-file torrents are supported"),
+            TorrentError::NotV2 => write!(
+                f,
+                "a BitTorrent v1 torrent: this client downloads only v2 and hybrid torrents so far"
+            ),
+            TorrentError::MultiFile => write!(f, "multi-file torrents are not downloaded yet"),
             TorrentError::BadName(e) => write!(f, "file name {e}"),
             TorrentError::BadPieceLength => write!(
                 f,
                 "piece length must be a power of two from 16 KiB to {} MiB",
                 MAX_PIECE_LEN >> 20
             ),
-            TorrentError::Empty => write!(f, "empty files are not supported"),
+            TorrentError::Empty => write!(f, "empty torrents are not supported"),
             TorrentError::TooBig(n) => {
                 write!(f, "{n} bytes is more than the {} GiB limit", MAX_FILE_SIZE >> 30)
             }
             TorrentError::BadPieceLayer => write!(f, "the piece layer does not match its pieces root"),
+            TorrentError::UnknownVersion => write!(f, "an unknown torrent version (meta version is not 2)"),
+            TorrentError::HybridMismatch => {
+                write!(f, "a hybrid torrent whose v1 and v2 file lists disagree")
+            }
+            TorrentError::TooManyFiles => write!(f, "more than {} files", metainfo::MAX_FILES),
+            TorrentError::DuplicatePath => {
+                write!(f, "two files with one path, or a file that is also a folder")
+            }
+            TorrentError::Symlink => write!(f, "symbolic links in torrents are not supported"),
+            TorrentError::SizeChanged => write!(f, "a file changed size while it was hashed"),
         }
     }
 }
@@ -96,115 +117,44 @@ impl From<bencode::Error> for TorrentError {
 impl Torrent {
     /// Parses a `.torrent` file.
     pub fn from_file_bytes(bytes: &[u8]) -> Result<Torrent, TorrentError> {
-        if bytes.len() > MAX_TORRENT_LEN {
-            return Err(TorrentError::TooLarge(bytes.len()));
-        }
-        let Value::Dict(top) = bencode::decode(bytes)? else {
-            return Err(TorrentError::Missing("top-level dictionary"));
-        };
-        let info = top.dict(b"info").ok_or(TorrentError::Missing("info"))?;
-        let mut t = Torrent::from_info_dict(info)?;
-        let mut trackers = Vec::new();
-        if let Some(url) = top.bytes(b"announce") {
-            trackers.push(url);
-        }
-        for tier in top.list(b"announce-list").unwrap_or_default() {
-            if let Value::List(urls) = tier {
-                trackers.extend(urls.iter().filter_map(|u| match u {
-                    Value::Bytes(b) => Some(*b),
-                    _ => None,
-                }));
-            }
-        }
-        for url in trackers {
-            if let Ok(url) = std::str::from_utf8(url) {
-                if t.trackers.len() < MAX_TRACKERS && !t.trackers.iter().any(|u| u == url) {
-                    t.trackers.push(url.to_string());
-                }
-            }
-        }
-        if t.layout.has_piece_layer() {
-            // A torrent may leave the layer out; then peers supply it.
-            if let Some(layer) = top.dict(b"piece layers").and_then(|l| l.bytes(&t.pieces_root)) {
-                let layer = t.check_piece_layer(layer).ok_or(TorrentError::BadPieceLayer)?;
-                t.piece_layer = Some(layer);
-            }
-        }
-        Ok(t)
+        Torrent::from_metainfo(Metainfo::from_file_bytes(bytes)?)
     }
 
     /// Parses an info dictionary's bytes (from a peer: check its hash
     /// before calling, or compare `info_hash` after).
     pub fn from_info_bytes(bytes: &[u8]) -> Result<Torrent, TorrentError> {
-        if bytes.len() > MAX_INFO_LEN {
-            return Err(TorrentError::TooLarge(bytes.len()));
-        }
-        match bencode::decode(bytes)? {
-            Value::Dict(info) => Torrent::from_info_dict(&info),
-            _ => Err(TorrentError::Missing("info dictionary")),
-        }
+        Torrent::from_metainfo(Metainfo::from_info_bytes(bytes)?)
     }
 
-    fn from_info_dict(info: &Dict<'_>) -> Result<Torrent, TorrentError> {
-        if info.int(b"meta version") != Some(2) {
-            return Err(TorrentError::NotV2);
-        }
-        let piece_len = info
-            .int(b"piece length")
-            .ok_or(TorrentError::Missing("piece length"))?;
-        let piece_len = u64::try_from(piece_len).map_err(|_| TorrentError::BadPieceLength)?;
-        if !piece_len.is_power_of_two() || !(merkle::BLOCK as u64..=MAX_PIECE_LEN).contains(&piece_len) {
-            return Err(TorrentError::BadPieceLength);
-        }
-        let tree = info
-            .dict(b"file tree")
-            .ok_or(TorrentError::Missing("file tree"))?;
-        let [(name, Value::Dict(node))] = &tree.entries[..] else {
+    /// The v2 single-file view of a torrent of any kind (a hybrid's v2
+    /// half), or why it has none.
+    pub fn from_metainfo(m: Metainfo) -> Result<Torrent, TorrentError> {
+        let info_hash = m.hashes.v2.ok_or(TorrentError::NotV2)?;
+        let ([file], [layer]) = (&m.layout.files[..], &m.piece_layers[..]) else {
             return Err(TorrentError::MultiFile);
         };
-        // A file is a node whose only key is "": a directory has others.
-        let [(b"", Value::Dict(file))] = &node.entries[..] else {
+        if m.multi_file {
             return Err(TorrentError::MultiFile);
-        };
-        let name = std::str::from_utf8(name).map_err(|_| TorrentError::BadName(names::NameError::Control))?;
-        names::check_file_name(name).map_err(TorrentError::BadName)?;
-        let size = file.int(b"length").ok_or(TorrentError::Missing("length"))?;
-        let size = u64::try_from(size).map_err(|_| TorrentError::Missing("length"))?;
-        if size == 0 {
-            return Err(TorrentError::Empty);
         }
-        if size > MAX_FILE_SIZE {
-            return Err(TorrentError::TooBig(size));
-        }
-        let root = file
-            .bytes(b"pieces root")
-            .ok_or(TorrentError::Missing("pieces root"))?;
-        let pieces_root: Hash = root
-            .try_into()
-            .map_err(|_| TorrentError::Missing("pieces root"))?;
-        let layout = Layout { size, piece_len };
-        if layout.pieces() > crate::meta::MAX_CHUNKS as u64 {
-            return Err(TorrentError::BadPieceLength);
-        }
+        let pieces_root = file.pieces_root.ok_or(TorrentError::Empty)?;
         Ok(Torrent {
-            info_hash: Sha256::digest(info.raw).into(),
-            info: info.raw.to_vec(),
-            name: name.to_string(),
-            layout,
+            info_hash,
+            info: m.info,
+            name: file.path.concat(),
+            layout: Layout {
+                size: file.len,
+                piece_len: m.layout.piece_len,
+            },
             pieces_root,
-            piece_layer: None,
-            trackers: Vec::new(),
+            piece_layer: layer.clone(),
+            trackers: m.trackers.concat(),
         })
     }
 
     /// The piece layer from its bytes, when it has one hash per piece and
     /// its root is `pieces_root`.
     pub fn check_piece_layer(&self, bytes: &[u8]) -> Option<Vec<Hash>> {
-        if bytes.len() as u64 != 32 * self.layout.pieces() {
-            return None;
-        }
-        let layer: Vec<Hash> = bytes.chunks_exact(32).filter_map(|h| h.try_into().ok()).collect();
-        (self.layout.root_from_piece_layer(&layer) == self.pieces_root).then_some(layer)
+        metainfo::check_piece_layer(self.layout, &self.pieces_root, bytes)
     }
 
     /// The hash of piece `index`: from the piece layer, or the root for a
@@ -264,36 +214,12 @@ pub fn write_torrent(
 ) -> (Vec<u8>, Hash) {
     let info = info_bytes(name, layout, pieces_root);
     let info_hash: Hash = Sha256::digest(&info).into();
-    let layer_bytes: Vec<u8> = piece_layer.concat();
-    let mut top = vec![];
-    if let Some(first) = trackers.first() {
-        top.push((&b"announce"[..], Value::Bytes(first.as_bytes())));
-        let tiers = trackers
-            .iter()
-            .map(|t| Value::List(vec![Value::Bytes(t.as_bytes())]));
-        top.push((&b"announce-list"[..], Value::List(tiers.collect())));
-    }
     let layers = if piece_layer.is_empty() {
         vec![]
     } else {
-        vec![(&pieces_root[..], Value::Bytes(&layer_bytes))]
+        vec![(*pieces_root, piece_layer.concat())]
     };
-    top.push((&b"piece layers"[..], Value::Dict(Dict::from_entries(layers))));
-    let mut out = Vec::new();
-    // The info dictionary goes in as its bytes: encode the rest around it.
-    let mut before = Vec::new();
-    bencode::encode(&Value::Dict(Dict::from_entries(top)), &mut before);
-    // "info" sorts after "announce-list" and before "piece layers".
-    let split = find_key(&before, b"12:piece layers").unwrap_or(before.len() - 1);
-    out.extend_from_slice(&before[..split]);
-    out.extend_from_slice(b"4:info");
-    out.extend_from_slice(&info);
-    out.extend_from_slice(&before[split..]);
-    (out, info_hash)
-}
-
-fn find_key(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
+    (super::create::encode_file(&info, trackers, &layers), info_hash)
 }
 
 /// The info dictionary of a v2 single-file torrent.
@@ -369,10 +295,13 @@ mod tests {
                 "{bad}"
             );
         }
-        assert_eq!(
-            Torrent::from_info_bytes(b"d4:name1:x12:piece lengthi16384ee"),
-            Err(TorrentError::NotV2)
-        );
+        let v1 = [
+            &b"d6:lengthi5e4:name1:x12:piece lengthi16384e6:pieces20:"[..],
+            &[7; 20],
+            b"e",
+        ]
+        .concat();
+        assert_eq!(Torrent::from_info_bytes(&v1), Err(TorrentError::NotV2));
         let odd = Layout {
             piece_len: 48 << 10,
             ..layout

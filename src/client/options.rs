@@ -5,6 +5,7 @@
 //! username checked, chunk size in range); a mistake is reported as an
 //! [`ArgsError`] naming the flag or the config line, never a panic.
 
+use crate::bt::create::Kind;
 use crate::cli::{getopts_error, parse_in_range, resolve};
 use crate::config::{self, ClientConfig, MAX_CONFIG_BYTES};
 use crate::names;
@@ -55,9 +56,13 @@ pub struct Options {
     pub no_effects: bool,
     /// BitTorrent peers for `--get FILE.torrent` and magnet links.
     pub bt_peers: Vec<SocketAddr>,
-    /// `--torrent NAME` (repeatable): shared files to write v2 torrents
-    /// for (and, with `--seed`, to seed over BitTorrent).
+    /// `--torrent NAME` (repeatable): shared files or folders to write
+    /// torrents for (and, with `--seed`, single files to seed over
+    /// BitTorrent).
     pub bt_torrent: Vec<String>,
+    /// What `--torrent` writes: hybrid v1+v2, or with `--v2-only` or
+    /// `--v1-only` one half.
+    pub bt_kind: Kind,
     /// Its piece length in bytes (`None`: chosen from the size).
     pub piece_size: Option<u32>,
 }
@@ -96,8 +101,18 @@ pub fn flags() -> getopts::Options {
     o.optmulti(
         "",
         "torrent",
-        "write NAME.torrent (BitTorrent v2) for a file in the shared directory and print its magnet link; with --seed, also seed it to BitTorrent clients (repeatable)",
+        "write NAME.torrent (hybrid BitTorrent v1+v2) for a file or folder in the shared directory and print its magnet link; with --seed, also seed a file to BitTorrent clients (repeatable)",
         "NAME",
+    );
+    o.optflag(
+        "",
+        "v2-only",
+        "--torrent writes BitTorrent v2 torrents only (read by libtorrent 2 and few others)",
+    );
+    o.optflag(
+        "",
+        "v1-only",
+        "--torrent writes BitTorrent v1 torrents only (for aria2c 1.36 and Transmission 3.00, which cannot use hybrids)",
     );
     o.optopt(
         "",
@@ -295,6 +310,12 @@ fn merge(m: &Matches, file: ClientConfig, config_path: PathBuf) -> Result<Option
         }
         None => None,
     };
+    let bt_kind = match (m.opt_present("v1-only"), m.opt_present("v2-only")) {
+        (true, true) => return Err(err("--v1-only and --v2-only exclude each other".into())),
+        (true, false) => Kind::V1Only,
+        (false, true) => Kind::V2Only,
+        (false, false) => Kind::Hybrid,
+    };
     let mode = if seed || !get.is_empty() || list || peers || !bt_torrent.is_empty() {
         Mode::Headless {
             seed,
@@ -331,6 +352,7 @@ fn merge(m: &Matches, file: ClientConfig, config_path: PathBuf) -> Result<Option
             .collect::<Result<_, _>>()
             .map_err(err)?,
         bt_torrent,
+        bt_kind,
         piece_size,
     })
 }
@@ -422,6 +444,18 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(o.bt_torrent, vec!["a.bin".to_string(), "b.bin".to_string()]);
+        assert_eq!(o.bt_kind, Kind::Hybrid);
+        assert_eq!(
+            run(&["--torrent", "a", "--v2-only"]).unwrap().bt_kind,
+            Kind::V2Only
+        );
+        assert_eq!(
+            run(&["--torrent", "a", "--v1-only"]).unwrap().bt_kind,
+            Kind::V1Only
+        );
+        assert!(run(&["--torrent", "a", "--v1-only", "--v2-only"])
+            .unwrap_err()
+            .contains("exclude"));
         assert_eq!(o.bt_peers, vec![SocketAddr::from(([127, 0, 0, 1], 6881))]);
         assert_eq!(
             run(&["--torrent", "a.bin", "--piece-size-kib", "64"])

@@ -41,10 +41,30 @@ What it checks, against one `pytorrent-tracker` process:
 10. BitTorrent downloads on the transfer core: a download from a throttled
    libtorrent seeder killed with SIGKILL part-way resumes from its record
    (after the kill libtorrent uploads only what the record lacks, plus at
-   most 10% of the file) and ends byte-identical; `pytorrent --seed --get X.torrent` then seeds the file
-   to a libtorrent leecher after the libtorrent seeder is gone.
+   most 10% of the file) and ends byte-identical; `pytorrent --seed --get
+   X.torrent` then seeds the file to a libtorrent leecher after the
+   libtorrent seeder is gone.
+11. Torrents written by the project's client: `pytorrent --torrent NAME`
+   for a file and for a folder (nested folders, a 0-byte file), hybrid by
+   default and with --v1-only. libtorrent reads each with the info hashes
+   its magnet link names; a libtorrent seeder checks the shared files
+   against it (both hash halves for a hybrid: any wrong SHA-1, merkle root
+   or pad leaves it not seeding); a libtorrent leecher downloads each
+   hybrid from that seeder, and aria2c each v1-only torrent (through the
+   tracker), every file byte-identical; transmission-show reads the v1-only
+   ones with the same hash. (aria2c 1.36 and Transmission 3.00 cannot use
+   any hybrid torrent, libtorrent's own included: Transmission refuses the
+   empty dictionary keys of BEP 52's file tree, aria2c drops them and
+   computes another info hash.)
 
-Usage: run.py TRACKER_BIN CLIENT_BIN   (exit 0 only if every check passed)
+12. Message stream encryption (`bt::mse`, through the harness
+    examples/mse_handshake.rs) with a libtorrent seeder whose
+    out_enc_policy and in_enc_policy are forced (RC4 only): our initiator's
+    encrypted handshake gets libtorrent's BitTorrent handshake back through
+    RC4, and libtorrent's encrypted connection to our receiver delivers its
+    handshake as the initial payload and a sane next message.
+
+Usage: run.py TRACKER_BIN CLIENT_BIN MSE_HARNESS_BIN   (exit 0 only if every check passed)
 """
 
 import hashlib
@@ -62,7 +82,7 @@ import time
 
 import libtorrent as lt
 
-OVERALL_LIMIT_S = 300
+OVERALL_LIMIT_S = 420
 FILE_SIZE = 3 * 1024 * 1024 + 12345  # not a multiple of the piece size
 PIECE = 64 * 1024
 
@@ -176,12 +196,13 @@ def add(ses, info, save_path):
 
 
 def main():
-    if len(sys.argv) != 3:
-        fail("usage: run.py TRACKER_BIN CLIENT_BIN")
-    tracker_bin, client_bin = (os.path.abspath(a) for a in sys.argv[1:])
+    if len(sys.argv) != 4:
+        fail("usage: run.py TRACKER_BIN CLIENT_BIN MSE_HARNESS_BIN")
+    tracker_bin, client_bin, mse_bin = (os.path.abspath(a) for a in sys.argv[1:])
     tmp = tempfile.mkdtemp(prefix="pytorrent-interop-")
     try:
         run(tmp, tracker_bin, client_bin)
+        run_mse(tmp, mse_bin)
     finally:
         for p in children:
             if p.poll() is None:
@@ -323,23 +344,7 @@ def run(tmp, tracker_bin, client_bin):
     step(f"scrape: {complete} seeders, {incomplete} leechers, 2 completed")
 
     step("aria2c: download the torrent from the libtorrent seeder through the tracker")
-    aria_dir = os.path.join(tmp, "aria2")
-    os.makedirs(aria_dir)
-    aria = spawn(
-        ["aria2c", "--enable-dht=true", f"--dht-listen-port={free_port(socket.SOCK_DGRAM)}",
-         f"--dht-file-path={os.path.join(tmp, 'dht.dat')}",
-         "--bt-enable-lpd=false", "--enable-peer-exchange=false", "--seed-time=0",
- f"--listen-port={free_port(socket.SOCK_STREAM)}", "--summary-interval=0", "--console-log-level=warn",
-         "--bt-stop-timeout=90", f"--dir={aria_dir}", torrent_path],
-        stdout=open(os.path.join(tmp, "aria2.log"), "wb"), stderr=subprocess.STDOUT,
-    )
-    try:
-        code = aria.wait(timeout=100)
-    except subprocess.TimeoutExpired:
-        aria.kill()
-        fail("aria2c did not finish within 100 s:\n" + open(os.path.join(tmp, "aria2.log")).read()[-3000:])
-    if code != 0:
-        fail(f"aria2c exited {code}:\n" + open(os.path.join(tmp, "aria2.log")).read()[-3000:])
+    aria_dir = aria2_get(tmp, "v1", torrent_path)
     got = sha256(os.path.join(aria_dir, "payload.bin"))
     if got != want:
         fail(f"aria2c download differs: {got} != {want}")
@@ -357,6 +362,7 @@ def run(tmp, tracker_bin, client_bin):
     run_v2(tmp, client_bin, announce)
     run_v2_seed(tmp, client_bin, announce, port)
     run_core(tmp, client_bin, port)
+    run_write(tmp, client_bin, announce, port)
 
     step("tracker counters (--stats JSON, written on SIGTERM)")
     tracker.send_signal(signal.SIGTERM)
@@ -373,7 +379,6 @@ def run(tmp, tracker_bin, client_bin):
     if stats["own"]["requests"]["ipv4"] < 4:
         fail(f"too few project requests counted: {stats}")
     print(f"stats: {json.dumps(stats)}")
-    print("interop: 10 passed, 0 failed")
 
 
 def make_v2(path, size, piece, seed, tracker=None):
@@ -736,6 +741,142 @@ def run_core(tmp, client_bin, tracker_port):
     second.wait(timeout=10)
     del l_ses
     step("core: re-seeded to libtorrent, byte-identical")
+
+
+WRITE_FILES = {  # below the shared folder: one file, and a folder "wdir"
+    "w1.bin": 1_049_353,
+    "wdir/a.bin": 100_001,
+    "wdir/sub/b.bin": 300_000,
+    "wdir/sub/deep/c.txt": 17,
+    "wdir/sub/empty": 0,
+    "wdir/z.bin": 65_536,
+}
+
+
+def aria2_get(tmp, tag, torrent_path):
+    """aria2c downloads `torrent_path` through its (UDP) tracker; its folder."""
+    out = os.path.join(tmp, f"aria2-{tag}")
+    log = os.path.join(tmp, f"aria2-{tag}.log")
+    aria = spawn(
+        ["aria2c", "--enable-dht=true", f"--dht-listen-port={free_port(socket.SOCK_DGRAM)}",
+         f"--dht-file-path={os.path.join(tmp, f'dht-{tag}.dat')}",
+         "--bt-enable-lpd=false", "--enable-peer-exchange=false", "--seed-time=0",
+         f"--listen-port={free_port(socket.SOCK_STREAM)}", "--summary-interval=0", "--console-log-level=warn",
+         "--bt-stop-timeout=90", f"--dir={out}", torrent_path],
+        stdout=open(log, "wb"), stderr=subprocess.STDOUT,
+    )
+    try:
+        code = aria.wait(timeout=100)
+    except subprocess.TimeoutExpired:
+        aria.kill()
+        fail(f"aria2c {tag} did not finish within 100 s:\n" + open(log).read()[-3000:])
+    if code != 0:
+        fail(f"aria2c {tag} exited {code}:\n" + open(log).read()[-3000:])
+    return out
+
+
+def run_write(tmp, client_bin, announce, tracker_port):
+    step("torrents written by the project's client: libtorrent, aria2c and transmission-show read them")
+    shared = os.path.join(tmp, "write-shared")
+    want = {}
+    for i, (rel, size) in enumerate(WRITE_FILES.items()):
+        path = os.path.join(shared, rel)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        data = random.Random(100 + i).randbytes(size)
+        with open(path, "wb") as f:
+            f.write(data)
+        want[rel] = hashlib.sha256(data).hexdigest()
+    config = os.path.join(tmp, "config.txt")
+    for flag, kind in [([], "hybrid"), (["--v1-only"], "v1")]:
+        for name in ["w1.bin", "wdir"]:
+            out = os.path.join(tmp, f"write-{kind}-{name}")
+            os.makedirs(out)
+            made = subprocess.run(
+                [client_bin, "--torrent", name, "--piece-size-kib", "32", "-s", shared, "-c", config,
+                 "-t", f"127.0.0.1:{tracker_port}", "--log", os.path.join(out, "log")] + flag,
+                cwd=out, capture_output=True, text=True, timeout=60,
+            )
+            if made.returncode != 0:
+                fail(f"pytorrent --torrent {name} {flag} exited {made.returncode}: {made.stdout} {made.stderr}")
+            magnet = next((l for l in made.stdout.splitlines() if l.startswith("magnet:?")), None)
+            if magnet is None:
+                fail(f"no magnet link printed for {name}: {made.stdout}")
+            torrent_path = os.path.join(out, name + ".torrent")
+            info = lt.torrent_info(torrent_path)
+            hashes = info.info_hashes()
+            if f"xt=urn:btih:{hashes.v1}" not in magnet:
+                fail(f"{kind} {name}: libtorrent's v1 hash {hashes.v1} is not the magnet link's {magnet}")
+            if (kind == "hybrid") != hashes.has_v2() or (
+                    hashes.has_v2() and f"xt=urn:btmh:1220{hashes.v2}" not in magnet):
+                fail(f"{kind} {name}: libtorrent's v2 hash {hashes.v2} does not match the magnet link {magnet}")
+            mine = sorted(r for r in WRITE_FILES if r == name or r.startswith(name + "/"))
+            fs = info.files()
+            theirs = sorted(fs.file_path(i).replace(os.sep, "/") for i in range(fs.num_files())
+                            if not fs.file_flags(i) & lt.file_storage.flag_pad_file)
+            if theirs != mine:
+                fail(f"{kind} {name}: libtorrent lists {theirs}, not {mine}")
+            # The seeder checks the shared files against every hash of the torrent.
+            seeder, seed_port = lt_seeder(f"write-{kind}-{name}", torrent_path, shared)
+            if kind == "hybrid":
+                params = lt.add_torrent_params()
+                params.ti = lt.torrent_info(torrent_path)
+                got_dir = os.path.join(tmp, f"lt-write-{name}")
+                ses, h = lt_leech(f"lt-write-{name}", params, got_dir, seed_port)
+                wait_until(f"libtorrent to download the hybrid {name}", lambda: h.status().is_seeding, 60)
+                del ses
+                who = "libtorrent"
+            else:
+                shown = subprocess.run(["transmission-show", torrent_path], capture_output=True, text=True)
+                if shown.returncode != 0 or f"Hash: {hashes.v1}" not in shown.stdout:
+                    fail(f"transmission-show cannot read {name}.torrent: {shown.stdout} {shown.stderr}")
+                got_dir = aria2_get(tmp, f"write-{name}", torrent_path)
+                who = "aria2c"
+            for rel in mine:
+                got = sha256(os.path.join(got_dir, rel))
+                if got != want[rel]:
+                    fail(f"{who} download of {rel} from our {kind} torrent differs")
+            del seeder
+            step(f"{kind} {name}.torrent ({len(mine)} file(s)): libtorrent reads it and seeds it; "
+                 f"{who} downloads it byte-identical" + (", transmission-show reads it" if kind == "v1" else ""))
+
+
+def run_mse(tmp, mse_bin):
+    step("MSE/PE: encrypted handshakes with libtorrent forcing RC4, both directions")
+    d = os.path.join(tmp, "mse")
+    os.makedirs(d)
+    path = os.path.join(d, "enc.bin")
+    with open(path, "wb") as f:
+        f.write(random.Random(55).randbytes(200_000))
+    fs = lt.file_storage()
+    lt.add_files(fs, path)
+    ct = lt.create_torrent(fs, 32768, flags=lt.create_torrent.v1_only)
+    lt.set_piece_hashes(ct, d)
+    info = lt.torrent_info(lt.bencode(ct.generate()))
+    ses = session("mse")
+    ses.apply_settings({"out_enc_policy": lt.enc_policy.forced, "in_enc_policy": lt.enc_policy.forced,
+                        "allowed_enc_level": lt.enc_level.rc4,
+                        "enable_outgoing_utp": False, "enable_incoming_utp": False})
+    h = add(ses, info, d)
+    wait_until("the encrypted seeder to check its file", lambda: h.status().is_seeding, 30)
+    ih = str(info.info_hashes().v1)
+    r = subprocess.run([mse_bin, "connect", f"127.0.0.1:{ses.listen_port()}", ih],
+                       capture_output=True, text=True, timeout=30)
+    if r.returncode != 0 or "ok initiator rc4" not in r.stdout:
+        fail(f"MSE initiator against libtorrent: {r.stdout} {r.stderr}")
+    step("MSE/PE: our initiator -> libtorrent (forced): RC4 selected, handshake through RC4")
+    listener = spawn([mse_bin, "listen", ih], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    port = int(listener.stdout.readline().split()[1])
+    h.connect_peer(("127.0.0.1", port))
+    try:
+        out, err = listener.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        listener.kill()
+        fail("MSE receiver: libtorrent did not connect within 30 s")
+    if listener.returncode != 0 or "ok receiver rc4" not in out:
+        fail(f"MSE receiver with libtorrent: {out} {err}")
+    step("MSE/PE: libtorrent (forced) -> our receiver: RC4, its handshake as initial payload")
+    del ses
+    print("interop: 12 passed, 0 failed")
 
 
 if __name__ == "__main__":

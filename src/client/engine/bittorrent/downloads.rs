@@ -74,22 +74,24 @@ impl Engine {
                     })
                 }
             },
-            BtSource::Magnet(link) => match crate::bt::magnet::Magnet::parse(&link) {
-                Ok(m) => {
-                    let label = m
-                        .name
-                        .as_deref()
-                        .map_or_else(|| hex(&m.info_hash[..8]), names::escape);
-                    let pe = m.peers.iter().filter_map(|p| p.parse().ok()).collect();
-                    (label, None, m.info_hash, pe, m.trackers)
+            BtSource::Magnet(link) => {
+                match crate::bt::magnet::Magnet::parse(&link).and_then(|m| Ok((m.require_v2()?, m))) {
+                    Ok((info_hash, m)) => {
+                        let label = m
+                            .name
+                            .as_deref()
+                            .map_or_else(|| hex(&info_hash[..8]), names::escape);
+                        let pe = m.peers.iter().filter_map(|p| p.parse().ok()).collect();
+                        (label, None, info_hash, pe, m.trackers)
+                    }
+                    Err(e) => {
+                        return self.notify(Event::DownloadFailed {
+                            label: "the magnet link".into(),
+                            why: e.to_string(),
+                        })
+                    }
                 }
-                Err(e) => {
-                    return self.notify(Event::DownloadFailed {
-                        label: "the magnet link".into(),
-                        why: e.to_string(),
-                    })
-                }
-            },
+            }
         };
         if self.bt.iter().any(|(_, d)| d.info_hash == hash) {
             return;
