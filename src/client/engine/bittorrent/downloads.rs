@@ -274,7 +274,15 @@ impl Engine {
             .iter()
             .filter(|(_, d)| !d.is_finished())
             .flat_map(|(dk, d)| {
-                let room = MAX_CONNS_PER_DOWNLOAD.saturating_sub(d.peers.connected());
+                // Wide while nothing verified came yet (silent peers must
+                // be sifted quickly to find one that serves), then
+                // the usual number.
+                let cap = if d.verified == 0 {
+                    SEARCH_CONNS
+                } else {
+                    MAX_CONNS_PER_DOWNLOAD
+                };
+                let room = cap.saturating_sub(d.peers.connected());
                 d.peers
                     .connectable(now)
                     .into_iter()
