@@ -401,12 +401,12 @@ impl BtDownload {
                 b
             }
             None => {
-                while self.missing_from < n && self.blocks[self.missing_from] != Block::Missing {
-                    self.missing_from += 1;
-                }
                 // Other blocks are missing, which other peers have: asking
                 // this one for copies of blocks in flight would only waste
                 // its upload.
+                while self.missing_from < n && self.blocks[self.missing_from] != Block::Missing {
+                    self.missing_from += 1;
+                }
                 if self.missing_from < n {
                     return None;
                 }
@@ -430,6 +430,16 @@ impl BtDownload {
             s.owner = Some(who);
         }
         Some(self.block_span(b))
+    }
+
+    /// Whether every block is asked for or in hand: what is still asked of
+    /// peers may be asked again of others.
+    pub fn in_end_game(&mut self) -> bool {
+        let n = self.blocks.len();
+        while self.missing_from < n && self.blocks[self.missing_from] != Block::Missing {
+            self.missing_from += 1;
+        }
+        self.missing_from >= n
     }
 
     /// A connected peer's pieces became known (for the picker's rarity).

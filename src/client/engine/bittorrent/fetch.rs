@@ -28,6 +28,11 @@ use log::debug;
 /// Blocks kept asked of one peer (2 MiB: enough to keep a fast peer busy
 /// across a round trip on a LAN or loopback).
 pub const PIPELINE: usize = 128;
+/// Blocks kept asked of one peer in the end game, when every block asked
+/// there is a copy of one asked of another peer too: a few keep a slow
+/// peer from holding up the finish; a whole pipeline of copies would
+/// fetch much of the file's tail twice.
+pub const END_GAME_PIPELINE: usize = 8;
 /// Output: a full pipeline of requests, metadata requests and a hash
 /// request fit many times over.
 const OUT_CAP: usize = 16 << 10;
@@ -169,7 +174,15 @@ impl BtFetch {
             }
         }
         if !self.choked && dl.part.is_some() {
-            while self.queue.len() < PIPELINE {
+            loop {
+                let limit = if dl.in_end_game() {
+                    END_GAME_PIPELINE
+                } else {
+                    PIPELINE
+                };
+                if self.queue.len() >= limit {
+                    break;
+                }
                 if self.joined.is_none() {
                     let has = Has::Bits(super::download::picker_bits(&self.has, dl.pieces() as usize));
                     dl.peer_joined(&has);
