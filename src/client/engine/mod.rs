@@ -512,11 +512,8 @@ impl Engine {
     /// When [`Engine::handle_timeout`] is next needed: `now` while there is
     /// background work.
     pub fn poll_timeout(&self, now: Instant) -> Instant {
-        let busy = self.library.is_indexing()
-            || self
-                .downloads
-                .iter()
-                .any(|(_, d)| matches!(d.phase, Phase::Checking | Phase::Recheck));
+        let busy =
+            self.library.is_indexing() || self.downloads.iter().any(|(_, d)| d.phase == Phase::Recheck);
         if busy {
             return now;
         }

@@ -383,9 +383,6 @@ impl Engine {
             if let Some(r) = d.advance_recheck(&mut self.whole_buf, WHOLE_BUDGET) {
                 rechecked.push((dk, r));
             }
-            if matches!(d.phase, Phase::Chunks | Phase::Checking) {
-                d.advance_whole(&mut self.whole_buf, WHOLE_BUDGET);
-            }
             if d.is_finished() {
                 ended.push(dk);
             }

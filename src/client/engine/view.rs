@@ -31,7 +31,8 @@ pub enum DownloadState {
     Rechecking,
     /// Fetching chunks.
     Fetching,
-    /// Every chunk is in: checking the whole file.
+    /// Every piece is in: the file is being put in place (or, BitTorrent,
+    /// its whole-file SHA-256 finished).
     Verifying,
 }
 
@@ -109,7 +110,7 @@ impl EngineView for Engine {
                 Phase::Meta => DownloadState::Metadata,
                 Phase::Recheck => DownloadState::Rechecking,
                 Phase::Chunks => DownloadState::Fetching,
-                Phase::Checking | Phase::Done(_) | Phase::Failed(_) => DownloadState::Verifying,
+                Phase::Done(_) | Phase::Failed(_) => DownloadState::Verifying,
             },
         });
         // BitTorrent downloads go by their v2 info hash.

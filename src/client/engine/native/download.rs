@@ -1,7 +1,7 @@
 //! One download: its metadata, its working file (behind
-//! [`PartFile`]), which chunks are verified, the peers known to have it,
-//! and the final whole-file check. No file is named or opened here: the
-//! [`Storage`] hands out the working file.
+//! [`PartFile`]), which chunks are verified and the peers known to have
+//! it. No file is named or opened here: the [`Storage`] hands out the
+//! working file.
 //!
 //! Invariants:
 //! - Metadata is trusted only after its SHA-256 equals the file id asked
@@ -16,8 +16,11 @@
 //!   was synced ([`PartFile::save`]); an earlier working file without a
 //!   sound record is re-checked chunk by chunk against the hashes, never
 //!   trusted ([`Phase::Recheck`]).
-//! - The final file appears only after the whole-file SHA-256 of the
-//!   working file matched ([`PartFile::finish`]).
+//! - Every byte is hashed once, as it arrives and before it is written:
+//!   the file id vouches for every chunk hash (and the whole file's
+//!   SHA-256, which the metadata carries), so a file whose every chunk
+//!   verified is the file. It appears under its name only once every chunk
+//!   is verified and the data is synced ([`PartFile::finish`]).
 //! - A download never changes its own phase because of storage alone:
 //!   every storage result is looked at here and turned into a phase.
 
@@ -57,8 +60,6 @@ pub enum Phase {
     Recheck,
     /// Fetching chunks.
     Chunks,
-    /// Every chunk verified; hashing the whole file.
-    Checking,
     /// Verified and in place at this path.
     Done(PathBuf),
     /// Stopped for good; the message is safe to print.
@@ -175,9 +176,7 @@ pub struct Download {
     shared: Vec<u32>,
     part: Option<Box<dyn PartFile>>,
     rng: Option<Rng>,
-    whole: Sha256,
-    /// Next chunk to feed the whole-file hash.
-    whole_next: u32,
+
     pub phase: Phase,
     pub peers: PeerSet,
     pub verified_bytes: u64,
@@ -221,8 +220,7 @@ impl Download {
             shared: Vec::new(),
             part: None,
             rng: Some(rng),
-            whole: Sha256::new(),
-            whole_next: 0,
+
             phase: Phase::Meta,
             peers: PeerSet::default(),
             verified_bytes: 0,
@@ -329,14 +327,12 @@ impl Download {
         }
     }
 
-    /// Chunks to fetch, or (all there already, or an empty file) straight
-    /// to the whole-file check.
+    /// Chunks to fetch, or (all there already, or an empty file) done.
     fn start_fetching(&mut self) {
-        self.phase = if self.sched.is_complete() {
-            Phase::Checking
-        } else {
-            Phase::Chunks
-        };
+        self.phase = Phase::Chunks;
+        if self.sched.is_complete() {
+            self.finish();
+        }
     }
 
     /// The scheduler for `count` chunks, taking this download's random
@@ -563,8 +559,8 @@ impl Download {
             bitmap::set_bit(&mut self.bits, index as usize);
             self.start_writeback(index);
         }
-        if self.sched.is_complete() {
-            self.phase = Phase::Checking;
+        if self.sched.is_complete() && self.phase == Phase::Chunks {
+            self.finish();
         }
         true
     }
@@ -596,57 +592,12 @@ impl Download {
         Some(hash == meta.chunks[index as usize])
     }
 
-    /// Feeds verified chunks, in order, to the whole-file hash, reading
-    /// about `budget` bytes from the `.part` file into `buf`; when all are
-    /// in and the hash matches, syncs and moves the file into place.
-    /// Returns true if there is more to do now.
-    pub fn advance_whole(&mut self, buf: &mut [u8], budget: u64) -> bool {
-        let (Some(part), Some(meta)) = (&self.part, &self.meta) else {
-            return false;
-        };
-        let mut spent = 0u64;
-        let count = meta.chunks.len() as u32;
-        while self.whole_next < count && self.sched.is_done(self.whole_next as usize) {
-            if spent >= budget {
-                return true;
-            }
-            let index = self.whole_next;
-            let mut at = u64::from(index) * u64::from(meta.chunk_size);
-            let mut left = meta.chunk_len(index as usize);
-            while left > 0 {
-                let n = left.min(buf.len() as u64) as usize;
-                if let Err(e) = part.read_at(&mut buf[..n], at) {
-                    let why = format!("cannot read back '{}.part': {e}", names::escape(&meta.name));
-                    self.fail(why);
-                    return false;
-                }
-                self.whole.update(&buf[..n]);
-                at += n as u64;
-                left -= n as u64;
-                spent += n as u64;
-            }
-            self.whole_next += 1;
-        }
-        if self.whole_next == count && self.phase == Phase::Checking {
-            self.finish();
-        }
-        false
-    }
-
+    /// Every chunk is verified: sync the data and put the file in place.
     fn finish(&mut self) {
         let (Some(mut part), Some(meta)) = (self.part.take(), &self.meta) else {
             return;
         };
         let shown = names::escape(&meta.name);
-        let sha: Hash = std::mem::take(&mut self.whole).finalize().into();
-        if sha != meta.sha256 {
-            // Every chunk matched but the whole does not: the disk returned
-            // other bytes than were written. Nothing here can fix that.
-            self.fail(format!(
-                "'{shown}' failed its whole-file SHA-256 check; its working file is kept"
-            ));
-            return;
-        }
         match part.finish(meta) {
             Ok(path) => self.phase = Phase::Done(path),
             Err(FinishError::Exists) => self.fail(format!(
@@ -656,7 +607,8 @@ impl Download {
         }
     }
 
-    /// Hex SHA-256 of the whole file (once the metadata is known).
+    /// Hex SHA-256 of the whole file, as its metadata (vouched for by the
+    /// id) says.
     pub fn sha256_hex(&self) -> String {
         self.meta.as_ref().map_or_else(String::new, |m| hex(&m.sha256))
     }
@@ -805,31 +757,10 @@ mod tests {
         // The bad chunk is fetched again, right this time.
         assert_eq!(d.next_chunk(&Has::All, &[], &[]), Some(3));
         deliver(&mut d, &chunk(&meta, &bytes, 3, false), 3);
-        assert_eq!(d.phase, Phase::Checking);
-        d.advance_whole(&mut [0; 4096], u64::MAX);
+        // Done with the last chunk: no second pass over the file.
         assert_eq!(d.phase, Phase::Done(PathBuf::from("m.bin")));
         assert_eq!(storage.0.borrow().done["m.bin"], bytes);
         assert!(storage.0.borrow().parts.is_empty());
-    }
-
-    #[test]
-    fn a_disk_that_lies_fails_the_whole_file_check_and_keeps_the_part() {
-        let bytes = data(2 * MIN_CHUNK_SIZE as usize, 6);
-        let (meta, enc) = encoded("lie.bin", &bytes);
-        let mut storage = MemStorage::default();
-        let mut d = download(meta.id());
-        d.accept_meta(&enc, &mut storage);
-        fill(&mut d, &bytes, None);
-        // The bytes change on "disk" after they were verified.
-        storage.0.borrow_mut().parts.get_mut("lie.bin").unwrap().0[5] ^= 1;
-        d.advance_whole(&mut [0; 4096], u64::MAX);
-        assert!(
-            matches!(&d.phase, Phase::Failed(why) if why.contains("whole-file")),
-            "{:?}",
-            d.phase
-        );
-        assert!(storage.0.borrow().done.is_empty());
-        assert!(storage.0.borrow().parts.contains_key("lie.bin"));
     }
 
     #[test]

@@ -614,7 +614,6 @@ mod tests {
     fn run(dl: &mut Download, storage: &mut FsStorage, lib: &dyn Files, peers: &mut [Peer]) -> Vec<u32> {
         let now = Instant::now();
         let mut bad = Vec::new();
-        let mut whole_buf = vec![0u8; 1 << 16];
         for p in peers.iter_mut() {
             p.fetch.on_connected(dl, now);
         }
@@ -638,7 +637,6 @@ mod tests {
                     p.ended.get_or_insert(e.to_string());
                 }
             }
-            dl.advance_whole(&mut whole_buf, u64::MAX);
             if dl.is_finished() || peers.iter().all(|p| p.ended.is_some()) {
                 break;
             }
