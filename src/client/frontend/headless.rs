@@ -49,6 +49,9 @@ pub struct Headless {
     names: Vec<String>,
     /// `--get` ids given as such.
     ids: Vec<FileId>,
+    /// Ids of the downloads started: two targets naming one file (a name
+    /// and its id prefix) start it once, and the run waits for it once.
+    started_ids: Vec<FileId>,
     running: usize,
     failed: usize,
     seed_after: bool,
@@ -110,6 +113,7 @@ impl Headless {
             goal,
             names,
             ids,
+            started_ids: Vec::new(),
             running: 0,
             failed: 0,
             seed_after: seed,
@@ -209,6 +213,10 @@ impl Headless {
     }
 
     fn download(&mut self, id: FileId, label: String, listed: Option<Listed>, out: &mut Vec<Command>) {
+        if self.started_ids.contains(&id) {
+            return;
+        }
+        self.started_ids.push(id);
         self.running += 1;
         out.push(Command::Download { id, label, listed });
     }
@@ -574,9 +582,11 @@ mod tests {
                 other => panic!("{other:?}"),
             })
             .collect();
-        // Both prefixes name a.bin (a repeat is the engine's to ignore); a
-        // name that looks like a prefix is a name first.
-        assert_eq!(ids, vec![[0xab; 32], [0xab; 32], [0x12; 32]]);
+        // Both prefixes name a.bin, which starts once (the run waits for
+        // one result per download); a name that looks like a prefix is a
+        // name first.
+        assert_eq!(ids, vec![[0xab; 32], [0x12; 32]]);
+        assert_eq!(h.running, 2);
         assert_eq!(h.failed, 0);
         // Too short, or not unique: not found / ambiguous.
         let mut h = Headless::new(false, vec!["abab".into()], false, false);
