@@ -68,18 +68,29 @@ pub fn init_stderr_logging(default_level: &str) {
 }
 
 /// Sends `log` records to the end of `path` (its directory is created),
-/// one timestamped line each without the module path, at info level unless
-/// `RUST_LOG` says otherwise; the first line marks the session's start.
+/// one timestamped line each with the process id and without the module
+/// path, at info level unless `RUST_LOG` says otherwise; the first line
+/// marks the session's start.
 pub fn init_file_logging(path: &std::path::Path) -> std::io::Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
     }
     let file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+    let pid = std::process::id();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
-        .format_timestamp_millis()
         // The log is for users: the module path (pytorrent::client::...)
-        // says nothing to them.
-        .format_target(false)
+        // says nothing to them; the pid tells apart the lines of several
+        // clients run in one folder (they append to one file).
+        .format(move |buf, record| {
+            use std::io::Write;
+            writeln!(
+                buf,
+                "[{} {:5} {pid}] {}",
+                buf.timestamp_millis(),
+                record.level(),
+                record.args()
+            )
+        })
         .target(env_logger::Target::Pipe(Box::new(file)))
         .init();
     // Runs append to one file: mark where each starts.

@@ -43,3 +43,56 @@ fn two_targets_naming_one_file_download_it_once_and_exit() {
         .count();
     assert_eq!(done, 1, "{:?}", leecher.stdout);
 }
+
+/// Defect 3: `--list` and `--peers` leave no `logs/download.log` where
+/// they run, `--peers` does not count the asker, every log line names its
+/// process, and a connection that took nothing is no info line.
+#[test]
+fn list_and_peers_leave_no_log_and_the_log_names_the_process() {
+    let t = TrackerProc::start(&[]);
+    let tmp = TempDir::new("quiet-ask");
+    let data = random_bytes(100_000, 21);
+    let shared = shared_dir(&tmp, "seeder", &[("one.bin", &data)]);
+    let seeder = seed(&tmp, t.addr, "seeder", &shared, &[]);
+    let cwd = tmp.mkdir("cwd");
+    let tracker = t.addr.to_string();
+    for (mode, last) in [
+        ("--list", "1 file on the network"),
+        ("--peers", "1 peer on the network"),
+    ] {
+        let cfg = tmp.join("empty.conf");
+        std::fs::write(&cfg, "").unwrap();
+        let a = args(&[
+            mode,
+            "-t",
+            &tracker,
+            "-c",
+            &cfg.display().to_string(),
+            "-l",
+            "127.0.0.1:0",
+        ]);
+        let mut p = ClientProc::spawn_with(mode, &a, cwd.join("none"), |c| {
+            c.current_dir(&cwd);
+        });
+        assert_eq!(p.wait_code(Duration::from_secs(15)), 0, "{}", p.report());
+        assert_eq!(p.stdout.last().map(String::as_str), Some(last), "{:?}", p.stdout);
+        assert!(!p.stdout.iter().any(|l| l.contains("(you)")), "{:?}", p.stdout);
+    }
+    let left: Vec<_> = std::fs::read_dir(&cwd).unwrap().collect();
+    assert!(left.is_empty(), "--list/--peers left {left:?}");
+
+    // A peer that connects and leaves without asking for anything.
+    drop(std::net::TcpStream::connect(seeder.addr).unwrap());
+    let (mut leecher, dir) = get(&tmp, t.addr, "leecher", &["one.bin"], &[]);
+    check_downloaded(&mut leecher, &dir, "one.bin", &data, DOWNLOAD);
+    let mut seeder = seeder.proc;
+    seeder.wait_log(
+        "for the leecher",
+        |l| l.contains("finished serving") && !l.contains(": 0 chunk"),
+        DOWNLOAD,
+    );
+    let log = seeder.log_text();
+    let pid = format!(" {}] ", seeder.pid());
+    assert!(log.lines().all(|l| l.contains(&pid)), "{log}");
+    assert!(!log.contains(": 0 chunk bytes sent"), "{log}");
+}

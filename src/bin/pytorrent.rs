@@ -45,11 +45,10 @@ fn main() -> ExitCode {
     for w in &warnings {
         eprintln!("pytorrent: warning: {w}");
     }
-    if let Err(e) = init_file_logging(&opts.log_file) {
-        eprintln!(
-            "pytorrent: warning: cannot write the log {}: {e}",
-            opts.log_file.display()
-        );
+    if let Some(path) = &opts.log_file {
+        if let Err(e) = init_file_logging(path) {
+            eprintln!("pytorrent: warning: cannot write the log {}: {e}", path.display());
+        }
     }
     for w in &warnings {
         log::warn!("{w}");

@@ -45,7 +45,9 @@ pub struct Options {
     pub shared_dir: PathBuf,
     pub download_dir: PathBuf,
     pub chunk_size: u32,
-    pub log_file: PathBuf,
+    /// The log file; `None` for `--list` and `--peers` without `--log`,
+    /// which only ask and must leave no file behind.
+    pub log_file: Option<PathBuf>,
     pub max_inbound: usize,
     pub idle_timeout: Duration,
     pub request_timeout: Duration,
@@ -318,7 +320,11 @@ fn merge(m: &Matches, file: ClientConfig, config_path: PathBuf) -> Result<Option
         shared_dir: m.opt_str("shared").map_or(file.shared_dir, PathBuf::from),
         download_dir: m.opt_str("downloads").map_or(file.download_dir, PathBuf::from),
         chunk_size: kib * 1024,
-        log_file: PathBuf::from(m.opt_str("log").unwrap_or_else(|| DEFAULT_LOG.into())),
+        log_file: match m.opt_str("log") {
+            Some(path) => Some(PathBuf::from(path)),
+            None if list || peers => None,
+            None => Some(PathBuf::from(DEFAULT_LOG)),
+        },
         max_inbound,
         idle_timeout: secs("idle-timeout", 60)?,
         request_timeout: secs("request-timeout", 10)?,

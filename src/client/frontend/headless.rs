@@ -348,8 +348,11 @@ impl Frontend for Headless {
                 }
                 _ => {}
             },
-            Event::PeerList(peers) => {
+            Event::PeerList(mut peers) => {
                 if self.goal == Goal::Peers {
+                    // The caller registered only to ask: it is not one of
+                    // the peers a user asks about.
+                    peers.retain(|p| !p.is_you);
                     print!("{}", peers_table(&peers));
                     println!("{} on the network", count(peers.len(), "peer"));
                     self.quit(0, "", out);
@@ -487,9 +490,8 @@ fn peers_table(peers: &[PeerInfo]) -> String {
         .iter()
         .map(|p| {
             let role = role_name(p.role, p.files);
-            let you = if p.is_you { " (you)" } else { "" };
             vec![
-                format!("{}{you}", names::escape(&p.username)),
+                names::escape(&p.username),
                 p.addr.to_string(),
                 role.to_string(),
                 p.files.to_string(),
