@@ -105,37 +105,71 @@ pub fn help() -> Vec<Line> {
 
 /// Narrowest a table's flexible (name) column is cut to.
 const MIN_NAME_COLUMN: usize = 8;
+/// Columns a name may keep before other columns are left out for it: on
+/// a narrow terminal a name people can read matters more than a count.
+const NAME_KEEP: usize = 20;
 
-/// A table of `rows` under `headers` in `width` characters: the `flex`
-/// column (names) is cut with `…` so the other columns stay visible, and
-/// every line is cut to `width` as a last resort.
+/// A table of `rows` under `headers` in `width` characters. When the
+/// `flex` column (names) would be cut below its width (up to `name_keep`
+/// columns), columns are left out from the right (never the first,
+/// which holds the number people type, nor the name); then the name is
+/// cut with `…` so the other columns stay whole, and every line is cut to
+/// `width` as a last resort.
 fn table_lines(
     headers: &[&str],
-    mut rows: Vec<Vec<String>>,
+    rows: Vec<Vec<String>>,
     right: &[usize],
     flex: usize,
+    name_keep: usize,
     width: usize,
 ) -> Vec<String> {
-    let col_width = |i: usize, rows: &[Vec<String>]| {
+    let col_width = |i: usize| {
         rows.iter()
             .map(|r| text_width(&r[i]))
             .chain([text_width(headers[i])])
             .max()
             .unwrap_or(0)
     };
-    let others: usize = (0..headers.len())
-        .filter(|&i| i != flex)
-        .map(|i| col_width(i, &rows))
-        .sum::<usize>()
-        + 2 * headers.len().saturating_sub(1);
+    let name_need = col_width(flex).min(name_keep);
+    let mut shown: Vec<usize> = (0..headers.len()).collect();
+    let others = |shown: &[usize]| -> usize {
+        shown
+            .iter()
+            .filter(|&&i| i != flex)
+            .map(|&i| col_width(i))
+            .sum::<usize>()
+            + 2 * shown.len().saturating_sub(1)
+    };
+    while others(&shown) + name_need > width {
+        match shown.iter().rposition(|&i| i != flex && i != 0) {
+            Some(pos) => {
+                shown.remove(pos);
+            }
+            None => break,
+        }
+    }
     let flex_max = width
-        .saturating_sub(others)
+        .saturating_sub(others(&shown))
         .max(MIN_NAME_COLUMN)
         .max(text_width(headers[flex]));
-    for row in &mut rows {
-        row[flex] = fit(&row[flex], flex_max);
-    }
-    table::render(headers, &rows, right)
+    let headers: Vec<&str> = shown.iter().map(|&i| headers[i]).collect();
+    let right: Vec<usize> = (0..shown.len()).filter(|&k| right.contains(&shown[k])).collect();
+    let rows: Vec<Vec<String>> = rows
+        .into_iter()
+        .map(|row| {
+            shown
+                .iter()
+                .map(|&i| {
+                    if i == flex {
+                        fit(&row[i], flex_max)
+                    } else {
+                        row[i].clone()
+                    }
+                })
+                .collect()
+        })
+        .collect();
+    table::render(&headers, &rows, &right)
         .lines()
         .map(|l| fit(l, width))
         .collect()
@@ -179,7 +213,10 @@ pub fn peers_table(peers: &[PeerInfo], width: usize) -> Vec<Line> {
         .iter()
         .map(|p| if p.is_you { Style::Accent } else { Style::Plain })
         .collect();
-    let mut lines = styled(table_lines(&table::PEER_HEADERS, rows, &[3], 0, width), &styles);
+    let mut lines = styled(
+        table_lines(&table::PEER_HEADERS, rows, &[3], 0, NAME_KEEP, width),
+        &styles,
+    );
     if peers.is_empty() {
         lines.push(empty_note("no peers online", width));
     }
@@ -246,7 +283,10 @@ pub fn shared_table(rows: &[SharedRow], shared_dir: &str, width: usize) -> Vec<L
         "DOWNLOADING",
         "UPLOADED",
     ];
-    let mut lines = styled(table_lines(&headers, cells, &[0, 2, 3, 5, 6], 1, width), &styles);
+    let mut lines = styled(
+        table_lines(&headers, cells, &[0, 2, 3, 5, 6], 1, NAME_KEEP, width),
+        &styles,
+    );
     if rows.is_empty() {
         let hint = format!("no shared files (put some in {})", names::escape(shared_dir));
         lines.push(empty_note(&hint, width));
@@ -293,7 +333,10 @@ pub fn network_files_table(files: &[FileRow<'_>], width: usize) -> Vec<Line> {
         })
         .collect();
     let headers = ["#", "NAME", "SIZE", "SEEDERS", "PARTIAL", "YOU"];
-    let mut lines = styled(table_lines(&headers, rows, &[0, 2, 3, 4], 1, width), &styles);
+    let mut lines = styled(
+        table_lines(&headers, rows, &[0, 2, 3, 4], 1, NAME_KEEP, width),
+        &styles,
+    );
     if files.is_empty() {
         lines.push(empty_note("no files on the network yet", width));
     }
@@ -365,9 +408,10 @@ pub fn downloads_table(rows: &[DownloadRow], width: usize) -> Vec<Line> {
         let pick = |row: &[String]| keep.iter().map(|&i| row[i].clone()).collect::<Vec<String>>();
         let headers: Vec<&str> = keep.iter().map(|&i| headers[i]).collect();
         let cells = cells.iter().map(|r| pick(r)).collect();
-        table_lines(&headers, cells, &[0, 2], 1, width)
+        // Chosen for a narrow screen already: the state stays.
+        table_lines(&headers, cells, &[0, 2], 1, MIN_NAME_COLUMN, width)
     } else {
-        table_lines(&headers, cells, &[0, 2, 3, 4, 5], 1, width)
+        table_lines(&headers, cells, &[0, 2, 3, 4, 5], 1, NAME_KEEP, width)
     };
     let mut lines = styled(table, &styles);
     if rows.is_empty() {
@@ -703,6 +747,48 @@ mod tests {
         for w in [0, 1, 10, 30] {
             assert_within(&peers_table(&[peer(&long, 6000, true)], w), w);
         }
+    }
+
+    #[test]
+    fn narrow_tables_leave_out_columns_before_cutting_names() {
+        // Issue 20, defect 4: at 40 columns names shrank to 7 characters
+        // while count columns stayed, cut to `…`.
+        let lines = peers_table(&[peer("alice", 40000, true), peer("bob", 40001, false)], 39);
+        assert_within(&lines, 39);
+        let t = text(&lines);
+        assert!(t.contains("alice (you)") && t.contains("127.0.0.1:40000"), "{t}");
+        assert!(!t.contains('…'), "{t}");
+        let info = |name: &str, seeders| FileInfo {
+            id: [seeders as u8; 32],
+            name: name.into(),
+            size: 1,
+            seeders,
+            partial: 0,
+        };
+        let files = [info("ubuntu-24.04.iso", 1), info("notes.txt", 2)];
+        let rows: Vec<FileRow> = files
+            .iter()
+            .enumerate()
+            .map(|(i, file)| FileRow {
+                number: i + 1,
+                file,
+                yours: None,
+            })
+            .collect();
+        let lines = network_files_table(&rows, 39);
+        assert_within(&lines, 39);
+        let t = text(&lines);
+        assert!(t.contains("ubuntu-24.04.iso") && !t.contains('…'), "{t}");
+        assert!(plain_text(&lines[1]).starts_with("1  ubuntu"), "{t}");
+        // A longer name keeps NAME_KEEP columns before it is cut.
+        let long = [info("ubuntu-24.04-desktop-amd64.iso", 1)];
+        let row = [FileRow {
+            number: 1,
+            file: &long[0],
+            yours: None,
+        }];
+        let t = text(&network_files_table(&row, 39));
+        assert!(t.contains("ubuntu-24.04-deskto"), "{t}");
     }
 
     #[test]
