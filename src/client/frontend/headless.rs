@@ -9,7 +9,7 @@
 use super::table::{count, human_bytes, render, role_name, PEER_HEADERS};
 use super::terminal::stderr_columns;
 use super::ui::rate::Rates;
-use super::ui::render::progress_bar;
+use super::ui::render::progress_bars;
 use super::ui::to_ansi;
 use super::{resumed_text, Command, Cx, Event, Frontend};
 use crate::bt::merkle::Tree;
@@ -193,8 +193,8 @@ impl Headless {
             .map_or(0, |t| cx.now.duration_since(t).as_millis() as u64);
         let mut text = String::new();
         let bars = p.rates.progress(&cx.client.downloads(), now_ms);
-        for bar in &bars {
-            text.push_str(&to_ansi(&progress_bar(bar, cols.saturating_sub(1)), false));
+        for line in progress_bars(&bars, cols.saturating_sub(1)) {
+            text.push_str(&to_ansi(&line, false));
             text.push('\n');
         }
         p.drawn = bars.len();

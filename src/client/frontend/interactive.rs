@@ -19,8 +19,8 @@ use super::ui::input::{
 };
 use super::ui::rate::Rates;
 use super::ui::render::{
-    done_line, downloads_table, error_line, help, logo, menu, network_files_table, peers_table, progress_bar,
-    random_emoji, shared_table, DownloadRow, FileRow, SharedRow,
+    done_line, downloads_table, error_line, help, logo, menu, network_files_table, peers_table,
+    progress_bars, random_emoji, shared_table, DownloadRow, FileRow, SharedRow,
 };
 use super::ui::typewriter::{Typewriter, DEFAULT_RATE};
 use super::ui::{line_width, tail_width, take_width, width as text_width, Line, Span, Style};
@@ -679,7 +679,7 @@ impl Interactive {
         // terminals differ on wrapping).
         let width = term_width.saturating_sub(1);
         let rows: Vec<Line> = if self.term.fancy() {
-            bars.iter().map(|p| progress_bar(p, width)).collect()
+            progress_bars(&bars, width)
         } else {
             Vec::new()
         };

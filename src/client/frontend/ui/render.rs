@@ -488,19 +488,75 @@ const BAR_MAX: usize = 40;
 const NAME_MIN: usize = 16;
 const NAME_MAX: usize = 40;
 
-/// A download's progress in at most `width` columns:
-/// `name ███░░░ 50% 1.0 MiB/2.0 MiB 512.0 KiB/s 3 peers ETA 00:02`, or
+/// Widest the rate, peers and ETA fields of a progress bar can be
+/// (`1023.9 KiB/s`, `99 peers`, `ETA 99:59:59`): each is padded to it, so
+/// a bar keeps its length from one redraw to the next (a rate going from
+/// `9.5 KiB/s` to `10.0 KiB/s` must not shorten it).
+const RATE_COLS: usize = 12;
+const PEERS_COLS: usize = 8;
+const ETA_COLS: usize = 12;
+
+/// Progress bars for several downloads, in at most `width` columns each,
+/// that line up: every name gets the same column (the widest name's, up
+/// to [`NAME_MAX`]) and the sizes field the widest one's, so the bars
+/// start and end at the same place.
+pub fn progress_bars(ps: &[Progress], width: usize) -> Vec<Line> {
+    let name_col = ps
+        .iter()
+        .map(|p| text_width(&names::escape(&p.name)))
+        .max()
+        .unwrap_or(1)
+        .clamp(1, NAME_MAX);
+    let sizes_col = ps
+        .iter()
+        .filter_map(|p| p.total.map(|t| text_width(&sizes(t, t))))
+        .max()
+        .unwrap_or(0);
+    ps.iter()
+        .map(|p| bar_line(p, width, name_col, sizes_col))
+        .collect()
+}
+
+/// `done/total` in the unit of `total` (`0.5/2.0 MiB`, `12/700 B`), the
+/// done part as wide as the total's, so the field's width depends only on
+/// the total.
+fn sizes(done: u64, total: u64) -> String {
+    let total_text = table::human_bytes(total);
+    let (number, unit) = total_text.split_once(' ').unwrap_or((&total_text, ""));
+    let done_text = if total < 1024 {
+        done.to_string()
+    } else {
+        // The unit human_bytes chose for the total.
+        let mut unit_bytes = 1024u64;
+        while total / unit_bytes >= 1024 && unit_bytes < 1 << 50 {
+            unit_bytes <<= 10;
+        }
+        format!("{:.1}", done as f64 / unit_bytes as f64)
+    };
+    format!("{done_text:>w$}/{number} {unit}", w = number.len())
+}
+
+/// One download's progress in at most `width` columns:
+/// `name ███░░░ 50% 1.0/2.0 MiB 512.0 KiB/s 3 peers ETA 00:02`, or
 /// `name fetching metadata 1 peer` before the size is known.
 /// The name is never dropped, only shortened with `…` (to [`NAME_MIN`]
 /// columns while other fields need the room); when room is short the bar
 /// goes first, then the ETA, the peers, the rate and the sizes; the
 /// percentage stays.
 pub fn progress_bar(p: &Progress, width: usize) -> Line {
+    progress_bars(std::slice::from_ref(p), width).remove(0)
+}
+
+/// [`progress_bar`] with the name in a column `name_col` wide and the
+/// sizes in one `sizes_col` wide (padded when shorter): the layout depends
+/// only on these widths, never on the numbers shown.
+fn bar_line(p: &Progress, width: usize, name_col: usize, sizes_col: usize) -> Line {
     let escaped = names::escape(&p.name);
-    let name_want = text_width(&escaped).clamp(1, NAME_MAX);
+    let name_want = name_col;
     let name_min = name_want.min(NAME_MIN);
     let peers = table::count(p.peers, "peer");
     let Some(total) = p.total else {
+        let name_want = text_width(&escaped).clamp(1, NAME_MAX);
         let mut line = vec![Span::plain(fit(&escaped, name_want)), Span::plain(" ")];
         line.push(Span::new(Style::Dim, "fetching metadata"));
         line.push(Span::plain(" "));
@@ -524,16 +580,14 @@ pub fn progress_bar(p: &Progress, width: usize) -> Line {
     } else {
         format!("ETA {}", format_eta(eta_secs(p)))
     };
-    // Optional fields in the order they are kept; each costs its width
-    // plus a separating space.
+    // Optional fields in the order they are kept, each padded to its
+    // widest (sizes and rate to the right, like numbers); each costs its
+    // width plus a separating space.
     let optional = [
-        (
-            Style::Plain,
-            format!("{}/{}", table::human_bytes(p.done), table::human_bytes(total)),
-        ),
-        (Style::Plain, human_rate(p.rate_bps)),
-        (Style::Dim, peers),
-        (Style::Dim, eta),
+        (Style::Plain, pad_left(sizes(p.done, total), sizes_col)),
+        (Style::Plain, pad_left(human_rate(p.rate_bps), RATE_COLS)),
+        (Style::Dim, pad_right(peers, PEERS_COLS)),
+        (Style::Dim, pad_right(eta, ETA_COLS)),
     ];
     // What is left once the name has its minimum and the percentage its place.
     let name_min = name_min.min(width - pct_w - 1);
@@ -558,7 +612,7 @@ pub fn progress_bar(p: &Progress, width: usize) -> Line {
     // The name grows to its full width first, then the bar.
     let grow = room.min(name_want - name_min);
     room -= grow;
-    let name = fit(&escaped, name_min + grow);
+    let name = pad_right(fit(&escaped, name_min + grow), name_min + grow);
     if bar > 0 {
         bar += room.min(BAR_MAX - BAR_MIN);
     }
@@ -574,9 +628,25 @@ pub fn progress_bar(p: &Progress, width: usize) -> Line {
         line.push(Span::plain(" "));
         line.push(Span::new(style, text));
     }
+    // Padding at the end of the line shows nothing.
+    if let Some(last) = line.last_mut() {
+        last.text = last.text.trim_end().to_string();
+    }
     line.retain(|s| !s.text.is_empty());
     // Already within width by construction; the cut is a safety net.
     fit_line(&line, width)
+}
+
+/// `text` with spaces before it up to `cols` display columns.
+fn pad_left(text: String, cols: usize) -> String {
+    let pad = cols.saturating_sub(text_width(&text));
+    format!("{}{text}", " ".repeat(pad))
+}
+
+/// `text` with spaces after it up to `cols` display columns.
+fn pad_right(text: String, cols: usize) -> String {
+    let pad = cols.saturating_sub(text_width(&text));
+    format!("{text}{}", " ".repeat(pad))
 }
 
 /// A finished, verified download: a tick, the name, where it was saved
@@ -971,7 +1041,7 @@ mod tests {
         let t = plain_text(&progress_bar(&half, 120));
         assert!(t.starts_with("holiday-photos.zip "), "{t}");
         assert!(
-            t.contains(" 50% 1.0 MiB/2.0 MiB 512.0 KiB/s 3 peers ETA 00:02"),
+            t.contains(" 50% 1.0/2.0 MiB  512.0 KiB/s 3 peers  ETA 00:02"),
             "{t}"
         );
         let filled = t.matches('█').count();
@@ -1007,14 +1077,14 @@ mod tests {
         );
         // 40 columns: the whole name, the percentage and the sizes; no bar.
         let w40 = plain_text(&progress_bar(&p, 40));
-        assert_eq!(w40, "holiday-photos.zip  50% 1.0 MiB/2.0 MiB");
+        assert_eq!(w40, "holiday-photos.zip  50% 1.0/2.0 MiB");
         // Narrower: the name is shortened, never dropped.
         let w20 = plain_text(&progress_bar(&p, 20));
         assert_eq!(w20, "holiday-photos…  50%");
         let w10 = plain_text(&progress_bar(&p, 10));
         assert!(w10.contains('…') && w10.ends_with("50%"), "{w10}");
         let w60 = plain_text(&progress_bar(&p, 60));
-        assert_eq!(w60, "holiday-photos.zip  50% 1.0 MiB/2.0 MiB 512.0 KiB/s 3 peers");
+        assert_eq!(w60, "holiday-photos.zip  50% 1.0/2.0 MiB  512.0 KiB/s 3 peers");
         // A long name is cut with an ellipsis at any width.
         let mut long = p.clone();
         long.name = "a-very-long-name-for-a-holiday-photo-archive.zip".into();
@@ -1022,6 +1092,47 @@ mod tests {
             let t = plain_text(&progress_bar(&long, w));
             assert!(t.starts_with("a-very") && t.contains('…'), "{w}: {t}");
         }
+    }
+
+    /// Where the bar ends: the column after its last cell.
+    fn bar_end(line: &Line) -> usize {
+        let t = plain_text(line);
+        let cut = t.rfind(['█', '░']).expect("a bar");
+        text_width(&t[..cut]) + 1
+    }
+
+    #[test]
+    fn progress_bars_keep_their_length_and_line_up() {
+        // Issue 20, defect 5: a bar was 14 cells, then 9, as the rate and
+        // ETA changed; the bars of one --get did not line up.
+        let frames = [
+            progress(0, 2 << 20, 0.0),
+            progress(1 << 20, 2 << 20, 9.5 * 1024.0),
+            progress(1 << 20, 2 << 20, 10.0 * 1024.0 * 1024.0),
+            progress(2 << 20, 2 << 20, 1.0),
+        ];
+        for width in [90, 100, 120] {
+            let ends: Vec<usize> = frames.iter().map(|p| bar_end(&progress_bar(p, width))).collect();
+            assert!(ends.iter().all(|&e| e == ends[0]), "{width}: {ends:?}");
+        }
+        let mut short = progress(3 << 10, 900 << 10, 1e6);
+        short.name = "a.bin".into();
+        let mut stalled = progress(5 << 30, 7 << 30, 0.0);
+        stalled.stalled = true;
+        stalled.peers = 12;
+        let all = [progress(1 << 20, 2 << 20, 512.0), short, stalled];
+        for width in [95, 120] {
+            let lines = progress_bars(&all, width);
+            let ends: Vec<usize> = lines.iter().map(bar_end).collect();
+            assert!(ends.iter().all(|&e| e == ends[0]), "{width}: {ends:?}");
+            let pcts: Vec<usize> = lines.iter().map(|l| plain_text(l).find('%').unwrap()).collect();
+            assert!(pcts.iter().all(|&p| p == pcts[0]), "{width}: {pcts:?}");
+            assert!(lines.iter().all(|l| line_width(l) <= width));
+        }
+        assert_eq!(sizes(300, 700), "300/700 B");
+        assert_eq!(sizes(5, 700), "  5/700 B");
+        assert_eq!(sizes(1 << 20, 2 << 20), "1.0/2.0 MiB");
+        assert_eq!(sizes(0, 200 << 20), "  0.0/200.0 MiB");
     }
 
     #[test]
@@ -1046,7 +1157,7 @@ mod tests {
         let mut p = progress(1 << 20, 2 << 20, 0.0);
         p.stalled = true;
         let t = plain_text(&progress_bar(&p, 120));
-        assert!(t.contains(" 0 B/s 3 peers stalled"), "{t}");
+        assert!(t.contains(" 0 B/s 3 peers  stalled"), "{t}");
         assert!(!t.contains("ETA"), "{t}");
     }
 
