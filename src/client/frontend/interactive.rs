@@ -92,6 +92,16 @@ pub struct Interactive {
     setup: Setup,
     /// The last file list shown for picking.
     files: Vec<FileInfo>,
+    /// The rows of the last pick table (all files, or a search's results)
+    /// as indices into `files`: number N picks `files[shown[N - 1]]`, so a
+    /// number always means the row that showed it.
+    shown: Vec<usize>,
+    /// `get NAME` typed at the menu: picked once the file list arrives.
+    pending_get: Option<String>,
+    /// The menu is on screen already: it is printed once (and on `menu`
+    /// or `clear`), not after every command, so a 24-row screen keeps
+    /// the output of the commands.
+    menu_shown: bool,
     shares: VecDeque<(FileMeta, PathBuf)>,
     /// A name sent to the tracker, waiting for its answer.
     wanted_name: Option<String>,
@@ -140,6 +150,9 @@ impl Interactive {
             screen: Screen::AnyKey,
             setup,
             files: Vec::new(),
+            shown: Vec::new(),
+            pending_get: None,
+            menu_shown: false,
             shares: VecDeque::new(),
             wanted_name: None,
             unfinished: Vec::new(),
@@ -190,9 +203,13 @@ impl Interactive {
         self.say(vec![Span::new(Style::Ok, format!("{text} {emoji}"))]);
     }
 
+    /// Back to the menu's prompt, printing the menu the first time.
     fn show_menu(&mut self) {
-        let seed = self.rng.next_u64();
-        self.show(menu(seed));
+        if !self.menu_shown {
+            self.menu_shown = true;
+            let seed = self.rng.next_u64();
+            self.show(menu(seed));
+        }
         self.screen = Screen::Menu;
         self.ask_share_if_due();
     }
@@ -299,6 +316,17 @@ impl Interactive {
     }
 
     fn on_line(&mut self, line: String, cx: &Cx<'_>, out: &mut Vec<Command>) {
+        if self.waiting() && self.typeahead.is_empty() && is_local(&line) {
+            // Needs nothing from the tracker: done now, and the wait goes
+            // on (a silent tracker must not hold up `help`).
+            let wait = self.screen;
+            self.screen = Screen::Menu;
+            self.on_menu(&line, cx, out);
+            if matches!(self.screen, Screen::Menu | Screen::Share) {
+                self.screen = wait;
+            }
+            return;
+        }
         if self.waiting() {
             if self.typeahead.len() < MAX_TYPEAHEAD {
                 self.typeahead.push_back(line);
@@ -412,6 +440,11 @@ impl Interactive {
                 out.push(Command::ListFiles);
                 self.screen = Screen::WaitFiles;
             }
+            MenuChoice::Get(what) => {
+                self.pending_get = Some(what);
+                out.push(Command::ListFiles);
+                self.screen = Screen::WaitFiles;
+            }
             MenuChoice::ChangeUsername => self.screen = Screen::NewName,
             MenuChoice::Disconnect if !cx.client.downloads().is_empty() => {
                 self.screen = Screen::ConfirmQuit;
@@ -423,6 +456,11 @@ impl Interactive {
             }
             MenuChoice::Clear => {
                 self.term.clear_screen();
+                self.menu_shown = false;
+                self.show_menu();
+            }
+            MenuChoice::Menu => {
+                self.menu_shown = false;
                 self.show_menu();
             }
             MenuChoice::Empty => self.dirty = true,
@@ -540,79 +578,105 @@ impl Interactive {
         }
     }
 
-    /// The pick list's rows: every file, numbered in sorted order, or only
-    /// those whose name contains `filter` (ignoring case), same numbers.
-    fn file_rows<'a>(&'a self, cx: &Cx<'_>, filter: Option<&str>) -> Vec<FileRow<'a>> {
-        let shared: Vec<_> = cx.client.shared().into_iter().map(|f| f.id).collect();
-        let downloading: Vec<_> = cx.client.downloads().into_iter().map(|d| d.id).collect();
+    /// Indices into `files` of every file (sorted), or of those whose
+    /// name contains `filter` (ignoring case).
+    fn matching(&self, filter: Option<&str>) -> Vec<usize> {
         let filter = filter.map(str::to_lowercase);
-        self.files
-            .iter()
-            .enumerate()
-            .filter(|(_, f)| {
+        (0..self.files.len())
+            .filter(|&i| {
                 filter
                     .as_ref()
-                    .is_none_or(|w| f.name.to_lowercase().contains(w.as_str()))
-            })
-            .map(|(i, file)| FileRow {
-                number: i + 1,
-                file,
-                yours: if shared.contains(&file.id) {
-                    Some("sharing")
-                } else if downloading.contains(&file.id) {
-                    Some("downloading")
-                } else {
-                    None
-                },
+                    .is_none_or(|w| self.files[i].name.to_lowercase().contains(w.as_str()))
             })
             .collect()
     }
 
+    /// Shows the pick table of `files[i]` for each `i` in `indices`,
+    /// numbered from 1, and remembers them for [`Self::on_pick`].
+    fn show_pick_table(&mut self, indices: Vec<usize>, cx: &Cx<'_>) {
+        let shared: Vec<_> = cx.client.shared().into_iter().map(|f| f.id).collect();
+        let downloading: Vec<_> = cx.client.downloads().into_iter().map(|d| d.id).collect();
+        let rows: Vec<FileRow<'_>> = indices
+            .iter()
+            .enumerate()
+            .map(|(k, &i)| {
+                let file = &self.files[i];
+                FileRow {
+                    number: k + 1,
+                    file,
+                    yours: if shared.contains(&file.id) {
+                        Some("sharing")
+                    } else if downloading.contains(&file.id) {
+                        Some("downloading")
+                    } else {
+                        None
+                    },
+                }
+            })
+            .collect();
+        let table = network_files_table(&rows, self.term.width());
+        self.show(table);
+        self.shown = indices;
+    }
+
     fn on_pick(&mut self, line: &str, cx: &Cx<'_>, out: &mut Vec<Command>) {
-        let names_list: Vec<&str> = self.files.iter().map(|f| f.name.as_str()).collect();
-        match parse_pick(line, &names_list) {
+        // A number is a row of the table on screen (a search's results are
+        // numbered from 1 too); anything else is a name of any file.
+        let picked = match line.trim().parse::<usize>() {
+            Ok(n) => match n.checked_sub(1).and_then(|k| self.shown.get(k)) {
+                Some(&i) => Pick::Index(i),
+                None => {
+                    let rows = self.shown.len();
+                    return self.error(&format!(
+                        "No number {n} in the list shown (1-{rows}): type a number, a name, part of a name to search, or Enter to go back."
+                    ));
+                }
+            },
+            Err(_) => {
+                let names_list: Vec<&str> = self.files.iter().map(|f| f.name.as_str()).collect();
+                parse_pick(line, &names_list)
+            }
+        };
+        match picked {
             Pick::Index(i) => {
-                let yours = self.file_rows(cx, None)[i].yours;
                 let file = &self.files[i];
                 let (id, name) = (file.id, names::escape(&file.name));
-                match yours {
+                if cx.client.shared().iter().any(|f| f.id == id) {
                     // Refused here, before the engine hears of it.
-                    Some("sharing") => self.error(&format!("You share {name} already.")),
-                    Some(_) => self.error(&format!("{name} is downloading already.")),
-                    None => {
-                        let listed = Some(Listed {
-                            name: file.name.clone(),
-                            size: file.size,
-                        });
-                        out.push(Command::Download {
-                            id,
-                            label: name.clone(),
-                            listed,
-                        });
-                        self.status(format!("Downloading {name} in the background"));
-                    }
+                    self.error(&format!("You share {name} already."));
+                } else if cx.client.downloads().iter().any(|d| d.id == id) {
+                    self.error(&format!("{name} is downloading already."));
+                } else {
+                    let listed = Some(Listed {
+                        name: file.name.clone(),
+                        size: file.size,
+                    });
+                    out.push(Command::Download {
+                        id,
+                        label: name.clone(),
+                        listed,
+                    });
+                    self.status(format!("Downloading {name} in the background"));
                 }
                 self.show_menu();
             }
             Pick::Back => self.show_menu(),
             Pick::NotFound => {
                 let wanted = line.trim();
-                let width = self.term.width();
-                let rows = self.file_rows(cx, Some(wanted));
-                if rows.is_empty() {
+                let found = self.matching(Some(wanted));
+                if found.is_empty() {
                     self.error(&format!(
                         "No file '{}' in the list: type its number or name, part of a name to search, or Enter to go back.",
                         names::escape(wanted)
                     ));
                 } else {
-                    let table = network_files_table(&rows, width);
                     let note = format!(
-                        "{} with '{}' in the name:",
-                        count(rows.len(), "file"),
+                        "{} with '{}' in the name (numbered anew):",
+                        count(found.len(), "file"),
                         names::escape(wanted)
                     );
                     self.show(vec![vec![Span::new(Style::Title, note)]]);
-                    self.show(table);
+                    self.show_pick_table(found, cx);
                 }
             }
             Pick::Ambiguous(_) => self.error("Several files have that name: pick one by its number."),
@@ -728,7 +792,12 @@ impl Interactive {
 impl Frontend for Interactive {
     fn start(&mut self, cx: &Cx<'_>, _out: &mut Vec<Command>) {
         self.term.clear_screen();
-        let logo = logo();
+        // The box-drawing logo is for a person at a terminal; a script
+        // reading a pipe gets the tagline in plain words.
+        let mut logo = logo();
+        if !self.term.tty() {
+            logo = vec![vec![Span::plain("PyTorrent: simplified peer-to-peer sharing")]];
+        }
         self.show(logo);
         let emoji = self.emoji();
         self.say(vec![Span::plain(format!("Welcome to PyTorrent {emoji}"))]);
@@ -757,6 +826,7 @@ impl Frontend for Interactive {
             }
             Event::FileList(files) => {
                 if self.screen == Screen::WaitFiles {
+                    let get = self.pending_get.take();
                     if files.is_empty() {
                         self.show(vec![vec![Span::new(Style::Dim, "No files on the network yet.")]]);
                         self.show_menu();
@@ -766,10 +836,16 @@ impl Frontend for Interactive {
                         let mut files = files;
                         files.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
                         self.files = files;
-                        let width = self.term.width();
-                        let table = network_files_table(&self.file_rows(cx, None), width);
-                        self.show(table);
                         self.screen = Screen::Pick;
+                        match get {
+                            // `get NAME`: picked as if typed at the list
+                            // (a part of a name shows what matches).
+                            Some(what) => {
+                                self.shown = self.matching(None);
+                                self.on_pick(&what, cx, out);
+                            }
+                            None => self.show_pick_table(self.matching(None), cx),
+                        }
                     }
                 }
             }
@@ -845,6 +921,7 @@ impl Frontend for Interactive {
                     self.screen,
                     Screen::WaitPeers | Screen::WaitFiles | Screen::WaitName
                 ) {
+                    self.pending_get = None;
                     self.show_menu();
                 }
             }
@@ -933,6 +1010,30 @@ impl Frontend for Interactive {
         }
         self.term.restore();
     }
+}
+
+/// Whether a line typed while the tracker is asked runs at once: a
+/// command word answered without the tracker (`help`, `downloads`,
+/// `cancel 2`, `quit`, ...), so a silent tracker holds up nothing. Numbers,
+/// names and empty lines wait their turn: they may be meant for the list
+/// being fetched (a script types `3` then `1`).
+fn is_local(line: &str) -> bool {
+    let t = line.trim();
+    if t.is_empty() || t.bytes().all(|b| b.is_ascii_digit()) {
+        return false;
+    }
+    matches!(
+        parse_menu_choice(t),
+        MenuChoice::Help
+            | MenuChoice::Downloads
+            | MenuChoice::SharedFiles
+            | MenuChoice::Clear
+            | MenuChoice::Menu
+            | MenuChoice::Cancel(_)
+            | MenuChoice::Unshare(_)
+            | MenuChoice::Rescan
+            | MenuChoice::Disconnect
+    )
 }
 
 /// One of `current` by its number in `listed` (what the user saw,

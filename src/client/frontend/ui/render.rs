@@ -80,10 +80,11 @@ pub fn menu(emoji_seed: u64) -> Vec<Line> {
 
 /// What can be typed at the main menu.
 pub fn help() -> Vec<Line> {
-    const WORDS: [(&str, &str); 11] = [
+    const WORDS: [(&str, &str); 13] = [
         ("1, peers", "who is online, their address, role and files"),
         ("2, files, shared", "what you share and who is downloading it"),
         ("3, download, get", "pick a file on the network and fetch it"),
+        ("get NAME", "fetch the file of that name (or search for it)"),
         ("4, username, name", "change the name others see"),
         ("5, disconnect, quit", "leave the network (Ctrl-C or Ctrl-D too)"),
         ("downloads, d", "running downloads: progress, peers, rate, state"),
@@ -91,6 +92,7 @@ pub fn help() -> Vec<Line> {
         ("unshare N|NAME", "stop sharing file N of 2 (the file stays)"),
         ("rescan", "look for new files in the shared folder now"),
         ("help", "this list"),
+        ("menu, m", "show the menu again"),
         ("clear", "clear the screen"),
     ];
     let mut lines = vec![vec![Span::new(Style::Title, "Commands")]];
@@ -297,8 +299,7 @@ pub fn shared_table(rows: &[SharedRow], shared_dir: &str, width: usize) -> Vec<L
 /// A file on the network as the pick list shows it.
 #[derive(Debug, Clone, Copy)]
 pub struct FileRow<'a> {
-    /// Its number in the whole (sorted) list, kept when the list is
-    /// filtered so a number always means the same file.
+    /// Its number in the table shown (what the user types to pick it).
     pub number: usize,
     pub file: &'a FileInfo,
     /// What you have to do with it: `sharing`, `downloading`, or nothing.
@@ -307,14 +308,20 @@ pub struct FileRow<'a> {
 
 /// The files on the network for [`super::input::parse_pick`]: `#`, name,
 /// size, seeders, partial holders, and whether you share or download it
-/// (those rows are dimmed, like files no seeder holds whole).
+/// (those rows are dimmed, like files no seeder holds whole). Two files of
+/// one name are told apart by the start of their ids (`notes.txt
+/// [ab12cd34]`), which `--get` also takes.
 pub fn network_files_table(files: &[FileRow<'_>], width: usize) -> Vec<Line> {
     let rows = files
         .iter()
         .map(|r| {
+            let mut name = names::escape(&r.file.name);
+            if files.iter().filter(|o| o.file.name == r.file.name).count() > 1 {
+                name.push_str(&format!(" [{}]", hex(&r.file.id[..4])));
+            }
             vec![
                 r.number.to_string(),
-                names::escape(&r.file.name),
+                name,
                 table::human_bytes(r.file.size),
                 r.file.seeders.to_string(),
                 r.file.partial.to_string(),
