@@ -96,3 +96,22 @@ fn list_and_peers_leave_no_log_and_the_log_names_the_process() {
     assert!(log.lines().all(|l| l.contains(&pid)), "{log}");
     assert!(!log.contains(": 0 chunk bytes sent"), "{log}");
 }
+
+/// Defect 11: errors that point the right way: a `.torrent` path that
+/// does not exist is a missing file (not "no file on the network"), and a
+/// malformed v2 hash in a magnet link is malformed (not missing).
+#[test]
+fn a_missing_torrent_file_and_a_malformed_magnet_say_so() {
+    let t = TrackerProc::start(&[]);
+    let tmp = TempDir::new("wrong-way");
+    let magnet = format!("magnet:?xt=urn:btmh:1220{}&dn=x", "c".repeat(62));
+    for (target, want) in [
+        ("missing.torrent", "cannot read missing.torrent: no such file"),
+        (magnet.as_str(), "v2 hash is malformed"),
+    ] {
+        let (mut p, _) = get(&tmp, t.addr, "wrong", &[target], &["--peer-wait", "3"]);
+        assert_eq!(p.wait_code(Duration::from_secs(20)), 1, "{}", p.report());
+        let err = p.stderr_text();
+        assert!(err.contains(want), "{target}: {err}");
+    }
+}

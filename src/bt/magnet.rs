@@ -32,6 +32,8 @@ pub enum MagnetError {
     NotMagnet,
     TooLong,
     NoV2Hash,
+    /// An `xt=urn:btmh:` that is not a SHA-256 multihash of 64 hex digits.
+    BadV2Hash,
     BadEscape,
 }
 
@@ -41,6 +43,9 @@ impl fmt::Display for MagnetError {
             MagnetError::NotMagnet => "not a magnet link",
             MagnetError::TooLong => "magnet link too long",
             MagnetError::NoV2Hash => "the magnet link has no v2 hash (xt=urn:btmh:1220...)",
+            MagnetError::BadV2Hash => {
+                "the magnet link's v2 hash is malformed (want xt=urn:btmh:1220 and 64 hex digits)"
+            }
             MagnetError::BadEscape => "bad %-escape in the magnet link",
         })
     }
@@ -61,6 +66,7 @@ impl Magnet {
             peers: Vec::new(),
         };
         let mut found = false;
+        let mut malformed = false;
         for pair in query.split('&') {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
             let value = unescape(value)?;
@@ -69,6 +75,8 @@ impl Magnet {
                     if let Some(h) = value.strip_prefix("urn:btmh:1220").and_then(parse_hex) {
                         m.info_hash = h;
                         found = true;
+                    } else if value.starts_with("urn:btmh:") {
+                        malformed = true;
                     }
                 }
                 "dn" => m.name = Some(value),
@@ -78,6 +86,9 @@ impl Magnet {
                 "x.pe" if m.peers.len() < MAX_PEERS => m.peers.push(value),
                 _ => {}
             }
+        }
+        if !found && malformed {
+            return Err(MagnetError::BadV2Hash);
         }
         if !found {
             return Err(MagnetError::NoV2Hash);
@@ -180,8 +191,11 @@ mod tests {
         assert_eq!(Magnet::parse("http://x"), Err(MagnetError::NotMagnet));
         let v1 = format!("magnet:?xt=urn:btih:{}", "c".repeat(40));
         assert_eq!(Magnet::parse(&v1), Err(MagnetError::NoV2Hash));
+        // Issue 20, defect 11: a malformed btmh is said to be malformed.
         let short = format!("magnet:?xt=urn:btmh:1220{}", "c".repeat(62));
-        assert_eq!(Magnet::parse(&short), Err(MagnetError::NoV2Hash));
+        assert_eq!(Magnet::parse(&short), Err(MagnetError::BadV2Hash));
+        let sha1 = format!("magnet:?xt=urn:btmh:1114{}", "c".repeat(40));
+        assert_eq!(Magnet::parse(&sha1), Err(MagnetError::BadV2Hash));
         let bad = format!("magnet:?xt=urn:btmh:1220{}&dn=%zz", "c".repeat(64));
         assert_eq!(Magnet::parse(&bad), Err(MagnetError::BadEscape));
         let long = format!("magnet:?{}", "a".repeat(MAX_MAGNET_LEN));

@@ -278,6 +278,11 @@ impl Headless {
                     };
                     self.download(one.id, names::escape(&one.name), Some(listed), out)
                 }
+                // Meant as a torrent file: say the path is wrong first.
+                [] if name.ends_with(".torrent") => self.get_failed(&format!(
+                    "cannot read {}: no such file (nor a file of that name on the network)",
+                    names::escape(&name)
+                )),
                 [] => self.get_failed(&format!(
                     "no file named '{}' on the network, nor one whose id starts so (see --list)",
                     names::escape(&name)
