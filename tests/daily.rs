@@ -115,3 +115,93 @@ fn a_missing_torrent_file_and_a_malformed_magnet_say_so() {
         assert!(err.contains(want), "{target}: {err}");
     }
 }
+
+/// Runs `pytorrent-tracker` with `args` until it exits (it must, within
+/// 10 s); returns its exit code and stderr.
+fn tracker_exit(args: &[&str]) -> (i32, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pytorrent-tracker"))
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run pytorrent-tracker");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Defect 12, the tracker's messages: a bad flag is one line and a hint,
+/// a `--stats` file in a missing directory is refused at start, a peer
+/// joining and leaving is an info line naming it, debug lines name the
+/// user, and counts take the singular.
+#[test]
+fn tracker_messages_are_short_and_name_the_user() {
+    let (code, err) = tracker_exit(&["--bind", "127.0.0.1:0", "--nope"]);
+    assert_eq!(code, 2, "{err}");
+    assert_eq!(err.lines().count(), 2, "{err}");
+    assert!(err.contains("'nope'") && err.contains("--help"), "{err}");
+    let tmp = TempDir::new("tracker-words");
+    let missing = tmp.join("no/such/dir/stats.json");
+    let (code, err) = tracker_exit(&["--bind", "127.0.0.1:0", "--stats", &missing.display().to_string()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("does not exist"), "{err}");
+
+    let hashes = tmp.join("hashes.txt");
+    std::fs::write(&hashes, format!("{}\n", "ab".repeat(20))).unwrap();
+    let log = tmp.join("tracker.err");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_pytorrent-tracker"))
+        .args([
+            "--bind",
+            "127.0.0.1:0",
+            "--access-list",
+            &hashes.display().to_string(),
+        ])
+        .args(["--access-mode", "deny"])
+        .env("RUST_LOG", "debug")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut banner = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut banner,
+    )
+    .unwrap();
+    assert!(banner.contains("access list: 1 info hash,"), "{banner}");
+    let addr: std::net::SocketAddr = banner
+        .split_whitespace()
+        .skip_while(|w| *w != "udp")
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("{banner}"));
+    let shared = shared_dir(&tmp, "uma", &[("u.bin", &random_bytes(1000, 22))]);
+    let mut uma = seed(&tmp, addr, "uma", &shared, &[]).proc;
+    uma.signal("INT");
+    assert_eq!(uma.wait_code(Duration::from_secs(20)), 0, "{}", uma.report());
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let text = loop {
+        let text = std::fs::read_to_string(&log).unwrap();
+        if text.contains("uma left") || std::time::Instant::now() > deadline {
+            break text;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        text.lines()
+            .any(|l| l.contains("INFO") && l.contains("uma joined from 127.0.0.1:")),
+        "{text}"
+    );
+    assert!(
+        text.lines().any(|l| l.contains("INFO") && l.contains("uma left")),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.contains("DEBUG") && l.contains("(uma): announce")),
+        "{text}"
+    );
+}

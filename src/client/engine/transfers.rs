@@ -358,7 +358,10 @@ impl Engine {
             }
         }
         if !self.library.is_indexing() {
-            info!("indexed {} shared files", self.library.len());
+            info!(
+                "indexed {}",
+                crate::client::frontend::table::count(self.library.len(), "shared file")
+            );
         }
     }
 
