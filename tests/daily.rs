@@ -205,3 +205,62 @@ fn tracker_messages_are_short_and_name_the_user() {
         "{text}"
     );
 }
+
+/// `--list --json` and `--peers --json`: one JSON array with whole ids
+/// and exact sizes; `--on-complete CMD` runs once per verified download
+/// with the file in its environment.
+#[test]
+fn json_listings_and_a_command_on_completion() {
+    let t = TrackerProc::start(&[]);
+    let tmp = TempDir::new("scripting");
+    let data = random_bytes(123_457, 40);
+    let shared = shared_dir(&tmp, "vic", &[("exact \"size\".bin", &data)]);
+    let vic = seed(&tmp, t.addr, "vic", &shared, &[]);
+    let id = FileMeta::from_reader("exact \"size\".bin", &data[..], CHUNK as u32)
+        .unwrap()
+        .id();
+    let tracker = t.addr.to_string();
+    let mut list = ClientProc::start(&tmp, "list", &args(&["--list", "--json", "-t", &tracker]));
+    assert_eq!(list.wait_code(Duration::from_secs(15)), 0, "{}", list.report());
+    let want = format!(
+        r#"[{{"id":"{}","name":"exact \"size\".bin","size":123457,"seeders":1,"partial":0}}]"#,
+        hex(&id)
+    );
+    assert_eq!(list.stdout, [want]);
+    let mut peers = ClientProc::start(&tmp, "peers", &args(&["--peers", "--json", "-t", &tracker]));
+    assert_eq!(peers.wait_code(Duration::from_secs(15)), 0, "{}", peers.report());
+    let want = format!(
+        r#"[{{"username":"vic","address":"{}","role":"seeder","files":1}}]"#,
+        vic.addr
+    );
+    assert_eq!(peers.stdout, [want]);
+
+    let out = tmp.join("done.txt");
+    let copy = tmp.join("copy.bin");
+    let cmd = format!(
+        r#"cp "$PYTORRENT_PATH" '{}' && printf '%s|%s|%s' "$PYTORRENT_NAME" "$PYTORRENT_SIZE" "$PYTORRENT_SHA256" > '{}.tmp' && mv '{}.tmp' '{}'"#,
+        copy.display(),
+        out.display(),
+        out.display(),
+        out.display()
+    );
+    let (mut leecher, dir) = get(&tmp, t.addr, "leecher", &[&hex(&id)], &["--on-complete", &cmd]);
+    check_downloaded(&mut leecher, &dir, "exact \"size\".bin", &data, DOWNLOAD);
+    assert_eq!(
+        leecher.wait_code(Duration::from_secs(20)),
+        0,
+        "{}",
+        leecher.report()
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !out.exists() {
+        assert!(std::time::Instant::now() < deadline, "--on-complete did not run");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(
+        text,
+        format!("exact \"size\".bin|123457|{}", common::sha256_hex(&data))
+    );
+    assert_eq!(common::sha256_file(&copy), common::sha256_hex(&data));
+}

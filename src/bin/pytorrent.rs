@@ -76,7 +76,9 @@ fn main() -> ExitCode {
         download_dir: opts.download_dir.clone(),
         has_username: opts.username.is_some(),
         no_effects: opts.no_effects,
+        on_complete: opts.on_complete.clone(),
     };
+    let (json, on_complete) = (opts.json, opts.on_complete.clone());
     let result = Client::bind(*opts).and_then(|mut client| {
         // The terminal is taken (raw mode) only once the client is bound,
         // and given back (on drop) before any error is printed.
@@ -89,7 +91,8 @@ fn main() -> ExitCode {
             } => Box::new(
                 Headless::new(seed, get, list, peers)
                     .with_bt_peers(bt_peers)
-                    .with_bt_shares(bt_shares),
+                    .with_bt_shares(bt_shares)
+                    .with_scripting(json, on_complete),
             ),
             Mode::Interactive => Box::new(Interactive::new(setup)),
         };

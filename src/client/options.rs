@@ -62,6 +62,10 @@ pub struct Options {
     pub bt_torrent: Vec<String>,
     /// Its piece length in bytes (`None`: chosen from the size).
     pub piece_size: Option<u32>,
+    /// `--list` / `--peers` as JSON (exact bytes, whole ids) for scripts.
+    pub json: bool,
+    /// `--on-complete CMD`: run by `sh -c` after each verified download.
+    pub on_complete: Option<String>,
 }
 
 /// A bad command line or config file (exit code 2).
@@ -109,6 +113,17 @@ pub fn flags() -> getopts::Options {
     );
     o.optflag("", "list", "print the files on the network and exit");
     o.optflag("", "peers", "print the peers on the network and exit");
+    o.optflag(
+        "",
+        "json",
+        "with --list or --peers: print one JSON array (exact sizes, whole ids) for scripts",
+    );
+    o.optopt(
+        "",
+        "on-complete",
+        "run CMD with sh -c after each verified download, with PYTORRENT_PATH, PYTORRENT_NAME, PYTORRENT_SIZE and PYTORRENT_SHA256 set (not waited for)",
+        "CMD",
+    );
     o.optopt(
         "c",
         "config",
@@ -283,6 +298,14 @@ fn merge(m: &Matches, file: ClientConfig, config_path: PathBuf) -> Result<Option
             "--list and --peers run alone, without --seed, --get or each other".into(),
         ));
     }
+    let json = m.opt_present("json");
+    if json && !(list || peers) {
+        return Err(err("--json goes with --list or --peers".into()));
+    }
+    let on_complete = m.opt_str("on-complete");
+    if on_complete.as_deref().is_some_and(|c| c.trim().is_empty()) {
+        return Err(err("--on-complete: give a command".into()));
+    }
     let bt_torrent = m.opt_strs("torrent");
     for name in &bt_torrent {
         names::check_file_name(name).map_err(|e| err(format!("--torrent: the name {e}")))?;
@@ -338,6 +361,8 @@ fn merge(m: &Matches, file: ClientConfig, config_path: PathBuf) -> Result<Option
             .map_err(err)?,
         bt_torrent,
         piece_size,
+        json,
+        on_complete,
     })
 }
 

@@ -6,6 +6,7 @@
 //! terminal, `--get`'s progress bars, redrawn in place twice a second and
 //! erased before any other line is printed.
 
+use super::scripting::{files_json, peers_json, OnComplete};
 use super::table::{count, human_bytes, render, role_name, PEER_HEADERS};
 use super::terminal::stderr_columns;
 use super::ui::rate::Rates;
@@ -70,6 +71,10 @@ pub struct Headless {
     bt_peers: Vec<SocketAddr>,
     /// Files to seed over BitTorrent too (`--seed --torrent NAME`).
     bt_shares: Vec<BtShare>,
+    /// `--json`: listings as JSON.
+    json: bool,
+    /// `--on-complete CMD`.
+    on_complete: OnComplete,
 }
 
 /// A shared file offered as a BitTorrent v2 torrent.
@@ -125,7 +130,16 @@ impl Headless {
             bt,
             bt_peers: Vec::new(),
             bt_shares: Vec::new(),
+            json: false,
+            on_complete: OnComplete::default(),
         }
+    }
+
+    /// `--json` and `--on-complete CMD`.
+    pub fn with_scripting(mut self, json: bool, on_complete: Option<String>) -> Headless {
+        self.json = json;
+        self.on_complete = OnComplete::new(on_complete);
+        self
     }
 
     /// Files to seed over BitTorrent as well.
@@ -342,6 +356,10 @@ impl Frontend for Headless {
                 self.banner(cx);
             }
             Event::FileList(files) => match self.goal {
+                Goal::List if self.json => {
+                    println!("{}", files_json(&files));
+                    self.quit(0, "", out);
+                }
                 Goal::List => {
                     print!("{}", files_table(&files));
                     println!("{} on the network", count(files.len(), "file"));
@@ -358,8 +376,12 @@ impl Frontend for Headless {
                     // The caller registered only to ask: it is not one of
                     // the peers a user asks about.
                     peers.retain(|p| !p.is_you);
-                    print!("{}", peers_table(&peers));
-                    println!("{} on the network", count(peers.len(), "peer"));
+                    if self.json {
+                        println!("{}", peers_json(&peers));
+                    } else {
+                        print!("{}", peers_table(&peers));
+                        println!("{} on the network", count(peers.len(), "peer"));
+                    }
                     self.quit(0, "", out);
                 }
             }
@@ -372,6 +394,9 @@ impl Frontend for Headless {
                     path.display()
                 );
                 let _ = io::stdout().flush();
+                if let Err(w) = self.on_complete.run(&meta, &path) {
+                    eprintln!("pytorrent: warning: {w}");
+                }
                 if self.seed_after {
                     out.push(Command::Share { meta, path });
                 }

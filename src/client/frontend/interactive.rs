@@ -12,6 +12,7 @@
 //! it; every way out (Disconnect, Ctrl-C, Ctrl-D, a signal, end of input)
 //! withdraws from the tracker and leaves unfinished downloads as `.part`.
 
+use super::scripting::OnComplete;
 use super::table::count;
 use super::terminal::Terminal;
 use super::ui::input::{
@@ -79,6 +80,8 @@ pub struct Setup {
     pub has_username: bool,
     /// `--no-effects`: no typewriter.
     pub no_effects: bool,
+    /// `--on-complete CMD`.
+    pub on_complete: Option<String>,
 }
 
 /// The interactive client's state.
@@ -98,6 +101,7 @@ pub struct Interactive {
     shown: Vec<usize>,
     /// `get NAME` typed at the menu: picked once the file list arrives.
     pending_get: Option<String>,
+    on_complete: OnComplete,
     /// The menu is on screen already: it is printed once (and on `menu`
     /// or `clear`), not after every command, so a 24-row screen keeps
     /// the output of the commands.
@@ -140,6 +144,7 @@ impl Interactive {
     pub fn new(setup: Setup) -> Interactive {
         let term = Terminal::open();
         let effects = term.colour() && !setup.no_effects;
+        let on_complete = OnComplete::new(setup.on_complete.clone());
         let now = Instant::now();
         Interactive {
             term,
@@ -152,6 +157,7 @@ impl Interactive {
             files: Vec::new(),
             shown: Vec::new(),
             pending_get: None,
+            on_complete,
             menu_shown: false,
             shares: VecDeque::new(),
             wanted_name: None,
@@ -852,6 +858,9 @@ impl Frontend for Interactive {
             Event::DownloadDone { meta, path } => {
                 let saved_at = path.display().to_string();
                 self.show(vec![done_line(&meta.name, &saved_at, &hex(&meta.sha256))]);
+                if let Err(e) = self.on_complete.run(&meta, &path) {
+                    self.error(&e);
+                }
                 if self.shares.len() < MAX_PENDING_SHARES {
                     self.shares.push_back((meta, path));
                 }

@@ -11,10 +11,12 @@
 //! - [`interactive`]: the terminal client: screens, prompts, menu.
 //! - [`terminal`]: the one layer that writes to the terminal.
 //! - [`table`]: plain-text tables for the listings.
+//! - [`scripting`]: JSON listings and the `--on-complete` command.
 //! - [`ui`]: the terminal interface's pure parts: input, pacing, screens.
 
 pub mod headless;
 pub mod interactive;
+pub mod scripting;
 pub mod table;
 pub mod terminal;
 pub mod ui;
