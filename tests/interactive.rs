@@ -641,3 +641,34 @@ fn help_runs_while_the_tracker_is_silent() {
     p.send_line("quit").unwrap();
     expect(&mut p, "Goodbye");
 }
+
+/// `cancel --delete N`: the download stops and its `.part` file and
+/// record are deleted (plain `cancel` keeps them to resume).
+#[test]
+fn cancel_delete_removes_the_part_file() {
+    let t = TrackerProc::start(&[]);
+    let tmp = TempDir::new("interactive-cancel-delete");
+    let (_half, _) = common::corrupt_tail_seeder(&t, &tmp, "stuck.bin");
+    let home = tmp.mkdir("wes");
+    std::fs::write(home.join("config.txt"), "username=wes\n").unwrap();
+    let mut p = start(&home, t.addr, &["--no-effects"]);
+    expect(&mut p, "Press any key to continue");
+    p.send("x").unwrap();
+    p.flush().unwrap();
+    expect(&mut p, "5. Disconnect");
+    p.send_line("get stuck.bin").unwrap();
+    expect(&mut p, "Downloading stuck.bin in the background");
+    let downloads = home.join("downloads");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while common::working_files(&downloads).is_empty() {
+        assert!(std::time::Instant::now() < deadline, "no .part file");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    p.send_line("cancel --delete 1").unwrap();
+    expect(&mut p, "Cancelled stuck.bin and deleted its .part file");
+    let left = common::working_files(&downloads);
+    assert!(left.is_empty(), "{left:?}");
+    p.send_line("5").unwrap();
+    expect(&mut p, "Goodbye");
+    expect_exit_0(&p);
+}

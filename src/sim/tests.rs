@@ -387,7 +387,7 @@ fn a_cancelled_download_keeps_its_part_and_resumes() {
     assert!(sim.nodes[l]
         .events
         .iter()
-        .any(|e| matches!(e, Event::DownloadCancelled { name, kept: true } if name == "slow.bin")));
+        .any(|e| matches!(e, Event::DownloadCancelled { name, kept: true, .. } if name == "slow.bin")));
     let until = sim.now_ms + 3_000;
     sim.run_until(until, |s| s.now_ms >= until);
     assert!(

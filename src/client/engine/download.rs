@@ -428,6 +428,13 @@ impl Download {
         self.sched.done() > self.saved
     }
 
+    /// Deletes the working file and its record (`cancel --delete`).
+    pub fn discard(&mut self) {
+        if let Some(mut part) = self.part.take() {
+            part.discard();
+        }
+    }
+
     /// Records the verified chunks ([`PartFile::save`] syncs the data
     /// first, so no chunk is ever recorded before its bytes are on disk).
     pub fn save(&mut self, now: Instant) -> io::Result<()> {

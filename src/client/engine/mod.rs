@@ -211,6 +211,8 @@ pub enum Event {
     DownloadCancelled {
         name: String,
         kept: bool,
+        /// `cancel --delete`: the `.part` file and record were deleted.
+        deleted: bool,
     },
     /// A file is no longer shared (withdrawn from the tracker); escaped.
     Unshared {
@@ -264,6 +266,9 @@ pub enum Command {
     /// Stop a running download, keeping its `.part` file and record so a
     /// later download of the same file resumes it.
     Cancel(FileId),
+    /// Stop a running download and delete its `.part` file and record
+    /// (`cancel --delete`).
+    CancelDelete(FileId),
     /// Stop sharing a file: withdrawn from the tracker, left on disk.
     Unshare(FileId),
     /// List the shared directory again now (it is also done every
@@ -456,7 +461,8 @@ impl Engine {
             Command::Download { id, label, listed } => self.start_download(id, label, listed, now),
             Command::Share { meta, path } => self.share(meta, path, now),
             Command::ChangeUsername(name) => self.link.change_username(name, now),
-            Command::Cancel(id) => self.cancel_download(id, now),
+            Command::Cancel(id) => self.cancel_download(id, false, now),
+            Command::CancelDelete(id) => self.cancel_download(id, true, now),
             Command::Unshare(id) => self.unshare(id, now),
             Command::Rescan => self.rescan(true, now),
             Command::BtDownload { source, peers } => self.start_bt(source, peers, now),

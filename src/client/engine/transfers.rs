@@ -115,24 +115,28 @@ impl Engine {
 
     /// Stops a running download at the user's request: its connections
     /// close, its verified chunks are recorded beside the `.part` file
-    /// (which stays, so the same download later resumes), and its partial
+    /// (which stays, so the same download later resumes) or, with
+    /// `delete`, the `.part` file and record are deleted; its partial
     /// entry is withdrawn from the tracker.
-    pub(super) fn cancel_download(&mut self, id: FileId, now: Instant) {
+    pub(super) fn cancel_download(&mut self, id: FileId, delete: bool, now: Instant) {
         let Some(dk) = self.downloads.iter().find(|(_, d)| d.id == id).map(|(k, _)| k) else {
             self.notify(Event::Warning("that download is not running any more".into()));
             return;
         };
         self.close_fetches(dk, now);
         let mut d = self.downloads.remove(dk);
-        if let Err(e) = d.record(now) {
-            warn!("cannot record the progress of {}: {e}", d.display_name());
-        }
         // Only a download with its metadata has a .part file (and an
         // entry at the tracker).
-        let kept = d.meta.is_some();
-        if kept {
+        let had_part = d.meta.is_some();
+        if delete {
+            d.discard();
+        } else if let Err(e) = d.record(now) {
+            warn!("cannot record the progress of {}: {e}", d.display_name());
+        }
+        if had_part {
             self.link.withdraw(vec![d.id], now);
         }
+        let kept = had_part && !delete;
         info!(
             "download cancelled: {} (.part file kept: {kept})",
             d.display_name()
@@ -140,6 +144,7 @@ impl Engine {
         self.notify(Event::DownloadCancelled {
             name: d.display_name(),
             kept,
+            deleted: delete && had_part,
         });
     }
 

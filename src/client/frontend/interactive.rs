@@ -537,10 +537,15 @@ impl Interactive {
         }
     }
 
-    /// `cancel N|NAME`: N as numbered in the last downloads view (or now,
-    /// if none was shown), NAME as shown, in any case, or a part of it
-    /// that only one download has. Nothing given: the downloads view.
+    /// `cancel [--delete] N|NAME`: N as numbered in the last downloads
+    /// view (or now, if none was shown), NAME as shown, in any case, or a
+    /// part of it that only one download has; `--delete` deletes its
+    /// `.part` file too. Nothing given: the downloads view.
     fn cancel(&mut self, what: &str, cx: &Cx<'_>, out: &mut Vec<Command>) {
+        let (delete, what) = match what.strip_prefix("--delete") {
+            Some(rest) if rest.is_empty() || rest.starts_with(char::is_whitespace) => (true, rest.trim()),
+            _ => (false, what),
+        };
         let running: Vec<(FileId, String)> = cx
             .client
             .downloads()
@@ -557,6 +562,7 @@ impl Interactive {
         // Done: the engine's answer is a status line at the prompt, like
         // rescan's (no menu in between).
         match choose(what, &self.listed_downloads, &running) {
+            Ok(id) if delete => out.push(Command::CancelDelete(id)),
             Ok(id) => out.push(Command::Cancel(id)),
             Err(e) => {
                 self.error(&format!("{e} (type downloads to see them)"));
@@ -868,12 +874,15 @@ impl Frontend for Interactive {
             }
             Event::DownloadFailed { label, why } => self.error(&format!("Download of {label} failed: {why}")),
             Event::Shared { name } => self.status(format!("Now sharing {name}")),
-            Event::DownloadCancelled { name, kept: true } => self.status(format!(
+            Event::DownloadCancelled {
+                name, deleted: true, ..
+            } => self.status(format!("Cancelled {name} and deleted its .part file")),
+            Event::DownloadCancelled { name, kept: true, .. } => self.status(format!(
                 "Cancelled {name}; its .part file is kept: download it again to resume"
             )),
-            Event::DownloadCancelled { name, kept: false } => {
-                self.status(format!("Cancelled {name} (nothing of it had arrived)"))
-            }
+            Event::DownloadCancelled {
+                name, kept: false, ..
+            } => self.status(format!("Cancelled {name} (nothing of it had arrived)")),
             Event::Unshared { name } => self.status(format!(
                 "Stopped sharing {name} (the file is untouched; shared again at the next start)"
             )),

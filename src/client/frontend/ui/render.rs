@@ -80,7 +80,7 @@ pub fn menu(emoji_seed: u64) -> Vec<Line> {
 
 /// What can be typed at the main menu.
 pub fn help() -> Vec<Line> {
-    const WORDS: [(&str, &str); 13] = [
+    const WORDS: [(&str, &str); 14] = [
         ("1, peers", "who is online, their address, role and files"),
         ("2, files, shared", "what you share and who is downloading it"),
         ("3, download, get", "pick a file on the network and fetch it"),
@@ -89,6 +89,7 @@ pub fn help() -> Vec<Line> {
         ("5, disconnect, quit", "leave the network (Ctrl-C or Ctrl-D too)"),
         ("downloads, d", "running downloads: progress, peers, rate, state"),
         ("cancel N|NAME", "stop download N (its .part is kept to resume)"),
+        ("cancel --delete N", "stop download N and delete its .part file"),
         ("unshare N|NAME", "stop sharing file N of 2 (the file stays)"),
         ("rescan", "look for new files in the shared folder now"),
         ("help", "this list"),
