@@ -264,3 +264,34 @@ fn json_listings_and_a_command_on_completion() {
     );
     assert_eq!(common::sha256_file(&copy), common::sha256_hex(&data));
 }
+
+/// A download whose name is taken in the downloads folder lands as
+/// `name.1.ext`, then `name.2.ext` (it used to be refused: "move it
+/// away"); the file already there is untouched.
+#[test]
+fn a_taken_name_is_numbered_not_refused() {
+    let t = TrackerProc::start(&[]);
+    let tmp = TempDir::new("renamed");
+    let data = random_bytes(70_000, 50);
+    let shared = shared_dir(&tmp, "xan", &[("photo.jpg", &data)]);
+    let _xan = seed(&tmp, t.addr, "xan", &shared, &[]);
+    let downloads = tmp.mkdir("yul-downloads");
+    std::fs::write(downloads.join("photo.jpg"), b"mine").unwrap();
+    for n in 1..=2 {
+        let a = args(&[
+            "--get",
+            "photo.jpg",
+            "-t",
+            &t.addr.to_string(),
+            "-d",
+            &downloads.display().to_string(),
+        ]);
+        let mut p = ClientProc::start(&tmp, &format!("yul{n}"), &a);
+        let line = p.wait_line("downloaded photo.jpg (", DOWNLOAD);
+        let want = downloads.join(format!("photo.{n}.jpg"));
+        assert!(line.ends_with(&want.display().to_string()), "{line}");
+        assert_eq!(p.wait_code(Duration::from_secs(20)), 0, "{}", p.report());
+        assert_eq!(common::sha256_file(&want), common::sha256_hex(&data));
+    }
+    assert_eq!(std::fs::read(downloads.join("photo.jpg")).unwrap(), b"mine");
+}
