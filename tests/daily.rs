@@ -295,3 +295,28 @@ fn a_taken_name_is_numbered_not_refused() {
     }
     assert_eq!(std::fs::read(downloads.join("photo.jpg")).unwrap(), b"mine");
 }
+
+/// The quick start's flow: the interactive client (or a seeder) of a
+/// checkout is online under the config's username, and `--list` from the
+/// same checkout, with the same config, still works (usernames are
+/// unique, so it used to be refused as "username taken").
+#[test]
+fn list_beside_a_client_with_the_same_config_name() {
+    let t = TrackerProc::start(&[]);
+    let tmp = TempDir::new("same-name");
+    let shared = shared_dir(&tmp, "zed", &[("z.bin", &random_bytes(1000, 60))]);
+    let _zed = seed(&tmp, t.addr, "zed", &shared, &[]);
+    let cfg = tmp.join("checkout.conf");
+    std::fs::write(&cfg, "username=zed\n").unwrap();
+    let cfg = cfg.display().to_string();
+    for mode in ["--list", "--peers"] {
+        let a = args(&[mode, "-t", &t.addr.to_string(), "-c", &cfg, "-l", "127.0.0.1:0"]);
+        let mut p = ClientProc::spawn(mode, &a, tmp.join("none.log"));
+        assert_eq!(p.wait_code(Duration::from_secs(15)), 0, "{}", p.report());
+        assert!(
+            p.stdout.iter().any(|l| l.contains("zed") || l.contains("z.bin")),
+            "{:?}",
+            p.stdout
+        );
+    }
+}

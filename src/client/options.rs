@@ -256,11 +256,16 @@ fn read_config(path: &Path, named: bool) -> Result<(ClientConfig, Vec<String>), 
 
 fn merge(m: &Matches, file: ClientConfig, config_path: PathBuf) -> Result<Options, ArgsError> {
     let err = ArgsError;
+    let asks_only = m.opt_present("list") || m.opt_present("peers");
     let username = match m.opt_str("username") {
         Some(u) => {
             names::check_username(&u).map_err(|e| err(format!("--username: the username {e}")))?;
             Some(u)
         }
+        // --list and --peers only ask: the config's name may be online
+        // already (the interactive client of the same checkout), and
+        // usernames are unique, so they go as a passing `peer-XXXX`.
+        None if asks_only => None,
         None => file.username,
     };
     let tracker = resolve("tracker", &m.opt_str("tracker").unwrap_or(file.tracker)).map_err(err)?;
