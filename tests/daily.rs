@@ -320,3 +320,73 @@ fn list_beside_a_client_with_the_same_config_name() {
         );
     }
 }
+
+/// Rate limits hold for both protocols: 512 KiB through a 128 KiB/s
+/// bucket cannot take less than its 4 s (less one 16 KiB burst), whether
+/// the leecher limits its download or the seeder its upload, over the
+/// project's protocol and over BitTorrent. (How close to the limit the
+/// rate stays is `cargo bench --bench rate_limit`'s business.)
+#[test]
+fn rate_limits_hold_for_both_protocols() {
+    let t = TrackerProc::start(&[]);
+    let tmp = TempDir::new("rates");
+    let data = random_bytes(512 * 1024, 70);
+    let floor = Duration::from_millis(3_500);
+    let shared = shared_dir(&tmp, "fast", &[("r.bin", &data)]);
+    let _fast = seed(&tmp, t.addr, "fast", &shared, &[]);
+    let started = std::time::Instant::now();
+    let (mut down, dir) = get(&tmp, t.addr, "down", &["r.bin"], &["--max-download-rate", "128K"]);
+    check_downloaded(&mut down, &dir, "r.bin", &data, DOWNLOAD);
+    let took = started.elapsed();
+    assert!(
+        took >= floor,
+        "a 128K download limit let 512 KiB through in {took:?}"
+    );
+    drop(_fast);
+
+    // The seeder limits its upload, over both protocols from one port.
+    let here = tmp.mkdir("torrents");
+    let slow_shared = shared_dir(&tmp, "slow", &[("s.bin", &data)]);
+    let mut a = args(&[
+        "--seed",
+        "--torrent",
+        "s.bin",
+        "--piece-size-kib",
+        "16",
+        "-u",
+        "slow",
+    ]);
+    a.extend([
+        "--max-upload-rate".into(),
+        "128K".into(),
+        "-t".into(),
+        t.addr.to_string(),
+    ]);
+    a.extend([
+        "-s".into(),
+        slow_shared.display().to_string(),
+        "-d".into(),
+        tmp.mkdir("slow-dl").display().to_string(),
+    ]);
+    let mut slow = ClientProc::start_with(&tmp, "slow", &a, |c| {
+        c.current_dir(&here);
+    });
+    let magnet = slow.wait_line("magnet:?xt=urn:btmh:1220", common::READY);
+    let addr = common::seeding_addr(&slow.wait_line("seeding ", common::READY));
+    let started = std::time::Instant::now();
+    let (mut native, dir) = get(&tmp, t.addr, "native", &["s.bin"], &[]);
+    check_downloaded(&mut native, &dir, "s.bin", &data, DOWNLOAD);
+    let took = started.elapsed();
+    assert!(
+        took >= floor,
+        "a 128K upload limit let 512 KiB through in {took:?}"
+    );
+    let started = std::time::Instant::now();
+    let (mut bt, dir) = get(&tmp, t.addr, "bt", &[&magnet], &["--peer", &addr.to_string()]);
+    check_downloaded(&mut bt, &dir, "s.bin", &data, DOWNLOAD);
+    let took = started.elapsed();
+    assert!(
+        took >= floor,
+        "a 128K upload limit let 512 KiB through BitTorrent in {took:?}"
+    );
+}

@@ -5,7 +5,7 @@
 //! username checked, chunk size in range); a mistake is reported as an
 //! [`ArgsError`] naming the flag or the config line, never a panic.
 
-use crate::cli::{getopts_error, parse_in_range, resolve};
+use crate::cli::{getopts_error, parse_in_range, parse_rate, resolve};
 use crate::config::{self, ClientConfig, MAX_CONFIG_BYTES};
 use crate::names;
 use getopts::Matches;
@@ -66,6 +66,9 @@ pub struct Options {
     pub json: bool,
     /// `--on-complete CMD`: run by `sh -c` after each verified download.
     pub on_complete: Option<String>,
+    /// Bytes per second over all peer connections (`None`: unlimited).
+    pub max_upload_rate: Option<u64>,
+    pub max_download_rate: Option<u64>,
 }
 
 /// A bad command line or config file (exit code 2).
@@ -117,6 +120,18 @@ pub fn flags() -> getopts::Options {
         "",
         "json",
         "with --list or --peers: print one JSON array (exact sizes, whole ids) for scripts",
+    );
+    o.optopt(
+        "",
+        "max-upload-rate",
+        "most bytes per second sent to peers, all together: 500K, 2M, 1.5M (K = 1024 bytes; 0 = no limit; default: the config's, else none)",
+        "RATE",
+    );
+    o.optopt(
+        "",
+        "max-download-rate",
+        "most bytes per second received from peers, all together (as --max-upload-rate)",
+        "RATE",
     );
     o.optopt(
         "",
@@ -303,6 +318,14 @@ fn merge(m: &Matches, file: ClientConfig, config_path: PathBuf) -> Result<Option
             "--list and --peers run alone, without --seed, --get or each other".into(),
         ));
     }
+    // A flag wins over the config; 0 means no limit either way.
+    let rate = |flag: &str, from_file: Option<u64>| -> Result<Option<u64>, ArgsError> {
+        let r = match m.opt_str(flag) {
+            Some(v) => Some(parse_rate(flag, &v).map_err(ArgsError)?),
+            None => from_file,
+        };
+        Ok(r.filter(|&r| r > 0))
+    };
     let json = m.opt_present("json");
     if json && !(list || peers) {
         return Err(err("--json goes with --list or --peers".into()));
@@ -368,6 +391,8 @@ fn merge(m: &Matches, file: ClientConfig, config_path: PathBuf) -> Result<Option
         piece_size,
         json,
         on_complete,
+        max_upload_rate: rate("max-upload-rate", file.max_upload_rate)?,
+        max_download_rate: rate("max-download-rate", file.max_download_rate)?,
     })
 }
 

@@ -1,7 +1,9 @@
 //! The client's I/O: the mio reactor that owns every socket and runs the
-//! engine ([`reactor`]), and the real download storage ([`part_file`]).
+//! engine ([`reactor`]), the upload and download rate limits it enforces
+//! ([`rate_limit`]), and the real download storage ([`part_file`]).
 //! Everything that touches the operating system for the client's
 //! transfers lives here; decisions live in [`super::engine`].
 
 pub mod part_file;
+pub mod rate_limit;
 pub mod reactor;
