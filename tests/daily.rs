@@ -390,3 +390,39 @@ fn rate_limits_hold_for_both_protocols() {
         "a 128K upload limit let 512 KiB through BitTorrent in {took:?}"
     );
 }
+
+/// `--check FILE --id ID`: 0 and "matches" for the file an id names (by
+/// the 16 digits `--list` shows, whatever chunk size it was shared with),
+/// 1 and "does not match" for a file one byte off.
+#[test]
+fn check_a_file_against_an_id() {
+    let tmp = TempDir::new("check");
+    let data = random_bytes(300_000, 80);
+    let id = FileMeta::from_reader("c.bin", &data[..], 64 * 1024).unwrap().id();
+    let dir = tmp.mkdir("files");
+    std::fs::write(dir.join("c.bin"), &data).unwrap();
+    let run = |id: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_pytorrent"))
+            .args(["--check", &dir.join("c.bin").display().to_string(), "--id", id])
+            .current_dir(&dir)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, out) = run(&hex(&id[..8]));
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains(&format!("matches {}", hex(&id))) && out.contains("chunks of 64 KiB"),
+        "{out}"
+    );
+    let mut off = data.clone();
+    off[123] ^= 0x40;
+    std::fs::write(dir.join("c.bin"), &off).unwrap();
+    let (code, out) = run(&hex(&id));
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("does not match"), "{out}");
+    assert!(!dir.join("logs").exists(), "--check wrote a log");
+}

@@ -7,6 +7,7 @@ use pytorrent::bt::magnet::Magnet;
 use pytorrent::bt::merkle::{Layout, Tree};
 use pytorrent::bt::torrent::Torrent;
 use pytorrent::cli::{init_file_logging, EXIT_FAILURE, EXIT_USAGE};
+use pytorrent::client::check::{check_file, Checked};
 use pytorrent::client::frontend::headless::BtShare;
 use pytorrent::client::frontend::headless::Headless;
 use pytorrent::client::frontend::interactive::{Interactive, Setup};
@@ -44,6 +45,9 @@ fn main() -> ExitCode {
     };
     for w in &warnings {
         eprintln!("pytorrent: warning: {w}");
+    }
+    if let Some((file, id)) = &opts.check {
+        return check(file, id, opts.chunk_size);
     }
     if let Some(path) = &opts.log_file {
         if let Err(e) = init_file_logging(path) {
@@ -141,4 +145,31 @@ fn make_torrent(path: &Path, name: &str, piece: Option<u64>, trackers: &[String]
         tree,
         path: path.to_path_buf(),
     })
+}
+
+/// `--check FILE --id ID`: prints whether FILE is the file ID names.
+fn check(file: &Path, id: &str, chunk_size: u32) -> ExitCode {
+    match check_file(file, id, chunk_size) {
+        Ok(Checked::Matches { id, chunk_size }) => {
+            println!(
+                "{} matches {id} (chunks of {} KiB)",
+                file.display(),
+                chunk_size >> 10
+            );
+            ExitCode::SUCCESS
+        }
+        Ok(Checked::Differs { id: its }) => {
+            println!(
+                "{} does not match {}: its id is {its} (with --chunk-size-kib {}), and no other chunk size gives that id",
+                file.display(),
+                id.to_ascii_lowercase(),
+                chunk_size >> 10
+            );
+            ExitCode::from(EXIT_FAILURE)
+        }
+        Err(e) => {
+            eprintln!("pytorrent: error: {e}");
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
 }

@@ -66,6 +66,9 @@ pub struct Options {
     pub json: bool,
     /// `--on-complete CMD`: run by `sh -c` after each verified download.
     pub on_complete: Option<String>,
+    /// `--check FILE --id ID`: the file and the id (hex digits) to check
+    /// it against, then exit.
+    pub check: Option<(PathBuf, String)>,
     /// Bytes per second over all peer connections (`None`: unlimited).
     pub max_upload_rate: Option<u64>,
     pub max_download_rate: Option<u64>,
@@ -120,6 +123,18 @@ pub fn flags() -> getopts::Options {
         "",
         "json",
         "with --list or --peers: print one JSON array (exact sizes, whole ids) for scripts",
+    );
+    o.optopt(
+        "",
+        "check",
+        "whether FILE is the file --id ID names (hashed with --chunk-size-kib first, then every other chunk size), then exit: 0 it is, 1 it is not",
+        "FILE",
+    );
+    o.optopt(
+        "",
+        "id",
+        "with --check: the file id, whole or its first 8+ hex digits as --list shows",
+        "ID",
     );
     o.optopt(
         "",
@@ -326,6 +341,22 @@ fn merge(m: &Matches, file: ClientConfig, config_path: PathBuf) -> Result<Option
         };
         Ok(r.filter(|&r| r > 0))
     };
+    let check = match (m.opt_str("check"), m.opt_str("id")) {
+        (None, None) => None,
+        (Some(file), Some(id)) => {
+            if !(8..=64).contains(&id.len()) || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(err("--id: expected 8 to 64 hex digits of a file id".into()));
+            }
+            if seed || list || peers || !get.is_empty() {
+                return Err(err(
+                    "--check runs alone, without --seed, --get, --list or --peers".into(),
+                ));
+            }
+            Some((PathBuf::from(file), id))
+        }
+        (Some(_), None) => return Err(err("--check needs --id ID (the file id to check against)".into())),
+        (None, Some(_)) => return Err(err("--id goes with --check FILE".into())),
+    };
     let json = m.opt_present("json");
     if json && !(list || peers) {
         return Err(err("--json goes with --list or --peers".into()));
@@ -391,6 +422,7 @@ fn merge(m: &Matches, file: ClientConfig, config_path: PathBuf) -> Result<Option
         piece_size,
         json,
         on_complete,
+        check,
         max_upload_rate: rate("max-upload-rate", file.max_upload_rate)?,
         max_download_rate: rate("max-download-rate", file.max_download_rate)?,
     })
