@@ -426,3 +426,39 @@ fn check_a_file_against_an_id() {
     assert!(out.contains("does not match"), "{out}");
     assert!(!dir.join("logs").exists(), "--check wrote a log");
 }
+
+/// `--output NAME`: the one download is saved under NAME (numbered when
+/// taken), with the original's bytes.
+#[test]
+fn output_names_the_saved_file() {
+    let t = TrackerProc::start(&[]);
+    let tmp = TempDir::new("output");
+    let data = random_bytes(90_000, 90);
+    let shared = shared_dir(&tmp, "oak", &[("original.bin", &data)]);
+    let _oak = seed(&tmp, t.addr, "oak", &shared, &[]);
+    let (mut p, dir) = get(
+        &tmp,
+        t.addr,
+        "named",
+        &["original.bin"],
+        &["--output", "renamed.dat"],
+    );
+    let line = p.wait_line("downloaded original.bin (", DOWNLOAD);
+    assert!(
+        line.ends_with(&dir.join("renamed.dat").display().to_string()),
+        "{line}"
+    );
+    assert_eq!(p.wait_code(Duration::from_secs(20)), 0, "{}", p.report());
+    assert_eq!(
+        common::sha256_file(&dir.join("renamed.dat")),
+        common::sha256_hex(&data)
+    );
+    assert!(!dir.join("original.bin").exists());
+    // Two targets, or a bad name: refused as a usage mistake.
+    for extra in [&["--get", "x", "--output", "y"][..], &["--output", "../y"]] {
+        let mut a = args(&["--get", "original.bin", "-t", &t.addr.to_string()]);
+        a.extend(args(extra));
+        let mut p = ClientProc::start(&tmp, "bad-output", &a);
+        assert_eq!(p.wait_code(Duration::from_secs(20)), 2, "{}", p.report());
+    }
+}

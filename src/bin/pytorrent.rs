@@ -82,7 +82,7 @@ fn main() -> ExitCode {
         no_effects: opts.no_effects,
         on_complete: opts.on_complete.clone(),
     };
-    let (json, on_complete) = (opts.json, opts.on_complete.clone());
+    let (json, on_complete, output) = (opts.json, opts.on_complete.clone(), opts.output.clone());
     let result = Client::bind(*opts).and_then(|mut client| {
         // The terminal is taken (raw mode) only once the client is bound,
         // and given back (on drop) before any error is printed.
@@ -96,7 +96,8 @@ fn main() -> ExitCode {
                 Headless::new(seed, get, list, peers)
                     .with_bt_peers(bt_peers)
                     .with_bt_shares(bt_shares)
-                    .with_scripting(json, on_complete),
+                    .with_scripting(json, on_complete)
+                    .with_output(output),
             ),
             Mode::Interactive => Box::new(Interactive::new(setup)),
         };

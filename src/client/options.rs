@@ -64,6 +64,8 @@ pub struct Options {
     pub piece_size: Option<u32>,
     /// `--list` / `--peers` as JSON (exact bytes, whole ids) for scripts.
     pub json: bool,
+    /// `--output NAME`: the name the one `--get` is saved as.
+    pub output: Option<String>,
     /// `--on-complete CMD`: run by `sh -c` after each verified download.
     pub on_complete: Option<String>,
     /// `--check FILE --id ID`: the file and the id (hex digits) to check
@@ -123,6 +125,12 @@ pub fn flags() -> getopts::Options {
         "",
         "json",
         "with --list or --peers: print one JSON array (exact sizes, whole ids) for scripts",
+    );
+    o.optopt(
+        "",
+        "output",
+        "with one --get of the network's files: save it as NAME in the downloads directory (NAME.1.ext, ... if taken)",
+        "NAME",
     );
     o.optopt(
         "",
@@ -357,6 +365,21 @@ fn merge(m: &Matches, file: ClientConfig, config_path: PathBuf) -> Result<Option
         (Some(_), None) => return Err(err("--check needs --id ID (the file id to check against)".into())),
         (None, Some(_)) => return Err(err("--id goes with --check FILE".into())),
     };
+    let output = match m.opt_str("output") {
+        None => None,
+        Some(name) => {
+            names::check_file_name(&name).map_err(|e| err(format!("--output: the name {e}")))?;
+            let one_native =
+                get.len() == 1 && !get[0].starts_with("magnet:") && !get[0].ends_with(".torrent");
+            if !one_native {
+                return Err(err(
+                    "--output goes with one --get of a file on the network (not a torrent or magnet link)"
+                        .into(),
+                ));
+            }
+            Some(name)
+        }
+    };
     let json = m.opt_present("json");
     if json && !(list || peers) {
         return Err(err("--json goes with --list or --peers".into()));
@@ -423,6 +446,7 @@ fn merge(m: &Matches, file: ClientConfig, config_path: PathBuf) -> Result<Option
         json,
         on_complete,
         check,
+        output,
         max_upload_rate: rate("max-upload-rate", file.max_upload_rate)?,
         max_download_rate: rate("max-download-rate", file.max_download_rate)?,
     })

@@ -731,7 +731,7 @@ impl Engine {
         let (Some(part), Some(meta)) = (d.part.as_mut(), d.meta.as_ref()) else {
             return;
         };
-        match part.finish(meta) {
+        match part.finish(&meta.name) {
             Ok(path) => {
                 d.phase = BtPhase::Done;
                 self.notify(Event::DownloadDone { meta: native, path });

@@ -152,6 +152,8 @@ pub struct Download {
     /// What the tracker listed (when the user picked it from the list):
     /// the metadata must name the same file and size.
     pub listed: Option<Listed>,
+    /// The name to save it as (`--output`), else the metadata's.
+    pub output: Option<String>,
     /// The connections asking for the metadata (at most
     /// [`Download::max_meta_fetchers`]).
     pub meta_conns: Vec<ConnId>,
@@ -200,6 +202,7 @@ impl Download {
             label,
             meta: None,
             listed: None,
+            output: None,
             meta_conns: Vec::new(),
             meta_room: MetaRoom {
                 budget: MetaBudget::new(META_MEMORY),
@@ -642,7 +645,7 @@ impl Download {
             ));
             return;
         }
-        match part.finish(meta) {
+        match part.finish(self.output.as_deref().unwrap_or(&meta.name)) {
             Ok(path) => self.phase = Phase::Done(path),
             Err(FinishError::Exists) => self.fail(format!(
                 "'{shown}' appeared in the downloads directory meanwhile; the verified data stays in its working file"

@@ -255,6 +255,8 @@ pub enum Command {
         id: FileId,
         label: String,
         listed: Option<Listed>,
+        /// `--output NAME`: the name it is saved as (else its own).
+        output: Option<String>,
     },
     /// Share a verified download: hard-linked into the shared directory
     /// when possible, else shared where it is; never copied.
@@ -458,7 +460,12 @@ impl Engine {
         match command {
             Command::ListPeers => self.query(tracker_link::Query::ListPeers, now),
             Command::ListFiles => self.query(tracker_link::Query::ListFiles, now),
-            Command::Download { id, label, listed } => self.start_download(id, label, listed, now),
+            Command::Download {
+                id,
+                label,
+                listed,
+                output,
+            } => self.start_download(id, label, listed, output, now),
             Command::Share { meta, path } => self.share(meta, path, now),
             Command::ChangeUsername(name) => self.link.change_username(name, now),
             Command::Cancel(id) => self.cancel_download(id, false, now),
@@ -634,6 +641,7 @@ mod tests {
                 id: [7; 32],
                 label,
                 listed: None,
+                output: None,
             },
             now,
         );
@@ -671,6 +679,7 @@ mod tests {
                     id,
                     label,
                     listed: None,
+                    output: None,
                 },
                 now,
             );

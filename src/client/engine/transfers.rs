@@ -11,7 +11,14 @@ use log::{debug, info};
 use tracker_link::Query;
 
 impl Engine {
-    pub(super) fn start_download(&mut self, id: FileId, label: String, listed: Option<Listed>, now: Instant) {
+    pub(super) fn start_download(
+        &mut self,
+        id: FileId,
+        label: String,
+        listed: Option<Listed>,
+        output: Option<String>,
+        now: Instant,
+    ) {
         if self.downloads.iter().any(|(_, d)| d.id == id) {
             return;
         }
@@ -36,6 +43,7 @@ impl Engine {
         let mut d = Download::new(id, label, rng, now);
         d.use_meta_budget(self.meta_budget.clone());
         d.listed = listed;
+        d.output = output;
         d.next_query = now + REQUERY_IDLE;
         let resumed = d.resume(self.storage.as_mut());
         if let Some(r) = resumed {

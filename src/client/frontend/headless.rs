@@ -75,6 +75,8 @@ pub struct Headless {
     json: bool,
     /// `--on-complete CMD`.
     on_complete: OnComplete,
+    /// `--output NAME` of the one `--get`.
+    output: Option<String>,
 }
 
 /// A shared file offered as a BitTorrent v2 torrent.
@@ -132,7 +134,14 @@ impl Headless {
             bt_shares: Vec::new(),
             json: false,
             on_complete: OnComplete::default(),
+            output: None,
         }
+    }
+
+    /// `--output NAME`: the name the one `--get` is saved as.
+    pub fn with_output(mut self, output: Option<String>) -> Headless {
+        self.output = output;
+        self
     }
 
     /// `--json` and `--on-complete CMD`.
@@ -232,7 +241,14 @@ impl Headless {
         }
         self.started_ids.push(id);
         self.running += 1;
-        out.push(Command::Download { id, label, listed });
+        // `--output` names the one download there is (options checked).
+        let output = self.output.clone();
+        out.push(Command::Download {
+            id,
+            label,
+            listed,
+            output,
+        });
     }
 
     fn banner(&mut self, cx: &Cx<'_>) {

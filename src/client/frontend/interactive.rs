@@ -401,6 +401,7 @@ impl Interactive {
                                 id,
                                 label: name,
                                 listed: None,
+                                output: None,
                             });
                         }
                     }
@@ -667,6 +668,7 @@ impl Interactive {
                         id,
                         label: name.clone(),
                         listed,
+                        output: None,
                     });
                     self.status(format!("Downloading {name} in the background"));
                 }

@@ -219,14 +219,14 @@ impl PartFile for FsPart {
         resume::write(&self.state, meta, verified)
     }
 
-    fn finish(&mut self, meta: &FileMeta) -> Result<PathBuf, FinishError> {
+    fn finish(&mut self, name: &str) -> Result<PathBuf, FinishError> {
         self.file.sync_data().map_err(FinishError::Io)?;
         // The name, else name.1.ext, name.2.ext, ...: a hard link never
         // replaces a file, so the first free name is taken atomically,
         // even against another process finishing the same name.
         let mut final_path = None;
         for n in 0..=MAX_RENAMES {
-            let path = self.dir.join(numbered(&meta.name, n));
+            let path = self.dir.join(numbered(name, n));
             match fs::hard_link(&self.path, &path) {
                 Ok(()) => {
                     final_path = Some(path);
@@ -315,7 +315,7 @@ mod tests {
         part.reserve(m.size).unwrap();
         part.write_at(&data(m.size as usize, 9), 0).unwrap();
         part.save(&m, &[0b11]).unwrap();
-        assert_eq!(part.finish(&m).unwrap(), dir.path().join("x.bin"));
+        assert_eq!(part.finish(&m.name).unwrap(), dir.path().join("x.bin"));
         for name in mine {
             assert_eq!(
                 fs::read(dir.path().join(name)).unwrap(),
@@ -359,6 +359,6 @@ mod tests {
         created.part.reserve(m.size).unwrap();
         created.part.write_at(&data(m.size as usize, 9), 0).unwrap();
         created.part.save(&m, &[0b11]).unwrap();
-        assert_eq!(created.part.finish(&m).unwrap(), dir.path().join(&name));
+        assert_eq!(created.part.finish(&m.name).unwrap(), dir.path().join(&name));
     }
 }
