@@ -38,6 +38,8 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 #[cfg(test)]
+mod bt_tests;
+#[cfg(test)]
 mod tests;
 
 /// Bytes a connection's send buffer holds (the kernel's socket buffer).
@@ -224,6 +226,9 @@ pub struct Node {
     _shared: Option<TempDir>,
     again: BTreeSet<ConnId>,
     hostile: Hostile,
+    /// Bytes this node put on the wire over TCP, all connections together.
+    pub sent: u64,
+    cfg: EngineConfig,
 }
 
 enum Pending {
@@ -339,7 +344,7 @@ impl Sim {
             rng_seed: self.rng.next_u64(),
         };
         let storage = Box::new(FsStorage::new(downloads.path()));
-        let engine = Engine::new(cfg, library, storage, self.now());
+        let engine = Engine::new(cfg.clone(), library, storage, self.now());
         self.nodes.push(Node {
             engine,
             addr,
@@ -349,8 +354,32 @@ impl Sim {
             _shared: shared,
             again: BTreeSet::new(),
             hostile,
+            sent: 0,
+            cfg,
         });
         i
+    }
+
+    /// A node that crashed ([`Sim::kill`]) starts again: a new engine on
+    /// the same downloads directory, sharing nothing, its events cleared.
+    pub fn restart(&mut self, node: usize) {
+        if self.nodes[node].alive {
+            self.kill(node);
+        }
+        self.trace.push(format!("{} n{node} restarted", self.now_ms));
+        let mut cfg = self.nodes[node].cfg.clone();
+        cfg.rng_seed = self.rng.next_u64();
+        let storage = Box::new(FsStorage::new(self.nodes[node].downloads.path()));
+        let n = &mut self.nodes[node];
+        n.engine = Engine::new(
+            cfg,
+            Library::empty(),
+            storage,
+            self.start + Duration::from_millis(self.now_ms),
+        );
+        n.alive = true;
+        n.events.clear();
+        n.again.clear();
     }
 
     pub fn command(&mut self, node: usize, command: Command) {
@@ -392,6 +421,11 @@ impl Sim {
         self.ends.insert((target, sid), (self.next_link, 1));
         self.take_actions(target);
         Some(sid)
+    }
+
+    /// Path of a file node `node` shares from its shared directory.
+    pub fn shared_path(&self, node: usize, name: &str) -> Option<PathBuf> {
+        Some(self.nodes[node]._shared.as_ref()?.path().join(name))
     }
 
     /// Path of a finished download of `node`.
@@ -453,7 +487,11 @@ impl Sim {
         let mut busy = false;
         for link in self.links.values_mut() {
             for (dir, pipe) in link.pipes.iter_mut().enumerate() {
+                let before = pipe.sent;
                 let (arrived, moved) = pipe.advance(now_ms, self.net.latency_ms, self.net.bytes_per_ms);
+                if let Some(node) = self.nodes.get_mut(link.ends[dir].0) {
+                    node.sent += pipe.sent - before;
+                }
                 // A stalled pipe's held bytes will never move, a trickling
                 // one's at its own pace (`next_wake`): not busy.
                 busy |= pipe.moving();

@@ -7,7 +7,7 @@ use crate::meta::FileMeta;
 use sha2::{Digest, Sha256};
 
 /// `len` bytes that differ by `seed` and do not repeat within a chunk.
-fn content(len: usize, seed: u64) -> Vec<u8> {
+pub(super) fn content(len: usize, seed: u64) -> Vec<u8> {
     let mut rng = Rng::seeded(seed);
     (0..len).map(|_| rng.next_u64() as u8).collect()
 }
@@ -16,14 +16,14 @@ fn id_of(name: &str, bytes: &[u8]) -> crate::wire::FileId {
     FileMeta::from_reader(name, bytes, MIN_CHUNK_SIZE).unwrap().id()
 }
 
-fn done(sim: &Sim, node: usize) -> bool {
+pub(super) fn done(sim: &Sim, node: usize) -> bool {
     sim.nodes[node]
         .events
         .iter()
         .any(|e| matches!(e, Event::DownloadDone { .. }))
 }
 
-fn failed(sim: &Sim, node: usize) -> Option<String> {
+pub(super) fn failed(sim: &Sim, node: usize) -> Option<String> {
     sim.nodes[node].events.iter().find_map(|e| match e {
         Event::DownloadFailed { why, .. } => Some(why.clone()),
         _ => None,

@@ -38,6 +38,11 @@ What it checks, against one `pytorrent-tracker` process:
    file with 64 KiB pieces (tail padding), a 20 MiB file with 16 KiB pieces
    (hash requests with proofs) and a file smaller than one piece,
    byte-identical.
+10. BitTorrent downloads on the transfer core: a download from a throttled
+   libtorrent seeder killed with SIGKILL part-way resumes from its record
+   (after the kill libtorrent uploads only what the record lacks, plus at
+   most 10% of the file) and ends byte-identical; `pytorrent --seed --get X.torrent` then seeds the file
+   to a libtorrent leecher after the libtorrent seeder is gone.
 
 Usage: run.py TRACKER_BIN CLIENT_BIN   (exit 0 only if every check passed)
 """
@@ -351,6 +356,7 @@ def run(tmp, tracker_bin, client_bin):
 
     run_v2(tmp, client_bin, announce)
     run_v2_seed(tmp, client_bin, announce, port)
+    run_core(tmp, client_bin, port)
 
     step("tracker counters (--stats JSON, written on SIGTERM)")
     tracker.send_signal(signal.SIGTERM)
@@ -367,7 +373,7 @@ def run(tmp, tracker_bin, client_bin):
     if stats["own"]["requests"]["ipv4"] < 4:
         fail(f"too few project requests counted: {stats}")
     print(f"stats: {json.dumps(stats)}")
-    print("interop: 9 passed, 0 failed")
+    print("interop: 10 passed, 0 failed")
 
 
 def make_v2(path, size, piece, seed, tracker=None):
@@ -644,6 +650,92 @@ def run_v2_seed(tmp, client_bin, announce, tracker_port):
         del leechers
         step(f"v2 seeding {name} ({size} bytes, {piece_kib} KiB pieces): .torrent via the tracker and "
              f"magnet link, byte-identical (sha256 {want[:16]}...)")
+
+
+def uploaded(ses):
+    """Bytes a libtorrent session uploaded (payload), all torrents."""
+    return sum(h.status().all_time_upload for h in ses.get_torrents())
+
+
+def run_core(tmp, client_bin, tracker_port):
+    step("core: kill -9 mid-download, resume from a libtorrent seeder")
+    seed_dir = os.path.join(tmp, "core-seed")
+    os.makedirs(seed_dir)
+    path = os.path.join(seed_dir, "resume.bin")
+    size = 32 << 20
+    data, _ = make_v2(path, size, 256 << 10, 31)
+    ses, lt_port = lt_seeder("core-seeder", path + ".torrent", seed_dir)
+    # Loopback peers are in libtorrent's "local" class: throttle it, so
+    # the download is still under way when it is killed.
+    pc = ses.get_peer_class(ses.local_peer_class_id)
+    pc["upload_limit"] = 8 << 20
+    ses.set_peer_class(ses.local_peer_class_id, pc)
+    dl = os.path.join(tmp, "core-dl")
+    os.makedirs(dl)
+    config = os.path.join(tmp, "core-config.txt")
+    open(config, "w").close()
+
+    listen = free_port(socket.SOCK_STREAM)
+
+    def get(extra, tag):
+        args = [client_bin, "--get", path + ".torrent", "--peer", f"127.0.0.1:{lt_port}", "-u", "core",
+                "-d", dl, "-c", config, "-t", f"127.0.0.1:{tracker_port}", "-l", f"127.0.0.1:{listen}",
+                "--peer-wait", "20", "--log", os.path.join(tmp, f"core-{tag}.log")] + extra
+        return spawn(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+
+    first = get([], "first")
+    work = os.path.join(dl, ".pytorrent")
+
+    def recorded():
+        # A record exists and the download is well under way.
+        states = [f for f in os.listdir(work) if f.endswith(".state")] if os.path.isdir(work) else []
+        return states and uploaded(ses) > size // 3
+
+    wait_until("a resume record a third of the way in", recorded, 30)
+    first.send_signal(signal.SIGKILL)
+    first.wait(timeout=10)
+    time.sleep(2)  # libtorrent's counters move once a second
+    before = uploaded(ses)
+    if before >= size:
+        fail(f"killed too late: {before} of {size} bytes already uploaded")
+    pc["upload_limit"] = 0
+    ses.set_peer_class(ses.local_peer_class_id, pc)
+    os.makedirs(os.path.join(tmp, "core-shared"))
+    second = get(["--seed", "-s", os.path.join(tmp, "core-shared")], "second")
+    line = read_line(second, "resuming", 30)
+    done = read_line(second, "downloaded resume.bin", 60)
+    check_same("resumed", os.path.join(dl, "resume.bin"), data, done)
+    kept, pieces = (int(n) for n in line.split(": ")[1].split(" chunks")[0].split(" of "))
+    time.sleep(2)  # libtorrent's counters move once a second
+    after = uploaded(ses) - before
+    missing = size * (pieces - kept) / pieces
+    if after > missing + size * 0.10:
+        fail(f"after the kill libtorrent uploaded {after / size:.2f}x the file, "
+             f"{missing / size:.2f}x was missing: the resume fetched too much again")
+    step(f"core: {line.strip()}; after the kill libtorrent uploaded {after / size:.3f}x the file "
+         f"({missing / size:.3f}x was missing; {before / size:.2f}x before the kill)")
+
+    step("core: the finished download is seeded to a libtorrent leecher once the first seeder is gone")
+    del ses
+    params = lt.add_torrent_params()
+    params.ti = lt.torrent_info(path + ".torrent")
+    read_line(second, "seeding", 30)
+    leech_dir = os.path.join(tmp, "core-leech")
+    l_ses, h = lt_leech("core-leecher", params, leech_dir, listen)
+    deadline = time.monotonic() + 60
+    while not h.status().is_seeding:
+        if time.monotonic() > deadline:
+            st = h.status()
+            fail(f"libtorrent leecher of the re-seeded file did not finish: {st.state} {st.progress} "
+                 f"{st.num_peers} peers")
+        time.sleep(0.2)
+    got = sha256(os.path.join(leech_dir, "resume.bin"))
+    if got != hashlib.sha256(data).hexdigest():
+        fail("libtorrent's copy of the re-seeded file differs")
+    second.send_signal(signal.SIGTERM)
+    second.wait(timeout=10)
+    del l_ses
+    step("core: re-seeded to libtorrent, byte-identical")
 
 
 if __name__ == "__main__":

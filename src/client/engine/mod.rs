@@ -25,32 +25,20 @@
 //!   read by [`library::Library`] and [`serve`] (by descriptor, never by a
 //!   name a peer chose).
 //!
-//! Modules: [`download`] (one download), [`peer_set`] (whom to connect to),
-//! [`conn_end`] (why a connection ended, and the verdict), [`scheduler`],
-//! [`fetch`] and [`serve`] (the two connection state machines),
-//! [`library`], [`resume`], [`storage`], [`tracker_link`], [`buf`].
-//! BitTorrent v2 ([`crate::bt`]) runs in the same engine: [`bt_download`],
-//! [`bt_fetch`] (outbound connections, and the engine's side of BitTorrent
-//! downloads), [`bt_serve`] (seeding; an inbound connection's first byte
-//! tells the protocols apart), [`bt_tracker`] (BEP 15 announces; their
-//! datagrams go through [`Engine::on_udp`] and [`Engine::poll_bt_transmit`]).
+//! Rooms: [`transfer`] holds what a download is whatever protocol its
+//! peers speak (pieces, picker, peer set, storage, resume records);
+//! [`native`] is the project's own peer protocol and [`bittorrent`] is
+//! BitTorrent v2 (an inbound connection's first byte tells the two apart);
+//! neither imports from the other. Beside them: [`library`] (what we
+//! share), [`tracker_link`] (the native tracker) and the engine's glue:
+//! `conns` (connections), `transfers` (downloads' lifecycle), `sharing`,
+//! `tracker`, `view` (snapshots for frontends).
 
-pub mod bitmap;
-pub mod bt_download;
-pub mod bt_fetch;
-pub mod bt_serve;
-pub mod bt_tracker;
-pub mod buf;
-pub mod conn_end;
-pub mod download;
-pub mod fetch;
+pub mod bittorrent;
 pub mod library;
-pub mod peer_set;
-pub mod resume;
-pub mod scheduler;
-pub mod serve;
-pub mod storage;
+pub mod native;
 pub mod tracker_link;
+pub mod transfer;
 
 mod conns;
 mod sharing;
@@ -58,16 +46,18 @@ mod tracker;
 mod transfers;
 mod view;
 
-pub use conn_end::ConnEnd;
 pub use tracker_link::RequestKind;
+pub use transfer::conn_end::ConnEnd;
 pub use view::{DownloadState, DownloadView, EngineView, SharedView};
 
-use self::download::{Download, Phase};
-use self::fetch::Fetch;
 use self::library::Library;
-use self::serve::Serve;
-use self::storage::Storage;
+use self::native::download::{Download, Phase};
+use self::native::fetch::Fetch;
+use self::native::serve::Serve;
+use self::native::{download, fetch, serve};
 use self::tracker_link::{LinkEvent, TrackerLink};
+use self::transfer::storage::Storage;
+use self::transfer::{conn_end, storage};
 use crate::meta::FileMeta;
 use crate::rand::Rng;
 use crate::wire::tracker::{FileInfo, PeerInfo, Role};
@@ -279,7 +269,7 @@ pub enum Command {
     /// Download a BitTorrent v2 torrent, from its trackers' peers and
     /// `peers`.
     BtDownload {
-        source: bt_fetch::BtSource,
+        source: bittorrent::fetch::BtSource,
         peers: Vec<SocketAddr>,
     },
     /// Seed `path` as the BitTorrent v2 torrent whose tree is `tree`.
@@ -334,11 +324,11 @@ struct Conn {
 enum Kind {
     Serve(Serve),
     Fetch(Fetch),
-    BtFetch(bt_fetch::BtFetch),
+    BtFetch(bittorrent::fetch::BtFetch),
     /// An inbound connection whose first byte tells which protocol it
     /// speaks (only while we seed BitTorrent torrents).
     Sniff,
-    BtServe(bt_serve::BtServe),
+    BtServe(bittorrent::serve::BtServe),
 }
 
 impl Kind {
@@ -381,11 +371,14 @@ pub struct Engine {
     /// When the shared directory is next listed again.
     next_rescan: Instant,
     /// BitTorrent downloads.
-    bt: Slab<bt_download::BtDownload>,
+    bt: Slab<bittorrent::download::BtDownload>,
     /// Our BitTorrent peer id (random per run).
     peer_id: [u8; 20],
     /// Torrents we seed.
-    bt_shared: Vec<bt_serve::BtShared>,
+    bt_shared: Vec<bittorrent::serve::BtShared>,
+    /// Finished BitTorrent downloads not shared yet (at most
+    /// [`MAX_DOWNLOADS`], the oldest forgotten first).
+    bt_finished: Vec<bittorrent::downloads::Finished>,
 }
 
 impl Engine {
@@ -432,6 +425,7 @@ impl Engine {
             bt: Slab::new(),
             peer_id,
             bt_shared: Vec::new(),
+            bt_finished: Vec::new(),
         }
     }
 

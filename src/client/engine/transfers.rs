@@ -31,7 +31,7 @@ impl Engine {
             });
             return;
         }
-        if self.downloads.len() >= MAX_DOWNLOADS {
+        if self.downloads.len() + self.bt.len() >= MAX_DOWNLOADS {
             self.notify(Event::DownloadFailed {
                 label,
                 why: format!("at most {MAX_DOWNLOADS} downloads at once"),
@@ -128,7 +128,11 @@ impl Engine {
     /// entry is withdrawn from the tracker.
     pub(super) fn cancel_download(&mut self, id: FileId, delete: bool, now: Instant) {
         let Some(dk) = self.downloads.iter().find(|(_, d)| d.id == id).map(|(k, _)| k) else {
-            self.notify(Event::Warning("that download is not running any more".into()));
+            // A BitTorrent download goes by its v2 info hash.
+            match self.bt.iter().find(|(_, d)| d.info_hash == id) {
+                Some((dk, _)) => self.bt_cancel(dk, delete, now),
+                None => self.notify(Event::Warning("that download is not running any more".into())),
+            }
             return;
         };
         self.close_fetches(dk, now);
@@ -175,6 +179,7 @@ impl Engine {
     pub(super) fn share(&mut self, meta: FileMeta, path: PathBuf, now: Instant) {
         let name = names::escape(&meta.name);
         let entry = meta.entry(true);
+        self.bt_share_finished(&meta, path.clone(), now);
         match self.library.add_verified(meta, path) {
             Ok(_) => {
                 info!("sharing {name}");
@@ -221,6 +226,15 @@ impl Engine {
         );
         for (_, d) in self.downloads.iter_mut() {
             Self::save(d, now);
+        }
+        let bt: Vec<usize> = self
+            .bt
+            .iter()
+            .filter(|(_, d)| d.unsaved())
+            .map(|(k, _)| k)
+            .collect();
+        for dk in bt {
+            self.bt_record(dk, now);
         }
         // Not joined yet (the first-run username prompt): the tracker does
         // not know us, so there is no goodbye to wait for.

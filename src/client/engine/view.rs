@@ -96,25 +96,41 @@ impl EngineView for Engine {
     }
 
     fn downloads(&self) -> Vec<DownloadView> {
-        self.downloads
-            .iter()
-            .map(|(_, d)| DownloadView {
-                id: d.id,
-                name: d.display_name(),
-                done: d.verified_bytes,
-                fetched: d.verified_bytes - d.resumed_bytes,
-                total: d.meta.as_ref().map_or(0, |m| m.size),
-                has_meta: d.meta.is_some(),
-                peers: d.peers.connected(),
-                started: d.started,
-                state: match d.phase {
-                    Phase::Meta => DownloadState::Metadata,
-                    Phase::Recheck => DownloadState::Rechecking,
-                    Phase::Chunks => DownloadState::Fetching,
-                    Phase::Checking | Phase::Done(_) | Phase::Failed(_) => DownloadState::Verifying,
-                },
-            })
-            .collect()
+        let native = self.downloads.iter().map(|(_, d)| DownloadView {
+            id: d.id,
+            name: d.display_name(),
+            done: d.verified_bytes,
+            fetched: d.verified_bytes - d.resumed_bytes,
+            total: d.meta.as_ref().map_or(0, |m| m.size),
+            has_meta: d.meta.is_some(),
+            peers: d.peers.connected(),
+            started: d.started,
+            state: match d.phase {
+                Phase::Meta => DownloadState::Metadata,
+                Phase::Recheck => DownloadState::Rechecking,
+                Phase::Chunks => DownloadState::Fetching,
+                Phase::Checking | Phase::Done(_) | Phase::Failed(_) => DownloadState::Verifying,
+            },
+        });
+        // BitTorrent downloads go by their v2 info hash.
+        let bt = self.bt.iter().map(|(_, d)| DownloadView {
+            id: d.info_hash,
+            name: d.display_name(),
+            done: d.verified_bytes,
+            fetched: d.verified_bytes - d.resumed_bytes,
+            total: d.torrent.as_ref().map_or(0, |t| t.layout.size),
+            has_meta: d.torrent.is_some(),
+            peers: d.peers.connected(),
+            started: d.started,
+            state: if d.ready() {
+                DownloadState::Fetching
+            } else {
+                DownloadState::Metadata
+            },
+        });
+        let mut all: Vec<DownloadView> = native.chain(bt).collect();
+        all.sort_by_key(|d| d.started);
+        all
     }
 
     fn shared(&self) -> Vec<SharedView> {

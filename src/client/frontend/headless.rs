@@ -15,7 +15,7 @@ use super::ui::to_ansi;
 use super::{resumed_text, Command, Cx, Event, Frontend};
 use crate::bt::merkle::Tree;
 use crate::bt::torrent::{Torrent, MAX_TORRENT_LEN};
-use crate::client::engine::bt_fetch::BtSource;
+use crate::client::engine::bittorrent::fetch::BtSource;
 use crate::client::engine::Listed;
 use crate::meta::hex;
 use crate::names;

@@ -17,8 +17,8 @@
 //! - The working file and its record are removed only after the final
 //!   link exists; `.pytorrent/` is removed when it is left empty.
 
-use crate::client::engine::resume;
-use crate::client::engine::storage::{CreateError, Created, FinishError, PartFile, Storage};
+use crate::client::engine::transfer::resume;
+use crate::client::engine::transfer::storage::{CreateError, Created, FinishError, PartFile, Storage};
 use crate::meta::{hex, FileMeta};
 use crate::wire::FileId;
 use std::fs::{self, File, OpenOptions};
@@ -214,9 +214,9 @@ impl PartFile for FsPart {
         self.file.sync_data()
     }
 
-    fn save(&mut self, meta: &FileMeta, verified: &[u8]) -> io::Result<()> {
+    fn save(&mut self, meta: &FileMeta, verified: &[u8], torrent: &[u8]) -> io::Result<()> {
         self.file.sync_data()?;
-        resume::write(&self.state, meta, verified)
+        resume::write(&self.state, meta, verified, torrent)
     }
 
     fn finish(&mut self, name: &str) -> Result<PathBuf, FinishError> {
@@ -314,7 +314,7 @@ mod tests {
         let part = &mut created.part;
         part.reserve(m.size).unwrap();
         part.write_at(&data(m.size as usize, 9), 0).unwrap();
-        part.save(&m, &[0b11]).unwrap();
+        part.save(&m, &[0b11], &[]).unwrap();
         assert_eq!(part.finish(&m.name).unwrap(), dir.path().join("x.bin"));
         for name in mine {
             assert_eq!(
@@ -358,7 +358,7 @@ mod tests {
         let mut created = FsStorage::new(dir.path()).create(&m).unwrap();
         created.part.reserve(m.size).unwrap();
         created.part.write_at(&data(m.size as usize, 9), 0).unwrap();
-        created.part.save(&m, &[0b11]).unwrap();
+        created.part.save(&m, &[0b11], &[]).unwrap();
         assert_eq!(created.part.finish(&m.name).unwrap(), dir.path().join(&name));
     }
 }

@@ -15,12 +15,13 @@
 //! only while they still have the torrent's size; requests are checked
 //! against the torrent before anything is read.
 
-use super::buf::Buf;
-use super::*;
 use crate::bt::ext::{ExtHandshake, Metadata, METADATA_PIECE, UT_METADATA_ID};
 use crate::bt::merkle::{Tree, BLOCK};
 use crate::bt::torrent::{short_hash, Torrent};
 use crate::bt::wire::{self, Handshake, Msg, HANDSHAKE_LEN};
+use crate::client::engine::bittorrent::tracker::UdpTracker;
+use crate::client::engine::transfer::buf::Buf;
+use crate::client::engine::*;
 use crate::names;
 use log::info;
 use std::fs::{File, OpenOptions};
@@ -42,7 +43,7 @@ pub struct BtShared {
     pub torrent: Torrent,
     pub tree: Tree,
     pub path: PathBuf,
-    pub trackers: Vec<super::bt_tracker::UdpTracker>,
+    pub trackers: Vec<UdpTracker>,
 }
 
 /// One inbound BitTorrent connection.
@@ -293,7 +294,25 @@ fn answer(
 
 impl Engine {
     /// Seeds `path` as `torrent` from now on (announced to its trackers).
-    pub(super) fn bt_share(&mut self, torrent: Torrent, tree: Tree, path: PathBuf, now: Instant) {
+    pub(in crate::client::engine) fn bt_share(
+        &mut self,
+        torrent: Torrent,
+        tree: Tree,
+        path: PathBuf,
+        now: Instant,
+    ) {
+        let trackers = Self::bt_trackers(&torrent.trackers, now);
+        self.bt_seed(torrent, tree, path, trackers);
+    }
+
+    /// Seeds `torrent` from `path`, announcing to `trackers`.
+    pub(in crate::client::engine) fn bt_seed(
+        &mut self,
+        torrent: Torrent,
+        tree: Tree,
+        path: PathBuf,
+        trackers: Vec<UdpTracker>,
+    ) {
         if self
             .bt_shared
             .iter()
@@ -306,7 +325,6 @@ impl Engine {
             names::escape(&torrent.name),
             crate::meta::hex(&torrent.info_hash)
         );
-        let trackers = Self::bt_trackers(&torrent.trackers, now);
         self.bt_shared.push(BtShared {
             torrent,
             tree,
@@ -317,7 +335,7 @@ impl Engine {
 
     /// An inbound connection's first byte: BitTorrent's handshake starts
     /// with 0x13, the project's frames with `P`.
-    pub(super) fn sniff(&mut self, id: ConnId, stream: &mut dyn Stream, now: Instant) {
+    pub(in crate::client::engine) fn sniff(&mut self, id: ConnId, stream: &mut dyn Stream, now: Instant) {
         let mut first = [0u8; 1];
         let kind = match stream.read(&mut first) {
             Ok(0) => return self.close(id, ConnEnd::Eof { in_flight: 0 }, now),

@@ -15,7 +15,7 @@
 //! Storage returns typed results; what a result means for the download
 //! (failed, re-check, resumed) is decided by the download, not here.
 
-use super::resume;
+use crate::client::engine::transfer::resume;
 use crate::meta::FileMeta;
 use crate::wire::FileId;
 use std::io;
@@ -34,9 +34,9 @@ pub trait PartFile {
     fn written(&self, _at: u64, _len: u64) {}
     /// Makes the written bytes durable.
     fn sync(&mut self) -> io::Result<()>;
-    /// Syncs, then records `verified` (one bit a chunk) so a later run can
-    /// resume.
-    fn save(&mut self, meta: &FileMeta, verified: &[u8]) -> io::Result<()>;
+    /// Syncs, then records `verified` (one bit a chunk) and, for a
+    /// BitTorrent download, its `torrent`, so a later run can resume.
+    fn save(&mut self, meta: &FileMeta, verified: &[u8], torrent: &[u8]) -> io::Result<()>;
     /// The verified file is complete: sync it and put it in place as
     /// `name` (its own, or `--output`'s). The working file and its record
     /// are gone afterwards.
@@ -162,12 +162,13 @@ pub mod mem {
         fn sync(&mut self) -> io::Result<()> {
             Ok(())
         }
-        fn save(&mut self, meta: &FileMeta, verified: &[u8]) -> io::Result<()> {
+        fn save(&mut self, meta: &FileMeta, verified: &[u8], torrent: &[u8]) -> io::Result<()> {
             let mut disk = self.disk.borrow_mut();
             let part = disk.parts.get_mut(&self.name).ok_or(io::ErrorKind::NotFound)?;
             part.1 = Some(resume::State {
                 meta: meta.clone(),
                 verified: verified.to_vec(),
+                torrent: torrent.to_vec(),
             });
             Ok(())
         }

@@ -24,7 +24,7 @@
 //! `avail[i]` counts the partial peers holding chunk `i` (complete peers
 //! are counted once, in `complete_peers`).
 
-use super::bitmap::bit;
+use crate::client::engine::transfer::bitmap::bit;
 use crate::rand::Rng;
 
 /// Most peers fetching the same chunk at once (end-game duplicates).
@@ -358,7 +358,7 @@ mod tests {
         let bits = |held: &[usize]| {
             let mut b = vec![0u8; 1];
             for &i in held {
-                super::super::bitmap::set_bit(&mut b, i);
+                crate::client::engine::transfer::bitmap::set_bit(&mut b, i);
             }
             Has::Bits(b)
         };
@@ -445,7 +445,7 @@ mod tests {
     #[test]
     fn claims_taken_back_free_the_seeder_to_fetch_them() {
         let mut claims = vec![0u8; 1];
-        super::super::bitmap::set_bit(&mut claims, 0);
+        crate::client::engine::transfer::bitmap::set_bit(&mut claims, 0);
         let mut s = Scheduler::new(1);
         s.peer_joined(&Has::Bits(claims));
         assert_eq!(s.next_for(&Has::All, &[], &[]), None, "left to the partial peer");

@@ -21,12 +21,12 @@
 //! - A download never changes its own phase because of storage alone:
 //!   every storage result is looked at here and turned into a phase.
 
-use super::bitmap;
-use super::peer_set::PeerSet;
-use super::scheduler::{Has, Scheduler};
-use super::serve::Source;
-use super::storage::{CreateError, FinishError, PartFile, Storage};
-use super::{ConnId, Listed};
+use crate::client::engine::native::serve::Source;
+use crate::client::engine::transfer::bitmap;
+use crate::client::engine::transfer::peer_set::PeerSet;
+use crate::client::engine::transfer::picker::{Has, Scheduler};
+use crate::client::engine::transfer::storage::{CreateError, FinishError, PartFile, Storage};
+use crate::client::engine::{ConnId, Listed};
 use crate::meta::{decode_meta, encode_meta, hex, max_meta_len, FileMeta, Hash, MAX_META_LEN};
 use crate::names;
 use crate::rand::Rng;
@@ -42,7 +42,7 @@ use std::time::Instant;
 /// Peers asked for a listed file's metadata at once: every connection, so
 /// each one that cannot deliver it times out and makes room (the listing
 /// bounds what each may send).
-const META_FETCHERS: usize = super::SEARCH_CONNS;
+const META_FETCHERS: usize = crate::client::engine::SEARCH_CONNS;
 /// Peers asked at once for the metadata of a file known only by its id
 /// (each answer may be up to the protocol's limit).
 const UNLISTED_META_FETCHERS: usize = 4;
@@ -454,7 +454,7 @@ impl Download {
         let (Some(part), Some(meta)) = (&mut self.part, &self.meta) else {
             return Ok(());
         };
-        part.save(meta, &self.bits)?;
+        part.save(meta, &self.bits, &[])?;
         self.saved = self.sched.done();
         self.saved_at = now;
         Ok(())
@@ -677,7 +677,7 @@ fn hash_range(file: &dyn PartFile, start: u64, len: u64, buf: &mut [u8]) -> io::
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::client::engine::storage::mem::MemStorage;
+    use crate::client::engine::transfer::storage::mem::MemStorage;
     use crate::client::io::part_file::FsStorage;
     use crate::meta::MIN_CHUNK_SIZE;
     use crate::testutil::{data, TempDir};

@@ -1,6 +1,5 @@
-//! An outbound BitTorrent connection of a v2 download, and the engine's
-//! side of BitTorrent downloads: starting them, connecting, feeding
-//! connections, finishing.
+//! An outbound BitTorrent connection of a v2 download (the engine's side
+//! of the downloads is [`super::downloads`]).
 //!
 //! A connection sends its handshake (only the extension bit set), the BEP
 //! 10 extension handshake and `interested` at once; then, as the download
@@ -16,17 +15,13 @@
 //! request timeout. Bad pieces strike the peer that completed them; proofs
 //! that do not check and metadata that is not the torrent ban it.
 
-use super::bt_download::{BtDownload, BtPhase, Landed, LAYER_CHUNK};
-use super::buf::Buf;
-use super::*;
 use crate::bt::ext::{ExtHandshake, Metadata, METADATA_PIECE, UT_METADATA_ID};
 use crate::bt::merkle::{verify_hashes, HashRequest};
-use crate::bt::torrent::{Torrent, MAX_INFO_LEN};
 use crate::bt::wire::{self, Handshake, Msg, HANDSHAKE_LEN, MAX_MESSAGE_LEN};
-use crate::meta::hex;
-use crate::names;
-use log::{debug, info};
-use sha2::{Digest, Sha256};
+use crate::client::engine::bittorrent::download::{BtDownload, Landed, LAYER_CHUNK};
+use crate::client::engine::transfer::buf::Buf;
+use crate::client::engine::*;
+use log::debug;
 
 /// Blocks kept asked of one peer (2 MiB: enough to keep a fast peer busy
 /// across a round trip on a LAN or loopback).
@@ -48,13 +43,16 @@ pub enum BtSource {
 #[derive(Default)]
 pub struct BtReport {
     pub verified: usize,
-    /// Pieces that failed their hash, and whether this peer alone sent
-    /// them (then it is struck).
-    pub bad: Vec<(u32, bool)>,
+    /// Pieces completed here that failed their hash (who is to blame is
+    /// the download's [`BtDownload::blamed`]).
+    pub bad: Vec<u32>,
     /// The whole info dictionary, fetched: to be checked.
     pub info: Option<Vec<u8>>,
     /// The piece layer became complete.
     pub layer_done: bool,
+    /// A held piece's block hashes came (or were refused): blocks may be
+    /// missing again.
+    pub leaves: bool,
     pub answered: bool,
 }
 
@@ -74,6 +72,9 @@ pub struct BtFetch {
     /// Blocks asked and not yet received: (piece, begin).
     queue: Vec<(u32, u32)>,
     layer_req: Option<HashRequest>,
+    /// Our request for a held piece's block hashes (see
+    /// [`BtDownload::leaves_wanted`]).
+    leaf_req: Option<HashRequest>,
     pub deadline: Instant,
     window: u64,
     timeout: Duration,
@@ -94,6 +95,7 @@ impl BtFetch {
             has: Vec::new(),
             queue: Vec::new(),
             layer_req: None,
+            leaf_req: None,
             deadline: now + timeout,
             window: 0,
             timeout,
@@ -153,9 +155,16 @@ impl BtFetch {
             self.restart_deadline(was_waiting, dl, now);
             return;
         }
+        if self.leaf_req.is_none() {
+            if let Some(req) = dl.leaves_wanted(self.conn, &self.has) {
+                debug!("{}: asking for {req:?}", self.addr);
+                self.leaf_req = Some(req);
+                self.send(&Msg::HashRequest(req));
+            }
+        }
         if !self.choked && dl.part.is_some() {
             while self.queue.len() < PIPELINE {
-                let Some((piece, begin, length)) = dl.next_block(&self.has, &self.queue) else {
+                let Some((piece, begin, length)) = dl.next_block(&self.has, &self.queue, self.addr) else {
                     break;
                 };
                 self.queue.push((piece, begin));
@@ -374,10 +383,10 @@ impl BtFetch {
                     return Err(ConnEnd::Unexpected("a block of the wrong length"));
                 };
                 report.answered = true;
-                match dl.land(b, data, self.conn) {
+                match dl.land(b, data, self.addr) {
                     Ok(Landed::Stored) => {}
                     Ok(Landed::Verified(_)) => report.verified += 1,
-                    Ok(Landed::Bad(piece, culprit)) => report.bad.push((piece, culprit == Some(self.conn))),
+                    Ok(Landed::Bad(piece)) => report.bad.push(piece),
                     Err(e) => {
                         dl.fail(format!("cannot write to the .part file: {e}"));
                         return Err(ConnEnd::Finished);
@@ -421,6 +430,26 @@ impl BtFetch {
                 _ => {}
             },
             Msg::HashRequest(req) => self.send(&Msg::HashReject(req)),
+            Msg::Hashes { req, hashes } if self.leaf_req == Some(req) => {
+                self.leaf_req = None;
+                let Some(t) = dl.torrent.as_ref() else {
+                    return Ok(());
+                };
+                let hashes = wire::split_hashes(hashes);
+                let Some(proven) = verify_hashes(&req, &t.layout, &t.pieces_root, &hashes) else {
+                    return Err(ConnEnd::BadPeer("sent block hashes that do not prove out"));
+                };
+                report.answered = true;
+                report.leaves = true;
+                let proven = proven.to_vec();
+                dl.leaves_came(&req, &proven);
+            }
+            Msg::HashReject(req) if self.leaf_req == Some(req) => {
+                debug!("{} refused {req:?}", self.addr);
+                self.leaf_req = None;
+                report.leaves = true;
+                dl.leaves_refused(&req);
+            }
             Msg::Hashes { req, hashes } => {
                 if self.layer_req != Some(req) {
                     return Ok(());
@@ -467,6 +496,7 @@ impl BtFetch {
                 dl.unask(b);
             }
         }
+        dl.left(self.addr, self.conn);
         if let Some(req) = self.layer_req.take() {
             if let Some(a) = dl.layer_asked.get_mut((req.index / LAYER_CHUNK) as usize) {
                 *a = None;
@@ -478,366 +508,11 @@ impl BtFetch {
     }
 }
 
-impl Engine {
-    /// Starts a BitTorrent download from a `.torrent` file or a magnet
-    /// link, with `peers` to try besides those its trackers give.
-    pub(super) fn start_bt(&mut self, source: BtSource, peers: Vec<SocketAddr>, now: Instant) {
-        let (label, torrent, hash, mut extra, trackers) = match source {
-            BtSource::Torrent(bytes) => match Torrent::from_file_bytes(&bytes) {
-                Ok(t) => {
-                    let trackers = t.trackers.clone();
-                    (
-                        names::escape(&t.name),
-                        Some(t.clone()),
-                        t.info_hash,
-                        Vec::new(),
-                        trackers,
-                    )
-                }
-                Err(e) => {
-                    return self.notify(Event::DownloadFailed {
-                        label: "the torrent".into(),
-                        why: e.to_string(),
-                    })
-                }
-            },
-            BtSource::Magnet(link) => match crate::bt::magnet::Magnet::parse(&link) {
-                Ok(m) => {
-                    let label = m
-                        .name
-                        .as_deref()
-                        .map_or_else(|| hex(&m.info_hash[..8]), names::escape);
-                    let pe = m.peers.iter().filter_map(|p| p.parse().ok()).collect();
-                    (label, None, m.info_hash, pe, m.trackers)
-                }
-                Err(e) => {
-                    return self.notify(Event::DownloadFailed {
-                        label: "the magnet link".into(),
-                        why: e.to_string(),
-                    })
-                }
-            },
-        };
-        if self.bt.iter().any(|(_, d)| d.info_hash == hash) {
-            return;
-        }
-        if self.downloads.len() + self.bt.len() >= MAX_DOWNLOADS {
-            return self.notify(Event::DownloadFailed {
-                label,
-                why: format!("at most {MAX_DOWNLOADS} downloads at once"),
-            });
-        }
-        info!(
-            "BitTorrent download started: {label} (v2 info hash {})",
-            hex(&hash)
-        );
-        let mut d = BtDownload::new(label, hash, now);
-        extra.extend(peers);
-        d.peers.add(&extra, now);
-        d.trackers = Self::bt_trackers(&trackers, now);
-        let dk = self.bt.insert(d);
-        if let Some(t) = torrent {
-            self.bt_set_torrent(dk, t);
-        }
-        self.bt_connect(now);
-    }
-
-    /// The torrent of download `dk` is known: open its working file.
-    fn bt_set_torrent(&mut self, dk: usize, t: Torrent) {
-        let d = &mut self.bt[dk];
-        let meta = FileMeta {
-            name: t.name.clone(),
-            size: t.layout.size,
-            chunk_size: t.layout.piece_len as u32,
-            chunks: vec![t.pieces_root; t.layout.pieces() as usize],
-            sha256: t.info_hash,
-        };
-        let size = t.layout.size;
-        // The project's chunk hashes only when we share: otherwise no
-        // frontend can share the download (headless shares only with
-        // --seed; the interactive client always seeds).
-        d.set_torrent(t, self.cfg.seed);
-        match self.storage.create(&meta) {
-            Ok(created) => {
-                let mut part = created.part;
-                if let Err(e) = part.reserve(size) {
-                    part.discard();
-                    d.fail(format!("cannot reserve {size} bytes: {e}"));
-                    return;
-                }
-                d.part = Some(part);
-                d.meta = Some(meta);
-            }
-            Err(e) => d.fail(e.to_string()),
-        }
-    }
-
-    /// Opens connections to the peers BitTorrent downloads know of.
-    pub(super) fn bt_connect(&mut self, now: Instant) {
-        if self.exit.is_some() {
-            return;
-        }
-        let plan: Vec<(usize, SocketAddr)> = self
-            .bt
-            .iter()
-            .filter(|(_, d)| !d.is_finished())
-            .flat_map(|(dk, d)| {
-                let room = MAX_CONNS_PER_DOWNLOAD.saturating_sub(d.peers.connected());
-                d.peers
-                    .connectable(now)
-                    .into_iter()
-                    .take(room)
-                    .map(move |addr| (dk, addr))
-            })
-            .collect();
-        let timeout = self.cfg.request_timeout;
-        for (dk, addr) in plan {
-            let id = self.open_conn(addr, now, |id| {
-                Kind::BtFetch(BtFetch::new(id, dk, addr, now, timeout))
-            });
-            self.bt[dk].peers.connecting(addr, id);
-        }
-    }
-
-    pub(super) fn bt_connected(&mut self, id: ConnId, now: Instant) {
-        let Some(Conn {
-            kind: Kind::BtFetch(f),
-            ..
-        }) = self.conns.get_mut(&id)
-        else {
-            return;
-        };
-        let Some(d) = self.bt.get_mut(f.download) else {
-            return;
-        };
-        info!("BitTorrent peer used for {}: {}", d.display_name(), f.addr);
-        d.last_connected = now;
-        f.on_connected(d, self.peer_id, now);
-        self.act(Action::Drive(id));
-    }
-
-    pub(super) fn bt_io(&mut self, id: ConnId, stream: &mut dyn Stream, now: Instant) {
-        let Some(Conn {
-            kind: Kind::BtFetch(f),
-            ..
-        }) = self.conns.get_mut(&id)
-        else {
-            return;
-        };
-        if !f.connected {
-            return;
-        }
-        let (dk, addr) = (f.download, f.addr);
-        let mut report = BtReport::default();
-        let result = match self.bt.get_mut(dk) {
-            Some(d) => {
-                f.refill(d, now);
-                f.drive(stream, d, now, TURN_BUDGET, &mut report)
-            }
-            None => Err(ConnEnd::Finished),
-        };
-        let mut end = match result {
-            Ok(Flow::Idle) => None,
-            Ok(Flow::Again) => {
-                self.act(Action::Drive(id));
-                None
-            }
-            Err(end) => Some(end),
-        };
-        let Some(d) = self.bt.get_mut(dk) else {
-            self.close(id, ConnEnd::Finished, now);
-            return;
-        };
-        if report.answered {
-            d.peers.up(addr);
-        }
-        if report.verified > 0 {
-            d.last_progress = now;
-            // Hash the file in order while the network is the bottleneck,
-            // so little is left for the end.
-            if let Err(e) = d.advance_whole(&mut self.whole_buf, WHOLE_BUDGET) {
-                d.fail(format!("cannot read the .part file: {e}"));
-            }
-        }
-        for &(piece, alone) in &report.bad {
-            let from = if alone { "from" } else { "partly from" };
-            let name = d.display_name();
-            warn!("piece {piece} of {name} {from} {addr} failed its hash: fetching it again");
-            if alone && d.peers.strike(addr) && end.is_none() {
-                end = Some(ConnEnd::BadPeer("sent pieces that failed their hash twice"));
-            }
-        }
-        let mut accepted = false;
-        if let Some(bytes) = report.info {
-            d.info_conn = None;
-            let hash: [u8; 32] = Sha256::digest(&bytes).into();
-            if hash != d.info_hash || bytes.len() > MAX_INFO_LEN {
-                end = end.or(Some(ConnEnd::BadPeer("sent metadata that is not the torrent")));
-            } else {
-                match Torrent::from_info_bytes(&bytes) {
-                    Ok(t) => {
-                        info!(
-                            "metadata verified for {}: {} bytes",
-                            names::escape(&t.name),
-                            t.layout.size
-                        );
-                        d.last_progress = now;
-                        self.bt_set_torrent(dk, t);
-                        accepted = true;
-                    }
-                    Err(e) => self.bt[dk].fail(format!("the torrent cannot be downloaded: {e}")),
-                }
-            }
-        }
-        if report.layer_done {
-            info!("piece layer verified for {}", self.bt[dk].display_name());
-            self.bt[dk].last_progress = now;
-        }
-        if let Some(end) = end {
-            self.close(id, end, now);
-        }
-        if self.bt[dk].is_complete() && !self.bt[dk].is_finished() {
-            self.bt_finish(dk, now);
-        }
-        // New work for the others: the layer or the torrent became known,
-        // or bad blocks are missing again.
-        if report.layer_done || !report.bad.is_empty() || accepted {
-            self.bt_kick(dk);
-        }
-        self.bt_end_if_finished(dk, now);
-    }
-
-    /// Asks for a turn for every connected fetch of BitTorrent download
-    /// `dk` (new work may be there).
-    fn bt_kick(&mut self, dk: usize) {
-        self.drive_where(|k| matches!(k, Kind::BtFetch(f) if f.download == dk && f.connected));
-    }
-
-    /// Every piece is verified: compute the whole file's SHA-256 (and the
-    /// native metadata, so the file can be shared), then put it in place.
-    fn bt_finish(&mut self, dk: usize, _now: Instant) {
-        let d = &mut self.bt[dk];
-        // What the download did not hash yet as pieces came in.
-        if let Err(e) = d.advance_whole(&mut self.whole_buf, u64::MAX) {
-            return d.fail(format!("cannot read the .part file: {e}"));
-        }
-        let name = d.torrent.as_ref().map(|t| t.name.clone()).unwrap_or_default();
-        let size = d.torrent.as_ref().map_or(0, |t| t.layout.size);
-        let native = match d.whole.take().map(|b| b.finish(&name, size)) {
-            Some(Ok(m)) => m,
-            Some(Err(e)) => return d.fail(e.to_string()),
-            None => return d.fail("the file's hash was lost".into()),
-        };
-        let (Some(part), Some(meta)) = (d.part.as_mut(), d.meta.as_ref()) else {
-            return;
-        };
-        match part.finish(&meta.name) {
-            Ok(path) => {
-                d.phase = BtPhase::Done;
-                self.notify(Event::DownloadDone { meta: native, path });
-            }
-            Err(storage::FinishError::Exists) => d.fail("a file of that name appeared meanwhile".into()),
-            Err(storage::FinishError::Io(e)) => d.fail(format!("cannot put the file in place: {e}")),
-        }
-    }
-
-    /// Removes a finished (done or failed) download, closing its
-    /// connections.
-    fn bt_end_if_finished(&mut self, dk: usize, now: Instant) {
-        if !self.bt.get(dk).is_some_and(BtDownload::is_finished) {
-            return;
-        }
-        let ids: Vec<ConnId> = self
-            .conns
-            .iter()
-            .filter(|(_, c)| matches!(&c.kind, Kind::BtFetch(f) if f.download == dk))
-            .map(|(id, _)| *id)
-            .collect();
-        for id in ids {
-            self.close(id, ConnEnd::Finished, now);
-        }
-        let d = self.bt.remove(dk);
-        let name = d.display_name();
-        let secs = now.duration_since(d.started).as_secs_f64().max(1e-6);
-        match d.phase {
-            BtPhase::Done => {
-                let size = d.torrent.as_ref().map_or(0, |t| t.layout.size);
-                info!(
-                    "download verified: {name} ({size} bytes in {secs:.2} s, {:.1} MB/s)",
-                    size as f64 / secs / 1e6
-                );
-            }
-            BtPhase::Failed(why) => {
-                warn!("download failed: {name}: {why}");
-                self.notify(Event::DownloadFailed { label: name, why });
-            }
-            BtPhase::Running => {}
-        }
-    }
-
-    /// A BitTorrent connection ended (its state is already out of the
-    /// connection table).
-    pub(super) fn bt_closed(&mut self, mut f: BtFetch, end: &ConnEnd, now: Instant) {
-        let Some(d) = self.bt.get_mut(f.download) else {
-            return;
-        };
-        f.abandon(d);
-        let verdict = d.peers.ended(f.addr, end, now);
-        let name = d.display_name();
-        match (verdict, end) {
-            (_, ConnEnd::Finished) => {}
-            (conn_end::Verdict::Retry, _) => info!("peer left {name}: {}", f.addr),
-            (conn_end::Verdict::Ban, _) => warn!("peer dropped for {name}: {}: {end}", f.addr),
-            (conn_end::Verdict::BackOff, _) => warn!("peer lost for {name}: {}: {end}", f.addr),
-        }
-        self.bt_kick(f.download);
-    }
-
-    /// BitTorrent downloads' upkeep: connections to open, and giving up
-    /// after the wait with no peer.
-    pub(super) fn bt_upkeep(&mut self, now: Instant) {
-        let keys: Vec<usize> = self.bt.iter().map(|(k, _)| k).collect();
-        for dk in keys {
-            let d = &mut self.bt[dk];
-            let connected = d.peers.connected();
-            if connected > 0 {
-                d.last_connected = now;
-                d.waiting_told = false;
-            }
-            let waited = now.duration_since(d.last_connected);
-            let starved = now.duration_since(d.last_progress);
-            // With no tracker to name new peers, a download whose every
-            // peer was dropped has nothing left to wait for.
-            if d.trackers.is_empty() && !d.peers.is_empty() && d.peers.usable() == 0 {
-                d.fail("every peer that had it was dropped (bad data)".into());
-            }
-            if let Some(limit) = self.cfg.give_up_after {
-                if connected == 0 && waited >= limit {
-                    d.fail(format!("no peer has it (waited {} s)", waited.as_secs()));
-                } else if starved >= limit {
-                    d.fail(format!("no peer delivered any of it for {} s", starved.as_secs()));
-                }
-            }
-            if connected == 0 && waited >= WAITING_AFTER && !d.waiting_told && !d.is_finished() {
-                d.waiting_told = true;
-                let msg = format!(
-                    "waiting for peers: none that has {} is reachable",
-                    d.display_name()
-                );
-                warn!("{msg}");
-                self.notify(Event::Warning(msg));
-            }
-            self.bt_end_if_finished(dk, now);
-        }
-        self.bt_connect(now);
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::super::bt_download::tests::{download, torrent};
     use super::*;
     use crate::bt::merkle::BLOCK;
+    use crate::client::engine::bittorrent::download::tests::{download, torrent};
     use crate::testutil::Pipe;
 
     /// Our messages in `out` after the handshake.
@@ -884,7 +559,7 @@ mod tests {
         let asked = msgs.iter().filter(|m| matches!(m, Msg::Request { .. })).count();
         assert_eq!(asked, 8, "every block, once");
         assert_eq!(
-            d.next_block(&[0xff], &[]),
+            d.next_block(&[0xff], &[], SocketAddr::from(([10, 0, 0, 9], 1))),
             Some((0, 0, BLOCK as u32)),
             "the end game"
         );
@@ -892,7 +567,7 @@ mod tests {
         wire::encode(&Msg::Choke, &mut pipe.input);
         f.drive(&mut pipe, &mut d, now, 1 << 20, &mut report).unwrap();
         assert_eq!(
-            d.next_block(&[0xff], &[]),
+            d.next_block(&[0xff], &[], SocketAddr::from(([10, 0, 0, 9], 1))),
             Some((0, 0, BLOCK as u32)),
             "given back on the choke"
         );

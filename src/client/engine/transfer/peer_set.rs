@@ -10,8 +10,8 @@
 //! - A banned peer is never offered for a connection again.
 //! - A peer has at most one connection of ours at a time.
 
-use super::conn_end::{ConnEnd, Verdict};
-use super::ConnId;
+use crate::client::engine::transfer::conn_end::{ConnEnd, Verdict};
+use crate::client::engine::ConnId;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -79,6 +79,11 @@ impl PeerSet {
                 *dead = rec;
             }
         }
+    }
+
+    /// The peers banned for this file.
+    pub fn banned(&self) -> impl Iterator<Item = SocketAddr> + '_ {
+        self.peers.iter().filter(|p| p.banned).map(|p| p.addr)
     }
 
     pub fn get(&self, addr: SocketAddr) -> Option<&PeerRec> {

@@ -20,13 +20,13 @@
 //!   frames (those that come while the bitmap is still arriving are kept,
 //!   bounded, and applied once it is whole).
 
-use super::bitmap;
-use super::buf::Buf;
-use super::conn_end::ConnEnd;
-use super::download::Download;
-use super::scheduler::Has;
-use super::serve::MAX_PENDING_HAVES;
-use super::{ConnId, Flow, MIN_PROGRESS};
+use crate::client::engine::native::download::Download;
+use crate::client::engine::native::serve::MAX_PENDING_HAVES;
+use crate::client::engine::transfer::bitmap;
+use crate::client::engine::transfer::buf::Buf;
+use crate::client::engine::transfer::conn_end::ConnEnd;
+use crate::client::engine::transfer::picker::Has;
+use crate::client::engine::{ConnId, Flow, MIN_PROGRESS};
 use crate::meta::Hash;
 use crate::wire::peer::{decode_peer_head, encode_peer_msg, PeerMsg, Refusal, BLOCK_SIZE, MAX_PIPELINE};
 use sha2::{Digest, Sha256};
@@ -508,13 +508,13 @@ impl Fetch {
 
 #[cfg(test)]
 mod tests {
-    //! A leecher's [`Fetch`] and a seeder's [`Serve`](super::super::serve::Serve)
+    //! A leecher's [`Fetch`] and a seeder's [`Serve`](crate::client::engine::native::serve::Serve)
     //! talking through in-memory pipes that block like sockets, with no
     //! network and no clock: the whole protocol, byte for byte.
     use super::*;
-    use crate::client::engine::download::{MetaOutcome, Phase};
     use crate::client::engine::library::Library;
-    use crate::client::engine::serve::{Files, Serve, Source};
+    use crate::client::engine::native::download::{MetaOutcome, Phase};
+    use crate::client::engine::native::serve::{Files, Serve, Source};
     use crate::client::io::part_file::FsStorage;
     use crate::meta::MIN_CHUNK_SIZE;
     use crate::rand::Rng;

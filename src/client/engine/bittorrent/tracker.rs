@@ -12,8 +12,8 @@
 //! `localhost`): the engine does no name resolution, so a tracker named by
 //! a host name is skipped with a log line.
 
-use super::*;
 use crate::bt::merkle::Hash;
+use crate::client::engine::*;
 use crate::names;
 use crate::wire::bep15::{self, AnnounceRequest, Peers, Request, Response};
 use log::{debug, info};
@@ -42,6 +42,8 @@ pub struct UdpTracker {
     started: bool,
     /// The `stopped` announce went out (we are leaving).
     stopped: bool,
+    /// The download finished: the next announce says `completed`.
+    completed: bool,
 }
 
 /// The address of a `udp://HOST:PORT/...` tracker URL, when HOST is an
@@ -71,7 +73,14 @@ impl UdpTracker {
             next_at: now,
             started: false,
             stopped: false,
+            completed: false,
         }
+    }
+
+    /// The download finished (and is seeded now): tell the tracker at once.
+    pub fn complete(&mut self, now: Instant) {
+        self.completed = true;
+        self.next_at = now;
     }
 
     /// The `stopped` announce when we leave: once, and only to a tracker
@@ -117,10 +126,12 @@ impl UdpTracker {
             bep15::encode_request(&Request::Connect { tx }, out);
             return true;
         };
-        let event = if self.started {
-            bep15::Event::None
-        } else {
+        let event = if !self.started {
             bep15::Event::Started
+        } else if std::mem::take(&mut self.completed) {
+            bep15::Event::Completed
+        } else {
+            bep15::Event::None
         };
         self.pending = Some((tx, false, self.next_at));
         announce(conn, info_hash, left, event, me, out);
@@ -178,7 +189,7 @@ struct Announcing {
 
 impl Engine {
     /// The trackers of a new BitTorrent download, from its URLs.
-    pub(super) fn bt_trackers(urls: &[String], now: Instant) -> Vec<UdpTracker> {
+    pub(in crate::client::engine) fn bt_trackers(urls: &[String], now: Instant) -> Vec<UdpTracker> {
         let mut out: Vec<UdpTracker> = Vec::new();
         for url in urls {
             match udp_tracker_addr(url) {
@@ -227,7 +238,7 @@ impl Engine {
     /// the trackers [`Engine::poll_bt_transmit`] would send to, so a
     /// deadline never passes without a datagram (the loop would spin);
     /// none while leaving (the `stopped` announces go at once).
-    pub(super) fn bt_tracker_deadline(&self) -> Option<Instant> {
+    pub(in crate::client::engine) fn bt_tracker_deadline(&self) -> Option<Instant> {
         if self.exit.is_some() {
             return None;
         }

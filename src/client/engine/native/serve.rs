@@ -18,12 +18,12 @@
 //! - Chunk bytes are read with positioned reads straight into the send
 //!   buffer: no per-request allocation, no copy in between.
 
-use super::bitmap;
-use super::buf::Buf;
-use super::conn_end::ConnEnd;
-use super::library::{Library, Stat};
-use super::Flow;
-use super::MIN_PROGRESS;
+use crate::client::engine::library::{Library, Stat};
+use crate::client::engine::transfer::bitmap;
+use crate::client::engine::transfer::buf::Buf;
+use crate::client::engine::transfer::conn_end::ConnEnd;
+use crate::client::engine::Flow;
+use crate::client::engine::MIN_PROGRESS;
 use crate::meta::FileMeta;
 use crate::wire::frame::{FRAME_PREFIX_LEN, MAX_HEADER};
 use crate::wire::peer::{decode_peer_head, encode_peer_head, PeerMsg, Refusal, BLOCK_SIZE, MAX_PIPELINE};

@@ -1,0 +1,227 @@
+//! BitTorrent downloads in simulation: the engines and network of
+//! `tests.rs`, the peers speaking BitTorrent v2 (seeders offer a torrent
+//! with [`Command::BtShare`], leechers start [`Command::BtDownload`] with
+//! the seeders' addresses). Every file is checked byte for byte, and the
+//! bytes the seeders put on the wire are counted.
+
+use super::tests::{content, done, failed};
+use super::*;
+use crate::bt::merkle::{Layout, Tree};
+use crate::bt::torrent::Torrent;
+use crate::client::engine::bittorrent::fetch::BtSource;
+use crate::client::engine::EngineView;
+use sha2::{Digest, Sha256};
+
+/// A node seeding `bytes` as `name` over BitTorrent in pieces of
+/// `piece_len`; returns it and the `.torrent` file's bytes.
+fn bt_seeder(sim: &mut Sim, name: &str, bytes: &[u8], piece_len: u64, hostile: Hostile) -> (usize, Vec<u8>) {
+    let n = sim.add_seeder(&[(name, bytes)], hostile);
+    let layout = Layout {
+        size: bytes.len() as u64,
+        piece_len,
+    };
+    let tree = Tree::from_reader(layout, bytes).expect("in memory");
+    let (torrent, file) = Torrent::for_tree(name, &tree, &[]).expect("a valid torrent");
+    let path = sim.shared_path(n, name).expect("a seeder shares");
+    sim.command(
+        n,
+        Command::BtShare {
+            torrent: Box::new(torrent),
+            tree: Box::new(tree),
+            path,
+        },
+    );
+    (n, file)
+}
+
+fn bt_get(sim: &mut Sim, node: usize, torrent: &[u8], seeders: &[usize]) {
+    let peers = seeders.iter().map(|&s| sim.nodes[s].addr).collect();
+    sim.command(
+        node,
+        Command::BtDownload {
+            source: BtSource::Torrent(torrent.to_vec()),
+            peers,
+        },
+    );
+}
+
+fn assert_same(sim: &Sim, node: usize, name: &str, bytes: &[u8]) {
+    assert!(
+        done(sim, node),
+        "node {node} did not finish: {:?}",
+        failed(sim, node)
+    );
+    let got = std::fs::read(sim.downloaded(node, name)).expect("downloaded");
+    assert_eq!(
+        Sha256::digest(&got),
+        Sha256::digest(bytes),
+        "node {node}'s copy differs"
+    );
+}
+
+/// Issue 17: a BitTorrent download that crashes (no goodbye, no last
+/// record) and starts again keeps what its record holds: the seeder sends
+/// at most 10% of the file twice.
+#[test]
+fn a_crashed_bittorrent_download_resumes_and_fetches_little_again() {
+    for seed in [1, 2] {
+        let bytes = content(8 << 20, seed);
+        let net = NetConfig {
+            bytes_per_ms: 100,
+            ..NetConfig::default()
+        };
+        let mut sim = Sim::new(seed, net);
+        let (s, torrent) = bt_seeder(&mut sim, "big.bin", &bytes, 64 << 10, Hostile::default());
+        let l = sim.add_leecher();
+        bt_get(&mut sim, l, &torrent, &[s]);
+        let half = |sim: &Sim| {
+            let d = sim.nodes[l].engine.downloads();
+            d.first().is_some_and(|d| d.done * 2 >= bytes.len() as u64)
+        };
+        assert!(sim.run_until(200_000, half), "no progress: {:?}", failed(&sim, l));
+        sim.kill(l);
+        sim.restart(l);
+        bt_get(&mut sim, l, &torrent, &[s]);
+        let resumed = sim.nodes[l].events.iter().find_map(|e| match e {
+            Event::Resumed { verified, total, .. } => Some((*verified, *total)),
+            _ => None,
+        });
+        let (verified, total) = resumed.expect("resumed from the record");
+        assert!(verified * 5 >= total * 2, "{verified} of {total} pieces kept");
+        sim.run_until(400_000, |s| done(s, l) || failed(s, l).is_some());
+        assert_same(&sim, l, "big.bin", &bytes);
+        let sent = sim.nodes[s].sent as f64 / bytes.len() as f64;
+        eprintln!("seed {seed}: {verified} of {total} pieces resumed, the seeder sent {sent:.3}x the file");
+        assert!(sent <= 1.10, "seed {seed}: the seeder sent {sent:.3}x the file");
+    }
+}
+/// Issue 17: with 8 MiB pieces every piece mixes blocks from every peer;
+/// corrupting peers are still found out, banned, and the download costs
+/// at most twice the file.
+#[test]
+fn corrupting_peers_inside_big_pieces_are_banned_and_cost_little() {
+    for corrupt in [1, 2] {
+        let bytes = content(16 << 20, 7 + corrupt as u64);
+        let mut sim = Sim::new(7, NetConfig::default());
+        let (honest, torrent) = bt_seeder(&mut sim, "big.bin", &bytes, 8 << 20, Hostile::default());
+        let bad: Vec<usize> = (0..corrupt)
+            .map(|_| {
+                let h = Hostile {
+                    corrupt_every: Some(1 << 20),
+                    ..Hostile::default()
+                };
+                bt_seeder(&mut sim, "big.bin", &bytes, 8 << 20, h).0
+            })
+            .collect();
+        let l = sim.add_leecher();
+        let all: Vec<usize> = std::iter::once(honest).chain(bad.iter().copied()).collect();
+        bt_get(&mut sim, l, &torrent, &all);
+        let bad_addrs: Vec<SocketAddr> = bad.iter().map(|&b| sim.nodes[b].addr).collect();
+        let mut banned = Vec::new();
+        sim.run_until(300_000, |s| {
+            done(s, l) || failed(s, l).is_some() || {
+                let b = s.nodes[l].engine.bt_banned();
+                bad_addrs.iter().all(|a| b.contains(a))
+            }
+        });
+        banned.extend(sim.nodes[l].engine.bt_banned());
+        sim.run_until(300_000, |s| done(s, l) || failed(s, l).is_some());
+        assert_same(&sim, l, "big.bin", &bytes);
+        for a in &bad_addrs {
+            assert!(
+                banned.contains(a),
+                "{corrupt} corrupting: {a} was not banned ({banned:?})"
+            );
+        }
+        assert!(
+            !banned.contains(&sim.nodes[honest].addr),
+            "the honest seeder was banned"
+        );
+        let sent: u64 = all.iter().map(|&n| sim.nodes[n].sent).sum();
+        let ratio = sent as f64 / bytes.len() as f64;
+        eprintln!("{corrupt} corrupting: {ratio:.3}x the file in traffic");
+        assert!(
+            ratio <= 2.0,
+            "{corrupt} corrupting: {ratio:.2}x the file in traffic"
+        );
+    }
+}
+
+/// Issue 17: a finished BitTorrent download that the user shares is
+/// seeded to BitTorrent peers: once the first seeder is gone, a third
+/// node downloads the file from it alone.
+#[test]
+fn a_shared_bittorrent_download_is_seeded_on() {
+    let bytes = content((3 << 20) + 777, 5);
+    let slow = NetConfig {
+        bytes_per_ms: 300,
+        ..NetConfig::default()
+    };
+    let mut sim = Sim::new(5, slow);
+    let (s, torrent) = bt_seeder(&mut sim, "on.bin", &bytes, 256 << 10, Hostile::default());
+    // A node that shares (an empty directory): it may seed what it gets.
+    let l = sim.add_seeder(&[], Hostile::default());
+    bt_get(&mut sim, l, &torrent, &[s]);
+    // It crashes half-way: what it resumes must be seeded too.
+    let half = |sim: &Sim| {
+        let d = sim.nodes[l].engine.downloads();
+        d.first().is_some_and(|d| d.done * 2 >= bytes.len() as u64)
+    };
+    assert!(sim.run_until(60_000, half));
+    sim.restart(l);
+    bt_get(&mut sim, l, &torrent, &[s]);
+    sim.run_until(60_000, |sim| done(sim, l) || failed(sim, l).is_some());
+    assert_same(&sim, l, "on.bin", &bytes);
+    let (meta, path) = sim.nodes[l]
+        .events
+        .iter()
+        .find_map(|e| match e {
+            Event::DownloadDone { meta, path } => Some((meta.clone(), path.clone())),
+            _ => None,
+        })
+        .expect("done");
+    sim.command(l, Command::Share { meta, path });
+    sim.kill(s);
+    let m = sim.add_leecher();
+    bt_get(&mut sim, m, &torrent, &[l]);
+    sim.run_until(120_000, |sim| done(sim, m) || failed(sim, m).is_some());
+    assert_same(&sim, m, "on.bin", &bytes);
+}
+
+/// Issue 17: BitTorrent seeders that stall after a little, or trickle a
+/// byte at a time, beside an honest one: every download finishes, and
+/// soon (a trickle is not progress).
+#[test]
+fn stalled_and_trickling_bittorrent_seeders_do_not_hold_a_download() {
+    for seed in [3, 4] {
+        let bytes = content((2 << 20) + 99, seed);
+        let mut sim = Sim::new(seed, NetConfig::default());
+        let (honest, torrent) = bt_seeder(&mut sim, "t.bin", &bytes, 64 << 10, Hostile::default());
+        let stall = Hostile {
+            stall_after: Some(20_000),
+            ..Hostile::default()
+        };
+        let trickle = Hostile {
+            trickle_ms: Some(50),
+            ..Hostile::default()
+        };
+        let bad: Vec<usize> = [stall, trickle, stall, trickle]
+            .into_iter()
+            .map(|h| bt_seeder(&mut sim, "t.bin", &bytes, 64 << 10, h).0)
+            .collect();
+        let leechers: Vec<usize> = (0..3).map(|_| sim.add_leecher()).collect();
+        let all: Vec<usize> = bad.iter().copied().chain(std::iter::once(honest)).collect();
+        for &l in &leechers {
+            bt_get(&mut sim, l, &torrent, &all);
+        }
+        let finished = sim.run_until(40_000, |s| leechers.iter().all(|&l| done(s, l)));
+        for &l in &leechers {
+            assert_same(&sim, l, "t.bin", &bytes);
+        }
+        assert!(finished && sim.now_ms <= 40_000, "seed {seed}: {} ms", sim.now_ms);
+        eprintln!(
+            "seed {seed}: 3 leechers done in {} ms of simulated time",
+            sim.now_ms
+        );
+    }
+}
