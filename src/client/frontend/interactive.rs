@@ -853,7 +853,13 @@ impl Frontend for Interactive {
                         self.screen = Screen::Pick;
                         match get {
                             // `get NAME`: picked as if typed at the list
-                            // (a part of a name shows what matches).
+                            // (a part of a name shows what matches). A
+                            // number picks from the list, which is shown
+                            // first so the user sees what it meant.
+                            Some(what) if what.bytes().all(|b| b.is_ascii_digit()) => {
+                                self.show_pick_table(self.matching(None), cx);
+                                self.on_pick(&what, cx, out);
+                            }
                             Some(what) => {
                                 self.shown = self.matching(None);
                                 self.on_pick(&what, cx, out);
