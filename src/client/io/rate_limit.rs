@@ -63,9 +63,13 @@ impl TokenBucket {
         self.tokens -= n as f64;
     }
 
-    /// When a minimum burst's worth of tokens is there again (now if it is).
+    /// When a hundredth of a second's worth of tokens (at least 1 KiB) is
+    /// there again, now if it is: small enough that a slow limit still
+    /// moves bytes every second or so (a peer silent for 10 s counts as
+    /// stalled), large enough not to wake the loop for a few bytes.
     fn refilled_at(&self) -> Instant {
-        let want = MIN_BURST.min(self.burst) - self.tokens;
+        let quantum = (self.rate / 100.0).max(1024.0).min(self.burst);
+        let want = quantum - self.tokens;
         if want <= 0.0 {
             return self.last;
         }
@@ -90,7 +94,7 @@ impl RateLimits {
     }
 
     /// When connections turned away for want of tokens should be driven
-    /// again: once every limited bucket has a minimum burst again.
+    /// again: once every limited bucket has a little again.
     pub fn next_refill(&self) -> Option<Instant> {
         self.up
             .iter()
@@ -205,15 +209,24 @@ mod tests {
         assert_eq!(first, MIN_BURST as usize);
         assert_eq!(t.write(&big).unwrap_err().kind(), io::ErrorKind::WouldBlock);
         assert!(t.starved());
-        // A refill later the same bucket passes again.
+        // A little later the same bucket passes a little again: at 100 KB/s,
+        // 1 KiB after about 10 ms.
         let again = limits.next_refill().unwrap();
         assert!(
-            again > t0 && again <= t0 + Duration::from_millis(200),
+            again > t0 && again <= t0 + Duration::from_millis(20),
             "{:?}",
             again - t0
         );
         let mut t = Throttled::new(&mut sink, &mut limits, again);
-        assert!(t.write(&big).unwrap() >= MIN_BURST as usize - 1);
+        let passed = t.write(&big).unwrap();
+        assert!((1000..=1100).contains(&passed), "{passed}");
+        // A slow limit still moves bytes every second or so (a peer silent
+        // for 10 s counts as stalled).
+        let mut slow = RateLimits::new(Some(1024), None, t0);
+        let mut t = Throttled::new(&mut sink, &mut slow, t0);
+        while t.write(&big).is_ok() {}
+        let next = slow.next_refill().unwrap();
+        assert!(next <= t0 + Duration::from_millis(1100), "{:?}", next - t0);
         // Reads likewise.
         let mut src: &[u8] = &big;
         let mut limits = RateLimits::new(None, Some(50_000), t0);
