@@ -22,6 +22,39 @@ where
     }
 }
 
+/// Most a rate limit may be: 100 GiB/s (more is no limit at all).
+pub const MAX_RATE: u64 = 100 << 30;
+
+/// Parses a rate in bytes per second: a number with an optional unit
+/// `K`, `M` or `G` (powers of 1024; `KiB`, `MB/s` and the like are read
+/// the same, any case): `500K`, `1.5M`, `2000000`. 0 means no limit.
+pub fn parse_rate(flag: &str, value: &str) -> Result<u64, String> {
+    let bad = || {
+        format!(
+            "--{flag}: expected bytes per second like 500K, 2M or 1.5M (K = 1024 bytes), found '{}'",
+            crate::names::escape(value)
+        )
+    };
+    let t = value.trim().to_ascii_lowercase();
+    let t = t.strip_suffix("/s").unwrap_or(&t);
+    let t = t.strip_suffix("ib").or_else(|| t.strip_suffix('b')).unwrap_or(t);
+    let (number, scale) = match t.chars().last() {
+        Some('k') => (&t[..t.len() - 1], 1u64 << 10),
+        Some('m') => (&t[..t.len() - 1], 1 << 20),
+        Some('g') => (&t[..t.len() - 1], 1 << 30),
+        _ => (t, 1),
+    };
+    let n: f64 = number.trim().parse().map_err(|_| bad())?;
+    if !n.is_finite() || n < 0.0 {
+        return Err(bad());
+    }
+    let bytes = n * scale as f64;
+    if bytes > MAX_RATE as f64 {
+        return Err(format!("--{flag}: at most 100G"));
+    }
+    Ok(bytes.round() as u64)
+}
+
 /// Resolves `HOST:PORT` (an IPv4 or bracketed IPv6 address, or a host name)
 /// to its first address. The error says which part is wrong: the form, or
 /// a name that does not resolve.
@@ -68,18 +101,29 @@ pub fn init_stderr_logging(default_level: &str) {
 }
 
 /// Sends `log` records to the end of `path` (its directory is created),
-/// one timestamped line each without the module path, at info level unless
-/// `RUST_LOG` says otherwise; the first line marks the session's start.
+/// one timestamped line each with the process id and without the module
+/// path, at info level unless `RUST_LOG` says otherwise; the first line
+/// marks the session's start.
 pub fn init_file_logging(path: &std::path::Path) -> std::io::Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
     }
     let file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+    let pid = std::process::id();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
-        .format_timestamp_millis()
         // The log is for users: the module path (pytorrent::client::...)
-        // says nothing to them.
-        .format_target(false)
+        // says nothing to them; the pid tells apart the lines of several
+        // clients run in one folder (they append to one file).
+        .format(move |buf, record| {
+            use std::io::Write;
+            writeln!(
+                buf,
+                "[{} {:5} {pid}] {}",
+                buf.timestamp_millis(),
+                record.level(),
+                record.args()
+            )
+        })
         .target(env_logger::Target::Pipe(Box::new(file)))
         .init();
     // Runs append to one file: mark where each starts.
@@ -109,6 +153,19 @@ mod tests {
         assert!(e.contains("'no.such.host.invalid' does not resolve"), "{e}");
         assert!(resolve("t", "host:port").unwrap_err().contains("not a HOST:PORT"));
         assert!(resolve("t", ":80").unwrap_err().contains("not a HOST:PORT"));
+    }
+
+    #[test]
+    fn rates_take_binary_units() {
+        assert_eq!(parse_rate("r", "2000"), Ok(2000));
+        assert_eq!(parse_rate("r", "500K"), Ok(500 * 1024));
+        assert_eq!(parse_rate("r", "1.5M"), Ok(3 << 19));
+        assert_eq!(parse_rate("r", "2 MiB/s"), Ok(2 << 20));
+        assert_eq!(parse_rate("r", "1g"), Ok(1 << 30));
+        assert_eq!(parse_rate("r", "0"), Ok(0));
+        for bad in ["", "fast", "-1K", "1T", "NaN", "1e30"] {
+            assert!(parse_rate("r", bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -48,6 +48,9 @@ pub struct ClientConfig {
     pub shared_dir: PathBuf,
     pub download_dir: PathBuf,
     pub chunk_size_kib: u32,
+    /// Rate limits in bytes per second (`None` or 0: none).
+    pub max_upload_rate: Option<u64>,
+    pub max_download_rate: Option<u64>,
 }
 
 impl Default for ClientConfig {
@@ -59,6 +62,8 @@ impl Default for ClientConfig {
             shared_dir: "user/shared_files".into(),
             download_dir: "user/downloads".into(),
             chunk_size_kib: 1024,
+            max_upload_rate: None,
+            max_download_rate: None,
         }
     }
 }
@@ -162,6 +167,17 @@ fn apply(config: &mut ClientConfig, key: &str, value: &str) -> Result<(), Proble
                 )));
             }
             config.tracker = value.to_string();
+        }
+        "max_upload_rate" | "max_download_rate" => {
+            let rate = if value.is_empty() {
+                0
+            } else {
+                crate::cli::parse_rate(&key.replace('_', "-"), value).map_err(bad)?
+            };
+            match key {
+                "max_upload_rate" => config.max_upload_rate = Some(rate),
+                _ => config.max_download_rate = Some(rate),
+            }
         }
         "listen" => {
             config.listen = value.parse().map_err(|_| {

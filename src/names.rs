@@ -106,6 +106,12 @@ pub fn check_file_name(name: &str) -> Result<(), NameError> {
     Ok(())
 }
 
+/// `name` in Unicode normal form C (composed), the form file names take
+/// on the network.
+pub fn to_nfc(name: &str) -> String {
+    name.nfc().collect()
+}
+
 /// The form in which two usernames are compared: NFC, lower case. So
 /// "Alice" and "alice", and the composed and decomposed spellings of
 /// "José", are one name.

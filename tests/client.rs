@@ -634,8 +634,10 @@ fn list_and_peers_show_the_seeder() {
         ["lister", &seeder.addr.to_string(), "seeder", "1"],
         "{row}"
     );
-    // The seeders only: `--peers` reads without registering (issue 19).
+    // The seeders only: `--peers` reads without registering (issue 19),
+    // and the asker is not one of them.
     assert_eq!(out.last().unwrap(), "2 peers on the network", "{out:?}");
+    assert!(!out.iter().any(|l| l.contains("(you)")), "{out:?}");
     let empty = out
         .iter()
         .find(|l| l.starts_with("empty "))

@@ -258,7 +258,6 @@ fn a_download_shows_its_bar_at_once_and_its_name_at_any_width() {
     p.send_line("5").unwrap();
     expect(&mut p, "1 download running; leave anyway?");
     p.send_line("n").unwrap();
-    expect(&mut p, "5. Disconnect");
     p.send_line("5").unwrap();
     expect(&mut p, "leave anyway?");
     p.send_line("y").unwrap();
@@ -298,11 +297,11 @@ fn a_first_run_without_a_config_directory() {
     p.send("elp\x1b[Hh\r").unwrap();
     p.flush().unwrap();
     expect(&mut p, "Commands");
-    expect(&mut p, "5. Disconnect");
+    expect(&mut p, "show the menu again");
     p.send("x\x1b[D\x1b[3~\x1b[A\r").unwrap();
     p.flush().unwrap();
     expect(&mut p, "Commands");
-    expect(&mut p, "5. Disconnect");
+    expect(&mut p, "show the menu again");
     p.send_line("2").unwrap();
     expect(&mut p, "no shared files (put some in shared)");
     p.send_line("1").unwrap();
@@ -391,8 +390,15 @@ fn piped_output_is_plain_text() {
     let tmp = TempDir::new("interactive-plain");
     let home = tmp.mkdir("ivy");
     std::fs::write(home.join("config.txt"), "username=ivy\n").unwrap();
-    let (code, out) = run_piped(&home, t.addr, "\nhelp\n5\n", &[]);
+    let (code, out) = run_piped(&home, t.addr, "\nhelp\n7\n5\n", &[]);
     assert_eq!(code, 0, "{out}");
+    // Issue 20, defect 6: words, not marks or box drawing, for scripts.
+    assert!(out.contains("error: Unknown choice '7'"), "{out}");
+    assert!(!out.contains(['✔', '✘']), "{out}");
+    assert!(
+        !out.chars().any(|c| ('\u{2500}'..='\u{257F}').contains(&c)),
+        "{out}"
+    );
     assert!(
         out.contains("Hi, ivy!") && out.contains("1. View connected peers"),
         "{out}"
@@ -466,12 +472,16 @@ fn piped_lines_queue_behind_the_tracker_and_work_finishes() {
     );
     assert!(out.contains("not shared"), "{out}");
     assert!(out.contains("Goodbye!"), "{out}");
+    assert!(
+        out.contains("done: piped.bin saved as") && !out.contains('✔'),
+        "{out}"
+    );
     assert_eq!(sha256_file(&home.join("downloads/piped.bin")), sha256_hex(&data));
 }
 
 /// A file you share is marked in the list and refused before anything is
 /// announced: the tracker still counts you as one of its seeders. Parts
-/// of a name filter the list, numbers unchanged.
+/// of a name filter the list, numbered from 1.
 #[test]
 fn a_file_you_share_is_marked_and_refused() {
     let t = TrackerProc::start(&[]);
@@ -511,15 +521,153 @@ fn a_file_you_share_is_marked_and_refused() {
         again.contains("2        0  sharing"),
         "still two seeders: {again}"
     );
-    // A part of a name: only the matches, with their numbers.
+    // A part of a name: only the matches, numbered anew.
     p.send_line("OTHER").unwrap();
-    expect(&mut p, "1 file with 'OTHER' in the name:");
+    expect(&mut p, "1 file with 'OTHER' in the name");
     let found = expect_before(&mut p, "File number, name");
     assert!(
-        found.contains("2  zz-other.bin") && !found.contains("both.bin"),
+        found.contains("1  zz-other.bin") && !found.contains("both.bin"),
         "{found}"
     );
+    // A number past the results is refused, not taken from the full list.
+    p.send_line("2").unwrap();
+    expect(&mut p, "No number 2 in the list shown");
     p.send_line("").unwrap();
+    p.send_line("5").unwrap();
+    expect(&mut p, "Goodbye");
+    expect_exit_0(&p);
+}
+
+/// Issue 20, defects 2, 7, 8 and 10: a search's results are numbered from
+/// 1 and `1` picks the first result (it used to keep its full-list number
+/// and `1` started another file); two files of one name show their ids;
+/// `get NAME` at the prompt downloads; the menu is printed once, not after
+/// every command.
+#[test]
+fn search_results_get_name_twins_and_one_menu() {
+    let t = TrackerProc::start(&[]);
+    let tmp = TempDir::new("interactive-picks");
+    let notes_a = random_bytes(3000, 31);
+    let notes_b = random_bytes(4000, 32);
+    let iso = random_bytes(150_000, 33);
+    let other = random_bytes(5000, 34);
+    let files_a: [(&str, &[u8]); 3] = [
+        ("notes.txt", &notes_a),
+        ("aa-first.bin", &other),
+        ("ubuntu.iso", &iso),
+    ];
+    let shared_a = shared_dir(&tmp, "pat", &files_a);
+    let _pat = seed(&tmp, t.addr, "pat", &shared_a, &[]);
+    let shared_b = shared_dir(&tmp, "quin", &[("notes.txt", &notes_b)]);
+    let _quin = seed(&tmp, t.addr, "quin", &shared_b, &[]);
+    let id = |name: &str, data: &[u8]| {
+        let meta = pytorrent::meta::FileMeta::from_reader(name, data, 64 * 1024).unwrap();
+        meta.id()[..4]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
+    let home = tmp.mkdir("rue");
+    std::fs::write(home.join("config.txt"), "username=rue\n").unwrap();
+    let mut p = start(&home, t.addr, &["--no-effects"]);
+    set_columns(&p, 120);
+    let mut seen = String::new();
+    let mut look = |p: &mut PtySession, what: &str| {
+        let before = expect_before(p, what);
+        seen.push_str(&before);
+        seen.push_str(what);
+        before
+    };
+    look(&mut p, "Press any key to continue");
+    p.send("x").unwrap();
+    p.flush().unwrap();
+    look(&mut p, "5. Disconnect");
+    p.send_line("3").unwrap();
+    let list = look(&mut p, "File number, name");
+    for twin in [id("notes.txt", &notes_a), id("notes.txt", &notes_b)] {
+        assert!(list.contains(&format!("notes.txt [{twin}]")), "{list}");
+    }
+    p.send_line("ubuntu").unwrap();
+    look(&mut p, "1 file with 'ubuntu' in the name");
+    let found = look(&mut p, "File number, name");
+    assert!(found.contains("1  ubuntu.iso"), "{found}");
+    p.send_line("1").unwrap();
+    look(&mut p, "Downloading ubuntu.iso in the background");
+    look(&mut p, &format!("sha256 {}", sha256_hex(&iso)));
+    look(&mut p, "with other peers? (y/n)");
+    p.send_line("n").unwrap();
+    look(&mut p, "not shared");
+    p.send_line("get aa-first.bin").unwrap();
+    look(&mut p, "Downloading aa-first.bin in the background");
+    look(&mut p, &format!("sha256 {}", sha256_hex(&other)));
+    look(&mut p, "with other peers? (y/n)");
+    p.send_line("n").unwrap();
+    look(&mut p, "not shared");
+    p.send_line("downloads").unwrap();
+    look(&mut p, "no downloads running");
+    p.send_line("5").unwrap();
+    look(&mut p, "Goodbye");
+    expect_exit_0(&p);
+    assert_eq!(seen.matches("5. Disconnect").count(), 1, "{seen}");
+    assert_eq!(sha256_file(&home.join("downloads/ubuntu.iso")), sha256_hex(&iso));
+    assert_eq!(
+        sha256_file(&home.join("downloads/aa-first.bin")),
+        sha256_hex(&other)
+    );
+    assert!(!home.join("downloads/notes.txt").exists());
+}
+
+/// Issue 20, defect 9: while the tracker does not answer, `help` (and any
+/// command that needs no tracker) runs at once instead of waiting behind
+/// "(asking the tracker...)".
+#[test]
+fn help_runs_while_the_tracker_is_silent() {
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let tmp = TempDir::new("interactive-silent");
+    let home = tmp.mkdir("sol");
+    std::fs::write(home.join("config.txt"), "username=sol\n").unwrap();
+    let mut p = start(&home, silent.local_addr().unwrap(), &["--no-effects"]);
+    expect(&mut p, "Press any key to continue");
+    p.send("x").unwrap();
+    p.flush().unwrap();
+    expect(&mut p, "5. Disconnect");
+    p.send_line("1").unwrap();
+    expect(&mut p, "(asking the tracker...)");
+    let asked = std::time::Instant::now();
+    p.send_line("help").unwrap();
+    expect(&mut p, "show the menu again");
+    let took = asked.elapsed();
+    assert!(took < std::time::Duration::from_secs(3), "help took {took:?}");
+    p.send_line("quit").unwrap();
+    expect(&mut p, "Goodbye");
+}
+
+/// `cancel --delete N`: the download stops and its `.part` file and
+/// record are deleted (plain `cancel` keeps them to resume).
+#[test]
+fn cancel_delete_removes_the_part_file() {
+    let t = TrackerProc::start(&[]);
+    let tmp = TempDir::new("interactive-cancel-delete");
+    let (_half, _) = common::corrupt_tail_seeder(&t, &tmp, "stuck.bin");
+    let home = tmp.mkdir("wes");
+    std::fs::write(home.join("config.txt"), "username=wes\n").unwrap();
+    let mut p = start(&home, t.addr, &["--no-effects"]);
+    expect(&mut p, "Press any key to continue");
+    p.send("x").unwrap();
+    p.flush().unwrap();
+    expect(&mut p, "5. Disconnect");
+    p.send_line("get stuck.bin").unwrap();
+    expect(&mut p, "Downloading stuck.bin in the background");
+    let downloads = home.join("downloads");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while common::working_files(&downloads).is_empty() {
+        assert!(std::time::Instant::now() < deadline, "no .part file");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    p.send_line("cancel --delete 1").unwrap();
+    expect(&mut p, "Cancelled stuck.bin and deleted its .part file");
+    let left = common::working_files(&downloads);
+    assert!(left.is_empty(), "{left:?}");
     p.send_line("5").unwrap();
     expect(&mut p, "Goodbye");
     expect_exit_0(&p);

@@ -7,7 +7,7 @@ use pytorrent::tracker::registry::{Fairness, Limits};
 use pytorrent::tracker::swarms::SwarmLimits;
 use pytorrent::tracker::{Config, Tracker};
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 const DEFAULT_BIND: &str = "0.0.0.0:17380";
@@ -215,6 +215,20 @@ fn parse(args: &[String]) -> Result<Parsed, String> {
         },
         stats_file: m.opt_str("stats").map(PathBuf::from),
     };
+    // A stats file that can never be written is a mistake to hear of now,
+    // not a warning every 10 s.
+    if let Some(path) = &config.stats_file {
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        if !dir.is_dir() {
+            return Err(format!(
+                "--stats: the directory {} does not exist",
+                pytorrent::names::escape(&dir.display().to_string())
+            ));
+        }
+    }
     Ok(Parsed::Run(config, m.opt_present("quiet")))
 }
 
@@ -224,7 +238,9 @@ fn main() -> ExitCode {
         Ok(Parsed::Run(config, quiet)) => (config, quiet),
         Ok(Parsed::Exit(code)) => return code,
         Err(e) => {
-            eprintln!("pytorrent-tracker: {e}\n\n{}", usage(&options()));
+            // One line and a hint, as the client does: 40 lines of usage
+            // would bury the mistake.
+            eprintln!("pytorrent-tracker: {e}\nRun pytorrent-tracker --help for the options.");
             return ExitCode::from(EXIT_USAGE);
         }
     };

@@ -6,6 +6,7 @@ use pytorrent::atomic_file;
 use pytorrent::bt::magnet::Magnet;
 use pytorrent::bt::torrent::Torrent;
 use pytorrent::cli::{init_file_logging, EXIT_FAILURE, EXIT_USAGE};
+use pytorrent::client::check::{check_file, Checked};
 use pytorrent::client::frontend::headless::BtShare;
 use pytorrent::client::frontend::headless::Headless;
 use pytorrent::client::frontend::interactive::{Interactive, Setup};
@@ -44,11 +45,13 @@ fn main() -> ExitCode {
     for w in &warnings {
         eprintln!("pytorrent: warning: {w}");
     }
-    if let Err(e) = init_file_logging(&opts.log_file) {
-        eprintln!(
-            "pytorrent: warning: cannot write the log {}: {e}",
-            opts.log_file.display()
-        );
+    if let Some((file, id)) = &opts.check {
+        return check(file, id, opts.chunk_size);
+    }
+    if let Some(path) = &opts.log_file {
+        if let Err(e) = init_file_logging(path) {
+            eprintln!("pytorrent: warning: cannot write the log {}: {e}", path.display());
+        }
     }
     for w in &warnings {
         log::warn!("{w}");
@@ -84,7 +87,9 @@ fn main() -> ExitCode {
         download_dir: opts.download_dir.clone(),
         has_username: opts.username.is_some(),
         no_effects: opts.no_effects,
+        on_complete: opts.on_complete.clone(),
     };
+    let (json, on_complete, output) = (opts.json, opts.on_complete.clone(), opts.output.clone());
     let result = Client::bind(*opts).and_then(|mut client| {
         // The terminal is taken (raw mode) only once the client is bound,
         // and given back (on drop) before any error is printed.
@@ -97,7 +102,9 @@ fn main() -> ExitCode {
             } => Box::new(
                 Headless::new(seed, get, list, peers)
                     .with_bt_peers(bt_peers)
-                    .with_bt_shares(bt_shares),
+                    .with_bt_shares(bt_shares)
+                    .with_scripting(json, on_complete)
+                    .with_output(output),
             ),
             Mode::Interactive => Box::new(Interactive::new(setup)),
         };
@@ -160,4 +167,31 @@ fn make_torrent(
         tree,
         path: path.to_path_buf(),
     }))
+}
+
+/// `--check FILE --id ID`: prints whether FILE is the file ID names.
+fn check(file: &Path, id: &str, chunk_size: u32) -> ExitCode {
+    match check_file(file, id, chunk_size) {
+        Ok(Checked::Matches { id, chunk_size }) => {
+            println!(
+                "{} matches {id} (chunks of {} KiB)",
+                file.display(),
+                chunk_size >> 10
+            );
+            ExitCode::SUCCESS
+        }
+        Ok(Checked::Differs { id: its }) => {
+            println!(
+                "{} does not match {}: its id is {its} (with --chunk-size-kib {}), and no other chunk size gives that id",
+                file.display(),
+                id.to_ascii_lowercase(),
+                chunk_size >> 10
+            );
+            ExitCode::from(EXIT_FAILURE)
+        }
+        Err(e) => {
+            eprintln!("pytorrent: error: {e}");
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
 }

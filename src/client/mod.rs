@@ -3,6 +3,7 @@
 //! several peers at once.
 //!
 //! - [`options`]: flags over the config file, validated.
+//! - [`check`]: `--check FILE --id ID`, a file on disk against an id.
 //! - [`engine`]: every decision, as a pure state machine (no sockets, no
 //!   clock, downloads' bytes behind a storage trait).
 //! - [`io`]: the mio reactor that owns the sockets and runs the engine,
@@ -10,6 +11,7 @@
 //! - [`frontend`]: the two frontends (headless and interactive) that drive
 //!   the engine, reading it through a view; the terminal interface.
 
+pub mod check;
 pub mod engine;
 pub mod frontend;
 pub mod io;

@@ -6,7 +6,7 @@
 //! [`ArgsError`] naming the flag or the config line, never a panic.
 
 use crate::bt::create::Kind;
-use crate::cli::{getopts_error, parse_in_range, resolve};
+use crate::cli::{getopts_error, parse_in_range, parse_rate, resolve};
 use crate::config::{self, ClientConfig, MAX_CONFIG_BYTES};
 use crate::names;
 use getopts::Matches;
@@ -46,7 +46,9 @@ pub struct Options {
     pub shared_dir: PathBuf,
     pub download_dir: PathBuf,
     pub chunk_size: u32,
-    pub log_file: PathBuf,
+    /// The log file; `None` for `--list` and `--peers` without `--log`,
+    /// which only ask and must leave no file behind.
+    pub log_file: Option<PathBuf>,
     pub max_inbound: usize,
     pub idle_timeout: Duration,
     pub request_timeout: Duration,
@@ -65,6 +67,18 @@ pub struct Options {
     pub bt_kind: Kind,
     /// Its piece length in bytes (`None`: chosen from the size).
     pub piece_size: Option<u32>,
+    /// `--list` / `--peers` as JSON (exact bytes, whole ids) for scripts.
+    pub json: bool,
+    /// `--output NAME`: the name the one `--get` is saved as.
+    pub output: Option<String>,
+    /// `--on-complete CMD`: run by `sh -c` after each verified download.
+    pub on_complete: Option<String>,
+    /// `--check FILE --id ID`: the file and the id (hex digits) to check
+    /// it against, then exit.
+    pub check: Option<(PathBuf, String)>,
+    /// Bytes per second over all peer connections (`None`: unlimited).
+    pub max_upload_rate: Option<u64>,
+    pub max_download_rate: Option<u64>,
 }
 
 /// A bad command line or config file (exit code 2).
@@ -122,6 +136,47 @@ pub fn flags() -> getopts::Options {
     );
     o.optflag("", "list", "print the files on the network and exit");
     o.optflag("", "peers", "print the peers on the network and exit");
+    o.optflag(
+        "",
+        "json",
+        "with --list or --peers: print one JSON array (exact sizes, whole ids) for scripts",
+    );
+    o.optopt(
+        "",
+        "output",
+        "with one --get of the network's files: save it as NAME in the downloads directory (NAME.1.ext, ... if taken)",
+        "NAME",
+    );
+    o.optopt(
+        "",
+        "check",
+        "whether FILE is the file --id ID names (hashed with --chunk-size-kib first, then every other chunk size), then exit: 0 it is, 1 it is not",
+        "FILE",
+    );
+    o.optopt(
+        "",
+        "id",
+        "with --check: the file id, whole or its first 8+ hex digits as --list shows",
+        "ID",
+    );
+    o.optopt(
+        "",
+        "max-upload-rate",
+        "most bytes per second sent to peers, all together: 500K, 2M, 1.5M (K = 1024 bytes; 0 = no limit; default: the config's, else none)",
+        "RATE",
+    );
+    o.optopt(
+        "",
+        "max-download-rate",
+        "most bytes per second received from peers, all together (as --max-upload-rate)",
+        "RATE",
+    );
+    o.optopt(
+        "",
+        "on-complete",
+        "run CMD with sh -c after each verified download, with PYTORRENT_PATH, PYTORRENT_NAME, PYTORRENT_SIZE and PYTORRENT_SHA256 set (not waited for)",
+        "CMD",
+    );
     o.optopt(
         "c",
         "config",
@@ -254,11 +309,16 @@ fn read_config(path: &Path, named: bool) -> Result<(ClientConfig, Vec<String>), 
 
 fn merge(m: &Matches, file: ClientConfig, config_path: PathBuf) -> Result<Options, ArgsError> {
     let err = ArgsError;
+    let asks_only = m.opt_present("list") || m.opt_present("peers");
     let username = match m.opt_str("username") {
         Some(u) => {
             names::check_username(&u).map_err(|e| err(format!("--username: the username {e}")))?;
             Some(u)
         }
+        // --list and --peers only ask: the config's name may be online
+        // already (the interactive client of the same checkout), and
+        // usernames are unique, so they go as a passing `peer-XXXX`.
+        None if asks_only => None,
         None => file.username,
     };
     let tracker = resolve("tracker", &m.opt_str("tracker").unwrap_or(file.tracker)).map_err(err)?;
@@ -295,6 +355,53 @@ fn merge(m: &Matches, file: ClientConfig, config_path: PathBuf) -> Result<Option
         return Err(err(
             "--list and --peers run alone, without --seed, --get or each other".into(),
         ));
+    }
+    // A flag wins over the config; 0 means no limit either way.
+    let rate = |flag: &str, from_file: Option<u64>| -> Result<Option<u64>, ArgsError> {
+        let r = match m.opt_str(flag) {
+            Some(v) => Some(parse_rate(flag, &v).map_err(ArgsError)?),
+            None => from_file,
+        };
+        Ok(r.filter(|&r| r > 0))
+    };
+    let check = match (m.opt_str("check"), m.opt_str("id")) {
+        (None, None) => None,
+        (Some(file), Some(id)) => {
+            if !(8..=64).contains(&id.len()) || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(err("--id: expected 8 to 64 hex digits of a file id".into()));
+            }
+            if seed || list || peers || !get.is_empty() {
+                return Err(err(
+                    "--check runs alone, without --seed, --get, --list or --peers".into(),
+                ));
+            }
+            Some((PathBuf::from(file), id))
+        }
+        (Some(_), None) => return Err(err("--check needs --id ID (the file id to check against)".into())),
+        (None, Some(_)) => return Err(err("--id goes with --check FILE".into())),
+    };
+    let output = match m.opt_str("output") {
+        None => None,
+        Some(name) => {
+            names::check_file_name(&name).map_err(|e| err(format!("--output: the name {e}")))?;
+            let one_native =
+                get.len() == 1 && !get[0].starts_with("magnet:") && !get[0].ends_with(".torrent");
+            if !one_native {
+                return Err(err(
+                    "--output goes with one --get of a file on the network (not a torrent or magnet link)"
+                        .into(),
+                ));
+            }
+            Some(name)
+        }
+    };
+    let json = m.opt_present("json");
+    if json && !(list || peers) {
+        return Err(err("--json goes with --list or --peers".into()));
+    }
+    let on_complete = m.opt_str("on-complete");
+    if on_complete.as_deref().is_some_and(|c| c.trim().is_empty()) {
+        return Err(err("--on-complete: give a command".into()));
     }
     let bt_torrent = m.opt_strs("torrent");
     for name in &bt_torrent {
@@ -339,7 +446,11 @@ fn merge(m: &Matches, file: ClientConfig, config_path: PathBuf) -> Result<Option
         shared_dir: m.opt_str("shared").map_or(file.shared_dir, PathBuf::from),
         download_dir: m.opt_str("downloads").map_or(file.download_dir, PathBuf::from),
         chunk_size: kib * 1024,
-        log_file: PathBuf::from(m.opt_str("log").unwrap_or_else(|| DEFAULT_LOG.into())),
+        log_file: match m.opt_str("log") {
+            Some(path) => Some(PathBuf::from(path)),
+            None if list || peers => None,
+            None => Some(PathBuf::from(DEFAULT_LOG)),
+        },
         max_inbound,
         idle_timeout: secs("idle-timeout", 60)?,
         request_timeout: secs("request-timeout", 10)?,
@@ -354,6 +465,12 @@ fn merge(m: &Matches, file: ClientConfig, config_path: PathBuf) -> Result<Option
         bt_torrent,
         bt_kind,
         piece_size,
+        json,
+        on_complete,
+        check,
+        output,
+        max_upload_rate: rate("max-upload-rate", file.max_upload_rate)?,
+        max_download_rate: rate("max-download-rate", file.max_download_rate)?,
     })
 }
 

@@ -388,7 +388,7 @@ fn a_bittorrent_download_is_viewed_cancelled_and_resumed() {
     assert!(sim.nodes[l]
         .events
         .iter()
-        .any(|e| matches!(e, Event::DownloadCancelled { name, kept: true } if name == "v.bin")));
+        .any(|e| matches!(e, Event::DownloadCancelled { name, kept: true, .. } if name == "v.bin")));
     bt_get(&mut sim, l, &torrent, &[s]);
     let resumed = sim.nodes[l].events.iter().find_map(|e| match e {
         Event::Resumed { verified, .. } => Some(*verified),

@@ -43,6 +43,7 @@ fn get_all(sim: &mut Sim, leechers: &[usize], name: &str, bytes: &[u8]) {
                     name: name.into(),
                     size: bytes.len() as u64,
                 }),
+                output: None,
             },
         );
     }
@@ -219,7 +220,15 @@ fn metadata_that_contradicts_the_listing_is_refused_before_anything_is_written()
             size,
         });
         let label = name.to_string();
-        sim.command(l, Command::Download { id, label, listed });
+        sim.command(
+            l,
+            Command::Download {
+                id,
+                label,
+                listed,
+                output: None,
+            },
+        );
         sim.run_until(sim.now_ms + 120_000, |s| failed(s, l).is_some() || done(s, l));
         let why = failed(&sim, l).expect("the download went on");
         assert!(why.contains("dropped") || why.contains("delivered"), "{why}");
@@ -387,7 +396,7 @@ fn a_cancelled_download_keeps_its_part_and_resumes() {
     assert!(sim.nodes[l]
         .events
         .iter()
-        .any(|e| matches!(e, Event::DownloadCancelled { name, kept: true } if name == "slow.bin")));
+        .any(|e| matches!(e, Event::DownloadCancelled { name, kept: true, .. } if name == "slow.bin")));
     let until = sim.now_ms + 3_000;
     sim.run_until(until, |s| s.now_ms >= until);
     assert!(

@@ -484,6 +484,12 @@ impl Registry {
         Some(counts)
     }
 
+    /// The username of the peer registered from `from` (for log lines).
+    pub fn username_at(&self, from: SocketAddr) -> Option<&str> {
+        let &key = self.peer_by_addr.get(&PeerAddr::new(from))?;
+        Some(&self.peers[key as usize].username)
+    }
+
     /// Answers one authenticated request from `from`. (`Connect` is the
     /// server's business; it never reaches here.)
     pub fn handle(&mut self, from: SocketAddr, body: RequestBody, now: u32) -> ReplyBody {

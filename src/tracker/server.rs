@@ -23,6 +23,8 @@ use super::bep15::{Bep15, BtCounters, Outcome};
 use super::connid::ConnIds;
 use super::registry::{Fairness, Limits, Registry};
 use super::swarms::SwarmLimits;
+use crate::client::frontend::table::count;
+use crate::names;
 use crate::rand::{os_random, Rng};
 use crate::wire::tracker::{
     decode_request, encode_reply, error_reply, peek_request_header, ErrorCode, Reply, ReplyBody, RequestBody,
@@ -233,9 +235,12 @@ impl Tracker {
 
     /// The loaded access list's size and mode, if any.
     pub fn access_summary(&self) -> Option<String> {
-        self.bt
-            .access()
-            .map(|a| format!("{} info hashes, {} mode", a.len(), a.mode()))
+        self.bt.access().map(|a| {
+            // "hash" takes "es": not count()'s plural.
+            let n = a.len();
+            let hashes = if n == 1 { "info hash" } else { "info hashes" };
+            format!("{n} {hashes}, {} mode", a.mode())
+        })
     }
 
     /// Serves until SIGINT or SIGTERM; returns the signal's number.
@@ -386,14 +391,14 @@ impl Tracker {
         if now >= self.next_sweep {
             let expired = self.registry.expire(self.now_secs());
             if expired > 0 {
-                debug!("expired {expired} silent peer(s)");
+                info!("{} left without a word (silent too long)", count(expired, "peer"));
             }
             self.next_sweep = now + SWEEP_EVERY;
         }
         if now >= self.next_swarm_sweep {
             let expired = self.bt.expire(self.now_secs());
             if expired > 0 {
-                debug!("expired {expired} silent BitTorrent peer(s)");
+                debug!("expired {}", count(expired, "silent BitTorrent peer"));
             }
             self.next_swarm_sweep = now + SWARM_SWEEP_EVERY;
         }
@@ -536,8 +541,23 @@ pub(crate) fn answer(
             }),
             body if proven() => {
                 let kind = body.kind();
+                // Who asked, for the log (taken before a disconnect
+                // forgets it); usernames are checked, escaped all the same.
+                let who = match &body {
+                    RequestBody::Register { username, .. } => Some(username.as_str()),
+                    _ => registry.username_at(from),
+                }
+                .map_or_else(|| "?".to_string(), names::escape);
+                let joins =
+                    matches!(body, RequestBody::Register { .. }) && registry.username_at(from).is_none();
+                let leaves = matches!(body, RequestBody::Disconnect);
                 let reply = registry.handle(from, body, now);
-                debug!("{from}: {kind} -> {}", reply_kind(&reply));
+                debug!("{from} ({who}): {kind} -> {}", reply_kind(&reply));
+                match reply {
+                    ReplyBody::Registered { .. } if joins => info!("{who} joined from {from}"),
+                    ReplyBody::Ok if leaves => info!("{who} left ({from})"),
+                    _ => {}
+                }
                 Answer::Reply(Reply { tx, body: reply })
             }
             _ => Answer::Drop("missing, forged or expired connection id"),

@@ -20,7 +20,8 @@
 //!
 //! Memory: an IPv4 peer is a 12-byte entry (6 compact bytes ready to copy
 //! into a response, 4 bytes of last-seen time with the seeder bit), an IPv6
-//! peer 24; a swarm is 40 bytes beside its 20-byte key. Small swarms are
+//! peer 24; a swarm is 48 bytes beside its 20-byte key, and its first IPv4
+//! peer lives inside those (no heap block: most swarms hold one peer). Small swarms are
 //! searched linearly; a swarm past [`INDEX_FROM`] peers of a family gets an
 //! open-addressing index of 4-byte slots (at most 3/4 full), so an announce
 //! costs O(1) whatever the swarm's size.
@@ -93,14 +94,109 @@ impl<const N: usize> Entry<N> {
     }
 }
 
+/// A list's entries: one kept inline (most swarms hold one peer of a
+/// family, and a heap block would cost 32 bytes more), more on the heap.
+/// As large as a `Vec` (24 bytes for IPv4).
+#[derive(Debug)]
+enum Entries<const N: usize> {
+    One(Entry<N>),
+    Many(Vec<Entry<N>>),
+}
+
+impl<const N: usize> Default for Entries<N> {
+    fn default() -> Self {
+        Entries::Many(Vec::new())
+    }
+}
+
+impl<const N: usize> std::ops::Deref for Entries<N> {
+    type Target = [Entry<N>];
+    fn deref(&self) -> &[Entry<N>] {
+        match self {
+            Entries::One(e) => std::slice::from_ref(e),
+            Entries::Many(v) => v,
+        }
+    }
+}
+
+impl<const N: usize> std::ops::DerefMut for Entries<N> {
+    fn deref_mut(&mut self) -> &mut [Entry<N>] {
+        match self {
+            Entries::One(e) => std::slice::from_mut(e),
+            Entries::Many(v) => v,
+        }
+    }
+}
+
+impl<const N: usize> Entries<N> {
+    fn capacity(&self) -> usize {
+        match self {
+            Entries::One(_) => 1,
+            Entries::Many(v) => v.capacity(),
+        }
+    }
+
+    /// The entries on the heap, moved there if one was inline.
+    fn vec(&mut self, extra: usize) -> &mut Vec<Entry<N>> {
+        if let Entries::One(e) = *self {
+            let mut v = Vec::with_capacity(1 + extra);
+            v.push(e);
+            *self = Entries::Many(v);
+        }
+        match self {
+            Entries::Many(v) => v,
+            Entries::One(_) => unreachable!("moved to the heap above"),
+        }
+    }
+
+    /// Back inline when one entry is left (its heap block freed).
+    fn settle(&mut self) {
+        if let Entries::Many(v) = self {
+            if let [only] = v[..] {
+                *self = Entries::One(only);
+            }
+        }
+    }
+
+    fn reserve_exact(&mut self, extra: usize) {
+        self.vec(extra).reserve_exact(extra);
+    }
+
+    fn push(&mut self, e: Entry<N>) {
+        match self {
+            Entries::Many(v) if v.is_empty() && v.capacity() == 0 => *self = Entries::One(e),
+            _ => self.vec(1).push(e),
+        }
+    }
+
+    fn swap_remove(&mut self, pos: usize) -> Entry<N> {
+        let gone = self.vec(0).swap_remove(pos);
+        self.settle();
+        gone
+    }
+
+    fn retain(&mut self, keep: impl FnMut(&Entry<N>) -> bool) {
+        self.vec(0).retain(keep);
+        self.settle();
+    }
+
+    fn shrink_to_fit(&mut self) {
+        if let Entries::Many(v) = self {
+            v.shrink_to_fit();
+        }
+    }
+}
+
 /// One family's peers of one swarm: a dense list (for sampling and
 /// responses) and, once large, an index from address to position.
 #[derive(Debug, Default)]
 struct List<const N: usize> {
-    entries: Vec<Entry<N>>,
+    entries: Entries<N>,
     /// Open addressing with linear probing; a power-of-two number of slots,
-    /// each [`EMPTY`] or a position in `entries`.
-    index: Option<Box<[u32]>>,
+    /// each [`EMPTY`] or a position in `entries`. Boxed twice so a swarm
+    /// without one pays 8 bytes, not a slice's 16.
+    #[allow(clippy::box_collection)]
+    index: Option<Box<Vec<u32>>>,
 }
 
 impl<const N: usize> List<N> {
@@ -147,7 +243,7 @@ impl<const N: usize> List<N> {
             return;
         }
         let slots = (self.entries.len() * 2).next_power_of_two().max(64);
-        let mut table = vec![EMPTY; slots].into_boxed_slice();
+        let mut table = Box::new(vec![EMPTY; slots]);
         let mask = slots - 1;
         for (pos, e) in self.entries.iter().enumerate() {
             let mut i = Self::home(hasher, &e.addr, mask);
@@ -162,7 +258,9 @@ impl<const N: usize> List<N> {
     fn push(&mut self, hasher: &RandomState, entry: Entry<N>) {
         // Grow one slot at a time while small: most swarms have a handful
         // of peers, and `Vec`'s doubling would waste up to half of them.
-        if self.entries.len() == self.entries.capacity() && self.entries.len() < 8 {
+        // (The first entry goes inline, with no heap block at all.)
+        let len = self.entries.len();
+        if len > 0 && len == self.entries.capacity() && len < 8 {
             self.entries.reserve_exact(1);
         }
         self.entries.push(entry);
@@ -521,7 +619,7 @@ impl Swarms {
     }
 
     fn forget_list<const N: usize>(&mut self, list: &List<N>) {
-        for e in &list.entries {
+        for e in list.entries.iter() {
             Self::release_host(&mut self.per_host, host_of(&e.addr));
         }
         self.peers -= list.entries.len();
@@ -642,7 +740,7 @@ mod tests {
         for t in s.torrents.values() {
             assert!(t.len() > 0, "empty swarm kept");
             let mut seeders = 0;
-            for e in &t.v4.entries {
+            for e in t.v4.entries.iter() {
                 seeders += u32::from(e.is_seeder());
                 *hosts.entry(host_of(&e.addr)).or_default() += 1;
             }
@@ -662,6 +760,49 @@ mod tests {
         }
         assert_eq!(s.per_host, hosts);
         assert_eq!(s.peer_counts(), (peers, v6));
+    }
+
+    #[test]
+    fn a_lone_peer_costs_no_heap_block() {
+        // Issue 20, tracker memory: a swarm is its map slot; one IPv4 peer
+        // lives inside it, and an index costs 8 bytes until it exists.
+        assert_eq!(std::mem::size_of::<Entries<6>>(), 24);
+        assert!(
+            std::mem::size_of::<Torrent>() <= 48,
+            "{}",
+            std::mem::size_of::<Torrent>()
+        );
+        let hasher = RandomState::new();
+        let mut list = List::<6>::default();
+        let e = |i: u8| Entry {
+            addr: [10, 0, 0, i, 0, 1],
+            seen: 5,
+        };
+        list.push(&hasher, e(1));
+        assert!(matches!(list.entries, Entries::One(_)));
+        list.push(&hasher, e(2));
+        assert!(matches!(list.entries, Entries::Many(_)));
+        assert_eq!(list.find(&hasher, &e(2).addr), Some(1));
+        list.remove(&hasher, 0);
+        // Back inline, the survivor kept.
+        assert!(matches!(list.entries, Entries::One(x) if x.addr == e(2).addr));
+        list.remove(&hasher, 0);
+        assert!(list.entries.is_empty());
+        // Many peers: the index, then fewer again: inline.
+        for i in 0..100 {
+            list.push(&hasher, e(i));
+        }
+        assert!(list.index.is_some());
+        for i in 0..100 {
+            assert_eq!(
+                list.find(&hasher, &e(i).addr).map(|p| list.entries[p].addr),
+                Some(e(i).addr)
+            );
+        }
+        while list.entries.len() > 1 {
+            list.remove(&hasher, 0);
+        }
+        assert!(matches!(list.entries, Entries::One(_)) && list.index.is_none());
     }
 
     #[test]

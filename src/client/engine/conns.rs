@@ -403,6 +403,10 @@ impl Engine {
                 let peer = conn.addr;
                 if end.is_failure() {
                     info!("stopped serving {peer} after {} chunk bytes: {end}", s.uploaded);
+                } else if s.uploaded == 0 {
+                    // A peer that only looked (metadata, a refused file):
+                    // nothing a user needs at info level.
+                    debug!("finished serving {peer}: nothing sent");
                 } else {
                     info!("finished serving {peer}: {} chunk bytes sent", s.uploaded);
                 }

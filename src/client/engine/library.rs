@@ -35,7 +35,7 @@ use crate::wire::tracker::FileEntry;
 use crate::wire::FileId;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::fs::{self, File, Metadata, OpenOptions};
 use std::io::{self, Read};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
@@ -231,8 +231,8 @@ impl Library {
             withheld: BTreeSet::new(),
             unreadable: HashMap::new(),
         };
-        for (name, stat) in candidates {
-            let path = dir.join(&name);
+        for Listed { name, file, stat } in candidates {
+            let path = dir.join(&file);
             match cache.remove(&name) {
                 Some(entry) if entry.stat == stat && entry.meta.size == stat.size => {
                     lib.insert_ready(entry.meta, path, Some(stat), &mut warnings);
@@ -282,14 +282,18 @@ impl Library {
         if self.dir.as_os_str().is_empty() {
             return Ok(out);
         }
-        let listed: HashMap<String, Stat> = list_dir(&self.dir, &mut out.warnings)?.into_iter().collect();
+        // By network name: the file's name on disk and its stat.
+        let listed: HashMap<String, (String, Stat)> = list_dir(&self.dir, &mut out.warnings)?
+            .into_iter()
+            .map(|l| (l.name, (l.file, l.stat)))
+            .collect();
         // Ready files of the directory (not downloads shared from
         // elsewhere) that vanished or changed.
         let stale: Vec<FileId> = self
             .ready
             .values()
             .filter(|r| r.shared.path.parent() == Some(self.dir.as_path()))
-            .filter(|r| listed.get(&r.shared.meta.name) != r.shared.stat.as_ref())
+            .filter(|r| listed.get(&r.shared.meta.name).map(|(_, stat)| stat) != r.shared.stat.as_ref())
             .map(|r| r.shared.id)
             .collect();
         for id in stale {
@@ -313,13 +317,15 @@ impl Library {
         // rather than being hashed, found changed, and dropped with a
         // warning every time.
         let settled = ns_since_epoch(SystemTime::now().checked_sub(RACY_WINDOW).unwrap_or(UNIX_EPOCH));
-        let mut new: Vec<(String, Stat)> = listed
+        let mut new: Vec<(String, (String, Stat))> = listed
             .into_iter()
-            .filter(|(name, stat)| !busy.contains(name.as_str()) && self.unreadable.get(name) != Some(stat))
-            .filter(|(_, stat)| stat.mtime_ns <= settled)
+            .filter(|(name, (_, stat))| {
+                !busy.contains(name.as_str()) && self.unreadable.get(name) != Some(stat)
+            })
+            .filter(|(_, (_, stat))| stat.mtime_ns <= settled)
             .collect();
         new.sort_by(|a, b| a.0.cmp(&b.0));
-        for (name, stat) in new {
+        for (name, (file, stat)) in new {
             if self.total() >= MAX_SHARED_FILES {
                 out.warnings.push(format!(
                     "not sharing {}: already sharing the limit of {MAX_SHARED_FILES} files",
@@ -327,7 +333,7 @@ impl Library {
                 ));
                 continue;
             }
-            let path = self.dir.join(&name);
+            let path = self.dir.join(&file);
             self.enqueue(Queued {
                 name,
                 path,
@@ -711,13 +717,25 @@ fn load_cache(
     (map, complete)
 }
 
+/// A shareable file of the shared directory.
+struct Listed {
+    /// Its name on the network (NFC).
+    name: String,
+    /// Its name on disk: the same, or the NFD spelling macOS writes.
+    file: String,
+    stat: Stat,
+}
+
 /// The shareable files directly in `dir`, by name: regular files (not
 /// followed through symlinks) with valid names that are not hidden and not
-/// partial downloads, at most [`MAX_SHARED_FILES`] (the first by name).
-fn list_dir(dir: &Path, warnings: &mut Vec<String>) -> io::Result<Vec<(String, Stat)>> {
+/// partial downloads, at most [`MAX_SHARED_FILES`] (the first by name). A
+/// name on disk in another Unicode form (NFD, as macOS writes it) is shared
+/// under its NFC form, with a warning saying so; if that name is also on
+/// disk as such, the NFC file wins.
+fn list_dir(dir: &Path, warnings: &mut Vec<String>) -> io::Result<Vec<Listed>> {
     // Keeps only the first MAX_SHARED_FILES names, so a huge directory
-    // costs bounded memory.
-    let mut kept: BTreeSet<String> = BTreeSet::new();
+    // costs bounded memory: network name -> name on disk.
+    let mut kept: BTreeMap<String, String> = BTreeMap::new();
     let mut dropped = 0usize;
     for entry in fs::read_dir(dir)? {
         let entry = match entry {
@@ -739,10 +757,25 @@ fn list_dir(dir: &Path, warnings: &mut Vec<String>) -> io::Result<Vec<(String, S
         if name.starts_with('.') || name.ends_with(".part") {
             continue;
         }
-        if let Err(e) = names::check_file_name(name) {
-            warnings.push(format!("skipping {}: the name {e}", names::escape(name)));
-            continue;
-        }
+        let shared_as = match names::check_file_name(name) {
+            Ok(()) => name.to_string(),
+            Err(names::NameError::NotNfc) => {
+                let nfc = names::to_nfc(name);
+                if let Err(e) = names::check_file_name(&nfc) {
+                    warnings.push(format!("skipping {}: the name {e}", names::escape(name)));
+                    continue;
+                }
+                warnings.push(format!(
+                    "sharing {} under its NFC name (on disk it is in NFD, as macOS writes names)",
+                    names::escape(&nfc)
+                ));
+                nfc
+            }
+            Err(e) => {
+                warnings.push(format!("skipping {}: the name {e}", names::escape(name)));
+                continue;
+            }
+        };
         // file_type does not follow symlinks. Checked before counting, so
         // subdirectories do not take the place of files.
         match entry.file_type() {
@@ -761,16 +794,34 @@ fn list_dir(dir: &Path, warnings: &mut Vec<String>) -> io::Result<Vec<(String, S
                 continue;
             }
         }
-        kept.insert(name.to_string());
+        if let Some(other) = kept.get(&shared_as) {
+            // Two spellings of one name: the NFC one on disk wins, else
+            // the first listed.
+            let nfc_here = name == shared_as;
+            let loser = if nfc_here { other.as_str() } else { name };
+            warnings.push(format!(
+                "skipping {}: another spelling of {} is shared",
+                names::escape(loser),
+                names::escape(&shared_as)
+            ));
+            if !nfc_here {
+                continue;
+            }
+        }
+        kept.insert(shared_as, name.to_string());
         if kept.len() > MAX_SHARED_FILES {
             kept.pop_last();
             dropped += 1;
         }
     }
     let mut files = Vec::with_capacity(kept.len());
-    for name in kept {
-        match fs::symlink_metadata(dir.join(&name)) {
-            Ok(md) if md.is_file() => files.push((name, Stat::of(&md))),
+    for (name, file) in kept {
+        match fs::symlink_metadata(dir.join(&file)) {
+            Ok(md) if md.is_file() => files.push(Listed {
+                name,
+                file,
+                stat: Stat::of(&md),
+            }),
             // Replaced since it was listed.
             Ok(_) => warnings.push(format!("skipping {}: not a regular file", names::escape(&name))),
             Err(e) => warnings.push(format!("skipping {}: {e}", names::escape(&name))),
@@ -1014,6 +1065,41 @@ mod tests {
         );
         assert!(warnings.iter().any(|w| w.contains("not UTF-8")), "{warnings:?}");
         assert!(warnings.iter().any(|w| w.contains("symlink")), "{warnings:?}");
+    }
+
+    #[test]
+    fn nfd_names_are_shared_under_their_nfc_name() {
+        // Issue 20, defect 13: "café" as macOS writes it (e + U+0301).
+        let tmp = TempDir::new("nfd");
+        put(&tmp.0, "cafe\u{301}.txt", b"latte", 3600);
+        let (mut lib, warnings) = Library::open(&tmp.0, CHUNK).unwrap();
+        index_all(&mut lib, u64::MAX);
+        assert_eq!(names_of(&lib), ["caf\u{e9}.txt"]);
+        assert!(
+            warnings.iter().any(|w| w.contains("under its NFC name")),
+            "{warnings:?}"
+        );
+        let shared: Vec<&SharedFile> = lib.files().collect();
+        assert_eq!(shared[0].path, tmp.0.join("cafe\u{301}.txt"));
+        assert_eq!(
+            shared[0].meta.id(),
+            FileMeta::from_reader("caf\u{e9}.txt", &b"latte"[..], CHUNK)
+                .unwrap()
+                .id()
+        );
+        // A rescan leaves it shared, neither gone nor queued again.
+        let found = lib.rescan().unwrap();
+        assert!(found.gone.is_empty() && found.queued == 0, "{found:?}");
+        // Both spellings on disk: the NFC file is the one shared.
+        put(&tmp.0, "caf\u{e9}.txt", b"espresso", 3600);
+        let (mut lib, warnings) = Library::open(&tmp.0, CHUNK).unwrap();
+        index_all(&mut lib, u64::MAX);
+        assert_eq!(names_of(&lib), ["caf\u{e9}.txt"]);
+        assert_eq!(lib.files().next().unwrap().path, tmp.0.join("caf\u{e9}.txt"));
+        assert!(
+            warnings.iter().any(|w| w.contains("another spelling")),
+            "{warnings:?}"
+        );
     }
 
     #[test]

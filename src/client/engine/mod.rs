@@ -214,6 +214,8 @@ pub enum Event {
     DownloadCancelled {
         name: String,
         kept: bool,
+        /// `cancel --delete`: the `.part` file and record were deleted.
+        deleted: bool,
     },
     /// A file is no longer shared (withdrawn from the tracker); escaped.
     Unshared {
@@ -258,6 +260,8 @@ pub enum Command {
         id: FileId,
         label: String,
         listed: Option<Listed>,
+        /// `--output NAME`: the name it is saved as (else its own).
+        output: Option<String>,
     },
     /// Share a verified download: hard-linked into the shared directory
     /// when possible, else shared where it is; never copied.
@@ -269,6 +273,9 @@ pub enum Command {
     /// Stop a running download, keeping its `.part` file and record so a
     /// later download of the same file resumes it.
     Cancel(FileId),
+    /// Stop a running download and delete its `.part` file and record
+    /// (`cancel --delete`).
+    CancelDelete(FileId),
     /// Stop sharing a file: withdrawn from the tracker, left on disk.
     Unshare(FileId),
     /// List the shared directory again now (it is also done every
@@ -462,10 +469,16 @@ impl Engine {
             Command::ListPeers => self.query(tracker_link::Query::ListPeers, now),
             Command::ListFiles => self.query(tracker_link::Query::ListFiles, now),
             Command::Find(q) => self.query(tracker_link::Query::Find(q), now),
-            Command::Download { id, label, listed } => self.start_download(id, label, listed, now),
+            Command::Download {
+                id,
+                label,
+                listed,
+                output,
+            } => self.start_download(id, label, listed, output, now),
             Command::Share { meta, path } => self.share(meta, path, now),
             Command::ChangeUsername(name) => self.link.change_username(name, now),
-            Command::Cancel(id) => self.cancel_download(id, now),
+            Command::Cancel(id) => self.cancel_download(id, false, now),
+            Command::CancelDelete(id) => self.cancel_download(id, true, now),
             Command::Unshare(id) => self.unshare(id, now),
             Command::Rescan => self.rescan(true, now),
             Command::BtDownload { source, peers } => self.start_bt(source, peers, now),
@@ -637,6 +650,7 @@ mod tests {
                 id: [7; 32],
                 label,
                 listed: None,
+                output: None,
             },
             now,
         );
@@ -674,6 +688,7 @@ mod tests {
                     id,
                     label,
                     listed: None,
+                    output: None,
                 },
                 now,
             );

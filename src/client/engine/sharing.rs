@@ -35,7 +35,10 @@ impl Engine {
         }
         let gone = found.gone.len();
         if gone > 0 {
-            info!("{gone} shared files vanished or changed on disk; withdrawn");
+            info!(
+                "{} vanished or changed on disk; withdrawn",
+                crate::client::frontend::table::count(gone, "shared file")
+            );
             self.link.withdraw(found.gone, now);
         }
         if found.queued > 0 {

@@ -11,7 +11,14 @@ use log::{debug, info};
 use tracker_link::Query;
 
 impl Engine {
-    pub(super) fn start_download(&mut self, id: FileId, label: String, listed: Option<Listed>, now: Instant) {
+    pub(super) fn start_download(
+        &mut self,
+        id: FileId,
+        label: String,
+        listed: Option<Listed>,
+        output: Option<String>,
+        now: Instant,
+    ) {
         if self.downloads.iter().any(|(_, d)| d.id == id) {
             return;
         }
@@ -36,6 +43,7 @@ impl Engine {
         let mut d = Download::new(id, label, rng, now);
         d.use_meta_budget(self.meta_budget.clone());
         d.listed = listed;
+        d.output = output;
         d.next_query = now + REQUERY_IDLE;
         let resumed = d.resume(self.storage.as_mut());
         if let Some(r) = resumed {
@@ -115,28 +123,32 @@ impl Engine {
 
     /// Stops a running download at the user's request: its connections
     /// close, its verified chunks are recorded beside the `.part` file
-    /// (which stays, so the same download later resumes), and its partial
+    /// (which stays, so the same download later resumes) or, with
+    /// `delete`, the `.part` file and record are deleted; its partial
     /// entry is withdrawn from the tracker.
-    pub(super) fn cancel_download(&mut self, id: FileId, now: Instant) {
+    pub(super) fn cancel_download(&mut self, id: FileId, delete: bool, now: Instant) {
         let Some(dk) = self.downloads.iter().find(|(_, d)| d.id == id).map(|(k, _)| k) else {
             // A BitTorrent download goes by its v2 info hash.
             match self.bt.iter().find(|(_, d)| d.info_hash == id) {
-                Some((dk, _)) => self.bt_cancel(dk, now),
+                Some((dk, _)) => self.bt_cancel(dk, delete, now),
                 None => self.notify(Event::Warning("that download is not running any more".into())),
             }
             return;
         };
         self.close_fetches(dk, now);
         let mut d = self.downloads.remove(dk);
-        if let Err(e) = d.record(now) {
-            warn!("cannot record the progress of {}: {e}", d.display_name());
-        }
         // Only a download with its metadata has a .part file (and an
         // entry at the tracker).
-        let kept = d.meta.is_some();
-        if kept {
+        let had_part = d.meta.is_some();
+        if delete {
+            d.discard();
+        } else if let Err(e) = d.record(now) {
+            warn!("cannot record the progress of {}: {e}", d.display_name());
+        }
+        if had_part {
             self.link.withdraw(vec![d.id], now);
         }
+        let kept = had_part && !delete;
         info!(
             "download cancelled: {} (.part file kept: {kept})",
             d.display_name()
@@ -144,6 +156,7 @@ impl Engine {
         self.notify(Event::DownloadCancelled {
             name: d.display_name(),
             kept,
+            deleted: delete && had_part,
         });
     }
 
@@ -372,7 +385,10 @@ impl Engine {
             }
         }
         if !self.library.is_indexing() {
-            info!("indexed {} shared files", self.library.len());
+            info!(
+                "indexed {}",
+                crate::client::frontend::table::count(self.library.len(), "shared file")
+            );
         }
     }
 

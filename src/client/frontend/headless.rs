@@ -6,10 +6,11 @@
 //! terminal, `--get`'s progress bars, redrawn in place twice a second and
 //! erased before any other line is printed.
 
+use super::scripting::{files_json, peers_json, OnComplete};
 use super::table::{count, human_bytes, render, role_name, PEER_HEADERS};
 use super::terminal::stderr_columns;
 use super::ui::rate::Rates;
-use super::ui::render::progress_bar;
+use super::ui::render::progress_bars;
 use super::ui::to_ansi;
 use super::{resumed_text, Command, Cx, Event, Frontend};
 use crate::bt::merkle::Tree;
@@ -49,6 +50,9 @@ pub struct Headless {
     names: Vec<String>,
     /// `--get` ids given as such.
     ids: Vec<FileId>,
+    /// Ids of the downloads started: two targets naming one file (a name
+    /// and its id prefix) start it once, and the run waits for it once.
+    started_ids: Vec<FileId>,
     running: usize,
     failed: usize,
     seed_after: bool,
@@ -67,6 +71,12 @@ pub struct Headless {
     bt_peers: Vec<SocketAddr>,
     /// Files to seed over BitTorrent too (`--seed --torrent NAME`).
     bt_shares: Vec<BtShare>,
+    /// `--json`: listings as JSON.
+    json: bool,
+    /// `--on-complete CMD`.
+    on_complete: OnComplete,
+    /// `--output NAME` of the one `--get`.
+    output: Option<String>,
 }
 
 /// A shared file offered as a BitTorrent v2 torrent.
@@ -110,6 +120,7 @@ impl Headless {
             goal,
             names,
             ids,
+            started_ids: Vec::new(),
             running: 0,
             failed: 0,
             seed_after: seed,
@@ -121,7 +132,23 @@ impl Headless {
             bt,
             bt_peers: Vec::new(),
             bt_shares: Vec::new(),
+            json: false,
+            on_complete: OnComplete::default(),
+            output: None,
         }
+    }
+
+    /// `--output NAME`: the name the one `--get` is saved as.
+    pub fn with_output(mut self, output: Option<String>) -> Headless {
+        self.output = output;
+        self
+    }
+
+    /// `--json` and `--on-complete CMD`.
+    pub fn with_scripting(mut self, json: bool, on_complete: Option<String>) -> Headless {
+        self.json = json;
+        self.on_complete = OnComplete::new(on_complete);
+        self
     }
 
     /// Files to seed over BitTorrent as well.
@@ -189,8 +216,8 @@ impl Headless {
             .map_or(0, |t| cx.now.duration_since(t).as_millis() as u64);
         let mut text = String::new();
         let bars = p.rates.progress(&cx.client.downloads(), now_ms);
-        for bar in &bars {
-            text.push_str(&to_ansi(&progress_bar(bar, cols.saturating_sub(1)), false));
+        for line in progress_bars(&bars, cols.saturating_sub(1)) {
+            text.push_str(&to_ansi(&line, false));
             text.push('\n');
         }
         p.drawn = bars.len();
@@ -209,8 +236,19 @@ impl Headless {
     }
 
     fn download(&mut self, id: FileId, label: String, listed: Option<Listed>, out: &mut Vec<Command>) {
+        if self.started_ids.contains(&id) {
+            return;
+        }
+        self.started_ids.push(id);
         self.running += 1;
-        out.push(Command::Download { id, label, listed });
+        // `--output` names the one download there is (options checked).
+        let output = self.output.clone();
+        out.push(Command::Download {
+            id,
+            label,
+            listed,
+            output,
+        });
     }
 
     fn banner(&mut self, cx: &Cx<'_>) {
@@ -280,6 +318,11 @@ impl Headless {
                 };
                 self.download(one.id, names::escape(&one.name), Some(listed), out)
             }
+            // Meant as a torrent file: say the path is wrong first.
+            [] if name.ends_with(".torrent") => self.get_failed(&format!(
+                "cannot read {}: no such file (nor a file of that name on the network)",
+                names::escape(&name)
+            )),
             [] if parse_file_id(&name).is_some() => self.get_failed(&format!(
                 "no peer has it: the tracker lists no file with id {name} (see --list)"
             )),
@@ -348,6 +391,11 @@ impl Frontend for Headless {
             }
             Event::FileList(files) => {
                 if self.goal == Goal::List {
+                    if self.json {
+                        println!("{}", files_json(&files));
+                        self.quit(0, "", out);
+                        return;
+                    }
                     print!("{}", files_table(&files));
                     println!("{} on the network", count(files.len(), "file"));
                     self.quit(0, "", out);
@@ -359,10 +407,17 @@ impl Frontend for Headless {
                     self.check_gets(cx, out);
                 }
             }
-            Event::PeerList(peers) => {
+            Event::PeerList(mut peers) => {
                 if self.goal == Goal::Peers {
-                    print!("{}", peers_table(&peers));
-                    println!("{} on the network", count(peers.len(), "peer"));
+                    // The caller registered only to ask: it is not one of
+                    // the peers a user asks about.
+                    peers.retain(|p| !p.is_you);
+                    if self.json {
+                        println!("{}", peers_json(&peers));
+                    } else {
+                        print!("{}", peers_table(&peers));
+                        println!("{} on the network", count(peers.len(), "peer"));
+                    }
                     self.quit(0, "", out);
                 }
             }
@@ -375,6 +430,9 @@ impl Frontend for Headless {
                     path.display()
                 );
                 let _ = io::stdout().flush();
+                if let Err(w) = self.on_complete.run(&meta, &path) {
+                    eprintln!("pytorrent: warning: {w}");
+                }
                 if self.seed_after {
                     out.push(Command::Share { meta, path });
                 }
@@ -498,9 +556,8 @@ fn peers_table(peers: &[PeerInfo]) -> String {
         .iter()
         .map(|p| {
             let role = role_name(p.role, p.files);
-            let you = if p.is_you { " (you)" } else { "" };
             vec![
-                format!("{}{you}", names::escape(&p.username)),
+                names::escape(&p.username),
                 p.addr.to_string(),
                 role.to_string(),
                 p.files.to_string(),

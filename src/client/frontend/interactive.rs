@@ -12,6 +12,7 @@
 //! it; every way out (Disconnect, Ctrl-C, Ctrl-D, a signal, end of input)
 //! withdraws from the tracker and leaves unfinished downloads as `.part`.
 
+use super::scripting::OnComplete;
 use super::table::count;
 use super::terminal::Terminal;
 use super::ui::input::{
@@ -19,8 +20,8 @@ use super::ui::input::{
 };
 use super::ui::rate::Rates;
 use super::ui::render::{
-    done_line, downloads_table, error_line, help, logo, menu, network_files_table, peers_table, progress_bar,
-    random_emoji, shared_table, DownloadRow, FileRow, SharedRow,
+    done_line, downloads_table, error_line, help, logo, menu, network_files_table, peers_table,
+    progress_bars, random_emoji, shared_table, DownloadRow, FileRow, SharedRow,
 };
 use super::ui::typewriter::{Typewriter, DEFAULT_RATE};
 use super::ui::{line_width, tail_width, take_width, width as text_width, Line, Span, Style};
@@ -79,6 +80,8 @@ pub struct Setup {
     pub has_username: bool,
     /// `--no-effects`: no typewriter.
     pub no_effects: bool,
+    /// `--on-complete CMD`.
+    pub on_complete: Option<String>,
 }
 
 /// The interactive client's state.
@@ -92,6 +95,17 @@ pub struct Interactive {
     setup: Setup,
     /// The last file list shown for picking.
     files: Vec<FileInfo>,
+    /// The rows of the last pick table (all files, or a search's results)
+    /// as indices into `files`: number N picks `files[shown[N - 1]]`, so a
+    /// number always means the row that showed it.
+    shown: Vec<usize>,
+    /// `get NAME` typed at the menu: picked once the file list arrives.
+    pending_get: Option<String>,
+    on_complete: OnComplete,
+    /// The menu is on screen already: it is printed once (and on `menu`
+    /// or `clear`), not after every command, so a 24-row screen keeps
+    /// the output of the commands.
+    menu_shown: bool,
     shares: VecDeque<(FileMeta, PathBuf)>,
     /// A name sent to the tracker, waiting for its answer.
     wanted_name: Option<String>,
@@ -130,6 +144,7 @@ impl Interactive {
     pub fn new(setup: Setup) -> Interactive {
         let term = Terminal::open();
         let effects = term.colour() && !setup.no_effects;
+        let on_complete = OnComplete::new(setup.on_complete.clone());
         let now = Instant::now();
         Interactive {
             term,
@@ -140,6 +155,10 @@ impl Interactive {
             screen: Screen::AnyKey,
             setup,
             files: Vec::new(),
+            shown: Vec::new(),
+            pending_get: None,
+            on_complete,
+            menu_shown: false,
             shares: VecDeque::new(),
             wanted_name: None,
             unfinished: Vec::new(),
@@ -190,9 +209,13 @@ impl Interactive {
         self.say(vec![Span::new(Style::Ok, format!("{text} {emoji}"))]);
     }
 
+    /// Back to the menu's prompt, printing the menu the first time.
     fn show_menu(&mut self) {
-        let seed = self.rng.next_u64();
-        self.show(menu(seed));
+        if !self.menu_shown {
+            self.menu_shown = true;
+            let seed = self.rng.next_u64();
+            self.show(menu(seed));
+        }
         self.screen = Screen::Menu;
         self.ask_share_if_due();
     }
@@ -299,6 +322,17 @@ impl Interactive {
     }
 
     fn on_line(&mut self, line: String, cx: &Cx<'_>, out: &mut Vec<Command>) {
+        if self.waiting() && self.typeahead.is_empty() && is_local(&line) {
+            // Needs nothing from the tracker: done now, and the wait goes
+            // on (a silent tracker must not hold up `help`).
+            let wait = self.screen;
+            self.screen = Screen::Menu;
+            self.on_menu(&line, cx, out);
+            if matches!(self.screen, Screen::Menu | Screen::Share) {
+                self.screen = wait;
+            }
+            return;
+        }
         if self.waiting() {
             if self.typeahead.len() < MAX_TYPEAHEAD {
                 self.typeahead.push_back(line);
@@ -367,6 +401,7 @@ impl Interactive {
                                 id,
                                 label: name,
                                 listed: None,
+                                output: None,
                             });
                         }
                     }
@@ -412,6 +447,11 @@ impl Interactive {
                 out.push(Command::ListFiles);
                 self.screen = Screen::WaitFiles;
             }
+            MenuChoice::Get(what) => {
+                self.pending_get = Some(what);
+                out.push(Command::ListFiles);
+                self.screen = Screen::WaitFiles;
+            }
             MenuChoice::ChangeUsername => self.screen = Screen::NewName,
             MenuChoice::Disconnect if !cx.client.downloads().is_empty() => {
                 self.screen = Screen::ConfirmQuit;
@@ -423,6 +463,11 @@ impl Interactive {
             }
             MenuChoice::Clear => {
                 self.term.clear_screen();
+                self.menu_shown = false;
+                self.show_menu();
+            }
+            MenuChoice::Menu => {
+                self.menu_shown = false;
                 self.show_menu();
             }
             MenuChoice::Empty => self.dirty = true,
@@ -493,10 +538,15 @@ impl Interactive {
         }
     }
 
-    /// `cancel N|NAME`: N as numbered in the last downloads view (or now,
-    /// if none was shown), NAME as shown, in any case, or a part of it
-    /// that only one download has. Nothing given: the downloads view.
+    /// `cancel [--delete] N|NAME`: N as numbered in the last downloads
+    /// view (or now, if none was shown), NAME as shown, in any case, or a
+    /// part of it that only one download has; `--delete` deletes its
+    /// `.part` file too. Nothing given: the downloads view.
     fn cancel(&mut self, what: &str, cx: &Cx<'_>, out: &mut Vec<Command>) {
+        let (delete, what) = match what.strip_prefix("--delete") {
+            Some(rest) if rest.is_empty() || rest.starts_with(char::is_whitespace) => (true, rest.trim()),
+            _ => (false, what),
+        };
         let running: Vec<(FileId, String)> = cx
             .client
             .downloads()
@@ -513,6 +563,7 @@ impl Interactive {
         // Done: the engine's answer is a status line at the prompt, like
         // rescan's (no menu in between).
         match choose(what, &self.listed_downloads, &running) {
+            Ok(id) if delete => out.push(Command::CancelDelete(id)),
             Ok(id) => out.push(Command::Cancel(id)),
             Err(e) => {
                 self.error(&format!("{e} (type downloads to see them)"));
@@ -540,79 +591,106 @@ impl Interactive {
         }
     }
 
-    /// The pick list's rows: every file, numbered in sorted order, or only
-    /// those whose name contains `filter` (ignoring case), same numbers.
-    fn file_rows<'a>(&'a self, cx: &Cx<'_>, filter: Option<&str>) -> Vec<FileRow<'a>> {
-        let shared: Vec<_> = cx.client.shared().into_iter().map(|f| f.id).collect();
-        let downloading: Vec<_> = cx.client.downloads().into_iter().map(|d| d.id).collect();
+    /// Indices into `files` of every file (sorted), or of those whose
+    /// name contains `filter` (ignoring case).
+    fn matching(&self, filter: Option<&str>) -> Vec<usize> {
         let filter = filter.map(str::to_lowercase);
-        self.files
-            .iter()
-            .enumerate()
-            .filter(|(_, f)| {
+        (0..self.files.len())
+            .filter(|&i| {
                 filter
                     .as_ref()
-                    .is_none_or(|w| f.name.to_lowercase().contains(w.as_str()))
-            })
-            .map(|(i, file)| FileRow {
-                number: i + 1,
-                file,
-                yours: if shared.contains(&file.id) {
-                    Some("sharing")
-                } else if downloading.contains(&file.id) {
-                    Some("downloading")
-                } else {
-                    None
-                },
+                    .is_none_or(|w| self.files[i].name.to_lowercase().contains(w.as_str()))
             })
             .collect()
     }
 
+    /// Shows the pick table of `files[i]` for each `i` in `indices`,
+    /// numbered from 1, and remembers them for [`Self::on_pick`].
+    fn show_pick_table(&mut self, indices: Vec<usize>, cx: &Cx<'_>) {
+        let shared: Vec<_> = cx.client.shared().into_iter().map(|f| f.id).collect();
+        let downloading: Vec<_> = cx.client.downloads().into_iter().map(|d| d.id).collect();
+        let rows: Vec<FileRow<'_>> = indices
+            .iter()
+            .enumerate()
+            .map(|(k, &i)| {
+                let file = &self.files[i];
+                FileRow {
+                    number: k + 1,
+                    file,
+                    yours: if shared.contains(&file.id) {
+                        Some("sharing")
+                    } else if downloading.contains(&file.id) {
+                        Some("downloading")
+                    } else {
+                        None
+                    },
+                }
+            })
+            .collect();
+        let table = network_files_table(&rows, self.term.width());
+        self.show(table);
+        self.shown = indices;
+    }
+
     fn on_pick(&mut self, line: &str, cx: &Cx<'_>, out: &mut Vec<Command>) {
-        let names_list: Vec<&str> = self.files.iter().map(|f| f.name.as_str()).collect();
-        match parse_pick(line, &names_list) {
+        // A number is a row of the table on screen (a search's results are
+        // numbered from 1 too); anything else is a name of any file.
+        let picked = match line.trim().parse::<usize>() {
+            Ok(n) => match n.checked_sub(1).and_then(|k| self.shown.get(k)) {
+                Some(&i) => Pick::Index(i),
+                None => {
+                    let rows = self.shown.len();
+                    return self.error(&format!(
+                        "No number {n} in the list shown (1-{rows}): type a number, a name, part of a name to search, or Enter to go back."
+                    ));
+                }
+            },
+            Err(_) => {
+                let names_list: Vec<&str> = self.files.iter().map(|f| f.name.as_str()).collect();
+                parse_pick(line, &names_list)
+            }
+        };
+        match picked {
             Pick::Index(i) => {
-                let yours = self.file_rows(cx, None)[i].yours;
                 let file = &self.files[i];
                 let (id, name) = (file.id, names::escape(&file.name));
-                match yours {
+                if cx.client.shared().iter().any(|f| f.id == id) {
                     // Refused here, before the engine hears of it.
-                    Some("sharing") => self.error(&format!("You share {name} already.")),
-                    Some(_) => self.error(&format!("{name} is downloading already.")),
-                    None => {
-                        let listed = Some(Listed {
-                            name: file.name.clone(),
-                            size: file.size,
-                        });
-                        out.push(Command::Download {
-                            id,
-                            label: name.clone(),
-                            listed,
-                        });
-                        self.status(format!("Downloading {name} in the background"));
-                    }
+                    self.error(&format!("You share {name} already."));
+                } else if cx.client.downloads().iter().any(|d| d.id == id) {
+                    self.error(&format!("{name} is downloading already."));
+                } else {
+                    let listed = Some(Listed {
+                        name: file.name.clone(),
+                        size: file.size,
+                    });
+                    out.push(Command::Download {
+                        id,
+                        label: name.clone(),
+                        listed,
+                        output: None,
+                    });
+                    self.status(format!("Downloading {name} in the background"));
                 }
                 self.show_menu();
             }
             Pick::Back => self.show_menu(),
             Pick::NotFound => {
                 let wanted = line.trim();
-                let width = self.term.width();
-                let rows = self.file_rows(cx, Some(wanted));
-                if rows.is_empty() {
+                let found = self.matching(Some(wanted));
+                if found.is_empty() {
                     self.error(&format!(
                         "No file '{}' in the list: type its number or name, part of a name to search, or Enter to go back.",
                         names::escape(wanted)
                     ));
                 } else {
-                    let table = network_files_table(&rows, width);
                     let note = format!(
-                        "{} with '{}' in the name:",
-                        count(rows.len(), "file"),
+                        "{} with '{}' in the name (numbered anew):",
+                        count(found.len(), "file"),
                         names::escape(wanted)
                     );
                     self.show(vec![vec![Span::new(Style::Title, note)]]);
-                    self.show(table);
+                    self.show_pick_table(found, cx);
                 }
             }
             Pick::Ambiguous(_) => self.error("Several files have that name: pick one by its number."),
@@ -679,7 +757,7 @@ impl Interactive {
         // terminals differ on wrapping).
         let width = term_width.saturating_sub(1);
         let rows: Vec<Line> = if self.term.fancy() {
-            bars.iter().map(|p| progress_bar(p, width)).collect()
+            progress_bars(&bars, width)
         } else {
             Vec::new()
         };
@@ -728,7 +806,12 @@ impl Interactive {
 impl Frontend for Interactive {
     fn start(&mut self, cx: &Cx<'_>, _out: &mut Vec<Command>) {
         self.term.clear_screen();
-        let logo = logo();
+        // The box-drawing logo is for a person at a terminal; a script
+        // reading a pipe gets the tagline in plain words.
+        let mut logo = logo();
+        if !self.term.tty() {
+            logo = vec![vec![Span::plain("PyTorrent: simplified peer-to-peer sharing")]];
+        }
         self.show(logo);
         let emoji = self.emoji();
         self.say(vec![Span::plain(format!("Welcome to PyTorrent {emoji}"))]);
@@ -759,6 +842,7 @@ impl Frontend for Interactive {
             }
             Event::FileList(files) => {
                 if self.screen == Screen::WaitFiles {
+                    let get = self.pending_get.take();
                     if files.is_empty() {
                         self.show(vec![vec![Span::new(Style::Dim, "No files on the network yet.")]]);
                         self.show_menu();
@@ -768,16 +852,31 @@ impl Frontend for Interactive {
                         let mut files = files;
                         files.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
                         self.files = files;
-                        let width = self.term.width();
-                        let table = network_files_table(&self.file_rows(cx, None), width);
-                        self.show(table);
                         self.screen = Screen::Pick;
+                        match get {
+                            // `get NAME`: picked as if typed at the list
+                            // (a part of a name shows what matches). A
+                            // number picks from the list, which is shown
+                            // first so the user sees what it meant.
+                            Some(what) if what.bytes().all(|b| b.is_ascii_digit()) => {
+                                self.show_pick_table(self.matching(None), cx);
+                                self.on_pick(&what, cx, out);
+                            }
+                            Some(what) => {
+                                self.shown = self.matching(None);
+                                self.on_pick(&what, cx, out);
+                            }
+                            None => self.show_pick_table(self.matching(None), cx),
+                        }
                     }
                 }
             }
             Event::DownloadDone { meta, path } => {
                 let saved_at = path.display().to_string();
                 self.show(vec![done_line(&meta.name, &saved_at, &hex(&meta.sha256))]);
+                if let Err(e) = self.on_complete.run(&meta, &path) {
+                    self.error(&e);
+                }
                 if self.shares.len() < MAX_PENDING_SHARES {
                     self.shares.push_back((meta, path));
                 }
@@ -785,12 +884,15 @@ impl Frontend for Interactive {
             }
             Event::DownloadFailed { label, why } => self.error(&format!("Download of {label} failed: {why}")),
             Event::Shared { name } => self.status(format!("Now sharing {name}")),
-            Event::DownloadCancelled { name, kept: true } => self.status(format!(
+            Event::DownloadCancelled {
+                name, deleted: true, ..
+            } => self.status(format!("Cancelled {name} and deleted its .part file")),
+            Event::DownloadCancelled { name, kept: true, .. } => self.status(format!(
                 "Cancelled {name}; its .part file is kept: download it again to resume"
             )),
-            Event::DownloadCancelled { name, kept: false } => {
-                self.status(format!("Cancelled {name} (nothing of it had arrived)"))
-            }
+            Event::DownloadCancelled {
+                name, kept: false, ..
+            } => self.status(format!("Cancelled {name} (nothing of it had arrived)")),
             Event::Unshared { name } => self.status(format!(
                 "Stopped sharing {name} (the file is untouched; shared again at the next start)"
             )),
@@ -847,6 +949,7 @@ impl Frontend for Interactive {
                     self.screen,
                     Screen::WaitPeers | Screen::WaitFiles | Screen::WaitName
                 ) {
+                    self.pending_get = None;
                     self.show_menu();
                 }
             }
@@ -935,6 +1038,30 @@ impl Frontend for Interactive {
         }
         self.term.restore();
     }
+}
+
+/// Whether a line typed while the tracker is asked runs at once: a
+/// command word answered without the tracker (`help`, `downloads`,
+/// `cancel 2`, `quit`, ...), so a silent tracker holds up nothing. Numbers,
+/// names and empty lines wait their turn: they may be meant for the list
+/// being fetched (a script types `3` then `1`).
+fn is_local(line: &str) -> bool {
+    let t = line.trim();
+    if t.is_empty() || t.bytes().all(|b| b.is_ascii_digit()) {
+        return false;
+    }
+    matches!(
+        parse_menu_choice(t),
+        MenuChoice::Help
+            | MenuChoice::Downloads
+            | MenuChoice::SharedFiles
+            | MenuChoice::Clear
+            | MenuChoice::Menu
+            | MenuChoice::Cancel(_)
+            | MenuChoice::Unshare(_)
+            | MenuChoice::Rescan
+            | MenuChoice::Disconnect
+    )
 }
 
 /// One of `current` by its number in `listed` (what the user saw,

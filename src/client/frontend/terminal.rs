@@ -18,7 +18,7 @@
 //! printed once on a line of its own. Without colour (no terminal, or
 //! `NO_COLOR`) the text is plain: no escape codes and no emoji.
 
-use super::ui::{line_width, strip_emoji, to_ansi, width, Line, Span};
+use super::ui::{line_width, plain_marks, strip_emoji, to_ansi, width, Line, Span};
 use std::io::{self, Write};
 use std::os::fd::AsRawFd;
 use termion::raw::{IntoRawMode, RawTerminal};
@@ -31,6 +31,9 @@ pub struct Terminal {
     colour: bool,
     /// Live region, raw mode: stdin and stdout are a terminal.
     fancy: bool,
+    /// Stdout is a terminal; when not (a pipe, a file), lines are plain
+    /// text for scripts: no ✔/✘ marks (words instead), no logo.
+    tty: bool,
     /// Display width of each line of the live region on screen (empty:
     /// none drawn).
     live: Vec<usize>,
@@ -61,6 +64,7 @@ impl Terminal {
         };
         Terminal {
             fancy: raw.is_some(),
+            tty: stdout_tty,
             raw,
             stdin_flags,
             colour,
@@ -73,6 +77,11 @@ impl Terminal {
     /// Whether colours (and, with them, effects) are on.
     pub fn colour(&self) -> bool {
         self.colour
+    }
+
+    /// Whether stdout is a terminal (else output is for scripts).
+    pub fn tty(&self) -> bool {
+        self.tty
     }
 
     /// Whether there is a live region (raw mode on a terminal).
@@ -181,12 +190,15 @@ impl Terminal {
         }
     }
 
-    /// A line as written: coloured, or plain text without emoji.
+    /// A line as written: coloured, or plain text without emoji (and,
+    /// when stdout is not a terminal, with words for the ✔/✘ marks).
     fn text(&self, line: &[Span]) -> String {
         if self.colour {
             to_ansi(line, true)
-        } else {
+        } else if self.tty {
             strip_emoji(&to_ansi(line, false))
+        } else {
+            plain_marks(&strip_emoji(&to_ansi(line, false)))
         }
     }
 

@@ -107,9 +107,8 @@ impl FsPart {
 
 impl Storage for FsStorage {
     fn create(&mut self, meta: &FileMeta) -> Result<Created, CreateError> {
-        if fs::symlink_metadata(self.dir.join(&meta.name)).is_ok() {
-            return Err(CreateError::Exists);
-        }
+        // A name already taken is no reason to refuse: the finished file
+        // gets the next free `name.N.ext` (see `finish`).
         fs::create_dir_all(&self.dir)
             .map_err(|e| CreateError::Io(format!("create {}", self.dir.display()), e))?;
         self.make_work()?;
@@ -220,16 +219,24 @@ impl PartFile for FsPart {
         resume::write(&self.state, meta, verified, torrent)
     }
 
-    fn finish(&mut self, meta: &FileMeta) -> Result<PathBuf, FinishError> {
+    fn finish(&mut self, name: &str) -> Result<PathBuf, FinishError> {
         self.file.sync_data().map_err(FinishError::Io)?;
-        let final_path = self.dir.join(&meta.name);
-        fs::hard_link(&self.path, &final_path).map_err(|e| {
-            if e.kind() == io::ErrorKind::AlreadyExists {
-                FinishError::Exists
-            } else {
-                FinishError::Io(e)
+        // The name, else name.1.ext, name.2.ext, ...: a hard link never
+        // replaces a file, so the first free name is taken atomically,
+        // even against another process finishing the same name.
+        let mut final_path = None;
+        for n in 0..=MAX_RENAMES {
+            let path = self.dir.join(numbered(name, n));
+            match fs::hard_link(&self.path, &path) {
+                Ok(()) => {
+                    final_path = Some(path);
+                    break;
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(FinishError::Io(e)),
             }
-        })?;
+        }
+        let final_path = final_path.ok_or(FinishError::Exists)?;
         let _ = fs::remove_file(&self.path);
         let _ = fs::remove_file(&self.state);
         self.tidy();
@@ -244,6 +251,21 @@ impl PartFile for FsPart {
 
     fn path(&self) -> Option<&Path> {
         Some(&self.path)
+    }
+}
+
+/// Most numbered names tried for a finished download whose name is taken.
+pub const MAX_RENAMES: u32 = 999;
+
+/// `name` for the `n`-th try: itself for 0, else `name.N.ext` (`name.N`
+/// without an extension; a leading dot is not an extension's).
+pub fn numbered(name: &str, n: u32) -> String {
+    if n == 0 {
+        return name.to_string();
+    }
+    match name.rfind('.').filter(|&i| i > 0) {
+        Some(i) => format!("{}.{n}{}", &name[..i], &name[i..]),
+        None => format!("{name}.{n}"),
     }
 }
 
@@ -270,6 +292,14 @@ mod tests {
     }
 
     #[test]
+    fn taken_names_are_numbered_before_the_extension() {
+        assert_eq!(numbered("a.tar.gz", 0), "a.tar.gz");
+        assert_eq!(numbered("a.tar.gz", 1), "a.tar.1.gz");
+        assert_eq!(numbered("notes", 2), "notes.2");
+        assert_eq!(numbered(".hidden", 3), ".hidden.3");
+    }
+
+    #[test]
     fn files_of_the_user_are_never_touched() {
         let dir = TempDir::new("userfiles");
         // Everything a download of x.bin used to write over or delete.
@@ -285,7 +315,7 @@ mod tests {
         part.reserve(m.size).unwrap();
         part.write_at(&data(m.size as usize, 9), 0).unwrap();
         part.save(&m, &[0b11], &[]).unwrap();
-        assert_eq!(part.finish(&m).unwrap(), dir.path().join("x.bin"));
+        assert_eq!(part.finish(&m.name).unwrap(), dir.path().join("x.bin"));
         for name in mine {
             assert_eq!(
                 fs::read(dir.path().join(name)).unwrap(),
@@ -329,6 +359,6 @@ mod tests {
         created.part.reserve(m.size).unwrap();
         created.part.write_at(&data(m.size as usize, 9), 0).unwrap();
         created.part.save(&m, &[0b11], &[]).unwrap();
-        assert_eq!(created.part.finish(&m).unwrap(), dir.path().join(&name));
+        assert_eq!(created.part.finish(&m.name).unwrap(), dir.path().join(&name));
     }
 }

@@ -17,8 +17,13 @@
 //!   deadlines.
 //! - Connections register READABLE | WRITABLE once: with edge-triggered
 //!   readiness a writable event comes only when buffer space frees up.
+//! - The rate limits hold for every connection of both protocols: the
+//!   engine sees each socket through [`Throttled`]; a connection turned
+//!   away for want of tokens waits in `throttled` and is driven again when
+//!   the buckets have refilled (that instant bounds the poll timeout).
 
 use super::part_file::FsStorage;
+use super::rate_limit::{RateLimits, Throttled};
 use super::secret::{self, Secret};
 use crate::cli::EXIT_FAILURE;
 use crate::client::engine::library::Library;
@@ -77,6 +82,10 @@ pub struct Client {
     by_conn: HashMap<ConnId, usize>,
     /// Connections the engine asked to drive again next turn.
     again: Vec<ConnId>,
+    /// `--max-upload-rate` and `--max-download-rate`.
+    limits: RateLimits,
+    /// Connections turned away by the limits, to drive once they refill.
+    throttled: Vec<ConnId>,
     engine: Engine,
     /// The client's secret, its file locked while we run (`None` for a
     /// read-only run, which registers nothing).
@@ -183,6 +192,8 @@ impl Client {
             socks: Slab::new(),
             by_conn: HashMap::new(),
             again: Vec::new(),
+            limits: RateLimits::new(opts.max_upload_rate, opts.max_download_rate, Instant::now()),
+            throttled: Vec::new(),
             engine,
             _secret: secret,
             early: warnings.into_iter().map(Event::Warning).collect(),
@@ -234,6 +245,9 @@ impl Client {
             if let Some(d) = ui.deadline() {
                 deadline = deadline.min(d);
             }
+            if let Some(d) = self.limits.next_refill().filter(|_| !self.throttled.is_empty()) {
+                deadline = deadline.min(d);
+            }
             let timeout = if self.again.is_empty() {
                 deadline.saturating_duration_since(now)
             } else {
@@ -273,6 +287,13 @@ impl Client {
             }
             if input && stdin_open {
                 stdin_open = self.read_stdin(ui, now, &mut commands);
+            }
+            if self.limits.next_refill().is_some_and(|d| d <= now) {
+                for id in std::mem::take(&mut self.throttled) {
+                    if !self.again.contains(&id) {
+                        self.again.push(id);
+                    }
+                }
             }
             for id in std::mem::take(&mut self.again) {
                 self.drive(id, now);
@@ -450,6 +471,7 @@ impl Client {
             let _ = self.poll.registry().deregister(&mut s.stream);
         }
         self.again.retain(|c| *c != conn);
+        self.throttled.retain(|c| *c != conn);
     }
 
     /// Socket `key` is ready: finish its connect, or give it its turn.
@@ -480,7 +502,11 @@ impl Client {
         };
         let s = &mut self.socks[key];
         if !s.connecting {
-            self.engine.on_io(conn, &mut s.stream, now);
+            let mut stream = Throttled::new(&mut s.stream, &mut self.limits, now);
+            self.engine.on_io(conn, &mut stream, now);
+            if stream.starved() && !self.throttled.contains(&conn) {
+                self.throttled.push(conn);
+            }
         }
     }
 

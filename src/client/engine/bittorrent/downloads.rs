@@ -217,14 +217,22 @@ impl Engine {
 
     /// Stops BitTorrent download `dk` at the user's request, keeping what
     /// it verified for a later run (a download with nothing verified
-    /// leaves nothing behind).
-    pub(in crate::client::engine) fn bt_cancel(&mut self, dk: usize, now: Instant) {
+    /// leaves nothing behind), or with `delete` deleting its working file.
+    pub(in crate::client::engine) fn bt_cancel(&mut self, dk: usize, delete: bool, now: Instant) {
         self.bt_close_fetches(dk, now);
-        let kept = self.bt_keep_or_discard(dk, now).is_some();
+        let deleted = delete && self.bt[dk].part.is_some();
+        let kept = if delete {
+            if let Some(mut part) = self.bt[dk].part.take() {
+                part.discard();
+            }
+            false
+        } else {
+            self.bt_keep_or_discard(dk, now).is_some()
+        };
         let d = self.bt.remove(dk);
         let name = d.display_name();
         info!("download cancelled: {name} (.part file kept: {kept})");
-        self.notify(Event::DownloadCancelled { name, kept });
+        self.notify(Event::DownloadCancelled { name, kept, deleted });
     }
 
     /// A download that stops unfinished: its working file is recorded and
@@ -470,7 +478,7 @@ impl Engine {
         let (Some(part), Some(meta)) = (d.part.as_mut(), d.meta.as_ref()) else {
             return;
         };
-        match part.finish(meta) {
+        match part.finish(&meta.name) {
             Ok(path) => {
                 d.phase = BtPhase::Done;
                 // Kept (with its trackers, which then hear `completed`)

@@ -165,6 +165,8 @@ pub struct Download {
     /// What the tracker listed (when the user picked it from the list):
     /// the metadata must name the same file and size.
     pub listed: Option<Listed>,
+    /// The name to save it as (`--output`), else the metadata's.
+    pub output: Option<String>,
     /// The connections asking for the metadata (at most
     /// [`Download::max_meta_fetchers`]).
     pub meta_conns: Vec<ConnId>,
@@ -211,6 +213,7 @@ impl Download {
             label,
             meta: None,
             listed: None,
+            output: None,
             meta_conns: Vec::new(),
             meta_room: MetaRoom {
                 budget: MetaBudget::new(META_MEMORY),
@@ -436,6 +439,13 @@ impl Download {
         self.sched.done() > self.saved
     }
 
+    /// Deletes the working file and its record (`cancel --delete`).
+    pub fn discard(&mut self) {
+        if let Some(mut part) = self.part.take() {
+            part.discard();
+        }
+    }
+
     /// Records the verified chunks ([`PartFile::save`] syncs the data
     /// first, so no chunk is ever recorded before its bytes are on disk).
     pub fn save(&mut self, now: Instant) -> io::Result<()> {
@@ -598,7 +608,7 @@ impl Download {
             return;
         };
         let shown = names::escape(&meta.name);
-        match part.finish(meta) {
+        match part.finish(self.output.as_deref().unwrap_or(&meta.name)) {
             Ok(path) => self.phase = Phase::Done(path),
             Err(FinishError::Exists) => self.fail(format!(
                 "'{shown}' appeared in the downloads directory meanwhile; the verified data stays in its working file"

@@ -37,9 +37,10 @@ pub trait PartFile {
     /// Syncs, then records `verified` (one bit a chunk) and, for a
     /// BitTorrent download, its `torrent`, so a later run can resume.
     fn save(&mut self, meta: &FileMeta, verified: &[u8], torrent: &[u8]) -> io::Result<()>;
-    /// The verified file is complete: sync it and put it in place under
-    /// its name. The working file and its record are gone afterwards.
-    fn finish(&mut self, meta: &FileMeta) -> Result<PathBuf, FinishError>;
+    /// The verified file is complete: sync it and put it in place as
+    /// `name` (its own, or `--output`'s). The working file and its record
+    /// are gone afterwards.
+    fn finish(&mut self, name: &str) -> Result<PathBuf, FinishError>;
     /// Removes a working file this download created and never filled (its
     /// space could not be reserved).
     fn discard(&mut self);
@@ -171,17 +172,17 @@ pub mod mem {
             });
             Ok(())
         }
-        fn finish(&mut self, meta: &FileMeta) -> Result<PathBuf, FinishError> {
+        fn finish(&mut self, name: &str) -> Result<PathBuf, FinishError> {
             let mut disk = self.disk.borrow_mut();
-            if disk.done.contains_key(&meta.name) {
+            if disk.done.contains_key(name) {
                 return Err(FinishError::Exists);
             }
             let (bytes, _) = disk
                 .parts
                 .remove(&self.name)
                 .ok_or(FinishError::Io(io::ErrorKind::NotFound.into()))?;
-            disk.done.insert(meta.name.clone(), bytes);
-            Ok(PathBuf::from(&meta.name))
+            disk.done.insert(name.to_string(), bytes);
+            Ok(PathBuf::from(name))
         }
         fn discard(&mut self) {
             self.disk.borrow_mut().parts.remove(&self.name);

@@ -424,6 +424,8 @@ pub enum MenuChoice {
     Disconnect,
     Help,
     Clear,
+    /// Print the menu again.
+    Menu,
     /// The running downloads.
     Downloads,
     /// Cancel a download: its number in the downloads view, or its name
@@ -432,6 +434,9 @@ pub enum MenuChoice {
     /// Stop sharing a file: its number in the shared files view, or its
     /// name (empty: show the shared files).
     Unshare(String),
+    /// `get NAME` / `download NAME`: download the file of that name (or
+    /// search for it), as if picked from the list.
+    Get(String),
     /// List the shared folder again now.
     Rescan,
     /// An empty line: redraw, nothing else.
@@ -443,7 +448,8 @@ pub enum MenuChoice {
 /// The main-menu choice for a typed line: `1`..`5` or a word (`peers`,
 /// `files`/`shared`, `download`/`get`, `username`/`name`,
 /// `disconnect`/`quit`/`exit`, `help`/`?`, `clear`, `downloads`/`d`,
-/// `rescan`), or `cancel` / `unshare` followed by what to act on, ignoring
+/// `rescan`), or `cancel` / `unshare` / `get` / `download` followed by what
+/// to act on, ignoring
 /// case (of the command word) and surrounding spaces.
 pub fn parse_menu_choice(line: &str) -> MenuChoice {
     let t = line.trim();
@@ -451,6 +457,7 @@ pub fn parse_menu_choice(line: &str) -> MenuChoice {
     match word.to_lowercase().as_str() {
         "cancel" => return MenuChoice::Cancel(rest.trim().to_string()),
         "unshare" => return MenuChoice::Unshare(rest.trim().to_string()),
+        "get" | "download" if !rest.trim().is_empty() => return MenuChoice::Get(rest.trim().to_string()),
         _ => {}
     }
     match t.to_lowercase().as_str() {
@@ -464,6 +471,7 @@ pub fn parse_menu_choice(line: &str) -> MenuChoice {
         "5" | "disconnect" | "quit" | "exit" => MenuChoice::Disconnect,
         "help" | "?" => MenuChoice::Help,
         "clear" => MenuChoice::Clear,
+        "menu" | "m" => MenuChoice::Menu,
         _ => MenuChoice::Unknown(t.to_string()),
     }
 }
@@ -736,6 +744,8 @@ mod tests {
         assert_eq!(parse_menu_choice("shared"), SharedFiles);
         assert_eq!(parse_menu_choice("GET"), Download);
         assert_eq!(parse_menu_choice("download"), Download);
+        assert_eq!(parse_menu_choice("get  My File.bin "), Get("My File.bin".into()));
+        assert_eq!(parse_menu_choice("Download 2"), Get("2".into()));
         assert_eq!(parse_menu_choice("name"), ChangeUsername);
         assert_eq!(parse_menu_choice("username"), ChangeUsername);
         assert_eq!(parse_menu_choice("quit"), Disconnect);
@@ -743,6 +753,7 @@ mod tests {
         assert_eq!(parse_menu_choice("disconnect"), Disconnect);
         assert_eq!(parse_menu_choice("help"), Help);
         assert_eq!(parse_menu_choice("clear"), Clear);
+        assert_eq!(parse_menu_choice("Menu"), Menu);
         assert_eq!(parse_menu_choice(""), Empty);
         assert_eq!(parse_menu_choice("   "), Empty);
         assert_eq!(parse_menu_choice("6"), Unknown("6".into()));

@@ -230,6 +230,12 @@ pub fn strip_emoji(text: &str) -> String {
     out
 }
 
+/// `text` with the marks of done and error lines in words, for output
+/// that is not a terminal: `✔ x` becomes `done: x`, `✘ x` `error: x`.
+pub fn plain_marks(text: &str) -> String {
+    text.replace("✔ ", "done: ").replace("✘ ", "error: ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

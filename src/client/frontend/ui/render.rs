@@ -80,17 +80,20 @@ pub fn menu(emoji_seed: u64) -> Vec<Line> {
 
 /// What can be typed at the main menu.
 pub fn help() -> Vec<Line> {
-    const WORDS: [(&str, &str); 11] = [
+    const WORDS: [(&str, &str); 14] = [
         ("1, peers", "who is online, their address, role and files"),
         ("2, files, shared", "what you share and who is downloading it"),
         ("3, download, get", "pick a file on the network and fetch it"),
+        ("get NAME", "fetch the file of that name (or search for it)"),
         ("4, username, name", "change the name others see"),
         ("5, disconnect, quit", "leave the network (Ctrl-C or Ctrl-D too)"),
         ("downloads, d", "running downloads: progress, peers, rate, state"),
         ("cancel N|NAME", "stop download N (its .part is kept to resume)"),
+        ("cancel --delete N", "stop download N and delete its .part file"),
         ("unshare N|NAME", "stop sharing file N of 2 (the file stays)"),
         ("rescan", "look for new files in the shared folder now"),
         ("help", "this list"),
+        ("menu, m", "show the menu again"),
         ("clear", "clear the screen"),
     ];
     let mut lines = vec![vec![Span::new(Style::Title, "Commands")]];
@@ -105,37 +108,71 @@ pub fn help() -> Vec<Line> {
 
 /// Narrowest a table's flexible (name) column is cut to.
 const MIN_NAME_COLUMN: usize = 8;
+/// Columns a name may keep before other columns are left out for it: on
+/// a narrow terminal a name people can read matters more than a count.
+const NAME_KEEP: usize = 20;
 
-/// A table of `rows` under `headers` in `width` characters: the `flex`
-/// column (names) is cut with `…` so the other columns stay visible, and
-/// every line is cut to `width` as a last resort.
+/// A table of `rows` under `headers` in `width` characters. When the
+/// `flex` column (names) would be cut below its width (up to `name_keep`
+/// columns), columns are left out from the right (never the first,
+/// which holds the number people type, nor the name); then the name is
+/// cut with `…` so the other columns stay whole, and every line is cut to
+/// `width` as a last resort.
 fn table_lines(
     headers: &[&str],
-    mut rows: Vec<Vec<String>>,
+    rows: Vec<Vec<String>>,
     right: &[usize],
     flex: usize,
+    name_keep: usize,
     width: usize,
 ) -> Vec<String> {
-    let col_width = |i: usize, rows: &[Vec<String>]| {
+    let col_width = |i: usize| {
         rows.iter()
             .map(|r| text_width(&r[i]))
             .chain([text_width(headers[i])])
             .max()
             .unwrap_or(0)
     };
-    let others: usize = (0..headers.len())
-        .filter(|&i| i != flex)
-        .map(|i| col_width(i, &rows))
-        .sum::<usize>()
-        + 2 * headers.len().saturating_sub(1);
+    let name_need = col_width(flex).min(name_keep);
+    let mut shown: Vec<usize> = (0..headers.len()).collect();
+    let others = |shown: &[usize]| -> usize {
+        shown
+            .iter()
+            .filter(|&&i| i != flex)
+            .map(|&i| col_width(i))
+            .sum::<usize>()
+            + 2 * shown.len().saturating_sub(1)
+    };
+    while others(&shown) + name_need > width {
+        match shown.iter().rposition(|&i| i != flex && i != 0) {
+            Some(pos) => {
+                shown.remove(pos);
+            }
+            None => break,
+        }
+    }
     let flex_max = width
-        .saturating_sub(others)
+        .saturating_sub(others(&shown))
         .max(MIN_NAME_COLUMN)
         .max(text_width(headers[flex]));
-    for row in &mut rows {
-        row[flex] = fit(&row[flex], flex_max);
-    }
-    table::render(headers, &rows, right)
+    let headers: Vec<&str> = shown.iter().map(|&i| headers[i]).collect();
+    let right: Vec<usize> = (0..shown.len()).filter(|&k| right.contains(&shown[k])).collect();
+    let rows: Vec<Vec<String>> = rows
+        .into_iter()
+        .map(|row| {
+            shown
+                .iter()
+                .map(|&i| {
+                    if i == flex {
+                        fit(&row[i], flex_max)
+                    } else {
+                        row[i].clone()
+                    }
+                })
+                .collect()
+        })
+        .collect();
+    table::render(&headers, &rows, &right)
         .lines()
         .map(|l| fit(l, width))
         .collect()
@@ -179,7 +216,10 @@ pub fn peers_table(peers: &[PeerInfo], width: usize) -> Vec<Line> {
         .iter()
         .map(|p| if p.is_you { Style::Accent } else { Style::Plain })
         .collect();
-    let mut lines = styled(table_lines(&table::PEER_HEADERS, rows, &[3], 0, width), &styles);
+    let mut lines = styled(
+        table_lines(&table::PEER_HEADERS, rows, &[3], 0, NAME_KEEP, width),
+        &styles,
+    );
     if peers.is_empty() {
         lines.push(empty_note("no peers online", width));
     }
@@ -246,7 +286,10 @@ pub fn shared_table(rows: &[SharedRow], shared_dir: &str, width: usize) -> Vec<L
         "DOWNLOADING",
         "UPLOADED",
     ];
-    let mut lines = styled(table_lines(&headers, cells, &[0, 2, 3, 5, 6], 1, width), &styles);
+    let mut lines = styled(
+        table_lines(&headers, cells, &[0, 2, 3, 5, 6], 1, NAME_KEEP, width),
+        &styles,
+    );
     if rows.is_empty() {
         let hint = format!("no shared files (put some in {})", names::escape(shared_dir));
         lines.push(empty_note(&hint, width));
@@ -257,8 +300,7 @@ pub fn shared_table(rows: &[SharedRow], shared_dir: &str, width: usize) -> Vec<L
 /// A file on the network as the pick list shows it.
 #[derive(Debug, Clone, Copy)]
 pub struct FileRow<'a> {
-    /// Its number in the whole (sorted) list, kept when the list is
-    /// filtered so a number always means the same file.
+    /// Its number in the table shown (what the user types to pick it).
     pub number: usize,
     pub file: &'a FileInfo,
     /// What you have to do with it: `sharing`, `downloading`, or nothing.
@@ -267,14 +309,20 @@ pub struct FileRow<'a> {
 
 /// The files on the network for [`super::input::parse_pick`]: `#`, name,
 /// size, seeders, partial holders, and whether you share or download it
-/// (those rows are dimmed, like files no seeder holds whole).
+/// (those rows are dimmed, like files no seeder holds whole). Two files of
+/// one name are told apart by the start of their ids (`notes.txt
+/// [ab12cd34]`), which `--get` also takes.
 pub fn network_files_table(files: &[FileRow<'_>], width: usize) -> Vec<Line> {
     let rows = files
         .iter()
         .map(|r| {
+            let mut name = names::escape(&r.file.name);
+            if files.iter().filter(|o| o.file.name == r.file.name).count() > 1 {
+                name.push_str(&format!(" [{}]", hex(&r.file.id[..4])));
+            }
             vec![
                 r.number.to_string(),
-                names::escape(&r.file.name),
+                name,
                 table::human_bytes(r.file.size),
                 r.file.seeders.to_string(),
                 r.file.partial.to_string(),
@@ -293,7 +341,10 @@ pub fn network_files_table(files: &[FileRow<'_>], width: usize) -> Vec<Line> {
         })
         .collect();
     let headers = ["#", "NAME", "SIZE", "SEEDERS", "PARTIAL", "YOU"];
-    let mut lines = styled(table_lines(&headers, rows, &[0, 2, 3, 4], 1, width), &styles);
+    let mut lines = styled(
+        table_lines(&headers, rows, &[0, 2, 3, 4], 1, NAME_KEEP, width),
+        &styles,
+    );
     if files.is_empty() {
         lines.push(empty_note("no files on the network yet", width));
     }
@@ -365,9 +416,10 @@ pub fn downloads_table(rows: &[DownloadRow], width: usize) -> Vec<Line> {
         let pick = |row: &[String]| keep.iter().map(|&i| row[i].clone()).collect::<Vec<String>>();
         let headers: Vec<&str> = keep.iter().map(|&i| headers[i]).collect();
         let cells = cells.iter().map(|r| pick(r)).collect();
-        table_lines(&headers, cells, &[0, 2], 1, width)
+        // Chosen for a narrow screen already: the state stays.
+        table_lines(&headers, cells, &[0, 2], 1, MIN_NAME_COLUMN, width)
     } else {
-        table_lines(&headers, cells, &[0, 2, 3, 4, 5], 1, width)
+        table_lines(&headers, cells, &[0, 2, 3, 4, 5], 1, NAME_KEEP, width)
     };
     let mut lines = styled(table, &styles);
     if rows.is_empty() {
@@ -444,19 +496,75 @@ const BAR_MAX: usize = 40;
 const NAME_MIN: usize = 16;
 const NAME_MAX: usize = 40;
 
-/// A download's progress in at most `width` columns:
-/// `name ███░░░ 50% 1.0 MiB/2.0 MiB 512.0 KiB/s 3 peers ETA 00:02`, or
+/// Widest the rate, peers and ETA fields of a progress bar can be
+/// (`1023.9 KiB/s`, `99 peers`, `ETA 99:59:59`): each is padded to it, so
+/// a bar keeps its length from one redraw to the next (a rate going from
+/// `9.5 KiB/s` to `10.0 KiB/s` must not shorten it).
+const RATE_COLS: usize = 12;
+const PEERS_COLS: usize = 8;
+const ETA_COLS: usize = 12;
+
+/// Progress bars for several downloads, in at most `width` columns each,
+/// that line up: every name gets the same column (the widest name's, up
+/// to [`NAME_MAX`]) and the sizes field the widest one's, so the bars
+/// start and end at the same place.
+pub fn progress_bars(ps: &[Progress], width: usize) -> Vec<Line> {
+    let name_col = ps
+        .iter()
+        .map(|p| text_width(&names::escape(&p.name)))
+        .max()
+        .unwrap_or(1)
+        .clamp(1, NAME_MAX);
+    let sizes_col = ps
+        .iter()
+        .filter_map(|p| p.total.map(|t| text_width(&sizes(t, t))))
+        .max()
+        .unwrap_or(0);
+    ps.iter()
+        .map(|p| bar_line(p, width, name_col, sizes_col))
+        .collect()
+}
+
+/// `done/total` in the unit of `total` (`0.5/2.0 MiB`, `12/700 B`), the
+/// done part as wide as the total's, so the field's width depends only on
+/// the total.
+fn sizes(done: u64, total: u64) -> String {
+    let total_text = table::human_bytes(total);
+    let (number, unit) = total_text.split_once(' ').unwrap_or((&total_text, ""));
+    let done_text = if total < 1024 {
+        done.to_string()
+    } else {
+        // The unit human_bytes chose for the total.
+        let mut unit_bytes = 1024u64;
+        while total / unit_bytes >= 1024 && unit_bytes < 1 << 50 {
+            unit_bytes <<= 10;
+        }
+        format!("{:.1}", done as f64 / unit_bytes as f64)
+    };
+    format!("{done_text:>w$}/{number} {unit}", w = number.len())
+}
+
+/// One download's progress in at most `width` columns:
+/// `name ███░░░ 50% 1.0/2.0 MiB 512.0 KiB/s 3 peers ETA 00:02`, or
 /// `name fetching metadata 1 peer` before the size is known.
 /// The name is never dropped, only shortened with `…` (to [`NAME_MIN`]
 /// columns while other fields need the room); when room is short the bar
 /// goes first, then the ETA, the peers, the rate and the sizes; the
 /// percentage stays.
 pub fn progress_bar(p: &Progress, width: usize) -> Line {
+    progress_bars(std::slice::from_ref(p), width).remove(0)
+}
+
+/// [`progress_bar`] with the name in a column `name_col` wide and the
+/// sizes in one `sizes_col` wide (padded when shorter): the layout depends
+/// only on these widths, never on the numbers shown.
+fn bar_line(p: &Progress, width: usize, name_col: usize, sizes_col: usize) -> Line {
     let escaped = names::escape(&p.name);
-    let name_want = text_width(&escaped).clamp(1, NAME_MAX);
+    let name_want = name_col;
     let name_min = name_want.min(NAME_MIN);
     let peers = table::count(p.peers, "peer");
     let Some(total) = p.total else {
+        let name_want = text_width(&escaped).clamp(1, NAME_MAX);
         let mut line = vec![Span::plain(fit(&escaped, name_want)), Span::plain(" ")];
         line.push(Span::new(Style::Dim, "fetching metadata"));
         line.push(Span::plain(" "));
@@ -480,16 +588,14 @@ pub fn progress_bar(p: &Progress, width: usize) -> Line {
     } else {
         format!("ETA {}", format_eta(eta_secs(p)))
     };
-    // Optional fields in the order they are kept; each costs its width
-    // plus a separating space.
+    // Optional fields in the order they are kept, each padded to its
+    // widest (sizes and rate to the right, like numbers); each costs its
+    // width plus a separating space.
     let optional = [
-        (
-            Style::Plain,
-            format!("{}/{}", table::human_bytes(p.done), table::human_bytes(total)),
-        ),
-        (Style::Plain, human_rate(p.rate_bps)),
-        (Style::Dim, peers),
-        (Style::Dim, eta),
+        (Style::Plain, pad_left(sizes(p.done, total), sizes_col)),
+        (Style::Plain, pad_left(human_rate(p.rate_bps), RATE_COLS)),
+        (Style::Dim, pad_right(peers, PEERS_COLS)),
+        (Style::Dim, pad_right(eta, ETA_COLS)),
     ];
     // What is left once the name has its minimum and the percentage its place.
     let name_min = name_min.min(width - pct_w - 1);
@@ -514,7 +620,7 @@ pub fn progress_bar(p: &Progress, width: usize) -> Line {
     // The name grows to its full width first, then the bar.
     let grow = room.min(name_want - name_min);
     room -= grow;
-    let name = fit(&escaped, name_min + grow);
+    let name = pad_right(fit(&escaped, name_min + grow), name_min + grow);
     if bar > 0 {
         bar += room.min(BAR_MAX - BAR_MIN);
     }
@@ -530,9 +636,25 @@ pub fn progress_bar(p: &Progress, width: usize) -> Line {
         line.push(Span::plain(" "));
         line.push(Span::new(style, text));
     }
+    // Padding at the end of the line shows nothing.
+    if let Some(last) = line.last_mut() {
+        last.text = last.text.trim_end().to_string();
+    }
     line.retain(|s| !s.text.is_empty());
     // Already within width by construction; the cut is a safety net.
     fit_line(&line, width)
+}
+
+/// `text` with spaces before it up to `cols` display columns.
+fn pad_left(text: String, cols: usize) -> String {
+    let pad = cols.saturating_sub(text_width(&text));
+    format!("{}{text}", " ".repeat(pad))
+}
+
+/// `text` with spaces after it up to `cols` display columns.
+fn pad_right(text: String, cols: usize) -> String {
+    let pad = cols.saturating_sub(text_width(&text));
+    format!("{text}{}", " ".repeat(pad))
 }
 
 /// A finished, verified download: a tick, the name, where it was saved
@@ -703,6 +825,48 @@ mod tests {
         for w in [0, 1, 10, 30] {
             assert_within(&peers_table(&[peer(&long, 6000, true)], w), w);
         }
+    }
+
+    #[test]
+    fn narrow_tables_leave_out_columns_before_cutting_names() {
+        // Issue 20, defect 4: at 40 columns names shrank to 7 characters
+        // while count columns stayed, cut to `…`.
+        let lines = peers_table(&[peer("alice", 40000, true), peer("bob", 40001, false)], 39);
+        assert_within(&lines, 39);
+        let t = text(&lines);
+        assert!(t.contains("alice (you)") && t.contains("127.0.0.1:40000"), "{t}");
+        assert!(!t.contains('…'), "{t}");
+        let info = |name: &str, seeders| FileInfo {
+            id: [seeders as u8; 32],
+            name: name.into(),
+            size: 1,
+            seeders,
+            partial: 0,
+        };
+        let files = [info("ubuntu-24.04.iso", 1), info("notes.txt", 2)];
+        let rows: Vec<FileRow> = files
+            .iter()
+            .enumerate()
+            .map(|(i, file)| FileRow {
+                number: i + 1,
+                file,
+                yours: None,
+            })
+            .collect();
+        let lines = network_files_table(&rows, 39);
+        assert_within(&lines, 39);
+        let t = text(&lines);
+        assert!(t.contains("ubuntu-24.04.iso") && !t.contains('…'), "{t}");
+        assert!(plain_text(&lines[1]).starts_with("1  ubuntu"), "{t}");
+        // A longer name keeps NAME_KEEP columns before it is cut.
+        let long = [info("ubuntu-24.04-desktop-amd64.iso", 1)];
+        let row = [FileRow {
+            number: 1,
+            file: &long[0],
+            yours: None,
+        }];
+        let t = text(&network_files_table(&row, 39));
+        assert!(t.contains("ubuntu-24.04-deskto"), "{t}");
     }
 
     #[test]
@@ -885,7 +1049,7 @@ mod tests {
         let t = plain_text(&progress_bar(&half, 120));
         assert!(t.starts_with("holiday-photos.zip "), "{t}");
         assert!(
-            t.contains(" 50% 1.0 MiB/2.0 MiB 512.0 KiB/s 3 peers ETA 00:02"),
+            t.contains(" 50% 1.0/2.0 MiB  512.0 KiB/s 3 peers  ETA 00:02"),
             "{t}"
         );
         let filled = t.matches('█').count();
@@ -921,14 +1085,14 @@ mod tests {
         );
         // 40 columns: the whole name, the percentage and the sizes; no bar.
         let w40 = plain_text(&progress_bar(&p, 40));
-        assert_eq!(w40, "holiday-photos.zip  50% 1.0 MiB/2.0 MiB");
+        assert_eq!(w40, "holiday-photos.zip  50% 1.0/2.0 MiB");
         // Narrower: the name is shortened, never dropped.
         let w20 = plain_text(&progress_bar(&p, 20));
         assert_eq!(w20, "holiday-photos…  50%");
         let w10 = plain_text(&progress_bar(&p, 10));
         assert!(w10.contains('…') && w10.ends_with("50%"), "{w10}");
         let w60 = plain_text(&progress_bar(&p, 60));
-        assert_eq!(w60, "holiday-photos.zip  50% 1.0 MiB/2.0 MiB 512.0 KiB/s 3 peers");
+        assert_eq!(w60, "holiday-photos.zip  50% 1.0/2.0 MiB  512.0 KiB/s 3 peers");
         // A long name is cut with an ellipsis at any width.
         let mut long = p.clone();
         long.name = "a-very-long-name-for-a-holiday-photo-archive.zip".into();
@@ -936,6 +1100,47 @@ mod tests {
             let t = plain_text(&progress_bar(&long, w));
             assert!(t.starts_with("a-very") && t.contains('…'), "{w}: {t}");
         }
+    }
+
+    /// Where the bar ends: the column after its last cell.
+    fn bar_end(line: &Line) -> usize {
+        let t = plain_text(line);
+        let cut = t.rfind(['█', '░']).expect("a bar");
+        text_width(&t[..cut]) + 1
+    }
+
+    #[test]
+    fn progress_bars_keep_their_length_and_line_up() {
+        // Issue 20, defect 5: a bar was 14 cells, then 9, as the rate and
+        // ETA changed; the bars of one --get did not line up.
+        let frames = [
+            progress(0, 2 << 20, 0.0),
+            progress(1 << 20, 2 << 20, 9.5 * 1024.0),
+            progress(1 << 20, 2 << 20, 10.0 * 1024.0 * 1024.0),
+            progress(2 << 20, 2 << 20, 1.0),
+        ];
+        for width in [90, 100, 120] {
+            let ends: Vec<usize> = frames.iter().map(|p| bar_end(&progress_bar(p, width))).collect();
+            assert!(ends.iter().all(|&e| e == ends[0]), "{width}: {ends:?}");
+        }
+        let mut short = progress(3 << 10, 900 << 10, 1e6);
+        short.name = "a.bin".into();
+        let mut stalled = progress(5 << 30, 7 << 30, 0.0);
+        stalled.stalled = true;
+        stalled.peers = 12;
+        let all = [progress(1 << 20, 2 << 20, 512.0), short, stalled];
+        for width in [95, 120] {
+            let lines = progress_bars(&all, width);
+            let ends: Vec<usize> = lines.iter().map(bar_end).collect();
+            assert!(ends.iter().all(|&e| e == ends[0]), "{width}: {ends:?}");
+            let pcts: Vec<usize> = lines.iter().map(|l| plain_text(l).find('%').unwrap()).collect();
+            assert!(pcts.iter().all(|&p| p == pcts[0]), "{width}: {pcts:?}");
+            assert!(lines.iter().all(|l| line_width(l) <= width));
+        }
+        assert_eq!(sizes(300, 700), "300/700 B");
+        assert_eq!(sizes(5, 700), "  5/700 B");
+        assert_eq!(sizes(1 << 20, 2 << 20), "1.0/2.0 MiB");
+        assert_eq!(sizes(0, 200 << 20), "  0.0/200.0 MiB");
     }
 
     #[test]
@@ -960,7 +1165,7 @@ mod tests {
         let mut p = progress(1 << 20, 2 << 20, 0.0);
         p.stalled = true;
         let t = plain_text(&progress_bar(&p, 120));
-        assert!(t.contains(" 0 B/s 3 peers stalled"), "{t}");
+        assert!(t.contains(" 0 B/s 3 peers  stalled"), "{t}");
         assert!(!t.contains("ETA"), "{t}");
     }
 
