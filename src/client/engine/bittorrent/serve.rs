@@ -194,10 +194,14 @@ impl BtServe {
             if self.output.room() < 13 + len {
                 break;
             }
+            // Unsent bytes move to the front only when the end has no room
+            // for the block: not once a block (up to 1 MiB moved each time).
+            if self.output.spare().len() < 13 + len {
+                self.output.compact();
+            }
             self.queue.pop_front();
             let mut head = Vec::with_capacity(13);
             wire::put_piece_header(&mut head, index, begin, len);
-            self.output.compact();
             self.output.push(&head);
             let at = u64::from(index) * t.torrent.layout.piece_len + u64::from(begin);
             // Requests are checked when they come; a download's pieces stay
