@@ -381,6 +381,19 @@ mod tests {
             now + HUNGRY_EVERY,
             "no peer connected: asks again soon"
         );
+        // The download finished: the next announce says so, at once, and
+        // only that one.
+        t.complete(now);
+        for want in [bep15::Event::Completed, bep15::Event::None] {
+            out.clear();
+            t.pending = None;
+            t.next_at = now;
+            assert!(t.transmit(&[5; 32], 0, &me, now, &mut out));
+            let Ok(Request::Announce(a)) = bep15::decode_request(&out) else {
+                panic!("not an announce");
+            };
+            assert_eq!((a.event, a.left), (want, 0));
+        }
         out.clear();
         assert!(t.stop(&[5; 32], 1, &me, now, &mut out));
         let Ok(Request::Announce(a)) = bep15::decode_request(&out) else {
