@@ -17,9 +17,9 @@
 
 use super::bencode::{self, Dict, Value};
 use super::layout::{FileEntry, FileLayout, Sha1Hash};
+use super::limits::{TorrentError, MAX_FILES, MAX_PIECE_LEN};
 use super::merkle::{self, Hash, Tree, BLOCK};
-use super::metainfo::{check_layout, Metainfo, MAX_FILES};
-use super::torrent::{TorrentError, MAX_PIECE_LEN};
+use super::metainfo::{check_layout, Metainfo};
 use crate::names;
 use sha1::Sha1;
 use sha2::{Digest, Sha256};

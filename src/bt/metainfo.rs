@@ -26,16 +26,24 @@
 
 use super::bencode::{self, Dict, Value};
 use super::layout::{FileEntry, FileLayout, Sha1Hash};
+pub use super::limits::MAX_FILES;
+use super::limits::{
+    TorrentError, MAX_FILE_SIZE, MAX_INFO_LEN, MAX_PIECE_LEN, MAX_TORRENT_LEN, MAX_TRACKERS,
+};
 use super::merkle::{self, Hash};
-use super::torrent::{TorrentError, MAX_FILE_SIZE, MAX_PIECE_LEN, MAX_TORRENT_LEN, MAX_TRACKERS};
 use crate::names;
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
 
-/// Most entries (files and pads) of one torrent.
-pub const MAX_FILES: usize = 100_000;
 /// Longest path of one file, in bytes with separators (Linux's PATH_MAX).
 pub const MAX_PATH_LEN: usize = 4096;
+
+/// The v2 info hash truncated to 20 bytes, as handshakes and trackers use it.
+pub fn short_hash(info_hash: &Hash) -> [u8; 20] {
+    let mut h = [0; 20];
+    h.copy_from_slice(&info_hash[..20]);
+    h
+}
 
 /// The info hashes a torrent has: v1 (SHA-1), v2 (SHA-256), or both.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,7 +56,7 @@ impl InfoHashes {
     /// The v2 hash truncated to 20 bytes, as v2 handshakes and trackers
     /// use it (BEP 52).
     pub fn v2_short(&self) -> Option<[u8; 20]> {
-        self.v2.as_ref().map(super::torrent::short_hash)
+        self.v2.as_ref().map(short_hash)
     }
 }
 
@@ -108,7 +116,7 @@ impl Metainfo {
     /// Parses an info dictionary's bytes (from a peer: compare its hash
     /// with the one asked for).
     pub fn from_info_bytes(bytes: &[u8]) -> Result<Metainfo, TorrentError> {
-        if bytes.len() > super::torrent::MAX_INFO_LEN {
+        if bytes.len() > MAX_INFO_LEN {
             return Err(TorrentError::TooLarge(bytes.len()));
         }
         match bencode::decode(bytes)? {
