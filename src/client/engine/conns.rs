@@ -193,10 +193,8 @@ impl Engine {
                 if s.take_progress() {
                     conn.last_active = now;
                 }
-                match flow {
-                    Ok(Flow::Idle) => {}
-                    Ok(Flow::Again) => self.act(Action::Drive(id)),
-                    Err(end) => self.close(id, end, now),
+                if let Some(end) = self.after_turn(id, flow) {
+                    self.close(id, end, now);
                 }
             }
             Kind::Serve(s) => {
@@ -211,10 +209,8 @@ impl Engine {
                 for (fid, bytes) in s.take_sent() {
                     *self.uploaded.entry(fid).or_insert(0) += bytes;
                 }
-                match flow {
-                    Ok(Flow::Idle) => {}
-                    Ok(Flow::Again) => self.act(Action::Drive(id)),
-                    Err(end) => self.close(id, end, now),
+                if let Some(end) = self.after_turn(id, flow) {
+                    self.close(id, end, now);
                 }
             }
             Kind::Fetch(f) => {
@@ -246,14 +242,7 @@ impl Engine {
         mut report: fetch::Report,
         now: Instant,
     ) {
-        let mut end = match result {
-            Ok(Flow::Idle) => None,
-            Ok(Flow::Again) => {
-                self.act(Action::Drive(id));
-                None
-            }
-            Err(end) => Some(end),
-        };
+        let mut end = self.after_turn(id, result);
         let d = &mut self.downloads[dk];
         if report.answered {
             // Only a peer that delivers starts its failures over: one that
@@ -330,6 +319,20 @@ impl Engine {
         open.sort_by_key(|&(answered, id)| (answered, std::cmp::Reverse(id)));
         for (_, id) in open.into_iter().take(extra) {
             self.close(id, ConnEnd::Finished, now);
+        }
+    }
+
+    /// What a connection's turn came to, for any protocol: another turn
+    /// asked for when its budget ran out (edge-triggered readiness will not
+    /// report it again), or the ending, if it ended.
+    pub(super) fn after_turn(&mut self, id: ConnId, result: Result<Flow, ConnEnd>) -> Option<ConnEnd> {
+        match result {
+            Ok(Flow::Idle) => None,
+            Ok(Flow::Again) => {
+                self.act(Action::Drive(id));
+                None
+            }
+            Err(end) => Some(end),
         }
     }
 

@@ -344,14 +344,7 @@ impl Engine {
             }
             None => Err(ConnEnd::Finished),
         };
-        let mut end = match result {
-            Ok(Flow::Idle) => None,
-            Ok(Flow::Again) => {
-                self.act(Action::Drive(id));
-                None
-            }
-            Err(end) => Some(end),
-        };
+        let mut end = self.after_turn(id, result);
         let Some(d) = self.bt.get_mut(dk) else {
             self.close(id, ConnEnd::Finished, now);
             return;
