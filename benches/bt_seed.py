@@ -21,21 +21,9 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "interop"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from run import free_port, read_line, sha256  # noqa: E402  (the interop tests' helpers)
-
-COMMON = r'''
-import libtorrent as lt, sys, time
-def session():
-    return lt.session({"listen_interfaces": "127.0.0.1:0", "enable_dht": False, "enable_lsd": False,
-                       "enable_upnp": False, "enable_natpmp": False, "enable_outgoing_utp": False,
-                       "enable_incoming_utp": False, "allow_multiple_connections_per_ip": True})
-def add(ses, torrent, save):
-    p = lt.add_torrent_params()
-    p.ti = lt.torrent_info(torrent)
-    p.save_path = save
-    p.flags &= ~(lt.torrent_flags.auto_managed | lt.torrent_flags.paused)
-    return ses.add_torrent(p)
-'''
+from bt_v2 import COMMON  # noqa: E402  (a libtorrent session on loopback, TCP only)
 
 SEEDER = COMMON + r'''
 torrent, save = sys.argv[1], sys.argv[2]
