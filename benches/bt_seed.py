@@ -23,7 +23,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "interop"))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from run import free_port, read_line, sha256  # noqa: E402  (the interop tests' helpers)
-from bt_v2 import COMMON  # noqa: E402  (a libtorrent session on loopback, TCP only)
+from bt_v2 import COMMON, write_random  # noqa: E402  (libtorrent on loopback, TCP only)
 
 SEEDER = COMMON + r'''
 torrent, save = sys.argv[1], sys.argv[2]
@@ -77,12 +77,7 @@ def main():
         os.makedirs(shared)
         name = "seed.bin"
         path = os.path.join(shared, name)
-        with open(path, "wb") as f:
-            left = size
-            while left:
-                n = min(left, 4 << 20)
-                f.write(os.urandom(n))
-                left -= n
+        write_random(path, size)
         want = sha256(path)
         tracker = subprocess.Popen([os.path.join(os.path.dirname(client), "pytorrent-tracker"),
                                     "--bind", "127.0.0.1:0"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)

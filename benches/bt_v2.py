@@ -64,6 +64,16 @@ print("done" if h.status().is_seeding else "timeout", flush=True)
 '''
 
 
+def write_random(path, size):
+    """A file of `size` random bytes, written 4 MiB at a time."""
+    with open(path, "wb") as f:
+        left = size
+        while left:
+            n = min(left, 4 << 20)
+            f.write(os.urandom(n))
+            left -= n
+
+
 def timed(args, **kw):
     """Runs `args` under /usr/bin/time: (exit code, seconds, peak RSS in
     MiB, CPU seconds user+sys). Not wait4 on a child forked from here: Linux keeps the RSS high
@@ -90,12 +100,7 @@ def main():
         seed_dir = os.path.join(tmp, "seed")
         os.makedirs(seed_dir)
         path = os.path.join(seed_dir, "bench.bin")
-        with open(path, "wb") as f:
-            left = size
-            while left:
-                n = min(left, 4 << 20)
-                f.write(os.urandom(n))
-                left -= n
+        write_random(path, size)
         want = sha256(path)
         fs = lt.file_storage()
         lt.add_files(fs, path)

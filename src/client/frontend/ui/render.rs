@@ -679,6 +679,16 @@ pub fn error_line(msg: &str) -> Line {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The picker's rows for `files`, numbered from 1, none ours.
+    fn numbered(files: &[FileInfo]) -> Vec<FileRow<'_>> {
+        let rows = files.iter().enumerate().map(|(i, file)| FileRow {
+            number: i + 1,
+            file,
+            yours: None,
+        });
+        rows.collect()
+    }
     use crate::client::frontend::ui::{line_width, plain_text, to_ansi};
     use crate::wire::tracker::Role;
     use std::net::SocketAddr;
@@ -844,15 +854,7 @@ mod tests {
             partial: 0,
         };
         let files = [info("ubuntu-24.04.iso", 1), info("notes.txt", 2)];
-        let rows: Vec<FileRow> = files
-            .iter()
-            .enumerate()
-            .map(|(i, file)| FileRow {
-                number: i + 1,
-                file,
-                yours: None,
-            })
-            .collect();
+        let rows = numbered(&files);
         let lines = network_files_table(&rows, 39);
         assert_within(&lines, 39);
         let t = text(&lines);
@@ -981,15 +983,7 @@ mod tests {
             partial,
         };
         let files = [f("a.iso", 2, 1), f(HOSTILE, 1, 0), f("partial-only", 0, 3)];
-        let rows: Vec<FileRow> = files
-            .iter()
-            .enumerate()
-            .map(|(i, file)| FileRow {
-                number: i + 1,
-                file,
-                yours: None,
-            })
-            .collect();
+        let rows = numbered(&files);
         let lines = network_files_table(&rows, 80);
         assert_safe(&lines);
         assert_within(&lines, 80);
