@@ -12,6 +12,7 @@
 //! - [`magnet`]: `magnet:?xt=urn:btih:...` and `xt=urn:btmh:1220...` links.
 //! - [`http_tracker`]: HTTP tracker requests and replies (BEP 3, 23, 7).
 //! - [`mse`]: the message stream encryption handshake (MSE/PE).
+//! - [`pieces`]: any torrent's blocks, padding and piece checks (v1 or v2).
 //! - [`merkle`]: SHA-256 trees over 16 KiB blocks, piece layers, proofs.
 //! - [`wire`]: the peer wire protocol's handshake and messages.
 //! - [`ext`]: the BEP 10 extension handshake and BEP 9 `ut_metadata`.
@@ -29,6 +30,7 @@ pub mod magnet;
 pub mod merkle;
 pub mod metainfo;
 pub mod mse;
+pub mod pieces;
 pub mod torrent;
 #[cfg(test)]
 mod vectors;
