@@ -4,7 +4,6 @@
 
 use pytorrent::atomic_file;
 use pytorrent::bt::magnet::Magnet;
-use pytorrent::bt::torrent::Torrent;
 use pytorrent::cli::{init_file_logging, EXIT_FAILURE, EXIT_USAGE};
 use pytorrent::client::check::{check_file, Checked};
 use pytorrent::client::frontend::headless::BtShare;
@@ -123,9 +122,8 @@ fn main() -> ExitCode {
 /// `--torrent NAME`: hashes the shared file or folder, writes
 /// `NAME.torrent` in the current directory (hybrid v1+v2 unless
 /// `--v2-only` or `--v1-only`) and prints where, its info hashes and its
-/// magnet link (a line of its own). Returns what to seed: a single file's
-/// torrent with a v2 half; `None` for a folder or a v1-only torrent, not
-/// seeded yet.
+/// magnet link (a line of its own). Returns what to seed (with `--seed`):
+/// the file or folder as that torrent.
 fn make_torrent(
     path: &Path,
     name: &str,
@@ -157,14 +155,9 @@ fn make_torrent(
         m.layout.piece_len >> 10
     );
     println!("{}", Magnet::link(&m.hashes, name, trackers));
-    if m.multi_file || m.hashes.v2.is_none() {
-        return Ok(None);
-    }
-    let tree = made.trees.into_iter().flatten().next();
-    let torrent = Torrent::from_metainfo(m).map_err(|e| e.to_string())?;
-    Ok(tree.map(|tree| BtShare {
-        torrent,
-        tree,
+    Ok(Some(BtShare {
+        torrent: m,
+        trees: made.trees,
         path: path.to_path_buf(),
     }))
 }

@@ -46,6 +46,12 @@ impl FileEntry {
         self.path.iter().collect()
     }
 
+    /// The path inside the torrent's folder (a multi-file torrent's
+    /// entries: the components after the torrent's name).
+    pub fn rel_path_in_torrent(&self) -> std::path::PathBuf {
+        self.path.iter().skip(1).collect()
+    }
+
     fn pad(offset: u64, len: u64) -> FileEntry {
         FileEntry {
             path: Vec::new(),

@@ -10,7 +10,6 @@
 //! `MAX_TRACKERS` trackers and [`MAX_PEERS`] peers kept.
 
 use super::layout::Sha1Hash;
-use super::merkle::Hash;
 use super::metainfo::InfoHashes;
 use super::torrent::MAX_TRACKERS;
 use std::fmt;
@@ -41,8 +40,6 @@ pub enum MagnetError {
     BadV2Hash,
     /// Two different hashes of one kind.
     TwoHashes,
-    /// A v1-only link where the caller needs a v2 hash.
-    NoV2Hash,
     BadEscape,
 }
 
@@ -59,9 +56,6 @@ impl fmt::Display for MagnetError {
             }
             MagnetError::BadV2Hash => "malformed v2 hash in the magnet link (btmh: 1220 and 64 hex digits)",
             MagnetError::TwoHashes => "the magnet link names two different torrents",
-            MagnetError::NoV2Hash => {
-                "a v1-only magnet link (btih): this client downloads only v2 and hybrid torrents so far"
-            }
             MagnetError::BadEscape => "bad %-escape in the magnet link",
         })
     }
@@ -109,11 +103,6 @@ impl Magnet {
             return Err(MagnetError::NoHash);
         }
         Ok(m)
-    }
-
-    /// The v2 hash, for the download path that speaks only v2.
-    pub fn require_v2(&self) -> Result<Hash, MagnetError> {
-        self.hashes.v2.ok_or(MagnetError::NoV2Hash)
     }
 
     /// The link for a torrent (what `--torrent` prints): each hash it has,
@@ -227,6 +216,7 @@ fn escape(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bt::merkle::Hash;
 
     fn both(v1: Sha1Hash, v2: Hash) -> InfoHashes {
         InfoHashes {
@@ -257,7 +247,6 @@ mod tests {
             assert_eq!(m.hashes, hashes);
             assert_eq!(m.name.as_deref(), Some("my file&.bin"));
             assert_eq!(m.trackers, trackers);
-            assert_eq!(m.require_v2().ok(), hashes.v2);
         }
     }
 
@@ -280,7 +269,7 @@ mod tests {
         ] {
             let m = Magnet::parse(&format!("magnet:?xt=urn:btih:{b32}")).unwrap();
             assert_eq!(m.hashes.v1, Some([0xcc; 20]));
-            assert_eq!(m.require_v2(), Err(MagnetError::NoV2Hash));
+            assert_eq!(m.hashes.v2, None);
         }
         let m = Magnet::parse("magnet:?xt=urn:btih:AAAQEAYEAUDAOCAJBIFQYDIOB4IBCEQT").unwrap();
         let want: Vec<u8> = (0..20).collect();

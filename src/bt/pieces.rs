@@ -103,6 +103,17 @@ impl Metainfo {
             .any(|f| !f.pad && f.len > 0)
     }
 
+    /// Whether block `b` holds any padding.
+    pub fn touches_padding(&self, b: u64) -> bool {
+        let (at, len) = self.block_range(b);
+        let end = at + len;
+        let first = self.layout.files.partition_point(|f| f.offset + f.len <= at);
+        self.layout.files[first..]
+            .iter()
+            .take_while(|f| f.offset < end)
+            .any(|f| f.pad)
+    }
+
     /// Sets the padding inside `data` (block `b`'s bytes) to zeros: what
     /// a peer sends there is not the torrent's.
     pub fn zero_padding(&self, b: u64, data: &mut [u8]) {
@@ -129,11 +140,9 @@ impl Metainfo {
 
     /// Whether every file of more than one piece has its piece layer.
     pub fn layers_complete(&self) -> bool {
-        self.layout
-            .files
-            .iter()
-            .zip(&self.piece_layers)
-            .all(|(f, l)| f.pad || f.pieces_root.is_none() || !self.file_tree(f.len).has_piece_layer() || l.is_some())
+        self.layout.files.iter().zip(&self.piece_layers).all(|(f, l)| {
+            f.pad || f.pieces_root.is_none() || !self.file_tree(f.len).has_piece_layer() || l.is_some()
+        })
     }
 
     /// The tree shape of a file of `len` bytes in this torrent.
@@ -149,7 +158,11 @@ impl Metainfo {
     pub fn v2_piece(&self, index: u64) -> Option<V2Piece> {
         let at = index.checked_mul(self.layout.piece_len)?;
         let i = self.layout.files.partition_point(|f| f.offset + f.len <= at);
-        let f = self.layout.files.get(i).filter(|f| !f.pad && f.pieces_root.is_some())?;
+        let f = self
+            .layout
+            .files
+            .get(i)
+            .filter(|f| !f.pad && f.pieces_root.is_some())?;
         let tree = self.file_tree(f.len);
         let within = (at - f.offset) / self.layout.piece_len;
         Some(V2Piece {
@@ -232,7 +245,9 @@ mod tests {
         let mut h = TorrentHasher::new("t", news, piece_len, kind).unwrap();
         let mut datas = Vec::new();
         for (i, (_, len)) in files.iter().enumerate() {
-            let data: Vec<u8> = (0..*len).map(|j| (j as u8).wrapping_mul(7).wrapping_add(i as u8)).collect();
+            let data: Vec<u8> = (0..*len)
+                .map(|j| (j as u8).wrapping_mul(7).wrapping_add(i as u8))
+                .collect();
             h.update(&data).unwrap();
             h.end_file().unwrap();
             datas.push(data);
@@ -271,7 +286,10 @@ mod tests {
             let piece = &bytes[at..at + m.piece_size(p) as usize];
             assert!(crate::bt::layout::v1_piece_ok(piece, m.v1_expected(p).unwrap()));
             let v2 = m.v2_piece(p).unwrap();
-            let leaves: Vec<Hash> = piece[..v2.len as usize].chunks(BLOCK).map(merkle::block_hash).collect();
+            let leaves: Vec<Hash> = piece[..v2.len as usize]
+                .chunks(BLOCK)
+                .map(merkle::block_hash)
+                .collect();
             assert_eq!(Some(v2.tree.piece_hash(&leaves)), m.v2_expected(&v2), "piece {p}");
         }
         let mut block = vec![0xff; BLOCK];
@@ -290,7 +308,10 @@ mod tests {
         assert!((0..m.blocks()).all(|b| !m.pad_block(b)));
         let p = 1; // spans "a" and "b"
         let at = (p * m.piece_len()) as usize;
-        assert!(crate::bt::layout::v1_piece_ok(&bytes[at..at + BLOCK], m.v1_expected(p).unwrap()));
+        assert!(crate::bt::layout::v1_piece_ok(
+            &bytes[at..at + BLOCK],
+            m.v1_expected(p).unwrap()
+        ));
         assert_eq!(m.wire_hash(), m.hashes.v1.unwrap());
     }
 }

@@ -7,6 +7,7 @@
 use super::tests::{content, done, failed};
 use super::*;
 use crate::bt::merkle::{Layout, Tree};
+use crate::bt::metainfo::Metainfo;
 use crate::bt::torrent::Torrent;
 use crate::client::engine::bittorrent::fetch::BtSource;
 use crate::client::engine::EngineView;
@@ -21,13 +22,14 @@ fn bt_seeder(sim: &mut Sim, name: &str, bytes: &[u8], piece_len: u64, hostile: H
         piece_len,
     };
     let tree = Tree::from_reader(layout, bytes).expect("in memory");
-    let (torrent, file) = Torrent::for_tree(name, &tree, &[]).expect("a valid torrent");
+    let (_, file) = Torrent::for_tree(name, &tree, &[]).expect("a valid torrent");
+    let torrent = Metainfo::from_file_bytes(&file).expect("reads back");
     let path = sim.shared_path(n, name).expect("a seeder shares");
     sim.command(
         n,
         Command::BtShare {
             torrent: Box::new(torrent),
-            tree: Box::new(tree),
+            trees: vec![Some(tree)],
             path,
         },
     );

@@ -192,6 +192,14 @@ pub enum Event {
         meta: FileMeta,
         path: PathBuf,
     },
+    /// A multi-file torrent was verified and its folder moved into place
+    /// (`name` is unchecked: escape it to print).
+    FolderDone {
+        name: String,
+        files: usize,
+        size: u64,
+        path: PathBuf,
+    },
     /// A download stopped for good; `label` and `why` are safe to print.
     DownloadFailed {
         label: String,
@@ -287,10 +295,12 @@ pub enum Command {
         source: bittorrent::fetch::BtSource,
         peers: Vec<SocketAddr>,
     },
-    /// Seed `path` as the BitTorrent v2 torrent whose tree is `tree`.
+    /// Seed `path` (a file, or a multi-file torrent's folder) as
+    /// `torrent`; `trees` are its files' trees where known (per entry of
+    /// its layout: hash requests for them are answered).
     BtShare {
-        torrent: Box<crate::bt::torrent::Torrent>,
-        tree: Box<crate::bt::merkle::Tree>,
+        torrent: Box<crate::bt::metainfo::Metainfo>,
+        trees: Vec<Option<crate::bt::merkle::Tree>>,
         path: PathBuf,
     },
     /// Register with the tracker under this name (the interactive client's
@@ -482,7 +492,7 @@ impl Engine {
             Command::Unshare(id) => self.unshare(id, now),
             Command::Rescan => self.rescan(true, now),
             Command::BtDownload { source, peers } => self.start_bt(source, peers, now),
-            Command::BtShare { torrent, tree, path } => self.bt_share(*torrent, *tree, path, now),
+            Command::BtShare { torrent, trees, path } => self.bt_share(*torrent, trees, path, now),
             Command::Join(name) => self.join(name, now),
             Command::Quit { code } => self.quit(code, now),
         }

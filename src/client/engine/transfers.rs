@@ -129,7 +129,7 @@ impl Engine {
     pub(super) fn cancel_download(&mut self, id: FileId, delete: bool, now: Instant) {
         let Some(dk) = self.downloads.iter().find(|(_, d)| d.id == id).map(|(k, _)| k) else {
             // A BitTorrent download goes by its v2 info hash.
-            match self.bt.iter().find(|(_, d)| d.info_hash == id) {
+            match self.bt.iter().find(|(_, d)| d.key == id) {
                 Some((dk, _)) => self.bt_cancel(dk, delete, now),
                 None => self.notify(Event::Warning("that download is not running any more".into())),
             }

@@ -115,11 +115,11 @@ impl EngineView for Engine {
         });
         // BitTorrent downloads go by their v2 info hash.
         let bt = self.bt.iter().map(|(_, d)| DownloadView {
-            id: d.info_hash,
+            id: d.key,
             name: d.display_name(),
             done: d.verified_bytes,
             fetched: d.verified_bytes - d.resumed_bytes,
-            total: d.torrent.as_ref().map_or(0, |t| t.layout.size),
+            total: d.size(),
             has_meta: d.torrent.is_some(),
             peers: d.peers.connected(),
             started: d.started,

@@ -14,7 +14,8 @@ use super::ui::render::progress_bars;
 use super::ui::to_ansi;
 use super::{resumed_text, Command, Cx, Event, Frontend};
 use crate::bt::merkle::Tree;
-use crate::bt::torrent::{Torrent, MAX_TORRENT_LEN};
+use crate::bt::metainfo::Metainfo;
+use crate::bt::torrent::MAX_TORRENT_LEN;
 use crate::client::engine::bittorrent::fetch::BtSource;
 use crate::client::engine::Listed;
 use crate::meta::hex;
@@ -79,10 +80,11 @@ pub struct Headless {
     output: Option<String>,
 }
 
-/// A shared file offered as a BitTorrent v2 torrent.
+/// A file or folder offered as a BitTorrent torrent (`--torrent NAME
+/// --seed`), with its files' trees (per entry of its layout).
 pub struct BtShare {
-    pub torrent: Torrent,
-    pub tree: Tree,
+    pub torrent: Metainfo,
+    pub trees: Vec<Option<Tree>>,
     pub path: std::path::PathBuf,
 }
 
@@ -169,7 +171,7 @@ impl Headless {
         for s in std::mem::take(&mut self.bt_shares) {
             out.push(Command::BtShare {
                 torrent: Box::new(s.torrent),
-                tree: Box::new(s.tree),
+                trees: s.trees,
                 path: s.path,
             });
         }
@@ -436,6 +438,21 @@ impl Frontend for Headless {
                 if self.seed_after {
                     out.push(Command::Share { meta, path });
                 }
+                self.running = self.running.saturating_sub(1);
+                self.check_gets(cx, out);
+            }
+            Event::FolderDone {
+                name,
+                files,
+                size,
+                path,
+            } => {
+                println!(
+                    "downloaded {}/ ({files} files, {size} bytes) -> {}",
+                    names::escape(&name),
+                    path.display()
+                );
+                let _ = io::stdout().flush();
                 self.running = self.running.saturating_sub(1);
                 self.check_gets(cx, out);
             }

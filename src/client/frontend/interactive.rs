@@ -882,6 +882,13 @@ impl Frontend for Interactive {
                 }
                 self.ask_share_if_due();
             }
+            Event::FolderDone {
+                name, files, path, ..
+            } => {
+                let saved_at = path.display().to_string();
+                let what = format!("{}/ ({files} files)", names::escape(&name));
+                self.status(format!("Downloaded {what} -> {saved_at}"));
+            }
             Event::DownloadFailed { label, why } => self.error(&format!("Download of {label} failed: {why}")),
             Event::Shared { name } => self.status(format!("Now sharing {name}")),
             Event::DownloadCancelled {

@@ -1,22 +1,27 @@
-//! One BitTorrent v2 download: what is known of the torrent (a `.torrent`
-//! file, or only a magnet link's hash until the info dictionary arrives),
-//! its piece layer, and which 16 KiB blocks are missing, asked for, or in
-//! hand. Pure bookkeeping; connections ([`crate::client::engine::bittorrent::fetch`]) feed it.
+//! One BitTorrent download of any torrent (v1, v2 or hybrid; one file or
+//! a folder): what is known of the torrent (a `.torrent` file, or only a
+//! magnet link's hashes until the info dictionary arrives), how its pieces
+//! are checked ([`Check`]), and which 16 KiB blocks of its piece space
+//! are missing, asked for, or in hand. Pure bookkeeping; connections
+//! ([`crate::client::engine::bittorrent::fetch`]) feed it.
 //!
 //! Invariants:
 //! - `torrent` is set only from a `.torrent` file or from an info
-//!   dictionary whose SHA-256 is the magnet's v2 hash; the piece layer only
-//!   from the torrent (checked against `pieces root` when parsed) or from
-//!   `hashes` messages proven up to `pieces root`.
-//! - No block is asked for before the piece layer is complete, so every
-//!   piece is verified the moment its last block is in. A piece that fails
-//!   has all its blocks fetched again; only verified pieces count.
+//!   dictionary whose SHA-1 or SHA-256 is the magnet's v1 or v2 hash; a
+//!   piece layer only from the torrent (checked against `pieces root`
+//!   when parsed) or from `hashes` messages proven up to `pieces root`.
+//! - No block is asked for before the pieces can be checked (v2 layers
+//!   complete, or v1 hashes), so every piece is verified the moment its
+//!   last block is in. A piece that fails has its blocks fetched again;
+//!   only verified pieces count. Blocks wholly in padding are never asked
+//!   for, and the padding inside a block is zeroed before anything sees it.
 //! - Blame: every block of a piece in flight remembers its sender. A piece
 //!   that fails with one sender blames it. One that fails with several is
 //!   held while its block hashes are asked for (BEP 52, proven up to the
 //!   root): the blocks that differ are fetched again and their senders
 //!   blamed, and from then on a block of it that does not match is refused
-//!   on arrival. Where the hashes cannot be had, the piece is fetched again
+//!   on arrival. Where the hashes cannot be had (or under a v1 check, whose
+//!   blocks are fingerprinted only when their piece fails), the piece is fetched again
 //!   from one peer alone (a suspect piece), and when it verifies, the
 //!   senders of the earlier attempts' blocks that differ are blamed. Blame
 //!   goes to [`BtDownload::blamed`], which the engine strikes: a corrupting
@@ -29,8 +34,10 @@
 //! - A block is asked of at most two connections at once (the second only
 //!   when no block is left unasked: the end game).
 
-use crate::bt::merkle::{block_hash, Hash, HashRequest, Tree, BLOCK, MAX_HASH_COUNT};
-use crate::bt::torrent::Torrent;
+use crate::bt::layout::v1_piece_ok;
+use crate::bt::merkle::{self, block_hash, Hash, HashRequest, Tree, BLOCK, MAX_HASH_COUNT};
+use crate::bt::metainfo::{InfoHashes, Metainfo};
+use crate::bt::pieces::Check;
 use crate::client::engine::bittorrent::serve::Offer;
 use crate::client::engine::transfer::bitmap::{self, bit, set_bit};
 use crate::client::engine::transfer::peer_set::PeerSet;
@@ -40,6 +47,7 @@ use crate::client::engine::ConnId;
 use crate::meta::{FileMeta, MetaBuilder};
 use crate::names;
 use crate::rand::Rng;
+use sha1::Sha1;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -162,9 +170,17 @@ pub enum Landed {
 pub struct BtDownload {
     /// What the user named it by, until the name is known (escaped).
     pub label: String,
-    /// The v2 info hash (handshakes use its first 20 bytes).
-    pub info_hash: Hash,
-    pub torrent: Option<Torrent>,
+    /// The info hashes known (a magnet's, or the torrent's).
+    pub hashes: InfoHashes,
+    /// The download's identity (working file, view, resume): the v2 info
+    /// hash, else the v1 hash padded with zeros.
+    pub key: Hash,
+    pub torrent: Option<Metainfo>,
+    /// How its pieces are checked, once they can be.
+    check: Option<Check>,
+    /// The one file whose piece layer comes by hash requests (a v2 magnet
+    /// of one file), with its tree shape.
+    layer_file: Option<(usize, merkle::Layout)>,
     pub peers: PeerSet,
     /// Its `udp://` trackers.
     pub trackers: Vec<crate::client::engine::bittorrent::tracker::UdpTracker>,
@@ -224,12 +240,13 @@ pub struct BtDownload {
     /// The file's block hashes, kept when the finished download will be
     /// seeded (its merkle tree answers peers' hash requests); `leafed`
     /// says which pieces' hashes are in (resumed pieces get theirs when
-    /// the whole-file hash reads them back).
+    /// the whole-file hash reads them back). A single file under a v2
+    /// check only.
     leaves: Option<Vec<Hash>>,
     leafed: Vec<bool>,
     /// The whole file's SHA-256 (and, when we share, the project's
     /// metadata), fed in order over verified pieces, so its hash is
-    /// printed without a pass at the end.
+    /// printed without a pass at the end. Single-file torrents only.
     pub whole: Option<Whole>,
     pub whole_at: u64,
     pub started: Instant,
@@ -238,12 +255,27 @@ pub struct BtDownload {
     pub waiting_told: bool,
 }
 
+/// The identity of a download known by `hashes`: the v2 hash, else the
+/// v1 hash padded with zeros.
+pub fn key_of(hashes: &InfoHashes) -> Hash {
+    hashes.v2.unwrap_or_else(|| {
+        let mut k = [0; 32];
+        if let Some(v1) = hashes.v1 {
+            k[..20].copy_from_slice(&v1);
+        }
+        k
+    })
+}
+
 impl BtDownload {
-    pub fn new(label: String, info_hash: Hash, rng: Rng, now: Instant) -> BtDownload {
+    pub fn new(label: String, hashes: InfoHashes, rng: Rng, now: Instant) -> BtDownload {
         BtDownload {
             label,
-            info_hash,
+            key: key_of(&hashes),
+            hashes,
             torrent: None,
+            check: None,
+            layer_file: None,
             peers: PeerSet::default(),
             trackers: Vec::new(),
             phase: BtPhase::Running,
@@ -290,6 +322,23 @@ impl BtDownload {
         }
     }
 
+    /// The 20 bytes our handshakes name the torrent by.
+    pub fn wire_hash(&self) -> [u8; 20] {
+        match &self.torrent {
+            Some(t) => t.wire_hash(),
+            None => self
+                .hashes
+                .v1
+                .or_else(|| self.hashes.v2_short())
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Whether `short` names this download's torrent (either hash).
+    pub fn is_named_by(&self, short: &[u8; 20]) -> bool {
+        self.hashes.v1.as_ref() == Some(short) || self.hashes.v2_short().as_ref() == Some(short)
+    }
+
     pub fn is_finished(&self) -> bool {
         !matches!(self.phase, BtPhase::Running)
     }
@@ -300,45 +349,109 @@ impl BtDownload {
         }
     }
 
+    /// Whether `info` (an info dictionary from a peer) is the torrent the
+    /// magnet named: its SHA-1 or SHA-256 is one of the known hashes.
+    pub fn is_our_info(&self, info: &[u8]) -> bool {
+        let v1: [u8; 20] = Sha1::digest(info).into();
+        let v2: Hash = Sha256::digest(info).into();
+        self.hashes.v1 == Some(v1) || self.hashes.v2 == Some(v2)
+    }
+
     /// The torrent is known: size the block table and the layer. `native`:
     /// also compute the project's metadata (chunk hashes), for sharing.
-    pub fn set_torrent(&mut self, t: Torrent, native: bool) {
-        let blocks = t.layout.blocks() as usize;
-        let pieces = t.layout.pieces() as usize;
-        let per_piece = t.layout.blocks_per_piece();
-        self.blocks = vec![Block::Missing; blocks];
+    pub fn set_torrent(&mut self, t: Metainfo, native: bool) {
+        let blocks = t.blocks() as usize;
+        let pieces = t.pieces() as usize;
+        let per_piece = t.blocks_per_piece() as usize;
+        // Blocks of padding are zeros: in hand from the start.
+        self.blocks = (0..blocks as u64)
+            .map(|b| {
+                if t.pad_block(b) {
+                    Block::Have
+                } else {
+                    Block::Missing
+                }
+            })
+            .collect();
         let rng = std::mem::replace(&mut self.sched, Scheduler::new(0)).into_rng();
         self.sched = Scheduler::new(pieces).with_rng(rng);
         self.in_progress.clear();
-        self.piece_left = (0..pieces as u64)
-            .map(|p| t.layout.piece_size(p).div_ceil(BLOCK as u64).min(per_piece) as u32)
+        self.piece_left = (0..pieces)
+            .map(|p| {
+                let end = ((p + 1) * per_piece).min(blocks);
+                self.blocks[p * per_piece..end]
+                    .iter()
+                    .filter(|b| **b == Block::Missing)
+                    .count() as u32
+            })
             .collect();
         self.done = vec![false; pieces];
+        self.check = t.check();
+        self.layer_file = t.fetchable_layer();
+        let single = !t.multi_file;
+        let keep_leaves = native && single && t.hashes.v2.is_some();
         self.leafed = vec![false; pieces];
-        self.leaves = native.then(|| vec![[0; 32]; blocks]);
-        self.whole = Some(if native {
-            MetaBuilder::new(NATIVE_CHUNK).map_or(Whole::Sha(Sha256::new()), Whole::Native)
-        } else {
-            Whole::Sha(Sha256::new())
+        self.leaves = keep_leaves.then(|| vec![[0; 32]; blocks]);
+        self.whole = single.then(|| {
+            if native {
+                MetaBuilder::new(NATIVE_CHUNK).map_or(Whole::Sha(Sha256::new()), Whole::Native)
+            } else {
+                Whole::Sha(Sha256::new())
+            }
         });
         self.whole_at = 0;
-        if t.piece_layer.is_none() && t.layout.has_piece_layer() {
-            self.layer = vec![None; pieces];
-            self.layer_asked = vec![None; pieces.div_ceil(LAYER_CHUNK as usize)];
+        if self.check != Some(Check::V2) {
+            if let Some((_, tree)) = self.layer_file.filter(|_| self.check.is_none()) {
+                let n = tree.pieces() as usize;
+                self.layer = vec![None; n];
+                self.layer_asked = vec![None; n.div_ceil(LAYER_CHUNK as usize)];
+            }
         }
+        self.hashes = t.hashes;
         self.info_buf = Vec::new();
         self.info_got = Vec::new();
         self.torrent = Some(t);
     }
 
-    /// Whether blocks may be asked for: the torrent and its whole piece
-    /// layer are known and the working file is open.
+    /// Why the torrent cannot be downloaded, if it cannot: no way to
+    /// check its pieces, now or by fetching a layer.
+    pub fn uncheckable(&self) -> Option<&'static str> {
+        let t = self.torrent.as_ref()?;
+        (self.check.is_none() && self.layer_file.is_none() && t.check().is_none())
+            .then_some("its piece hashes cannot be had: a v2-only torrent of several files needs its .torrent file (a magnet link is not enough)")
+    }
+
+    /// Whether blocks may be asked for: the torrent and what checks its
+    /// pieces are known and the working file is open.
     pub fn ready(&self) -> bool {
-        self.part.is_some() && self.torrent.as_ref().and_then(|t| t.piece_hash(0)).is_some()
+        self.part.is_some() && self.check.is_some()
+    }
+
+    /// The layer being fetched (its file's pieces root and tree shape).
+    pub fn layer_target(&self) -> Option<(Hash, merkle::Layout)> {
+        let t = self.torrent.as_ref()?;
+        let (file, tree) = self.layer_file.filter(|_| self.check.is_none())?;
+        Some((t.layout.files[file].pieces_root?, tree))
+    }
+
+    /// The tree shape of the file whose pieces root is `root`.
+    pub fn tree_of_root(&self, root: &Hash) -> Option<merkle::Layout> {
+        let t = self.torrent.as_ref()?;
+        let f = t
+            .layout
+            .files
+            .iter()
+            .find(|f| f.pieces_root.as_ref() == Some(root))?;
+        Some(t.file_tree(f.len))
     }
 
     pub fn pieces(&self) -> u64 {
-        self.torrent.as_ref().map_or(0, |t| t.layout.pieces())
+        self.torrent.as_ref().map_or(0, Metainfo::pieces)
+    }
+
+    /// Bytes of the torrent's files.
+    pub fn size(&self) -> u64 {
+        self.torrent.as_ref().map_or(0, Metainfo::content_len)
     }
 
     pub fn is_complete(&self) -> bool {
@@ -359,7 +472,7 @@ impl BtDownload {
         who: SocketAddr,
     ) -> Option<(u32, u32, u32)> {
         let t = self.torrent.as_ref()?;
-        let per_piece = t.layout.blocks_per_piece() as usize;
+        let per_piece = t.blocks_per_piece() as usize;
         let n = self.blocks.len();
         let holds = |p: usize| has.get(p / 8).is_some_and(|byte| byte & (0x80 >> (p % 8)) != 0);
         let suspects = &self.suspects;
@@ -470,17 +583,11 @@ impl BtDownload {
     }
 
     fn block_span(&self, b: usize) -> (u32, u32, u32) {
-        let layout = self
-            .torrent
-            .as_ref()
-            .map(|t| t.layout)
-            .unwrap_or(crate::bt::merkle::Layout {
-                size: 0,
-                piece_len: BLOCK as u64,
-            });
-        let per_piece = layout.blocks_per_piece() as usize;
-        let start = b as u64 * BLOCK as u64;
-        let len = layout.size.saturating_sub(start).min(BLOCK as u64);
+        let Some(t) = self.torrent.as_ref() else {
+            return (0, 0, 0);
+        };
+        let per_piece = t.blocks_per_piece() as usize;
+        let (_, len) = t.block_range(b as u64);
         (
             (b / per_piece) as u32,
             ((b % per_piece) * BLOCK) as u32,
@@ -492,8 +599,8 @@ impl BtDownload {
     /// torrent has and `len` is its length.
     pub fn block_of(&self, piece: u32, begin: u32, len: u32) -> Option<usize> {
         let t = self.torrent.as_ref()?;
-        let per_piece = t.layout.blocks_per_piece();
-        if !(begin as usize).is_multiple_of(BLOCK) || u64::from(begin) >= t.layout.piece_len {
+        let per_piece = t.blocks_per_piece();
+        if !(begin as usize).is_multiple_of(BLOCK) || u64::from(begin) >= t.piece_len() {
             return None;
         }
         let b = (u64::from(piece) * per_piece + u64::from(begin) / BLOCK as u64) as usize;
@@ -503,12 +610,10 @@ impl BtDownload {
     /// The block index of (piece, begin) whatever its length (for
     /// requests of ours, which are always whole blocks).
     pub fn block_of_any(&self, piece: u32, begin: u32) -> Option<usize> {
-        let len = self.torrent.as_ref().map(|t| {
-            let per_piece = t.layout.blocks_per_piece();
-            let b = u64::from(piece) * per_piece + u64::from(begin) / BLOCK as u64;
-            t.layout.size.saturating_sub(b * BLOCK as u64).min(BLOCK as u64) as u32
-        })?;
-        self.block_of(piece, begin, len)
+        let t = self.torrent.as_ref()?;
+        let b = u64::from(piece) * t.blocks_per_piece() + u64::from(begin) / BLOCK as u64;
+        let (_, len) = t.block_range(b);
+        self.block_of(piece, begin, len as u32)
     }
 
     /// A request for block `b` ended without its data (the connection
@@ -531,7 +636,7 @@ impl BtDownload {
         let Some(t) = self.torrent.as_ref() else {
             return;
         };
-        let piece = (b as u64 / t.layout.blocks_per_piece()) as u32;
+        let piece = (b as u64 / t.blocks_per_piece()) as u32;
         if let Some(from) = self.in_progress.get_mut(&piece) {
             *from = (*from).min(b);
         }
@@ -543,34 +648,50 @@ impl BtDownload {
         if self.blocks[b] == Block::Have {
             return Ok(Landed::Stored);
         }
-        let Some(t) = self.torrent.as_ref() else {
+        let (Some(t), Some(part), Some(check)) = (self.torrent.as_ref(), self.part.as_mut(), self.check)
+        else {
             return Ok(Landed::Stored);
         };
-        let Some(part) = self.part.as_mut() else {
-            return Ok(Landed::Stored);
-        };
-        let per_piece = t.layout.blocks_per_piece() as usize;
+        let per_piece = t.blocks_per_piece() as usize;
         let piece = b / per_piece;
         let first = piece * per_piece;
         let end = (first + per_piece).min(self.blocks.len());
-        let piece_at = piece as u64 * t.layout.piece_len;
-        let piece_size = t.layout.piece_size(piece as u64);
+        let piece_at = piece as u64 * t.piece_len();
+        let piece_size = t.piece_size(piece as u64);
+        // The padding inside a block is zeros, whatever the peer sent.
+        let zeroed;
+        let data = if t.touches_padding(b as u64) {
+            let mut own = data.to_vec();
+            t.zero_padding(b as u64, &mut own);
+            zeroed = own;
+            &zeroed[..]
+        } else {
+            data
+        };
+        let v2 = (check == Check::V2).then(|| t.v2_piece(piece as u64)).flatten();
         let p = self.partial.entry(piece).or_insert_with(|| Partial {
             leaves: vec![[0; 32]; end - first],
             from: vec![None; end - first],
-            data: (t.layout.piece_len <= ASSEMBLE_MAX).then(|| vec![0; piece_size as usize]),
+            data: (t.piece_len() <= ASSEMBLE_MAX).then(|| vec![0; piece_size as usize]),
             known: None,
         });
-        let leaf = block_hash(data);
-        if p.known.as_ref().is_some_and(|k| k[b - first] != leaf) {
-            // Not the block its proven hash names: refused, asked again.
-            self.blamed.push(from);
-            self.blocks[b] = Block::Missing;
-            self.missing_from = self.missing_from.min(b);
-            if let Some(at) = self.in_progress.get_mut(&(piece as u32)) {
-                *at = (*at).min(b);
+        // A v2 leaf is the hash of the file's bytes in the block (not its
+        // padding); a v1 piece's blocks are fingerprinted only if it fails.
+        let leaf = v2.map(|v| {
+            let off = ((b - first) * BLOCK) as u64;
+            block_hash(&data[..v.len.saturating_sub(off).min(data.len() as u64) as usize])
+        });
+        if let (Some(known), Some(leaf)) = (p.known.as_ref(), leaf) {
+            if known[b - first] != leaf {
+                // Not the block its proven hash names: refused, asked again.
+                self.blamed.push(from);
+                self.blocks[b] = Block::Missing;
+                self.missing_from = self.missing_from.min(b);
+                if let Some(at) = self.in_progress.get_mut(&(piece as u32)) {
+                    *at = (*at).min(b);
+                }
+                return Ok(Landed::Stored);
             }
-            return Ok(Landed::Stored);
         }
         match &mut p.data {
             // `block_of` checked the length: the block fits its piece.
@@ -580,18 +701,36 @@ impl BtDownload {
             }
             None => part.write_at(data, b as u64 * BLOCK as u64)?,
         }
-        p.leaves[b - first] = leaf;
+        if let Some(leaf) = leaf {
+            p.leaves[b - first] = leaf;
+        }
         p.from[b - first] = Some(from);
         self.blocks[b] = Block::Have;
         self.piece_left[piece] -= 1;
         if self.piece_left[piece] > 0 {
             return Ok(Landed::Stored);
         }
-        let Some(p) = self.partial.remove(&piece) else {
+        let Some(mut p) = self.partial.remove(&piece) else {
             return Ok(Landed::Stored);
         };
-        let expected = t.piece_hash(piece as u64);
-        if expected == Some(t.layout.piece_hash(&p.leaves)) {
+        let good = match (check, v2) {
+            (Check::V2, Some(v)) => {
+                let n = v.len.div_ceil(BLOCK as u64) as usize;
+                t.v2_expected(&v) == Some(v.tree.piece_hash(&p.leaves[..n]))
+            }
+            (Check::V2, None) => false,
+            (Check::V1, _) => match (t.v1_expected(piece as u64), &p.data) {
+                (None, _) => false,
+                (Some(expected), Some(buf)) => v1_piece_ok(buf, expected),
+                (Some(expected), None) => v1_read_back(part.as_ref(), piece_at, piece_size, expected)?,
+            },
+        };
+        let fingerprint = check == Check::V1 && (!good || self.suspects.contains_key(&piece));
+        if fingerprint {
+            // Which blocks differ between attempts is what blames a sender.
+            p.leaves = fingerprints(part.as_ref(), &p.data, piece_at, piece_size)?;
+        }
+        if good {
             if let Some(buf) = &p.data {
                 part.write_at(buf, piece_at)?;
                 // Next in order: hashed now, while in memory.
@@ -637,7 +776,8 @@ impl BtDownload {
             if let Some(s) = self.suspects.get_mut(&piece) {
                 s.owner = None;
             }
-        } else if (2..=MAX_HASH_COUNT as usize).contains(&(end - first))
+        } else if v2.is_some()
+            && (2..=MAX_HASH_COUNT as usize).contains(&(end - first))
             && p.known.is_none()
             && self.held.len() < MAX_HELD
         {
@@ -676,11 +816,17 @@ impl BtDownload {
         let Some(t) = self.torrent.as_ref() else {
             return;
         };
-        let per_piece = t.layout.blocks_per_piece() as usize;
+        let per_piece = t.blocks_per_piece() as usize;
         let first = piece * per_piece;
         let end = (first + per_piece).min(self.blocks.len());
-        self.blocks[first..end].fill(Block::Missing);
-        self.piece_left[piece] = (end - first) as u32;
+        let mut left = 0;
+        for b in first..end {
+            if !t.pad_block(b as u64) {
+                self.blocks[b] = Block::Missing;
+                left += 1;
+            }
+        }
+        self.piece_left[piece] = left;
         self.cursor = self.cursor.min(first);
         self.missing_from = self.missing_from.min(first);
         self.in_progress.insert(piece as u32, first);
@@ -690,38 +836,47 @@ impl BtDownload {
     /// holding `has`, can answer, if one is not asked yet.
     pub fn leaves_wanted(&mut self, conn: ConnId, has: &[u8]) -> Option<HashRequest> {
         let t = self.torrent.as_ref()?;
-        let per = t.layout.blocks_per_piece() as u32;
         let holds = |p: usize| has.get(p / 8).is_some_and(|byte| byte & (0x80 >> (p % 8)) != 0);
         let (&piece, held) = self
             .held
             .iter_mut()
             .find(|(p, h)| h.asked.is_none() && holds(**p))?;
         held.asked = Some(conn);
-        Some(HashRequest {
-            pieces_root: t.pieces_root,
-            base: 0,
-            index: piece as u32 * per,
-            count: per,
-            proof_layers: t.layout.height() - 1,
-        })
+        t.leaf_request(&t.v2_piece(piece as u64)?)
+    }
+
+    /// The piece a hash request for block hashes was about.
+    fn piece_of_request(&self, req: &HashRequest) -> Option<usize> {
+        let t = self.torrent.as_ref()?;
+        let f = t
+            .layout
+            .files
+            .iter()
+            .find(|f| f.pieces_root == Some(req.pieces_root))?;
+        let first = f.offset / t.piece_len();
+        Some((first + u64::from(req.index) / t.blocks_per_piece()) as usize)
     }
 
     /// The blocks' hashes of a held piece, proven: the blocks that differ
     /// are fetched again, their senders blamed.
     pub fn leaves_came(&mut self, req: &HashRequest, proven: &[Hash]) {
-        let Some(t) = self.torrent.as_ref() else {
+        let (Some(t), Some(piece)) = (self.torrent.as_ref(), self.piece_of_request(req)) else {
             return;
         };
-        let per_piece = t.layout.blocks_per_piece() as usize;
-        let piece = req.index as usize / per_piece;
         let Some(mut held) = self.held.remove(&piece) else {
             return;
         };
+        let per_piece = t.blocks_per_piece() as usize;
         let first = piece * per_piece;
         let end = (first + per_piece).min(self.blocks.len());
-        let known = proven[..end - first].to_vec();
+        // Only the blocks with file bytes have leaves (padding has none).
+        let leaves = t
+            .v2_piece(piece as u64)
+            .map_or(0, |v| v.len.div_ceil(BLOCK as u64) as usize);
+        let mut known = proven[..leaves.min(proven.len())].to_vec();
+        known.resize(end - first, [0; 32]);
         let p = &mut held.partial;
-        for i in (0..end - first).filter(|&i| p.leaves[i] != known[i]) {
+        for i in (0..leaves).filter(|&i| p.leaves[i] != known[i]) {
             if let Some(who) = p.from[i] {
                 if !self.blamed.contains(&who) {
                     self.blamed.push(who);
@@ -745,10 +900,9 @@ impl BtDownload {
     /// The hash request `req` for a held piece was refused: the piece is
     /// fetched again from one peer alone.
     pub fn leaves_refused(&mut self, req: &HashRequest) {
-        let Some(t) = self.torrent.as_ref() else {
+        let Some(piece) = self.piece_of_request(req) else {
             return;
         };
-        let piece = req.index as usize / t.layout.blocks_per_piece() as usize;
         if let Some(held) = self.held.remove(&piece) {
             self.suspect(piece, held.partial);
             self.reset_piece(piece);
@@ -764,12 +918,13 @@ impl BtDownload {
             return Ok(());
         };
         let mut left = budget;
-        while left > 0 && self.whole_at < t.layout.size {
-            let piece = self.whole_at / t.layout.piece_len;
+        let size = t.total_len();
+        while left > 0 && self.whole_at < size {
+            let piece = self.whole_at / t.piece_len();
             if !self.done.get(piece as usize).copied().unwrap_or(false) {
                 break;
             }
-            let piece_end = ((piece + 1) * t.layout.piece_len).min(t.layout.size);
+            let piece_end = ((piece + 1) * t.piece_len()).min(size);
             let n = (piece_end - self.whole_at).min(buf.len() as u64).min(left) as usize;
             part.read_at(&mut buf[..n], self.whole_at)?;
             whole.update(&buf[..n]);
@@ -795,7 +950,7 @@ impl BtDownload {
         let torrent = self.torrent.as_ref().filter(|_| self.ready())?;
         Some(Offer {
             torrent,
-            tree: None,
+            trees: &[],
             path: self.part.as_ref()?.path()?,
             verified: Some((&self.done, &self.verified_log)),
         })
@@ -820,7 +975,7 @@ impl BtDownload {
     /// costs at most a twentieth of the file (or 16 MiB) fetched again,
     /// however fast the download runs.
     pub fn record_due(&self) -> bool {
-        let size = self.torrent.as_ref().map_or(0, |t| t.layout.size);
+        let size = self.size();
         self.verified_bytes - self.saved_bytes >= (size / 20).max(16 << 20)
     }
 
@@ -837,8 +992,11 @@ impl BtDownload {
         let Some(t) = self.torrent.as_ref() else {
             return 0;
         };
-        let per_piece = t.layout.blocks_per_piece() as usize;
-        for piece in (0..self.done.len()).filter(|&p| bit(verified, p)) {
+        let per_piece = t.blocks_per_piece() as usize;
+        let pieces: Vec<usize> = (0..self.done.len())
+            .filter(|&p| bit(verified, p) && !self.done[p])
+            .collect();
+        for piece in pieces {
             let first = piece * per_piece;
             let end = (first + per_piece).min(self.blocks.len());
             self.blocks[first..end].fill(Block::Have);
@@ -847,7 +1005,7 @@ impl BtDownload {
             self.verified_log.push(piece as u32);
             self.sched.complete(piece as u32);
             self.verified += 1;
-            self.verified_bytes += t.layout.piece_size(piece as u64);
+            self.verified_bytes += t.piece_size(piece as u64);
         }
         self.saved = self.verified;
         self.saved_bytes = self.verified_bytes;
@@ -855,29 +1013,27 @@ impl BtDownload {
         self.verified
     }
 
-    /// The torrent as the resume record keeps it: the info dictionary and,
-    /// once known, the piece layer, as a `.torrent` file's bytes (which
-    /// [`Torrent::from_file_bytes`] reads back and checks).
+    /// The torrent as the resume record keeps it: the info dictionary and
+    /// the piece layers known, as a `.torrent` file's bytes (which
+    /// [`Metainfo::from_file_bytes`] reads back and checks).
     pub fn record_torrent(&self) -> Vec<u8> {
         let Some(t) = self.torrent.as_ref() else {
             return Vec::new();
         };
-        let mut out = b"d4:info".to_vec();
-        out.extend_from_slice(&t.info);
-        out.extend_from_slice(b"12:piece layersd");
-        if let Some(layer) = t.piece_layer.as_ref().filter(|l| !l.is_empty()) {
-            out.extend_from_slice(b"32:");
-            out.extend_from_slice(&t.pieces_root);
-            out.extend_from_slice(format!("{}:", layer.len() * 32).as_bytes());
-            layer.iter().for_each(|h| out.extend_from_slice(h));
-        }
-        out.extend_from_slice(b"ee");
-        out
+        let layers: Vec<(Hash, Vec<u8>)> = t
+            .layout
+            .files
+            .iter()
+            .zip(&t.piece_layers)
+            .filter_map(|(f, l)| Some((f.pieces_root?, l.as_ref()?.concat())))
+            .collect();
+        crate::bt::create::encode_file(&t.info, &[], &layers)
     }
 
     /// The finished file's merkle tree, when its block hashes were kept.
     pub fn tree(&mut self) -> Option<Tree> {
-        let layout = self.torrent.as_ref()?.layout;
+        let t = self.torrent.as_ref()?;
+        let layout = t.file_tree(t.total_len());
         if self.leafed.iter().any(|l| !l) {
             return None;
         }
@@ -887,7 +1043,7 @@ impl BtDownload {
     /// Stores proven layer hashes from `index` on; true once the whole
     /// layer is in (it is then the torrent's).
     pub fn add_layer(&mut self, index: u32, hashes: &[Hash]) -> bool {
-        let Some(t) = self.torrent.as_mut() else {
+        let Some((root, tree)) = self.layer_target() else {
             return false;
         };
         for (slot, h) in self.layer.iter_mut().skip(index as usize).zip(hashes) {
@@ -901,15 +1057,57 @@ impl BtDownload {
         }
         let layer: Vec<Hash> = self.layer.iter().flatten().copied().collect();
         // Each chunk was proven on its own; the whole layer must agree too.
-        if t.layout.root_from_piece_layer(&layer) != t.pieces_root {
+        if tree.root_from_piece_layer(&layer) != root {
             self.layer.iter_mut().for_each(|h| *h = None);
             return false;
         }
-        t.piece_layer = Some(layer);
+        let (Some(t), Some((file, _))) = (self.torrent.as_mut(), self.layer_file) else {
+            return false;
+        };
+        t.piece_layers[file] = Some(layer);
+        self.check = t.check();
         self.layer = Vec::new();
         self.layer_asked = Vec::new();
         true
     }
+}
+
+/// Whether a v1 piece written to `part` (not held in memory) hashes to
+/// `expected`, read back in slices.
+fn v1_read_back(part: &dyn PartFile, at: u64, size: u64, expected: &[u8; 20]) -> std::io::Result<bool> {
+    let mut h = Sha1::new();
+    let mut buf = vec![0u8; (64 << 10).min(size as usize)];
+    let mut done = 0;
+    while done < size {
+        let n = (size - done).min(buf.len() as u64) as usize;
+        part.read_at(&mut buf[..n], at + done)?;
+        h.update(&buf[..n]);
+        done += n as u64;
+    }
+    Ok(h.finalize()[..] == expected[..])
+}
+
+/// The block hashes of a piece (in memory, or read back from `part`):
+/// what tells the blocks of two attempts apart.
+fn fingerprints(
+    part: &dyn PartFile,
+    data: &Option<Vec<u8>>,
+    at: u64,
+    size: u64,
+) -> std::io::Result<Vec<Hash>> {
+    if let Some(buf) = data {
+        return Ok(buf.chunks(BLOCK).map(block_hash).collect());
+    }
+    let mut out = Vec::new();
+    let mut block = vec![0u8; BLOCK];
+    let mut done = 0;
+    while done < size {
+        let n = (size - done).min(BLOCK as u64) as usize;
+        part.read_at(&mut block[..n], at + done)?;
+        out.push(block_hash(&block[..n]));
+        done += n as u64;
+    }
+    Ok(out)
 }
 
 /// A bitfield as BitTorrent sends it (the first piece in the high bit)
@@ -931,7 +1129,7 @@ pub(super) mod tests {
     const P1: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 1)), 1);
     const P2: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 2)), 1);
     const P3: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 3)), 1);
-    use crate::bt::torrent::{info_bytes, Torrent};
+    use crate::bt::torrent::info_bytes;
     use crate::client::engine::transfer::storage::mem::MemStorage;
     use crate::client::engine::transfer::storage::Storage;
 
@@ -941,16 +1139,16 @@ pub(super) mod tests {
         size: usize,
         piece_len: u64,
         with_layer: bool,
-    ) -> (Vec<u8>, Torrent, Tree) {
+    ) -> (Vec<u8>, Metainfo, Tree) {
         let data: Vec<u8> = (0..size).map(|i| (i * 31 % 255) as u8).collect();
         let layout = Layout {
             size: size as u64,
             piece_len,
         };
         let tree = Tree::new(layout, data.chunks(BLOCK).map(block_hash).collect());
-        let mut t = Torrent::from_info_bytes(&info_bytes("f.bin", layout, &tree.root())).unwrap();
+        let mut t = Metainfo::from_info_bytes(&info_bytes("f.bin", layout, &tree.root())).unwrap();
         if with_layer && layout.has_piece_layer() {
-            t.piece_layer = Some(tree.piece_layer().to_vec());
+            t.piece_layers[0] = Some(tree.piece_layer().to_vec());
         }
         (data, t, tree)
     }
@@ -967,14 +1165,14 @@ pub(super) mod tests {
     }
 
     /// A download of `t` with its working file in memory.
-    pub(in super::super) fn download(t: Torrent) -> BtDownload {
-        let mut d = BtDownload::new("x".into(), t.info_hash, Rng::seeded(1), Instant::now());
+    pub(in super::super) fn download(t: Metainfo) -> BtDownload {
+        let mut d = BtDownload::new("x".into(), t.hashes, Rng::seeded(1), Instant::now());
         let meta = FileMeta {
             name: t.name.clone(),
-            size: t.layout.size,
-            chunk_size: t.layout.piece_len as u32,
-            chunks: vec![[0; 32]; t.layout.pieces() as usize],
-            sha256: t.pieces_root,
+            size: t.total_len(),
+            chunk_size: t.piece_len() as u32,
+            chunks: vec![[0; 32]; t.pieces() as usize],
+            sha256: key_of(&t.hashes),
         };
         d.set_torrent(t, true);
         d.part = Some(MemStorage::default().create(&meta).unwrap().part);

@@ -9,15 +9,15 @@
 //! to BitTorrent peers only when the user shares it ([`Command::Share`]).
 
 use crate::bt::merkle::{Hash, Tree};
-use crate::bt::torrent::{Torrent, MAX_INFO_LEN};
-use crate::client::engine::bittorrent::download::{BtDownload, BtPhase};
+use crate::bt::metainfo::{InfoHashes, Metainfo};
+use crate::bt::torrent::MAX_INFO_LEN;
+use crate::client::engine::bittorrent::download::{key_of, BtDownload, BtPhase};
 use crate::client::engine::bittorrent::fetch::{BtFetch, BtReport, BtSource};
 use crate::client::engine::bittorrent::serve::{BtShared, Offer, Offers};
 use crate::client::engine::*;
 use crate::meta::hex;
 use crate::names;
 use log::info;
-use sha2::{Digest, Sha256};
 
 /// What BitTorrent connections may be served from: the torrents we seed,
 /// then the downloads with verified pieces.
@@ -31,7 +31,7 @@ impl Offers for BtOffers<'_> {
         self.shared.offer(short).or_else(|| {
             let mut running = self.downloads.iter().map(|(_, d)| d);
             running
-                .find(|d| d.torrent.as_ref().is_some_and(|t| t.short_hash() == *short))
+                .find(|d| d.torrent.is_some() && d.is_named_by(short))
                 .and_then(BtDownload::offer)
         })
     }
@@ -41,8 +41,8 @@ impl Offers for BtOffers<'_> {
 pub struct Finished {
     /// The whole file's SHA-256, as its [`Event::DownloadDone`] says.
     sha256: Hash,
-    torrent: Torrent,
-    tree: Tree,
+    torrent: Metainfo,
+    trees: Vec<Option<Tree>>,
     trackers: Vec<crate::client::engine::bittorrent::tracker::UdpTracker>,
 }
 
@@ -55,18 +55,15 @@ impl Engine {
         peers: Vec<SocketAddr>,
         now: Instant,
     ) {
-        let (label, torrent, hash, mut extra, trackers) = match source {
-            BtSource::Torrent(bytes) => match Torrent::from_file_bytes(&bytes) {
-                Ok(t) => {
-                    let trackers = t.trackers.clone();
-                    (
-                        names::escape(&t.name),
-                        Some(t.clone()),
-                        t.info_hash,
-                        Vec::new(),
-                        trackers,
-                    )
-                }
+        let (label, torrent, hashes, mut extra, trackers) = match source {
+            BtSource::Torrent(bytes) => match Metainfo::from_file_bytes(&bytes) {
+                Ok(t) => (
+                    names::escape(&t.name),
+                    Some(t.clone()),
+                    t.hashes,
+                    Vec::new(),
+                    t.tracker_urls(),
+                ),
                 Err(e) => {
                     return self.notify(Event::DownloadFailed {
                         label: "the torrent".into(),
@@ -74,26 +71,28 @@ impl Engine {
                     })
                 }
             },
-            BtSource::Magnet(link) => {
-                match crate::bt::magnet::Magnet::parse(&link).and_then(|m| Ok((m.require_v2()?, m))) {
-                    Ok((info_hash, m)) => {
-                        let label = m
-                            .name
-                            .as_deref()
-                            .map_or_else(|| hex(&info_hash[..8]), names::escape);
-                        let pe = m.peers.iter().filter_map(|p| p.parse().ok()).collect();
-                        (label, None, info_hash, pe, m.trackers)
-                    }
-                    Err(e) => {
-                        return self.notify(Event::DownloadFailed {
-                            label: "the magnet link".into(),
-                            why: e.to_string(),
-                        })
-                    }
+            BtSource::Magnet(link) => match crate::bt::magnet::Magnet::parse(&link) {
+                Ok(m) => {
+                    let label = m
+                        .name
+                        .as_deref()
+                        .map_or_else(|| hex(&key_of(&m.hashes)[..8]), names::escape);
+                    let pe = m.peers.iter().filter_map(|p| p.parse().ok()).collect();
+                    (label, None, m.hashes, pe, m.trackers)
                 }
-            }
+                Err(e) => {
+                    return self.notify(Event::DownloadFailed {
+                        label: "the magnet link".into(),
+                        why: e.to_string(),
+                    })
+                }
+            },
         };
-        if self.bt.iter().any(|(_, d)| d.info_hash == hash) {
+        let same = |d: &BtDownload| {
+            (hashes.v1.is_some() && d.hashes.v1 == hashes.v1)
+                || (hashes.v2.is_some() && d.hashes.v2 == hashes.v2)
+        };
+        if self.bt.iter().any(|(_, d)| same(d)) {
             return;
         }
         if self.downloads.len() + self.bt.len() >= MAX_DOWNLOADS {
@@ -104,12 +103,12 @@ impl Engine {
         }
         // A magnet download an earlier run recorded needs no peer for its
         // torrent: the record has it (checked against the hash here).
-        let torrent = torrent.or_else(|| self.recorded_torrent(&hash));
+        let torrent = torrent.or_else(|| self.recorded_torrent(&hashes));
         info!(
-            "BitTorrent download started: {label} (v2 info hash {})",
-            hex(&hash)
+            "BitTorrent download started: {label} (info hash {})",
+            hex(&key_of(&hashes))
         );
-        let mut d = BtDownload::new(label, hash, Rng::seeded(self.rng.next_u64()), now);
+        let mut d = BtDownload::new(label, hashes, Rng::seeded(self.rng.next_u64()), now);
         extra.extend(peers);
         d.peers.add(&extra, now);
         d.trackers = Self::bt_trackers(&trackers, now);
@@ -120,36 +119,40 @@ impl Engine {
         self.bt_connect(now);
     }
 
-    /// The torrent with v2 info hash `hash` from an earlier run's resume
-    /// record, if one has it.
-    fn recorded_torrent(&self, hash: &Hash) -> Option<Torrent> {
+    /// The torrent named by `hashes` from an earlier run's resume record,
+    /// if one has it.
+    fn recorded_torrent(&self, hashes: &InfoHashes) -> Option<Metainfo> {
+        let key = key_of(hashes);
         self.storage
             .unfinished()
             .into_iter()
-            .filter(|st| st.meta.sha256 == *hash && !st.torrent.is_empty())
-            .find_map(|st| Torrent::from_file_bytes(&st.torrent).ok())
-            .filter(|t| t.info_hash == *hash)
+            .filter(|st| st.meta.sha256 == key && !st.torrent.is_empty())
+            .find_map(|st| Metainfo::from_file_bytes(&st.torrent).ok())
+            .filter(|t| key_of(&t.hashes) == key)
     }
 
     /// The torrent of download `dk` is known: open its working file (an
     /// earlier run's, with the pieces its record says are verified, or a
     /// new one).
-    fn bt_set_torrent(&mut self, dk: usize, t: Torrent) {
+    fn bt_set_torrent(&mut self, dk: usize, t: Metainfo) {
         let d = &mut self.bt[dk];
         // The working file's identity: name, size and piece length, the
-        // pieces root standing for every piece, and the info hash.
+        // pieces standing for every piece, and the download's key.
         let meta = FileMeta {
             name: t.name.clone(),
-            size: t.layout.size,
-            chunk_size: t.layout.piece_len as u32,
-            chunks: vec![t.pieces_root; t.layout.pieces() as usize],
-            sha256: t.info_hash,
+            size: t.total_len(),
+            chunk_size: t.piece_len() as u32,
+            chunks: vec![[0; 32]; t.pieces() as usize],
+            sha256: key_of(&t.hashes),
         };
-        let size = t.layout.size;
+        let size = t.total_len();
         // The project's chunk hashes and the block hashes only when we
         // share: otherwise no frontend can share the download (headless
         // shares only with --seed; the interactive client always seeds).
         d.set_torrent(t, self.cfg.seed);
+        if let Some(why) = d.uncheckable() {
+            return d.fail(why.to_string());
+        }
         if let Some((part, state)) = self.storage.resume(&meta.id()) {
             d.part = Some(part);
             d.meta = Some(meta);
@@ -196,7 +199,7 @@ impl Engine {
         };
         let mut f = self.bt_finished.remove(at);
         f.trackers.iter_mut().for_each(|t| t.complete(now));
-        self.bt_seed(f.torrent, f.tree, path, f.trackers);
+        self.bt_seed(f.torrent, f.trees, path, f.trackers);
     }
 
     /// Records the verified pieces of download `dk` (the working file is
@@ -249,7 +252,7 @@ impl Engine {
         self.bt_record(dk, now);
         let d = &self.bt[dk];
         let part = d.part.as_ref()?;
-        let size = d.torrent.as_ref().map_or(0, |t| t.layout.size);
+        let size = d.size();
         let place = part
             .path()
             .map_or_else(|| "its working file".to_string(), |p| p.display().to_string());
@@ -355,8 +358,9 @@ impl Engine {
         let record = report.verified > 0 && d.record_due();
         if report.verified > 0 {
             // Peers we serve this torrent to hear of the new pieces.
-            let short = d.info_hash[..20].try_into().unwrap_or_default();
-            self.drive_where(|k| matches!(k, Kind::BtServe(s) if s.serves(&short)));
+            let hashes = d.hashes;
+            let named = |h: &[u8; 20]| hashes.v1.as_ref() == Some(h) || hashes.v2_short().as_ref() == Some(h);
+            self.drive_where(|k| matches!(k, Kind::BtServe(s) if s.torrent_hash().is_some_and(named)));
         }
         let Some(d) = self.bt.get_mut(dk) else {
             return;
@@ -407,17 +411,17 @@ impl Engine {
         let mut accepted = false;
         if let Some(bytes) = report.info {
             d.info_conn = None;
-            let hash: [u8; 32] = Sha256::digest(&bytes).into();
-            if hash != d.info_hash || bytes.len() > MAX_INFO_LEN {
+            if !d.is_our_info(&bytes) || bytes.len() > MAX_INFO_LEN {
                 end = end.or(Some(ConnEnd::BadPeer("sent metadata that is not the torrent")));
             } else {
-                match Torrent::from_info_bytes(&bytes) {
-                    Ok(t) => {
+                match Metainfo::from_info_bytes(&bytes) {
+                    Ok(mut t) => {
                         info!(
                             "metadata verified for {}: {} bytes",
                             names::escape(&t.name),
-                            t.layout.size
+                            t.content_len()
                         );
+                        t.trackers = Vec::new();
                         d.last_progress = now;
                         self.bt_set_torrent(dk, t);
                         accepted = true;
@@ -453,45 +457,71 @@ impl Engine {
         self.drive_where(|k| matches!(k, Kind::BtFetch(f) if f.download == dk && f.connected));
     }
 
-    /// Every piece is verified: compute the whole file's SHA-256 (and the
-    /// native metadata, so the file can be shared), then put it in place.
-    fn bt_finish(&mut self, dk: usize, _now: Instant) {
+    /// Every piece is verified: put the file (or folder) in place. A
+    /// single file's SHA-256 (and native metadata, so it can be shared)
+    /// is finished first; a folder is seeded on at once when we seed.
+    fn bt_finish(&mut self, dk: usize, now: Instant) {
         let d = &mut self.bt[dk];
         // What the download did not hash yet as pieces came in.
         if let Err(e) = d.advance_whole(&mut self.whole_buf, u64::MAX) {
             return d.fail(format!("cannot read the .part file: {e}"));
         }
-        let name = d.torrent.as_ref().map(|t| t.name.clone()).unwrap_or_default();
-        let size = d.torrent.as_ref().map_or(0, |t| t.layout.size);
-        let native = match d.whole.take().map(|b| b.finish(&name, size)) {
-            Some(Ok(m)) => m,
+        let Some(torrent) = d.torrent.clone() else {
+            return;
+        };
+        let size = d.size();
+        let native = match d.whole.take().map(|b| b.finish(&torrent.name, size)) {
+            Some(Ok(m)) => Some(m),
             Some(Err(e)) => return d.fail(e.to_string()),
-            None => return d.fail("the file's hash was lost".into()),
+            None => None,
         };
         let (Some(part), Some(meta)) = (d.part.as_mut(), d.meta.as_ref()) else {
             return;
         };
-        match part.finish(&meta.name) {
-            Ok(path) => {
-                d.phase = BtPhase::Done;
+        let path = match part.finish(&meta.name) {
+            Ok(path) => path,
+            Err(storage::FinishError::Exists) => {
+                return d.fail("a file of that name appeared meanwhile".into())
+            }
+            Err(storage::FinishError::Io(e)) => return d.fail(format!("cannot put the file in place: {e}")),
+        };
+        d.phase = BtPhase::Done;
+        let mut trees = vec![None; torrent.layout.files.len()];
+        if let (Some(tree), Some(i)) = (d.tree(), torrent.layout.files.iter().position(|f| !f.pad)) {
+            trees[i] = Some(tree);
+        }
+        let mut trackers = std::mem::take(&mut d.trackers);
+        match native {
+            Some(native) => {
                 // Kept (with its trackers, which then hear `completed`)
                 // for the user to share: see [`Engine::bt_share_finished`].
-                if let (Some(torrent), Some(tree)) = (d.torrent.clone(), d.tree()) {
-                    if self.bt_finished.len() == MAX_DOWNLOADS {
-                        self.bt_finished.remove(0);
-                    }
-                    let trackers = std::mem::take(&mut d.trackers);
-                    self.bt_finished.push(Finished {
-                        sha256: native.sha256,
-                        torrent,
-                        tree,
-                        trackers,
-                    });
+                if self.bt_finished.len() == MAX_DOWNLOADS {
+                    self.bt_finished.remove(0);
                 }
+                self.bt_finished.push(Finished {
+                    sha256: native.sha256,
+                    torrent,
+                    trees,
+                    trackers,
+                });
                 self.notify(Event::DownloadDone { meta: native, path });
             }
-            Err(storage::FinishError::Exists) => d.fail("a file of that name appeared meanwhile".into()),
-            Err(storage::FinishError::Io(e)) => d.fail(format!("cannot put the file in place: {e}")),
+            None => {
+                let (name, files) = (
+                    torrent.name.clone(),
+                    torrent.layout.files.iter().filter(|f| !f.pad).count(),
+                );
+                self.notify(Event::FolderDone {
+                    name,
+                    files,
+                    size,
+                    path: path.clone(),
+                });
+                if self.cfg.seed {
+                    trackers.iter_mut().for_each(|t| t.complete(now));
+                    self.bt_seed(torrent, trees, path, trackers);
+                }
+            }
         }
     }
 
@@ -511,7 +541,7 @@ impl Engine {
         let secs = now.duration_since(d.started).as_secs_f64().max(1e-6);
         match d.phase {
             BtPhase::Done => {
-                let size = d.torrent.as_ref().map_or(0, |t| t.layout.size);
+                let size = d.size();
                 info!(
                     "download verified: {name} ({size} bytes in {secs:.2} s, {:.1} MB/s)",
                     size as f64 / secs / 1e6

@@ -139,7 +139,7 @@ impl BtFetch {
         self.connected = true;
         self.deadline = now + self.timeout;
         let mut out = Vec::with_capacity(HANDSHAKE_LEN + 128);
-        Handshake::new(crate::bt::torrent::short_hash(&dl.info_hash), peer_id).encode(&mut out);
+        Handshake::new(dl.wire_hash(), peer_id).encode(&mut out);
         let mut ext = Vec::new();
         ExtHandshake::encode(None, &mut ext);
         wire::encode(&Msg::Extended { id: 0, payload: &ext }, &mut out);
@@ -153,13 +153,13 @@ impl BtFetch {
             return;
         }
         let was_waiting = self.waiting(Some(dl));
-        let Some(t) = dl.torrent.as_ref() else {
+        if dl.torrent.is_none() {
             self.ask_info(dl);
             self.restart_deadline(was_waiting, dl, now);
             return;
-        };
-        // A file of one piece has no layer: its root is the piece's hash.
-        if t.piece_hash(0).is_none() {
+        }
+        // A v2 magnet's piece layer comes from peers.
+        if dl.layer_target().is_some() {
             if self.layer_req.is_none() {
                 self.ask_layer(dl);
             }
@@ -244,10 +244,9 @@ impl BtFetch {
 
     /// Asks for the first chunk of the piece layer nobody is asked for.
     fn ask_layer(&mut self, dl: &mut BtDownload) {
-        let Some(t) = dl.torrent.as_ref() else {
+        let Some((pieces_root, layout)) = dl.layer_target() else {
             return;
         };
-        let layout = t.layout;
         let width = layout.pieces().next_power_of_two() as u32;
         let count = width.min(LAYER_CHUNK);
         let per = LAYER_CHUNK as usize;
@@ -263,7 +262,7 @@ impl BtFetch {
             return;
         };
         let req = HashRequest {
-            pieces_root: t.pieces_root,
+            pieces_root,
             base,
             index: chunk as u32 * LAYER_CHUNK,
             count,
@@ -330,7 +329,7 @@ impl BtFetch {
             let Some(h) = Handshake::decode(self.input.filled()).map_err(ConnEnd::Protocol)? else {
                 return Ok(());
             };
-            if h.info_hash != crate::bt::torrent::short_hash(&dl.info_hash) {
+            if !dl.is_named_by(&h.info_hash) {
                 return Err(ConnEnd::BadPeer("answered for another torrent"));
             }
             self.input.consume(HANDSHAKE_LEN);
@@ -471,11 +470,11 @@ impl BtFetch {
             Msg::HashRequest(req) => self.send(&Msg::HashReject(req)),
             Msg::Hashes { req, hashes } if self.leaf_req == Some(req) => {
                 self.leaf_req = None;
-                let Some(t) = dl.torrent.as_ref() else {
+                let Some(tree) = dl.tree_of_root(&req.pieces_root) else {
                     return Ok(());
                 };
                 let hashes = wire::split_hashes(hashes);
-                let Some(proven) = verify_hashes(&req, &t.layout, &t.pieces_root, &hashes) else {
+                let Some(proven) = verify_hashes(&req, &tree, &req.pieces_root, &hashes) else {
                     return Err(ConnEnd::BadPeer("sent block hashes that do not prove out"));
                 };
                 report.answered = true;
@@ -494,11 +493,11 @@ impl BtFetch {
                     return Ok(());
                 }
                 self.layer_req = None;
-                let Some(t) = dl.torrent.as_ref() else {
+                let Some((root, tree)) = dl.layer_target() else {
                     return Ok(());
                 };
                 let hashes = wire::split_hashes(hashes);
-                let Some(proven) = verify_hashes(&req, &t.layout, &t.pieces_root, &hashes) else {
+                let Some(proven) = verify_hashes(&req, &tree, &root, &hashes) else {
                     return Err(ConnEnd::BadPeer("sent piece hashes that do not prove out"));
                 };
                 report.answered = true;
@@ -575,7 +574,7 @@ mod tests {
         let mut f = BtFetch::new(ConnId(1), 0, addr, now, Duration::from_secs(10));
         f.on_connected(d, [1; 20], now);
         let mut pipe = Pipe::default();
-        Handshake::new(crate::bt::torrent::short_hash(&d.info_hash), [2; 20]).encode(&mut pipe.input);
+        Handshake::new(d.wire_hash(), [2; 20]).encode(&mut pipe.input);
         for m in then {
             wire::encode(m, &mut pipe.input);
         }

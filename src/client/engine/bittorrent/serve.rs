@@ -22,7 +22,7 @@
 
 use crate::bt::ext::{ExtHandshake, Metadata, METADATA_PIECE, UT_METADATA_ID};
 use crate::bt::merkle::{Tree, BLOCK};
-use crate::bt::torrent::Torrent;
+use crate::bt::metainfo::Metainfo;
 use crate::bt::wire::{self, Handshake, Msg, HANDSHAKE_LEN};
 use crate::client::engine::bittorrent::tracker::UdpTracker;
 use crate::client::engine::transfer::buf::Buf;
@@ -52,9 +52,11 @@ const MAX_ANSWER_HASHES: u32 = 512;
 
 /// A torrent a connection may be served from.
 pub struct Offer<'a> {
-    pub torrent: &'a Torrent,
-    /// The whole tree, for a file we seed (hash requests are answered).
-    pub tree: Option<&'a Tree>,
+    pub torrent: &'a Metainfo,
+    /// Per entry of its layout, the file's whole tree where we have it
+    /// (files we seed): hash requests for it are answered.
+    pub trees: &'a [Option<Tree>],
+    /// The file (a single-file torrent) or the folder its files are in.
     pub path: &'a Path,
     /// For a download in progress: which pieces are verified, and the
     /// order in which they were (told to peers as `have`s). `None`: every
@@ -70,23 +72,83 @@ pub trait Offers {
 
 impl Offers for Vec<BtShared> {
     fn offer(&self, short: &[u8; 20]) -> Option<Offer<'_>> {
-        self.iter()
-            .find(|t| t.torrent.short_hash() == *short)
-            .map(|t| Offer {
-                torrent: &t.torrent,
-                tree: Some(&t.tree),
-                path: &t.path,
-                verified: None,
-            })
+        self.iter().find(|t| t.torrent.is_named_by(short)).map(|t| Offer {
+            torrent: &t.torrent,
+            trees: &t.trees,
+            path: &t.path,
+            verified: None,
+        })
     }
 }
 
-/// A torrent we seed: the file and its whole tree.
+/// A torrent we seed: its file or folder, and the files' trees we have.
 pub struct BtShared {
-    pub torrent: Torrent,
-    pub tree: Tree,
+    pub torrent: Metainfo,
+    pub trees: Vec<Option<Tree>>,
     pub path: PathBuf,
     pub trackers: Vec<UdpTracker>,
+}
+
+/// The files a connection reads blocks from: one file, or a folder's
+/// files by their place in the piece space (the one read last kept
+/// open). Files are opened without following a symlink and used only
+/// while they have the torrent's length for them; padding reads as zeros.
+enum Files {
+    One(File),
+    Folder(Option<(usize, File)>),
+}
+
+impl Files {
+    fn open(t: &Metainfo, path: &Path) -> Result<Files, ConnEnd> {
+        if t.multi_file {
+            return Ok(Files::Folder(None));
+        }
+        Ok(Files::One(open_checked(path, t.content_len())?))
+    }
+
+    /// Fills `buf` from piece-space offset `at`; returns the file bytes
+    /// read (padding and the space past the end are zeros, not counted).
+    fn read(&mut self, t: &Metainfo, path: &Path, at: u64, buf: &mut [u8]) -> Result<u64, ConnEnd> {
+        buf.fill(0);
+        let end = at + buf.len() as u64;
+        let mut real = 0;
+        let first = t.layout.files.partition_point(|f| f.offset + f.len <= at);
+        for (i, f) in t.layout.files.iter().enumerate().skip(first) {
+            if f.offset >= end {
+                break;
+            }
+            if f.pad || f.len == 0 {
+                continue;
+            }
+            let from = at.max(f.offset);
+            let to = end.min(f.offset + f.len);
+            let dst = &mut buf[(from - at) as usize..(to - at) as usize];
+            let file = match self {
+                Files::One(file) => &*file,
+                Files::Folder(open) => {
+                    if open.as_ref().is_none_or(|(k, _)| *k != i) {
+                        *open = Some((i, open_checked(&path.join(f.rel_path_in_torrent()), f.len)?));
+                    }
+                    &open.as_ref().ok_or(ConnEnd::FileChanged)?.1
+                }
+            };
+            file.read_exact_at(dst, from - f.offset)
+                .map_err(|_| ConnEnd::FileChanged)?;
+            real += to - from;
+        }
+        Ok(real)
+    }
+}
+
+/// A file opened for reading, not through a symlink, of length `len`.
+fn open_checked(path: &Path, len: u64) -> Result<File, ConnEnd> {
+    OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .ok()
+        .filter(|f| f.metadata().is_ok_and(|m| m.is_file() && m.len() == len))
+        .ok_or(ConnEnd::FileChanged)
 }
 
 /// One inbound BitTorrent connection.
@@ -97,7 +159,7 @@ pub struct BtServe {
     torrent: Option<[u8; 20]>,
     /// `have`s told: how much of a download's verified-piece log.
     told: usize,
-    file: Option<File>,
+    files: Option<Files>,
     /// The peer's id for `ut_metadata` messages.
     ut_metadata: Option<u8>,
     queue: VecDeque<(u32, u32, u32)>,
@@ -116,7 +178,7 @@ impl BtServe {
             output: Buf::new(OUT_CAP),
             torrent: None,
             told: 0,
-            file: None,
+            files: None,
             ut_metadata: None,
             queue: VecDeque::new(),
             uploaded: 0,
@@ -137,8 +199,9 @@ impl BtServe {
     }
 
     /// Whether it serves the torrent whose handshake hash is `short`.
-    pub fn serves(&self, short: &[u8; 20]) -> bool {
-        self.torrent.as_ref() == Some(short)
+    /// The 20 bytes the peer named the torrent by (once it did).
+    pub fn torrent_hash(&self) -> Option<&[u8; 20]> {
+        self.torrent.as_ref()
     }
 
     pub fn drive(&mut self, s: &mut dyn Stream, shared: &dyn Offers, budget: usize) -> Result<Flow, ConnEnd> {
@@ -203,20 +266,14 @@ impl BtServe {
             let mut head = Vec::with_capacity(13);
             wire::put_piece_header(&mut head, index, begin, len);
             self.output.push(&head);
-            let at = u64::from(index) * t.torrent.layout.piece_len + u64::from(begin);
+            let at = u64::from(index) * t.torrent.piece_len() + u64::from(begin);
             // Requests are checked when they come; a download's pieces stay
             // verified, so the bytes read are verified bytes.
             let buf = &mut self.output.spare()[..len];
-            // Past the end of the file (inside the last piece): zeros.
-            let real = t.torrent.layout.size.saturating_sub(at).min(len as u64) as usize;
-            buf[real..].fill(0);
-            if real > 0 {
-                let f = self.file.as_ref().ok_or(ConnEnd::FileChanged)?;
-                f.read_exact_at(&mut buf[..real], at)
-                    .map_err(|_| ConnEnd::FileChanged)?;
-            }
+            let files = self.files.as_mut().ok_or(ConnEnd::FileChanged)?;
+            let real = files.read(t.torrent, t.path, at, buf)?;
             self.output.commit(len);
-            self.uploaded += real as u64;
+            self.uploaded += real;
         }
         Ok(())
     }
@@ -230,17 +287,7 @@ impl BtServe {
             let Some(t) = shared.offer(&h.info_hash) else {
                 return Err(ConnEnd::Unexpected("asked for a torrent we do not seed"));
             };
-            let file = OpenOptions::new()
-                .read(true)
-                .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-                .open(t.path)
-                .ok()
-                .filter(|f| {
-                    f.metadata()
-                        .is_ok_and(|m| m.is_file() && m.len() == t.torrent.layout.size)
-                })
-                .ok_or(ConnEnd::FileChanged)?;
-            self.file = Some(file);
+            self.files = Some(Files::open(t.torrent, t.path)?);
             self.torrent = Some(h.info_hash);
             self.asked = true;
             let mut out = Vec::new();
@@ -248,7 +295,7 @@ impl BtServe {
             let mut ext = Vec::new();
             ExtHandshake::encode(Some(t.torrent.info.len()), &mut ext);
             wire::encode(&Msg::Extended { id: 0, payload: &ext }, &mut out);
-            let pieces = t.torrent.layout.pieces() as usize;
+            let pieces = t.torrent.pieces() as usize;
             let mut bits = vec![0u8; pieces.div_ceil(8)];
             for p in (0..pieces).filter(|&p| t.verified.is_none_or(|(done, _)| done[p])) {
                 bits[p / 8] |= 0x80 >> (p % 8);
@@ -289,14 +336,13 @@ fn answer(
     queue: &mut VecDeque<(u32, u32, u32)>,
     ut_metadata: &mut Option<u8>,
 ) -> Result<Option<Vec<u8>>, ConnEnd> {
-    let layout = t.torrent.layout;
     let mut out = Vec::new();
     match *msg {
         Msg::Request { index, begin, length } => {
-            let fits = u64::from(index) < layout.pieces()
+            let fits = u64::from(index) < t.torrent.pieces()
                 && length > 0
                 && length as usize <= BLOCK
-                && u64::from(begin) + u64::from(length) <= layout.piece_len;
+                && u64::from(begin) + u64::from(length) <= t.torrent.piece_len();
             if !fits {
                 return Err(ConnEnd::Unexpected("a request outside the torrent"));
             }
@@ -313,9 +359,14 @@ fn answer(
         }
         Msg::Cancel { index, begin, length } => queue.retain(|q| *q != (index, begin, length)),
         Msg::HashRequest(req) => {
-            let hashes = (req.pieces_root == t.torrent.pieces_root && req.count <= MAX_ANSWER_HASHES)
-                .then(|| t.tree.and_then(|tree| tree.hashes(&req)))
-                .flatten();
+            let tree = t
+                .trees
+                .iter()
+                .flatten()
+                .find(|tree| tree.root() == req.pieces_root);
+            let hashes = tree
+                .filter(|_| req.count <= MAX_ANSWER_HASHES)
+                .and_then(|tree| tree.hashes(&req));
             match hashes {
                 Some(h) => wire::encode(
                     &Msg::Hashes {
@@ -365,41 +416,39 @@ fn answer(
 }
 
 impl Engine {
-    /// Seeds `path` as `torrent` from now on (announced to its trackers).
+    /// Seeds `path` (the file, or the folder of a multi-file torrent) as
+    /// `torrent` from now on (announced to its trackers); `trees` are the
+    /// files' trees where known, per entry of its layout.
     pub(in crate::client::engine) fn bt_share(
         &mut self,
-        torrent: Torrent,
-        tree: Tree,
+        torrent: Metainfo,
+        trees: Vec<Option<Tree>>,
         path: PathBuf,
         now: Instant,
     ) {
-        let trackers = Self::bt_trackers(&torrent.trackers, now);
-        self.bt_seed(torrent, tree, path, trackers);
+        let trackers = Self::bt_trackers(&torrent.tracker_urls(), now);
+        self.bt_seed(torrent, trees, path, trackers);
     }
 
     /// Seeds `torrent` from `path`, announcing to `trackers`.
     pub(in crate::client::engine) fn bt_seed(
         &mut self,
-        torrent: Torrent,
-        tree: Tree,
+        torrent: Metainfo,
+        trees: Vec<Option<Tree>>,
         path: PathBuf,
         trackers: Vec<UdpTracker>,
     ) {
-        if self
-            .bt_shared
-            .iter()
-            .any(|s| s.torrent.info_hash == torrent.info_hash)
-        {
+        if self.bt_shared.iter().any(|s| s.torrent.hashes == torrent.hashes) {
             return;
         }
         info!(
-            "seeding {} over BitTorrent (v2 info hash {})",
+            "seeding {} over BitTorrent (info hash {})",
             names::escape(&torrent.name),
-            crate::meta::hex(&torrent.info_hash)
+            crate::meta::hex(&torrent.wire_hash())
         );
         self.bt_shared.push(BtShared {
             torrent,
-            tree,
+            trees,
             path,
             trackers,
         });
@@ -429,6 +478,7 @@ impl Engine {
 mod tests {
     use super::*;
     use crate::bt::merkle::{verify_hashes, HashRequest, Layout};
+    use crate::bt::torrent::Torrent;
     use crate::testutil::{data, Pipe, TempDir};
 
     #[test]
@@ -444,16 +494,17 @@ mod tests {
             piece_len: 64 << 10,
         };
         let tree = Tree::from_reader(layout, &bytes[..]).unwrap();
-        let (torrent, _) = Torrent::for_tree("f.bin", &tree, &[]).unwrap();
-        let root = torrent.pieces_root;
+        let (_, file) = Torrent::for_tree("f.bin", &tree, &[]).unwrap();
+        let torrent = Metainfo::from_file_bytes(&file).unwrap();
+        let root = tree.root();
         let shared = vec![BtShared {
             torrent,
-            tree,
+            trees: vec![Some(tree)],
             path,
             trackers: Vec::new(),
         }];
         let mut input = Vec::new();
-        Handshake::new(shared[0].torrent.short_hash(), [9; 20]).encode(&mut input);
+        Handshake::new(shared[0].torrent.wire_hash(), [9; 20]).encode(&mut input);
         let (last, tail) = (4, 2 * BLOCK as u32);
         wire::encode(
             &Msg::Request {
@@ -505,7 +556,10 @@ mod tests {
         assert_eq!(*got, req);
         let hashes = wire::split_hashes(hashes);
         let proven = verify_hashes(&req, &layout, &root, &hashes).expect("the proof checks");
-        assert_eq!(proven[..5], shared[0].tree.piece_layer()[..]);
+        assert_eq!(
+            proven[..5],
+            shared[0].trees[0].as_ref().unwrap().piece_layer()[..]
+        );
         // A request outside the torrent ends the connection.
         let mut bad = Vec::new();
         wire::encode(

@@ -12,7 +12,6 @@
 //! `localhost`): the engine does no name resolution, so a tracker named by
 //! a host name is skipped with a log line.
 
-use crate::bt::merkle::Hash;
 use crate::client::engine::*;
 use crate::names;
 use crate::wire::bep15::{self, AnnounceRequest, Peers, Request, Response};
@@ -88,7 +87,7 @@ impl UdpTracker {
     /// time to get a new one). Best effort: nobody waits for the reply.
     fn stop(
         &mut self,
-        info_hash: &Hash,
+        info_hash: &[u8; 20],
         left: u64,
         me: &Announcing,
         now: Instant,
@@ -99,7 +98,7 @@ impl UdpTracker {
             return false;
         };
         self.stopped = true;
-        announce(conn, info_hash, left, bep15::Event::Stopped, me, out);
+        announce(conn, *info_hash, left, bep15::Event::Stopped, me, out);
         true
     }
 
@@ -107,7 +106,7 @@ impl UdpTracker {
     /// bytes missing, if one is due.
     fn transmit(
         &mut self,
-        info_hash: &Hash,
+        info_hash: &[u8; 20],
         left: u64,
         me: &Announcing,
         now: Instant,
@@ -134,7 +133,7 @@ impl UdpTracker {
             bep15::Event::None
         };
         self.pending = Some((tx, false, self.next_at));
-        announce(conn, info_hash, left, event, me, out);
+        announce(conn, *info_hash, left, event, me, out);
         true
     }
 
@@ -266,16 +265,16 @@ impl Engine {
         for (_, d) in self.bt.iter_mut().filter(|(_, d)| !d.is_finished()) {
             // Unknown size (a magnet link): any nonzero amount says leecher.
             let left = d.torrent.as_ref().map_or(1, |t| {
-                let done = d.verified * t.layout.piece_len;
-                t.layout.size.saturating_sub(done).max(1)
+                let done = d.verified * t.piece_len();
+                t.content_len().saturating_sub(done).max(1)
             });
-            let hash = d.info_hash;
+            let hash = d.wire_hash();
             if let Some(t) = next(&mut d.trackers, &hash, left, &me, leaving, now, out) {
                 return Some(t);
             }
         }
         for s in &mut self.bt_shared {
-            let hash = s.torrent.info_hash;
+            let hash = s.torrent.wire_hash();
             if let Some(t) = next(&mut s.trackers, &hash, 0, &me, leaving, now, out) {
                 return Some(t);
             }
@@ -285,8 +284,7 @@ impl Engine {
 }
 
 /// Appends an announce of ours (no peers wanted when `stopped`).
-fn announce(conn: u64, info_hash: &Hash, left: u64, event: bep15::Event, me: &Announcing, out: &mut Vec<u8>) {
-    let short = crate::bt::torrent::short_hash(info_hash);
+fn announce(conn: u64, short: [u8; 20], left: u64, event: bep15::Event, me: &Announcing, out: &mut Vec<u8>) {
     let mut a = AnnounceRequest::new(conn, me.tx, short, me.port, left, event);
     a.peer_id = me.peer_id;
     a.key = me.key;
@@ -302,7 +300,7 @@ fn announce(conn: u64, info_hash: &Hash, left: u64, event: bep15::Event, me: &An
 /// `leaving`), and where it goes.
 fn next(
     trackers: &mut [UdpTracker],
-    hash: &Hash,
+    hash: &[u8; 20],
     left: u64,
     me: &Announcing,
     leaving: bool,
@@ -348,10 +346,10 @@ mod tests {
             port: 6881,
         };
         let mut out = Vec::new();
-        assert!(t.transmit(&[5; 32], 1, &me, now, &mut out));
+        assert!(t.transmit(&[5; 20], 1, &me, now, &mut out));
         assert_eq!(bep15::decode_request(&out), Ok(Request::Connect { tx: 7 }));
         assert!(
-            !t.transmit(&[5; 32], 1, &me, now, &mut Vec::new()),
+            !t.transmit(&[5; 20], 1, &me, now, &mut Vec::new()),
             "waits for the reply"
         );
         let mut reply = Vec::new();
@@ -363,7 +361,7 @@ mod tests {
         t.receive(&reply, true, now);
         let me = Announcing { tx: 9, ..me };
         out.clear();
-        assert!(t.transmit(&[5; 32], 1, &me, now, &mut out));
+        assert!(t.transmit(&[5; 20], 1, &me, now, &mut out));
         let Ok(Request::Announce(a)) = bep15::decode_request(&out) else {
             panic!("not an announce");
         };
@@ -388,18 +386,18 @@ mod tests {
             out.clear();
             t.pending = None;
             t.next_at = now;
-            assert!(t.transmit(&[5; 32], 0, &me, now, &mut out));
+            assert!(t.transmit(&[5; 20], 0, &me, now, &mut out));
             let Ok(Request::Announce(a)) = bep15::decode_request(&out) else {
                 panic!("not an announce");
             };
             assert_eq!((a.event, a.left), (want, 0));
         }
         out.clear();
-        assert!(t.stop(&[5; 32], 1, &me, now, &mut out));
+        assert!(t.stop(&[5; 20], 1, &me, now, &mut out));
         let Ok(Request::Announce(a)) = bep15::decode_request(&out) else {
             panic!("not an announce");
         };
         assert_eq!(a.event, bep15::Event::Stopped);
-        assert!(!t.stop(&[5; 32], 1, &me, now, &mut Vec::new()), "once");
+        assert!(!t.stop(&[5; 20], 1, &me, now, &mut Vec::new()), "once");
     }
 }
