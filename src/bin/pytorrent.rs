@@ -57,6 +57,7 @@ fn main() -> ExitCode {
     }
     let mode = opts.mode.clone();
     let bt_peers = opts.bt_peers.clone();
+    let bt_only = opts.bt_only.clone();
     let mut bt_shares = Vec::new();
     for name in &opts.bt_torrent {
         let trackers = vec![format!("udp://{}/announce", opts.tracker)];
@@ -101,6 +102,7 @@ fn main() -> ExitCode {
             } => Box::new(
                 Headless::new(seed, get, list, peers)
                     .with_bt_peers(bt_peers)
+                    .with_bt_only(bt_only)
                     .with_bt_shares(bt_shares)
                     .with_scripting(json, on_complete)
                     .with_output(output),

@@ -169,10 +169,20 @@ impl FileLayout {
     /// Whether `other` has the same entries at the same places: paths and
     /// lengths of files, lengths of pads (pad names are not compared: they
     /// are never stored). How a hybrid's two halves are compared.
+    /// A pad at the very end of `self` (libtorrent's hybrids fill their
+    /// last piece with one) is not compared.
     pub fn same_files(&self, other: &FileLayout) -> bool {
+        let mine = match self.files.split_last() {
+            Some((last, rest))
+                if last.pad && last.len < self.piece_len && other.files.last().is_none_or(|l| !l.pad) =>
+            {
+                rest
+            }
+            _ => &self.files[..],
+        };
         self.piece_len == other.piece_len
-            && self.files.len() == other.files.len()
-            && self.files.iter().zip(&other.files).all(|(a, b)| {
+            && mine.len() == other.files.len()
+            && mine.iter().zip(&other.files).all(|(a, b)| {
                 a.pad == b.pad && a.len == b.len && a.offset == b.offset && (a.pad || a.path == b.path)
             })
     }

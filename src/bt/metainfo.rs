@@ -165,9 +165,15 @@ impl Metainfo {
                     .chunks_exact(20)
                     .filter_map(|h| h.try_into().ok())
                     .collect();
-                // The v2 half has the pieces roots; the v1 half the same
-                // files, so either layout serves once they agree.
-                let layout = v2.map_or(layout, |(_, l)| l);
+                // The v1 half's layout is the piece space (libtorrent ends
+                // a hybrid's file list with a pad to a whole piece, which
+                // its last v1 piece hashes); the v2 half has the roots.
+                let mut layout = layout;
+                if let Some((_, l2)) = &v2 {
+                    for (f, f2) in layout.files.iter_mut().zip(&l2.files) {
+                        f.pieces_root = f2.pieces_root;
+                    }
+                }
                 (multi, layout, Some(hashes))
             }
         };

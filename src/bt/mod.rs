@@ -13,6 +13,7 @@
 //! - [`http_tracker`]: HTTP tracker requests and replies (BEP 3, 23, 7).
 //! - [`mse`]: the message stream encryption handshake (MSE/PE).
 //! - [`pieces`]: any torrent's blocks, padding and piece checks (v1 or v2).
+//! - [`select`]: which files and pieces a user wants (`--only GLOB`).
 //! - [`merkle`]: SHA-256 trees over 16 KiB blocks, piece layers, proofs.
 //! - [`wire`]: the peer wire protocol's handshake and messages.
 //! - [`ext`]: the BEP 10 extension handshake and BEP 9 `ut_metadata`.
@@ -31,6 +32,7 @@ pub mod merkle;
 pub mod metainfo;
 pub mod mse;
 pub mod pieces;
+pub mod select;
 pub mod torrent;
 #[cfg(test)]
 mod vectors;

@@ -58,6 +58,8 @@ pub struct Options {
     pub no_effects: bool,
     /// BitTorrent peers for `--get FILE.torrent` and magnet links.
     pub bt_peers: Vec<SocketAddr>,
+    /// `--only` patterns for multi-file torrents.
+    pub bt_only: Vec<String>,
     /// `--torrent NAME` (repeatable): shared files or folders to write
     /// torrents for (and, with `--seed`, single files to seed over
     /// BitTorrent).
@@ -103,7 +105,7 @@ pub fn flags() -> getopts::Options {
     o.optmulti(
         "",
         "get",
-        "download a file by name (unique on the network), file id, or unique id prefix (8+ hex digits, as --list shows), or a BitTorrent v2 FILE.torrent or magnet link, then exit; repeat to download several at once; with --seed, keep seeding afterwards",
+        "download a file by name (unique on the network), file id, or unique id prefix (8+ hex digits, as --list shows), or a BitTorrent FILE.torrent (v1, v2 or hybrid; a multi-file torrent lands as a folder) or magnet link (btih or btmh), then exit; repeat to download several at once; with --seed, keep seeding afterwards",
         "NAME_OR_ID",
     );
     o.optmulti(
@@ -114,8 +116,14 @@ pub fn flags() -> getopts::Options {
     );
     o.optmulti(
         "",
+        "only",
+        "of a multi-file torrent, download only the files whose path inside it matches GLOB (* within a folder, ** across folders, ?); repeatable",
+        "GLOB",
+    );
+    o.optmulti(
+        "",
         "torrent",
-        "write NAME.torrent (hybrid BitTorrent v1+v2) for a file or folder in the shared directory and print its magnet link; with --seed, also seed a file to BitTorrent clients (repeatable)",
+        "write NAME.torrent (hybrid BitTorrent v1+v2) for a file or folder in the shared directory and print its magnet link; with --seed, also seed it to BitTorrent clients (repeatable)",
         "NAME",
     );
     o.optflag(
@@ -462,6 +470,19 @@ fn merge(m: &Matches, file: ClientConfig, config_path: PathBuf) -> Result<Option
             .map(|p| resolve("peer", p))
             .collect::<Result<_, _>>()
             .map_err(err)?,
+        bt_only: {
+            let only = m.opt_strs("only");
+            if only.len() > crate::bt::select::MAX_PATTERNS
+                || only.iter().any(|p| p.len() > crate::bt::select::MAX_PATTERN_LEN)
+            {
+                return Err(err(format!(
+                    "--only: at most {} patterns of {} bytes each",
+                    crate::bt::select::MAX_PATTERNS,
+                    crate::bt::select::MAX_PATTERN_LEN
+                )));
+            }
+            only
+        },
         bt_torrent,
         bt_kind,
         piece_size,

@@ -43,6 +43,7 @@ fn bt_get(sim: &mut Sim, node: usize, torrent: &[u8], seeders: &[usize]) {
         Command::BtDownload {
             source: BtSource::Torrent(torrent.to_vec()),
             peers,
+            only: Vec::new(),
         },
     );
 }
@@ -253,6 +254,7 @@ fn a_200_peer_list_with_the_honest_seeder_last_is_served_within_15_s() {
             Command::BtDownload {
                 source: BtSource::Torrent(torrent.clone()),
                 peers,
+                only: Vec::new(),
             },
         );
         let start = sim.now_ms;

@@ -57,6 +57,17 @@ What it checks, against one `pytorrent-tracker` process:
    empty dictionary keys of BEP 52's file tree, aria2c drops them and
    computes another info hash.)
 
+13. Torrents of every kind, seeded by libtorrent and found through our
+    tracker: {v1, hybrid, v2} x {one file, a folder with nested folders and
+    a 0-byte file}, mktorrent's v1 folder torrent, a btih magnet with only
+    tr= (metadata by ut_metadata), and `--only GLOB` (that file alone is
+    left); every file byte-identical. Hostile torrents whose paths try
+    `..`, an absolute path or a separator inside a name are refused; a
+    symlinked folder planted where the download's folder goes is not
+    written through (the folder lands beside it as NAME.1).
+    (PYTORRENT_INTEROP_ONLY=v2|v2_seed|core|write|torrents runs one
+    section, for development.)
+
 12. Message stream encryption (`bt::mse`, through the harness
     examples/mse_handshake.rs) with a libtorrent seeder whose
     out_enc_policy and in_enc_policy are forced (RC4 only): our initiator's
@@ -359,10 +370,17 @@ def run(tmp, tracker_bin, client_bin):
         fail(f"project download differs: {line}")
     step("project client: byte-identical")
 
-    run_v2(tmp, client_bin, announce)
-    run_v2_seed(tmp, client_bin, announce, port)
-    run_core(tmp, client_bin, port)
-    run_write(tmp, client_bin, announce, port)
+    only = os.environ.get("PYTORRENT_INTEROP_ONLY")  # one section, while developing
+    sections = [("v2", lambda: run_v2(tmp, client_bin, announce)),
+                ("v2_seed", lambda: run_v2_seed(tmp, client_bin, announce, port)),
+                ("core", lambda: run_core(tmp, client_bin, port)),
+                ("write", lambda: run_write(tmp, client_bin, announce, port)),
+                ("torrents", lambda: run_torrents(tmp, client_bin, announce, port))]
+    for name, section in sections:
+        if only in (None, name):
+            section()
+    if only:
+        return
 
     step("tracker counters (--stats JSON, written on SIGTERM)")
     tracker.send_signal(signal.SIGTERM)
@@ -407,25 +425,12 @@ def lt_seeder(tag, torrent_path, save_path):
 
 
 def v2_get(client_bin, tmp, tag, source, peers, expect_ok=True, limit_s=60):
-    """Runs `pytorrent --get SOURCE --peer ...`; (exit code, output, dir)."""
-    dl = os.path.join(tmp, f"v2-{tag}")
-    os.makedirs(dl)
-    config = os.path.join(tmp, "config.txt")
-    args = [client_bin, "--get", source, "-u", f"v2{tag}", "-d", dl, "-c", config,
-            "-t", "127.0.0.1:9", "-l", "127.0.0.1:0", "--peer-wait", "15",
-            "--log", os.path.join(tmp, f"v2-{tag}.log")]
-    for p in peers:
-        args += ["--peer", f"127.0.0.1:{p}"]
-    proc = spawn(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    try:
-        out, _ = proc.communicate(timeout=limit_s)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        fail(f"pytorrent --get {tag} did not finish within {limit_s} s")
-    out = out.decode(errors="replace")
-    if expect_ok and proc.returncode != 0:
-        fail(f"pytorrent --get {tag} exited {proc.returncode}: {out[-2000:]}")
-    return proc.returncode, out, dl
+    """Runs `pytorrent --get SOURCE --peer ...` (no tracker); (exit code, output, dir)."""
+    extra = [a for p in peers for a in ("--peer", f"127.0.0.1:{p}")]
+    code, out, dl = get_torrent(client_bin, tmp, f"v2-{tag}", source, 9, extra=extra, limit_s=limit_s)
+    if expect_ok and code != 0:
+        fail(f"pytorrent --get {tag} exited {code}: {out[-2000:]}")
+    return code, out, dl
 
 
 def check_same(tag, path, data, out):
@@ -571,14 +576,14 @@ def run_v2(tmp, client_bin, announce):
                            expect_ok=False)
     if code == 0 or os.listdir(dl) not in ([], [".pytorrent"]) or "tail.bin" in os.listdir(dl):
         fail(f"a flipped-byte seeder was not refused: exit {code}, {os.listdir(dl)}, {out[-1000:]!r}")
-    log = open(os.path.join(tmp, "v2-flipped.log")).read()
+    log = open(os.path.join(tmp, "get-v2-flipped.log")).read()
     if "failed its hash" not in log or "peer dropped" not in log:
         fail(f"the flipped-byte seeder was not struck and dropped: {log[-2000:]}")
     step("v2 flipped byte: pieces rejected, peer dropped, no file")
 
     liar = fake_seeder(big_torrent, big_data, "hashes")
     code, out, dl = v2_get(client_bin, tmp, "badhashes", nolayer, [liar], expect_ok=False)
-    log = open(os.path.join(tmp, "v2-badhashes.log")).read()
+    log = open(os.path.join(tmp, "get-v2-badhashes.log")).read()
     if code == 0 or "big.bin" in os.listdir(dl) or "do not prove out" not in log:
         fail(f"a seeder with bad hashes was not refused: exit {code}, {os.listdir(dl)}, {log[-2000:]}")
     step("v2 bad hashes: peer dropped, no file")
@@ -840,6 +845,180 @@ def run_write(tmp, client_bin, announce, tracker_port):
                  f"{who} downloads it byte-identical" + (", transmission-show reads it" if kind == "v1" else ""))
 
 
+TORRENT_FILES = {  # a multi-file torrent's folder "multi": nested folders, a 0-byte file
+    "multi/a.bin": 150_001,
+    "multi/sub/b.bin": 70_000,
+    "multi/sub/deep/c.txt": 33,
+    "multi/sub/empty": 0,
+    "multi/z.bin": 40_000,
+}
+
+
+def lt_make(src, kind, piece, tracker):
+    """libtorrent's .torrent (bytes) of file or folder `src`, of `kind`
+    (v1, hybrid or v2), announcing to `tracker`."""
+    fs = lt.file_storage()
+    lt.add_files(fs, src)
+    flags = {"v1": lt.create_torrent.v1_only, "v2": lt.create_torrent.v2_only, "hybrid": 0}[kind]
+    ct = lt.create_torrent(fs, piece, flags=flags)
+    ct.add_tracker(tracker)
+    lt.set_piece_hashes(ct, os.path.dirname(src))
+    return lt.bencode(ct.generate())
+
+
+def get_torrent(client_bin, tmp, tag, source, tracker_port, extra=(), limit_s=90):
+    """`pytorrent --get SOURCE` with our tracker on `tracker_port` (and
+    the torrent's trackers, and `extra` arguments); (code, output, dir)."""
+    dl = os.path.join(tmp, f"get-{tag}")
+    os.makedirs(dl)
+    args = [client_bin, "--get", source, "-u", f"g{tag}"[:30], "-d", dl, "-c", os.path.join(tmp, "config.txt"),
+            "-t", f"127.0.0.1:{tracker_port}", "-l", "127.0.0.1:0", "--peer-wait", "15",
+            "--log", os.path.join(tmp, f"get-{tag}.log")] + list(extra)
+    proc = spawn(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    try:
+        out, _ = proc.communicate(timeout=limit_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        fail(f"pytorrent --get {tag} did not finish within {limit_s} s")
+    return proc.returncode, out.decode(errors="replace"), dl
+
+
+def same_files(tag, got_root, want):
+    """Every file of `want` (rel path -> bytes) byte-identical under `got_root`."""
+    for rel, data in want.items():
+        path = os.path.join(got_root, rel)
+        if not os.path.isfile(path) or sha256(path) != hashlib.sha256(data).hexdigest():
+            fail(f"{tag}: {rel} missing or different under {got_root}")
+
+
+def run_torrents(tmp, client_bin, announce, tracker_port):
+    step("torrents of every kind: libtorrent seeds, found through our tracker; the project's client downloads")
+    src = os.path.join(tmp, "kinds")
+    os.makedirs(src)
+    want = {}
+    for i, (rel, size) in enumerate(TORRENT_FILES.items()):
+        path = os.path.join(src, rel)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        want[rel] = random.Random(300 + i).randbytes(size)
+        with open(path, "wb") as f:
+            f.write(want[rel])
+    single = random.Random(299).randbytes(1_000_003)
+    with open(os.path.join(src, "single.bin"), "wb") as f:
+        f.write(single)
+    seeders = []
+    magnets = {}
+    for kind in ["v1", "hybrid", "v2"]:
+        for what in ["single.bin", "multi"]:
+            torrent = lt_make(os.path.join(src, what), kind, 32768, announce)
+            tpath = os.path.join(tmp, f"{kind}-{what}.torrent")
+            with open(tpath, "wb") as f:
+                f.write(torrent)
+            ses, _ = lt_seeder(f"{kind}-{what}", tpath, src)
+            seeders.append(ses)
+            info = lt.torrent_info(tpath)
+            if kind == "v1" and what == "multi":
+                magnets["btih"] = f"magnet:?xt=urn:btih:{info.info_hashes().v1}&tr={announce}"
+            tag = f"{kind}-{what.split('.')[0]}"
+            code, out, dl = get_torrent(client_bin, tmp, tag, tpath, tracker_port)
+            if code != 0:
+                fail(f"--get {kind} {what} exited {code}: {out[-1500:]}")
+            if what == "multi":
+                same_files(tag, dl, want)
+            else:
+                same_files(tag, dl, {"single.bin": single})
+            step(f"{kind} {what}: byte-identical" + (" (nested folders, a 0-byte file)" if what == "multi" else ""))
+
+    # mktorrent's v1 torrent of the folder; libtorrent seeds it.
+    mk = os.path.join(tmp, "mk.torrent")
+    r = subprocess.run(["mktorrent", "-a", announce, "-l", "15", "-o", mk, os.path.join(src, "multi")],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        fail(f"mktorrent: {r.stdout} {r.stderr}")
+    ses, _ = lt_seeder("mk", mk, src)
+    seeders.append(ses)
+    code, out, dl = get_torrent(client_bin, tmp, "mk", mk, tracker_port)
+    if code != 0:
+        fail(f"--get of mktorrent's torrent exited {code}: {out[-1500:]}")
+    same_files("mk", dl, want)
+    step("mktorrent v1 folder torrent: byte-identical")
+
+    # A btih magnet with only tr=: the metadata comes from the libtorrent seeder.
+    code, out, dl = get_torrent(client_bin, tmp, "btih", magnets["btih"], tracker_port)
+    if code != 0:
+        fail(f"--get of a btih magnet exited {code}: {out[-1500:]}")
+    same_files("btih", dl, want)
+    step("btih magnet with only tr=: metadata by ut_metadata, byte-identical")
+
+    # --only: one file of the folder, nothing else kept.
+    code, out, dl = get_torrent(client_bin, tmp, "only", os.path.join(tmp, "hybrid-multi.torrent"), tracker_port,
+                                extra=["--only", "sub/**.bin"])
+    if code != 0:
+        fail(f"--get --only exited {code}: {out[-1500:]}")
+    same_files("only", dl, {"multi/sub/b.bin": want["multi/sub/b.bin"]})
+    left = sorted(os.path.relpath(os.path.join(d, f), dl) for d, _, fs in os.walk(dl) for f in fs)
+    if left != ["multi/sub/b.bin"]:
+        fail(f"--only left {left}")
+    step("--only 'sub/**.bin': that file alone, byte-identical")
+    del seeders
+
+    run_hostile(tmp, client_bin, tracker_port)
+
+
+def bencode(v):
+    if isinstance(v, int):
+        return b"i%de" % v
+    if isinstance(v, (bytes, str)):
+        b = v.encode() if isinstance(v, str) else v
+        return b"%d:%s" % (len(b), b)
+    if isinstance(v, list):
+        return b"l" + b"".join(bencode(x) for x in v) + b"e"
+    return b"d" + b"".join(bencode(k) + bencode(v[k]) for k in sorted(v, key=lambda k: k.encode() if isinstance(k, str) else k)) + b"e"
+
+
+def run_hostile(tmp, client_bin, tracker_port):
+    step("hostile multi-file torrents: nothing written outside the torrent's folder")
+    outside = os.path.join(tmp, "outside")
+    os.makedirs(outside)
+    for tag, paths in [("dotdot", [["..", "..", "outside", "x"]]), ("absolute", [["/tmp", "x"]]),
+                       ("slash", [["a/../../x"]])]:
+        info = {"name": "evil", "piece length": 16384, "pieces": b"\0" * 20,
+                "files": [{"length": 10, "path": p} for p in paths]}
+        t = os.path.join(tmp, f"evil-{tag}.torrent")
+        with open(t, "wb") as f:
+            f.write(bencode({"announce": "udp://127.0.0.1:9", "info": info}))
+        code, out, dl = get_torrent(client_bin, tmp, f"evil-{tag}", t, tracker_port, limit_s=30)
+        if code == 0 or "path" not in out.lower() and "name" not in out.lower():
+            fail(f"hostile torrent {tag} was not refused clearly (exit {code}): {out[-800:]}")
+    # A symlinked folder where the torrent's folder goes: the download
+    # would finish into it; it lands beside it instead.
+    seed_dir = os.path.join(tmp, "evil-seed")
+    os.makedirs(os.path.join(seed_dir, "evil2", "sub"))
+    data = random.Random(77).randbytes(50_000)
+    with open(os.path.join(seed_dir, "evil2", "sub", "f.bin"), "wb") as f:
+        f.write(data)
+    tpath = os.path.join(tmp, "evil2.torrent")
+    fs = lt.file_storage()
+    lt.add_files(fs, os.path.join(seed_dir, "evil2"))
+    ct = lt.create_torrent(fs, 16384, flags=lt.create_torrent.v1_only)
+    lt.set_piece_hashes(ct, seed_dir)
+    with open(tpath, "wb") as f:
+        f.write(lt.bencode(ct.generate()))
+    ses, port = lt_seeder("evil2", tpath, seed_dir)
+    dl = os.path.join(tmp, "get-evil-link")
+    os.makedirs(dl)
+    os.symlink(outside, os.path.join(dl, "evil2"))
+    args = [client_bin, "--get", tpath, "-u", "gevillink", "-d", dl, "-c", os.path.join(tmp, "config.txt"),
+            "-t", f"127.0.0.1:{tracker_port}", "-l", "127.0.0.1:0", "--peer", f"127.0.0.1:{port}",
+            "--log", os.path.join(tmp, "get-evil-link.log")]
+    r = subprocess.run(args, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    if os.listdir(outside):
+        fail(f"a download wrote through a symlinked folder: {os.listdir(outside)}")
+    if r.returncode != 0 or sha256(os.path.join(dl, "evil2.1", "sub", "f.bin")) != hashlib.sha256(data).hexdigest():
+        fail(f"the download beside a symlinked folder failed: {r.stdout[-800:]} {r.stderr[-800:]}")
+    del ses
+    step("hostile torrents: '..', absolute and separator paths refused; a symlinked folder is not written through")
+
+
 def run_mse(tmp, mse_bin):
     step("MSE/PE: encrypted handshakes with libtorrent forcing RC4, both directions")
     d = os.path.join(tmp, "mse")
@@ -876,7 +1055,7 @@ def run_mse(tmp, mse_bin):
         fail(f"MSE receiver with libtorrent: {out} {err}")
     step("MSE/PE: libtorrent (forced) -> our receiver: RC4, its handshake as initial payload")
     del ses
-    print("interop: 12 passed, 0 failed")
+    print("interop: 13 passed, 0 failed")
 
 
 if __name__ == "__main__":

@@ -289,11 +289,13 @@ pub enum Command {
     /// List the shared directory again now (it is also done every
     /// [`RESCAN_EVERY`]).
     Rescan,
-    /// Download a BitTorrent v2 torrent, from its trackers' peers and
-    /// `peers`.
+    /// Download a BitTorrent torrent, from its trackers' peers and
+    /// `peers`; of a multi-file torrent only the files matching an `only`
+    /// pattern (none: all).
     BtDownload {
         source: bittorrent::fetch::BtSource,
         peers: Vec<SocketAddr>,
+        only: Vec<String>,
     },
     /// Seed `path` (a file, or a multi-file torrent's folder) as
     /// `torrent`; `trees` are its files' trees where known (per entry of
@@ -491,7 +493,7 @@ impl Engine {
             Command::CancelDelete(id) => self.cancel_download(id, true, now),
             Command::Unshare(id) => self.unshare(id, now),
             Command::Rescan => self.rescan(true, now),
-            Command::BtDownload { source, peers } => self.start_bt(source, peers, now),
+            Command::BtDownload { source, peers, only } => self.start_bt(source, peers, only, now),
             Command::BtShare { torrent, trees, path } => self.bt_share(*torrent, trees, path, now),
             Command::Join(name) => self.join(name, now),
             Command::Quit { code } => self.quit(code, now),

@@ -119,7 +119,7 @@ impl EngineView for Engine {
             name: d.display_name(),
             done: d.verified_bytes,
             fetched: d.verified_bytes - d.resumed_bytes,
-            total: d.size(),
+            total: d.wanted_bytes(),
             has_meta: d.torrent.is_some(),
             peers: d.peers.connected(),
             started: d.started,

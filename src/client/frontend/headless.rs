@@ -70,6 +70,8 @@ pub struct Headless {
     /// the `--peer`s to try for them.
     bt: Vec<String>,
     bt_peers: Vec<SocketAddr>,
+    /// `--only` patterns for multi-file torrents.
+    bt_only: Vec<String>,
     /// Files to seed over BitTorrent too (`--seed --torrent NAME`).
     bt_shares: Vec<BtShare>,
     /// `--json`: listings as JSON.
@@ -133,6 +135,7 @@ impl Headless {
             progress: None,
             bt,
             bt_peers: Vec::new(),
+            bt_only: Vec::new(),
             bt_shares: Vec::new(),
             json: false,
             on_complete: OnComplete::default(),
@@ -165,6 +168,12 @@ impl Headless {
         self
     }
 
+    /// The files wanted of multi-file torrents (`--only`).
+    pub fn with_bt_only(mut self, only: Vec<String>) -> Headless {
+        self.bt_only = only;
+        self
+    }
+
     /// Starts the BitTorrent downloads: a `.torrent` file is read here
     /// (bounded), parsed and checked by the engine.
     fn start_bt(&mut self, out: &mut Vec<Command>) {
@@ -191,6 +200,7 @@ impl Headless {
             out.push(Command::BtDownload {
                 source,
                 peers: self.bt_peers.clone(),
+                only: self.bt_only.clone(),
             });
         }
     }

@@ -18,7 +18,9 @@
 //!   link exists; `.pytorrent/` is removed when it is left empty.
 
 use crate::client::engine::transfer::resume;
-use crate::client::engine::transfer::storage::{CreateError, Created, FinishError, PartFile, Storage};
+use crate::client::engine::transfer::storage::{
+    CreateError, Created, FinishError, FolderPlan, PartFile, Storage,
+};
 use crate::meta::{hex, FileMeta};
 use crate::wire::FileId;
 use std::fs::{self, File, OpenOptions};
@@ -41,6 +43,11 @@ impl FsStorage {
         }
     }
 
+    /// The downloads directory.
+    pub(super) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     fn work(&self) -> PathBuf {
         self.dir.join(WORK_DIR)
     }
@@ -51,7 +58,7 @@ impl FsStorage {
 
     /// Creates `.pytorrent/` if needed, and makes sure it is a directory,
     /// not a symlink to somewhere else.
-    fn make_work(&self) -> Result<PathBuf, CreateError> {
+    pub(super) fn make_work(&self) -> Result<PathBuf, CreateError> {
         let work = self.work();
         let io = |e| CreateError::Io(format!("create {}", work.display()), e);
         match fs::create_dir_all(&work) {
@@ -137,6 +144,18 @@ impl Storage for FsStorage {
             part: Box::new(FsPart::new(file, path, &self.dir)),
             reused,
         })
+    }
+
+    fn create_folder(&mut self, meta: &FileMeta, plan: &FolderPlan) -> Result<Created, CreateError> {
+        self.create_folder_part(meta, plan)
+    }
+
+    fn resume_folder(
+        &mut self,
+        id: &FileId,
+        plan: &FolderPlan,
+    ) -> Option<(Box<dyn PartFile>, resume::State)> {
+        self.resume_folder_part(id, plan)
     }
 
     fn resume(&mut self, id: &FileId) -> Option<(Box<dyn PartFile>, resume::State)> {
@@ -271,7 +290,7 @@ pub fn numbered(name: &str, n: u32) -> String {
 
 /// Takes the `.part` file for this download alone (an advisory `flock`,
 /// released when the file is closed).
-fn lock(file: &File) -> io::Result<()> {
+pub(super) fn lock(file: &File) -> io::Result<()> {
     use std::os::fd::AsRawFd;
     // SAFETY: a plain syscall on a file descriptor we own.
     if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {

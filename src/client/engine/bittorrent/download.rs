@@ -38,6 +38,7 @@ use crate::bt::layout::v1_piece_ok;
 use crate::bt::merkle::{self, block_hash, Hash, HashRequest, Tree, BLOCK, MAX_HASH_COUNT};
 use crate::bt::metainfo::{InfoHashes, Metainfo};
 use crate::bt::pieces::Check;
+use crate::bt::select;
 use crate::client::engine::bittorrent::serve::Offer;
 use crate::client::engine::transfer::bitmap::{self, bit, set_bit};
 use crate::client::engine::transfer::peer_set::PeerSet;
@@ -178,6 +179,12 @@ pub struct BtDownload {
     pub torrent: Option<Metainfo>,
     /// How its pieces are checked, once they can be.
     check: Option<Check>,
+    /// `--only` patterns: the files wanted (none: all).
+    pub only: Vec<String>,
+    /// Pieces not wanted (no byte of a wanted file): never fetched,
+    /// never served; and the bytes of the pieces that are.
+    skipped: Vec<bool>,
+    wanted_bytes: u64,
     /// The one file whose piece layer comes by hash requests (a v2 magnet
     /// of one file), with its tree shape.
     layer_file: Option<(usize, merkle::Layout)>,
@@ -275,6 +282,9 @@ impl BtDownload {
             hashes,
             torrent: None,
             check: None,
+            only: Vec::new(),
+            skipped: Vec::new(),
+            wanted_bytes: 0,
             layer_file: None,
             peers: PeerSet::default(),
             trackers: Vec::new(),
@@ -386,6 +396,19 @@ impl BtDownload {
             })
             .collect();
         self.done = vec![false; pieces];
+        let wanted = select::wanted_pieces(&t, &select::wanted_files(&t, &self.only));
+        self.skipped = wanted.iter().map(|w| !w).collect();
+        self.wanted_bytes = 0;
+        for p in 0..pieces {
+            if self.skipped[p] {
+                let end = ((p + 1) * per_piece).min(blocks);
+                self.blocks[p * per_piece..end].fill(Block::Have);
+                self.piece_left[p] = 0;
+                self.sched.complete(p as u32);
+            } else {
+                self.wanted_bytes += t.piece_size(p as u64);
+            }
+        }
         self.check = t.check();
         self.layer_file = t.fetchable_layer();
         let single = !t.multi_file;
@@ -449,13 +472,19 @@ impl BtDownload {
         self.torrent.as_ref().map_or(0, Metainfo::pieces)
     }
 
-    /// Bytes of the torrent's files.
+    /// Bytes of the torrent's files (all of them: what is kept on disk).
     pub fn size(&self) -> u64 {
         self.torrent.as_ref().map_or(0, Metainfo::content_len)
     }
 
+    /// Bytes of the pieces wanted (what progress counts towards).
+    pub fn wanted_bytes(&self) -> u64 {
+        self.wanted_bytes
+    }
+
     pub fn is_complete(&self) -> bool {
-        self.torrent.is_some() && self.verified == self.pieces()
+        let skipped = self.skipped.iter().filter(|s| **s).count() as u64;
+        self.torrent.is_some() && self.verified + skipped == self.pieces()
     }
 
     /// The next block to ask peer `who`, holding `has` (a bitfield), for,
@@ -975,7 +1004,7 @@ impl BtDownload {
     /// costs at most a twentieth of the file (or 16 MiB) fetched again,
     /// however fast the download runs.
     pub fn record_due(&self) -> bool {
-        let size = self.size();
+        let size = self.wanted_bytes;
         self.verified_bytes - self.saved_bytes >= (size / 20).max(16 << 20)
     }
 
@@ -994,7 +1023,7 @@ impl BtDownload {
         };
         let per_piece = t.blocks_per_piece() as usize;
         let pieces: Vec<usize> = (0..self.done.len())
-            .filter(|&p| bit(verified, p) && !self.done[p])
+            .filter(|&p| bit(verified, p) && !self.done[p] && !self.skipped[p])
             .collect();
         for piece in pieces {
             let first = piece * per_piece;

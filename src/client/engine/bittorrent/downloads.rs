@@ -10,10 +10,12 @@
 
 use crate::bt::merkle::{Hash, Tree};
 use crate::bt::metainfo::{InfoHashes, Metainfo};
+use crate::bt::select;
 use crate::bt::torrent::MAX_INFO_LEN;
 use crate::client::engine::bittorrent::download::{key_of, BtDownload, BtPhase};
 use crate::client::engine::bittorrent::fetch::{BtFetch, BtReport, BtSource};
 use crate::client::engine::bittorrent::serve::{BtShared, Offer, Offers};
+use crate::client::engine::transfer::storage::{FolderPlan, PlannedFile};
 use crate::client::engine::*;
 use crate::meta::hex;
 use crate::names;
@@ -53,6 +55,7 @@ impl Engine {
         &mut self,
         source: BtSource,
         peers: Vec<SocketAddr>,
+        only: Vec<String>,
         now: Instant,
     ) {
         let (label, torrent, hashes, mut extra, trackers) = match source {
@@ -109,6 +112,7 @@ impl Engine {
             hex(&key_of(&hashes))
         );
         let mut d = BtDownload::new(label, hashes, Rng::seeded(self.rng.next_u64()), now);
+        d.only = only;
         extra.extend(peers);
         d.peers.add(&extra, now);
         d.trackers = Self::bt_trackers(&trackers, now);
@@ -146,6 +150,21 @@ impl Engine {
             sha256: key_of(&t.hashes),
         };
         let size = t.total_len();
+        // A multi-file torrent's files, in a working folder.
+        let plan = t.multi_file.then(|| {
+            let wanted = select::wanted_files(&t, &d.only);
+            let files = t.layout.files.iter().zip(wanted).filter(|(f, _)| !f.pad);
+            FolderPlan {
+                files: files
+                    .map(|(f, wanted)| PlannedFile {
+                        rel: f.rel_path_in_torrent(),
+                        offset: f.offset,
+                        len: f.len,
+                        unwanted: !wanted,
+                    })
+                    .collect(),
+            }
+        });
         // The project's chunk hashes and the block hashes only when we
         // share: otherwise no frontend can share the download (headless
         // shares only with --seed; the interactive client always seeds).
@@ -153,7 +172,11 @@ impl Engine {
         if let Some(why) = d.uncheckable() {
             return d.fail(why.to_string());
         }
-        if let Some((part, state)) = self.storage.resume(&meta.id()) {
+        let resumed = match &plan {
+            Some(plan) => self.storage.resume_folder(&meta.id(), plan),
+            None => self.storage.resume(&meta.id()),
+        };
+        if let Some((part, state)) = resumed {
             d.part = Some(part);
             d.meta = Some(meta);
             let verified = d.restore(&state.verified);
@@ -167,7 +190,11 @@ impl Engine {
             });
             return;
         }
-        match self.storage.create(&meta) {
+        let created = match &plan {
+            Some(plan) => self.storage.create_folder(&meta, plan),
+            None => self.storage.create(&meta),
+        };
+        match created {
             Ok(created) => {
                 let mut part = created.part;
                 // A file an earlier run left without a sound record is not

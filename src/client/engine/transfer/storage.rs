@@ -88,13 +88,42 @@ impl std::fmt::Display for CreateError {
     }
 }
 
+/// A multi-file torrent's files as a working folder holds them: where
+/// each sits in the piece space (padding is in none of them, and reads
+/// as zeros).
+#[derive(Debug, Clone, Default)]
+pub struct FolderPlan {
+    pub files: Vec<PlannedFile>,
+}
+
+#[derive(Debug, Clone)]
+pub struct PlannedFile {
+    /// Inside the torrent's folder; every component checked (a torrent's
+    /// paths pass `names::check_file_name`).
+    pub rel: PathBuf,
+    /// Where it starts in the piece space, and its length.
+    pub offset: u64,
+    pub len: u64,
+    /// Not wanted (`--only`): it may hold bytes of pieces it shares with
+    /// wanted files, and is removed when the download finishes.
+    pub unwanted: bool,
+}
+
 /// Finds and creates downloads' working files.
 pub trait Storage {
     /// A working file for `meta`, to be reserved and filled.
     fn create(&mut self, meta: &FileMeta) -> Result<Created, CreateError>;
+    /// A working folder for a multi-file torrent whose piece space is
+    /// `meta.size` bytes, its files as `plan` says; it finishes as a
+    /// folder named `meta.name`.
+    fn create_folder(&mut self, meta: &FileMeta, plan: &FolderPlan) -> Result<Created, CreateError>;
     /// An earlier run's working file for `id` with a sound record of its
     /// verified chunks.
     fn resume(&mut self, id: &FileId) -> Option<(Box<dyn PartFile>, resume::State)>;
+    /// An earlier run's working folder for `id`, its files as `plan` says,
+    /// with a sound record.
+    fn resume_folder(&mut self, id: &FileId, plan: &FolderPlan)
+        -> Option<(Box<dyn PartFile>, resume::State)>;
     /// Every unfinished download an earlier run recorded.
     fn unfinished(&self) -> Vec<resume::State>;
 }
@@ -222,6 +251,18 @@ pub mod mem {
                 part: Box::new(part),
                 reused,
             })
+        }
+        /// The piece space in one buffer: what the engine sees of a
+        /// folder is the same.
+        fn create_folder(&mut self, meta: &FileMeta, _plan: &FolderPlan) -> Result<Created, CreateError> {
+            self.create(meta)
+        }
+        fn resume_folder(
+            &mut self,
+            id: &FileId,
+            _plan: &FolderPlan,
+        ) -> Option<(Box<dyn PartFile>, resume::State)> {
+            self.resume(id)
         }
         fn resume(&mut self, id: &FileId) -> Option<(Box<dyn PartFile>, resume::State)> {
             let (name, state) = {
