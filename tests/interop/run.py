@@ -49,9 +49,10 @@ What it checks, against one `pytorrent-tracker` process:
    default and with --v1-only. libtorrent reads each with the info hashes
    its magnet link names; a libtorrent seeder checks the shared files
    against it (both hash halves for a hybrid: any wrong SHA-1, merkle root
-   or pad leaves it not seeding); a libtorrent leecher downloads each
-   hybrid from that seeder, and aria2c each v1-only torrent (through the
-   tracker), every file byte-identical; transmission-show reads the v1-only
+   or pad leaves it not seeding); then `pytorrent --torrent NAME --seed`
+   seeds it alone: a libtorrent leecher downloads each hybrid from it, and
+   aria2c each v1-only torrent (through the tracker), every file
+   byte-identical; transmission-show reads the v1-only
    ones with the same hash. (aria2c 1.36 and Transmission 3.00 cannot use
    any hybrid torrent, libtorrent's own included: Transmission refuses the
    empty dictionary keys of BEP 52's file tree, aria2c drops them and
@@ -820,13 +821,24 @@ def run_write(tmp, client_bin, announce, tracker_port):
                             if not fs.file_flags(i) & lt.file_storage.flag_pad_file)
             if theirs != mine:
                 fail(f"{kind} {name}: libtorrent lists {theirs}, not {mine}")
-            # The seeder checks the shared files against every hash of the torrent.
-            seeder, seed_port = lt_seeder(f"write-{kind}-{name}", torrent_path, shared)
+            # libtorrent checks the shared files against every hash of the
+            # torrent (it would not seed otherwise) ...
+            seeder, _ = lt_seeder(f"write-{kind}-{name}", torrent_path, shared)
+            del seeder
+            # ... and then the project's client seeds it, alone.
+            listen = free_port(socket.SOCK_STREAM)
+            ours = spawn(
+                [client_bin, "--seed", "--torrent", name, "--piece-size-kib", "32", "-u", f"w{kind}{len(name)}",
+                 "-s", shared, "-d", os.path.join(out, "dl"), "-c", config, "-t", f"127.0.0.1:{tracker_port}",
+                 "-l", f"127.0.0.1:{listen}", "--log", os.path.join(out, "seed.log")] + flag,
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=out,
+            )
+            read_line(ours, "seeding", 30)
             if kind == "hybrid":
                 params = lt.add_torrent_params()
                 params.ti = lt.torrent_info(torrent_path)
                 got_dir = os.path.join(tmp, f"lt-write-{name}")
-                ses, h = lt_leech(f"lt-write-{name}", params, got_dir, seed_port)
+                ses, h = lt_leech(f"lt-write-{name}", params, got_dir, listen)
                 wait_until(f"libtorrent to download the hybrid {name}", lambda: h.status().is_seeding, 60)
                 del ses
                 who = "libtorrent"
@@ -840,9 +852,11 @@ def run_write(tmp, client_bin, announce, tracker_port):
                 got = sha256(os.path.join(got_dir, rel))
                 if got != want[rel]:
                     fail(f"{who} download of {rel} from our {kind} torrent differs")
-            del seeder
+            ours.send_signal(signal.SIGTERM)
+            ours.wait(timeout=10)
             step(f"{kind} {name}.torrent ({len(mine)} file(s)): libtorrent reads it and seeds it; "
-                 f"{who} downloads it byte-identical" + (", transmission-show reads it" if kind == "v1" else ""))
+                 f"{who} downloads it byte-identical from `pytorrent --torrent {name} --seed`"
+                 + (", transmission-show reads it" if kind == "v1" else ""))
 
 
 TORRENT_FILES = {  # a multi-file torrent's folder "multi": nested folders, a 0-byte file
