@@ -6,34 +6,45 @@
 
 use super::tests::{content, done, failed};
 use super::*;
-use crate::bt::merkle::{Layout, Tree};
-use crate::bt::metainfo::Metainfo;
-use crate::bt::torrent::Torrent;
+use crate::bt::create::{Kind, NewFile, TorrentHasher};
 use crate::client::engine::bittorrent::fetch::BtSource;
 use crate::client::engine::EngineView;
 use sha2::{Digest, Sha256};
 
 /// A node seeding `bytes` as `name` over BitTorrent in pieces of
-/// `piece_len`; returns it and the `.torrent` file's bytes.
+/// `piece_len`; returns it and the `.torrent` file's bytes (v2-only).
 fn bt_seeder(sim: &mut Sim, name: &str, bytes: &[u8], piece_len: u64, hostile: Hostile) -> (usize, Vec<u8>) {
+    bt_seeder_of(sim, name, bytes, piece_len, hostile, Kind::V2Only)
+}
+
+/// [`bt_seeder`] of a torrent of `kind` (v1, v2 or hybrid).
+fn bt_seeder_of(
+    sim: &mut Sim,
+    name: &str,
+    bytes: &[u8],
+    piece_len: u64,
+    hostile: Hostile,
+    kind: Kind,
+) -> (usize, Vec<u8>) {
     let n = sim.add_seeder(&[(name, bytes)], hostile);
-    let layout = Layout {
-        size: bytes.len() as u64,
-        piece_len,
+    let file = NewFile {
+        path: Vec::new(),
+        len: bytes.len() as u64,
     };
-    let tree = Tree::from_reader(layout, bytes).expect("in memory");
-    let (_, file) = Torrent::for_tree(name, &tree, &[]).expect("a valid torrent");
-    let torrent = Metainfo::from_file_bytes(&file).expect("reads back");
+    let mut h = TorrentHasher::new(name, vec![file], piece_len, kind).expect("a valid torrent");
+    h.update(bytes).expect("its bytes");
+    h.end_file().expect("one file");
+    let made = h.finish(&[]).expect("a valid torrent");
     let path = sim.shared_path(n, name).expect("a seeder shares");
     sim.command(
         n,
         Command::BtShare {
-            torrent: Box::new(torrent),
-            trees: vec![Some(tree)],
+            torrent: Box::new(made.metainfo),
+            trees: made.trees,
             path,
         },
     );
-    (n, file)
+    (n, made.bytes)
 }
 
 fn bt_get(sim: &mut Sim, node: usize, torrent: &[u8], seeders: &[usize]) {
@@ -67,14 +78,19 @@ fn assert_same(sim: &Sim, node: usize, name: &str, bytes: &[u8]) {
 /// at most 10% of the file twice.
 #[test]
 fn a_crashed_bittorrent_download_resumes_and_fetches_little_again() {
-    for seed in [1, 2] {
+    for (seed, kind) in [
+        (1, Kind::V2Only),
+        (2, Kind::V2Only),
+        (3, Kind::V1Only),
+        (4, Kind::Hybrid),
+    ] {
         let bytes = content(8 << 20, seed);
         let net = NetConfig {
             bytes_per_ms: 100,
             ..NetConfig::default()
         };
         let mut sim = Sim::new(seed, net);
-        let (s, torrent) = bt_seeder(&mut sim, "big.bin", &bytes, 64 << 10, Hostile::default());
+        let (s, torrent) = bt_seeder_of(&mut sim, "big.bin", &bytes, 64 << 10, Hostile::default(), kind);
         let l = sim.add_leecher();
         bt_get(&mut sim, l, &torrent, &[s]);
         let half = |sim: &Sim| {
@@ -94,26 +110,33 @@ fn a_crashed_bittorrent_download_resumes_and_fetches_little_again() {
         sim.run_until(400_000, |s| done(s, l) || failed(s, l).is_some());
         assert_same(&sim, l, "big.bin", &bytes);
         let sent = sim.nodes[s].sent as f64 / bytes.len() as f64;
-        eprintln!("seed {seed}: {verified} of {total} pieces resumed, the seeder sent {sent:.3}x the file");
-        assert!(sent <= 1.10, "seed {seed}: the seeder sent {sent:.3}x the file");
+        eprintln!("{kind:?}: {verified} of {total} pieces resumed, the seeder sent {sent:.3}x the file");
+        assert!(sent <= 1.10, "{kind:?}: the seeder sent {sent:.3}x the file");
     }
 }
 /// Issue 17: with 8 MiB pieces every piece mixes blocks from every peer;
 /// corrupting peers are still found out, banned, and the download costs
-/// at most twice the file.
+/// at most twice the file (v2: block hashes name the bad blocks), 2.5
+/// times under v1's SHA-1 pieces (issue 18: the peer that sent most of a
+/// bad piece finishes it alone; measured 1.50x and 2.15x).
 #[test]
 fn corrupting_peers_inside_big_pieces_are_banned_and_cost_little() {
-    for corrupt in [1, 2] {
+    for (corrupt, kind) in [
+        (1, Kind::V2Only),
+        (2, Kind::V2Only),
+        (1, Kind::V1Only),
+        (2, Kind::V1Only),
+    ] {
         let bytes = content(16 << 20, 7 + corrupt as u64);
         let mut sim = Sim::new(7, NetConfig::default());
-        let (honest, torrent) = bt_seeder(&mut sim, "big.bin", &bytes, 8 << 20, Hostile::default());
+        let (honest, torrent) = bt_seeder_of(&mut sim, "big.bin", &bytes, 8 << 20, Hostile::default(), kind);
         let bad: Vec<usize> = (0..corrupt)
             .map(|_| {
                 let h = Hostile {
                     corrupt_every: Some(1 << 20),
                     ..Hostile::default()
                 };
-                bt_seeder(&mut sim, "big.bin", &bytes, 8 << 20, h).0
+                bt_seeder_of(&mut sim, "big.bin", &bytes, 8 << 20, h, kind).0
             })
             .collect();
         let l = sim.add_leecher();
@@ -129,11 +152,22 @@ fn corrupting_peers_inside_big_pieces_are_banned_and_cost_little() {
         });
         banned.extend(sim.nodes[l].engine.bt_banned());
         sim.run_until(300_000, |s| done(s, l) || failed(s, l).is_some());
+        // Bans told to the user count too (a ban at the last piece comes
+        // with the end of the download).
+        for e in &sim.nodes[l].events {
+            if let Event::Warning(w) = e {
+                banned.extend(
+                    bad_addrs
+                        .iter()
+                        .filter(|a| w.contains(&format!("dropped peer {a} "))),
+                );
+            }
+        }
         assert_same(&sim, l, "big.bin", &bytes);
         for a in &bad_addrs {
             assert!(
                 banned.contains(a),
-                "{corrupt} corrupting: {a} was not banned ({banned:?})"
+                "{kind:?}, {corrupt} corrupting: {a} was not banned ({banned:?})"
             );
         }
         assert!(
@@ -142,10 +176,13 @@ fn corrupting_peers_inside_big_pieces_are_banned_and_cost_little() {
         );
         let sent: u64 = all.iter().map(|&n| sim.nodes[n].sent).sum();
         let ratio = sent as f64 / bytes.len() as f64;
-        eprintln!("{corrupt} corrupting: {ratio:.3}x the file in traffic");
+        eprintln!("{kind:?}, {corrupt} corrupting: {ratio:.3}x the file in traffic");
+        // v1 has no block hashes: the others' share of a bad piece mixing
+        // peers is fetched again from one peer before anyone is blamed.
+        let bound = if kind == Kind::V1Only { 2.5 } else { 2.0 };
         assert!(
-            ratio <= 2.0,
-            "{corrupt} corrupting: {ratio:.2}x the file in traffic"
+            ratio <= bound,
+            "{kind:?}, {corrupt} corrupting: {ratio:.2}x the file in traffic"
         );
     }
 }
@@ -375,7 +412,11 @@ fn a_bittorrent_download_is_viewed_cancelled_and_resumed() {
     let (s, torrent) = bt_seeder(&mut sim, "v.bin", &bytes, 64 << 10, Hostile::default());
     let l = sim.add_leecher();
     bt_get(&mut sim, l, &torrent, &[s]);
-    let info_hash = Torrent::from_file_bytes(&torrent).unwrap().info_hash;
+    let info_hash = crate::bt::metainfo::Metainfo::from_file_bytes(&torrent)
+        .unwrap()
+        .hashes
+        .v2
+        .unwrap();
     let some = |sim: &Sim| {
         let d = sim.nodes[l].engine.downloads();
         d.first().is_some_and(|d| d.done * 3 >= bytes.len() as u64)

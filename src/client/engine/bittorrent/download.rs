@@ -782,16 +782,12 @@ impl BtDownload {
             if let Some(s) = self.suspects.remove(&piece) {
                 // The good piece is known: whoever sent a block that
                 // differs from it in an earlier attempt sent a bad block.
+                let mut guilty = Vec::new();
                 for (leaves, from) in &s.attempts {
                     let bad = leaves.iter().zip(&p.leaves).zip(from);
-                    for (_, who) in bad.filter(|((a, b), _)| a != b) {
-                        if let Some(who) = *who {
-                            if !self.blamed.contains(&who) {
-                                self.blamed.push(who);
-                            }
-                        }
-                    }
+                    guilty.extend(bad.filter(|((a, b), _)| a != b).filter_map(|(_, who)| *who));
                 }
+                self.blame_once(guilty);
             }
             return Ok(Landed::Verified(piece as u32));
         }
@@ -800,10 +796,14 @@ impl BtDownload {
         senders.dedup();
         if let [only] = senders[..] {
             // One peer sent it all: it is to blame. A suspect piece stays
-            // suspect, for the next peer to fetch alone.
+            // suspect, for the next peer to fetch alone; its peer failed
+            // a piece that had failed before, alone: proof enough to ban
+            // it at once (two strikes), as libtorrent bans a piece's sole
+            // contributor.
             self.blamed.push(only);
             if let Some(s) = self.suspects.get_mut(&piece) {
                 s.owner = None;
+                self.blamed.push(only);
             }
         } else if v2.is_some()
             && (2..=MAX_HASH_COUNT as usize).contains(&(end - first))
@@ -821,23 +821,66 @@ impl BtDownload {
             return Ok(Landed::Bad(piece as u32));
         } else {
             self.suspect(piece, p);
+            return Ok(Landed::Bad(piece as u32));
         }
         self.reset_piece(piece);
         Ok(Landed::Bad(piece as u32))
     }
 
-    /// Piece `piece` is fetched again from one peer at a time; `p` was
-    /// its failed attempt (kept, within bounds, to blame its senders).
-    fn suspect(&mut self, piece: usize, p: Partial) {
+    /// Piece `piece`, whose attempt `p` failed with blocks from several
+    /// peers, is finished by one peer alone: the connected peer that sent
+    /// most of it keeps its blocks and fetches the others again (so only
+    /// the others' share is fetched twice). Then either the piece verifies
+    /// and the earlier senders of blocks that differ are to blame, or it
+    /// fails with that one peer as its sole sender. The attempt is kept,
+    /// within bounds, for that comparison.
+    fn suspect(&mut self, piece: usize, mut p: Partial) {
+        let mut counts: Vec<(SocketAddr, usize)> = Vec::new();
+        for who in p.from.iter().flatten() {
+            match counts.iter_mut().find(|(a, _)| a == who) {
+                Some((_, n)) => *n += 1,
+                None => counts.push((*who, 1)),
+            }
+        }
+        counts.sort_by_key(|&(a, n)| (std::cmp::Reverse(n), a));
+        let connected = |a: &SocketAddr| self.peers.get(*a).is_some_and(|r| r.conn.is_some() && !r.banned);
+        let owner = counts.iter().map(|(a, _)| *a).find(|a| connected(a));
         let keep = self.suspects.len() < MAX_SUSPECTS_KEPT || self.suspects.contains_key(&piece);
         let s = self.suspects.entry(piece).or_default();
-        s.owner = None;
+        s.owner = owner;
         if keep {
             if s.attempts.len() == MAX_ATTEMPTS {
                 s.attempts.remove(0);
             }
-            s.attempts.push((p.leaves, p.from));
+            s.attempts.push((p.leaves.clone(), p.from.clone()));
         }
+        let Some(owner) = owner else {
+            return self.reset_piece(piece);
+        };
+        let per_piece = self.torrent.as_ref().map_or(1, |t| t.blocks_per_piece() as usize);
+        let first = piece * per_piece;
+        let mut left = 0;
+        for (i, from) in p.from.iter_mut().enumerate() {
+            if from.is_some() && *from != Some(owner) {
+                *from = None;
+                self.blocks[first + i] = Block::Missing;
+                left += 1;
+            }
+        }
+        p.known = None;
+        self.piece_left[piece] = left;
+        self.cursor = self.cursor.min(first);
+        self.missing_from = self.missing_from.min(first);
+        self.in_progress.insert(piece as u32, first);
+        self.partial.insert(piece, p);
+    }
+
+    /// One strike per sender of bad blocks of one piece (however many of
+    /// its blocks were bad): a peer is struck once for each piece it spoils.
+    fn blame_once(&mut self, mut senders: Vec<SocketAddr>) {
+        senders.sort();
+        senders.dedup();
+        self.blamed.extend(senders);
     }
 
     /// Every block of `piece` is missing again.
@@ -905,12 +948,9 @@ impl BtDownload {
         let mut known = proven[..leaves.min(proven.len())].to_vec();
         known.resize(end - first, [0; 32]);
         let p = &mut held.partial;
-        for i in (0..leaves).filter(|&i| p.leaves[i] != known[i]) {
-            if let Some(who) = p.from[i] {
-                if !self.blamed.contains(&who) {
-                    self.blamed.push(who);
-                }
-            }
+        let bad: Vec<usize> = (0..leaves).filter(|&i| p.leaves[i] != known[i]).collect();
+        self.blame_once(bad.iter().filter_map(|&i| p.from[i]).collect());
+        for i in bad {
             self.blocks[first + i] = Block::Missing;
             self.piece_left[piece] += 1;
         }
@@ -934,7 +974,6 @@ impl BtDownload {
         };
         if let Some(held) = self.held.remove(&piece) {
             self.suspect(piece, held.partial);
-            self.reset_piece(piece);
         }
     }
 

@@ -407,11 +407,17 @@ impl Engine {
         // Strikes for the senders of bad blocks, whichever connection
         // completed the piece; a peer struck out is dropped everywhere.
         let mut banned = Vec::new();
+        let name = d.display_name();
         for who in std::mem::take(&mut d.blamed) {
-            warn!("{who} sent blocks of {} that failed their hash", d.display_name());
-            if d.peers.strike(who) {
+            warn!("{who} sent blocks of {name} that failed their hash");
+            if d.peers.strike(who) && !banned.contains(&who) {
                 banned.push(who);
             }
+        }
+        for who in &banned {
+            self.notify(Event::Warning(format!(
+                "dropped peer {who} for {name}: it sent data that failed its hash"
+            )));
         }
         if banned.contains(&addr) && end.is_none() {
             end = Some(ConnEnd::BadPeer("sent pieces that failed their hash twice"));
