@@ -1,10 +1,12 @@
 #!/usr/bin/python3
-"""BitTorrent v2 download benchmark: one file from three libtorrent seeders,
+"""BitTorrent download benchmark: one file from three libtorrent seeders,
 fetched by the project's client (`pytorrent --get FILE.torrent --peer ...`)
 and then, in the same run and from the same seeders, by a libtorrent leecher
 in a process of its own. Prints wall time, MB/s and peak RSS of each.
 
-Usage: benches/bt_v2.py CLIENT_BIN [SIZE_MIB] [PIECE_KIB]   (defaults 1024, 1024)
+Usage: benches/bt_v2.py CLIENT_BIN [SIZE_MIB] [PIECE_KIB] [v2|v1|hybrid]
+(defaults 1024, 1024, v2: the torrent's kind; v1 pieces are SHA-1, v2 are
+merkle trees of SHA-256)
 Use the release binary (cargo build --release). Everything runs on
 127.0.0.1 in a temp directory that is removed at the end; the seeders are
 one helper process with three libtorrent sessions (uTP off: the project's
@@ -93,7 +95,9 @@ def main():
     client = os.path.abspath(sys.argv[1])
     size = int(sys.argv[2]) << 20 if len(sys.argv) > 2 else 1 << 30
     piece = int(sys.argv[3]) << 10 if len(sys.argv) > 3 else 1 << 20
+    kind = sys.argv[4] if len(sys.argv) > 4 else "v2"
     import libtorrent as lt
+    flags = {"v2": lt.create_torrent.v2_only, "v1": lt.create_torrent.v1_only, "hybrid": 0}[kind]
     tmp = tempfile.mkdtemp(prefix="pytorrent-btbench-")
     seeders = None
     try:
@@ -104,7 +108,7 @@ def main():
         want = sha256(path)
         fs = lt.file_storage()
         lt.add_files(fs, path)
-        ct = lt.create_torrent(fs, piece, flags=lt.create_torrent.v2_only)
+        ct = lt.create_torrent(fs, piece, flags=flags)
         lt.set_piece_hashes(ct, seed_dir)
         torrent = os.path.join(tmp, "bench.torrent")
         with open(torrent, "wb") as f:
@@ -112,7 +116,8 @@ def main():
         seeders = subprocess.Popen([sys.executable, "-c", SEEDER, torrent, seed_dir],
                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         ports = seeders.stdout.readline().split()
-        print(f"{size >> 20} MiB, {piece >> 10} KiB pieces, 3 libtorrent {lt.__version__} seeders on ports {ports}")
+        print(f"{kind} torrent, {size >> 20} MiB, {piece >> 10} KiB pieces, "
+              f"3 libtorrent {lt.__version__} seeders on ports {ports}; load average {os.getloadavg()[0]:.2f}")
 
         own_dl = os.path.join(tmp, "own")
         os.makedirs(own_dl)
